@@ -1,0 +1,54 @@
+//! `comfy-sim`: runs the ComfyUI simulator on 127.0.0.1 until Ctrl-C.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A ComfyUI 0.8.0 simulator: a real HTTP + WebSocket server on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(name = "comfy-sim", version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8188)]
+    port: u16,
+    /// Serve model folders from DIR/<folder>/ instead of the recorded list.
+    #[arg(long, value_name = "DIR")]
+    models_dir: Option<PathBuf>,
+    /// Keep input/, output/ and temp/ under DIR (default: a temporary directory removed on exit).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Simulated sampler steps per second.
+    #[arg(long, default_value_t = comfy_sim::DEFAULT_STEPS_PER_SECOND)]
+    steps_per_second: f64,
+    /// Send a JPEG preview frame with every simulated sampler step.
+    #[arg(long)]
+    previews: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let mut builder = comfy_sim::Sim::builder()
+        .port(args.port)
+        .steps_per_second(args.steps_per_second)
+        .previews(args.previews);
+    if let Some(dir) = args.models_dir {
+        builder = builder.models_dir(dir);
+    }
+    if let Some(dir) = args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let sim = builder.start().await?;
+    eprintln!(
+        "comfy-sim: ComfyUI 0.8.0 simulator listening on {} (data in {})",
+        sim.url(),
+        sim.data_dir().display()
+    );
+    tokio::signal::ctrl_c().await?;
+    sim.stop();
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! HTTP routing and the handlers of ComfyUI's REST routes.
+//!
+//! Routing follows aiohttp as ComfyUI sets it up: every route also answers
+//! under `/api`, the jobs routes only under `/api` (and, as upstream,
+//! `/api/api`), `/internal/*` only without the prefix; an unknown path is a
+//! chunked empty 404, a known path with the wrong method a 405 naming the
+//! allowed methods, and the origin-only middleware refuses cross-origin
+//! requests to a loopback host with an empty 403.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use crate::body::Body;
+use crate::fault::HttpFault;
+use crate::pyjson;
+use crate::state::Shared;
+
+/// aiohttp's `Server` header, which the recorded server sent.
+const SERVER: &str = "Python/3.11 aiohttp/3.14.5";
+/// aiohttp's body for an unhandled exception in a handler.
+pub(crate) const ERROR_500: &str = "500 Internal Server Error\n\nServer got itself in trouble";
+/// The upload cap ComfyUI announces in `/features` (100 MiB).
+pub(crate) const MAX_UPLOAD: usize = 100 * 1024 * 1024;
+/// Cap on JSON request bodies.
+const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
+
+/// A resolved route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    Ws,
+    Embeddings,
+    Models,
+    ModelsFolder(String),
+    Extensions,
+    UploadImage,
+    UploadMask,
+    View,
+    ViewMetadata(String),
+    SystemStats,
+    Features,
+    Prompt,
+    ObjectInfo,
+    ObjectInfoOne(String),
+    Jobs,
+    Job(String),
+    History,
+    HistoryOne(String),
+    Queue,
+    Interrupt,
+    Free,
+    Users,
+    Settings,
+    Setting(String),
+    Userdata,
+    UserdataFile(String),
+    ExperimentModels,
+    ExperimentModelsFolder(String),
+    WorkflowTemplates,
+    I18n,
+    GlobalSubgraphs,
+    GlobalSubgraph(String),
+    InternalFiles(String),
+    InternalFolderPaths,
+}
+
+impl Route {
+    /// The methods this route answers, sorted as aiohttp lists them in
+    /// `Allow` (`HEAD` comes with every `GET`).
+    fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Route::UploadImage | Route::UploadMask | Route::Interrupt | Route::Free => &["POST"],
+            Route::Prompt | Route::Queue | Route::History | Route::Users | Route::Settings | Route::Setting(_) => {
+                &["GET", "HEAD", "POST"]
+            }
+            Route::UserdataFile(_) => &["DELETE", "GET", "HEAD", "POST"],
+            _ => &["GET", "HEAD"],
+        }
+    }
+}
+
+fn decode(seg: &str) -> String {
+    form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Resolves a raw request path to a route and its canonical (unprefixed)
+/// path, which fault injection keys on.
+pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
+    if let Some(rest) = path.strip_prefix("/internal/") {
+        let r = match rest.split('/').collect::<Vec<_>>().as_slice() {
+            ["files", t] => Route::InternalFiles(decode(t)),
+            ["folder_paths"] => Route::InternalFolderPaths,
+            _ => return None,
+        };
+        return Some((r, path.to_owned()));
+    }
+    let (core, prefixed) = match path.strip_prefix("/api") {
+        Some(rest) if rest.starts_with('/') => (rest, true),
+        _ => (path, false),
+    };
+    let jobs_path = if prefixed {
+        core.strip_prefix("/api")
+            .filter(|r| r.starts_with("/jobs"))
+            .or(Some(core))
+    } else {
+        None
+    };
+    if let Some(j) = jobs_path.filter(|j| *j == "/jobs" || j.starts_with("/jobs/")) {
+        let r = match j.trim_start_matches("/jobs") {
+            "" => Route::Jobs,
+            id => {
+                let id = id.trim_start_matches('/');
+                if id.is_empty() || id.contains('/') {
+                    return None;
+                }
+                Route::Job(decode(id))
+            }
+        };
+        return Some((r, "/jobs".to_owned()));
+    }
+    if core.starts_with("/internal") || core == "/jobs" || core.starts_with("/jobs/") {
+        return None;
+    }
+    let segs: Vec<&str> = core.trim_start_matches('/').split('/').collect();
+    let r = match segs.as_slice() {
+        ["ws"] => Route::Ws,
+        ["embeddings"] => Route::Embeddings,
+        ["models"] => Route::Models,
+        ["models", f] => Route::ModelsFolder(decode(f)),
+        ["extensions"] => Route::Extensions,
+        ["upload", "image"] => Route::UploadImage,
+        ["upload", "mask"] => Route::UploadMask,
+        ["view"] => Route::View,
+        ["view_metadata", f] => Route::ViewMetadata(decode(f)),
+        ["system_stats"] => Route::SystemStats,
+        ["features"] => Route::Features,
+        ["prompt"] => Route::Prompt,
+        ["object_info"] => Route::ObjectInfo,
+        ["object_info", c] => Route::ObjectInfoOne(decode(c)),
+        ["history"] => Route::History,
+        ["history", id] => Route::HistoryOne(decode(id)),
+        ["queue"] => Route::Queue,
+        ["interrupt"] => Route::Interrupt,
+        ["free"] => Route::Free,
+        ["users"] => Route::Users,
+        ["settings"] => Route::Settings,
+        ["settings", id] => Route::Setting(decode(id)),
+        ["userdata"] => Route::Userdata,
+        ["userdata", f] => Route::UserdataFile(decode(f)),
+        ["experiment", "models"] => Route::ExperimentModels,
+        ["experiment", "models", f] => Route::ExperimentModelsFolder(decode(f)),
+        ["workflow_templates"] => Route::WorkflowTemplates,
+        ["i18n"] => Route::I18n,
+        ["global_subgraphs"] => Route::GlobalSubgraphs,
+        ["global_subgraphs", id] => Route::GlobalSubgraph(decode(id)),
+        _ => return None,
+    };
+    let canonical = match &r {
+        Route::ModelsFolder(_) => "/models/{folder}".to_owned(),
+        Route::ObjectInfoOne(_) => "/object_info/{class}".to_owned(),
+        Route::HistoryOne(_) => "/history/{id}".to_owned(),
+        _ => core.to_owned(),
+    };
+    Some((r, canonical))
+}
+
+/// Builds a response with aiohttp's `Server` header.
+pub(crate) fn response(status: u16, content_type: Option<&str>, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type
+        && let Ok(v) = HeaderValue::from_str(ct)
+    {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r.headers_mut().insert(header::SERVER, HeaderValue::from_static(SERVER));
+    r
+}
+
+/// `json_response(value)`.
+pub(crate) fn json(status: u16, value: &Value) -> Response<Body> {
+    response(
+        status,
+        Some("application/json; charset=utf-8"),
+        Body::full(pyjson::to_string(value)),
+    )
+}
+
+/// `json_response` of text that is already Python-formatted JSON.
+pub(crate) fn json_text(status: u16, text: String) -> Response<Body> {
+    response(status, Some("application/json; charset=utf-8"), Body::full(text))
+}
+
+/// `web.Response(status=...)`: no body, no content type.
+pub(crate) fn empty(status: u16) -> Response<Body> {
+    response(status, None, Body::empty())
+}
+
+/// `web.Response(text=...)`.
+pub(crate) fn text(status: u16, body: &str) -> Response<Body> {
+    response(status, Some("text/plain; charset=utf-8"), Body::full(body.to_owned()))
+}
+
+/// An unhandled exception in a handler.
+pub(crate) fn server_error() -> Response<Body> {
+    text(500, ERROR_500)
+}
+
+fn not_found_route() -> Response<Body> {
+    response(404, Some("application/octet-stream"), Body::Chunked(None))
+}
+
+fn reason(status: u16) -> String {
+    let phrase = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!("{status}: {phrase}")
+}
+
+/// The query string as ordered pairs.
+pub(crate) fn query(req: &http::request::Parts) -> Vec<(String, String)> {
+    req.uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The first value of query parameter `name`.
+pub(crate) fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Reads the request body up to `cap` bytes; `None` when it is longer or
+/// the connection fails.
+pub(crate) async fn read_body(body: Incoming, cap: usize) -> Option<Bytes> {
+    Limited::new(body, cap)
+        .collect()
+        .await
+        .ok()
+        .map(http_body_util::Collected::to_bytes)
+}
+
+/// Parses a JSON body as aiohttp's `request.json()` does: an empty or
+/// broken body is an exception (500).
+pub(crate) async fn read_json(body: Incoming) -> Result<Value, Response<Body>> {
+    let bytes = read_body(body, MAX_JSON_BODY).await.ok_or_else(server_error)?;
+    serde_json::from_slice(&bytes).map_err(|_| server_error())
+}
+
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// ComfyUI's origin-only middleware: on a loopback host, a request whose
+/// `Origin` host name differs from its `Host` host name is refused.
+fn origin_refused(parts: &http::request::Parts) -> bool {
+    let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let host = host_name(host);
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return false;
+    }
+    let origin_authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let origin_authority = origin_authority.split('/').next().unwrap_or("");
+    host_name(origin_authority) != host
+}
+
+/// Serves one request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let faults = shared.faults.borrow().clone();
+    if let Some(latency) = faults.latency {
+        tokio::time::sleep(latency).await;
+    }
+    let (parts, body) = req.into_parts();
+    if origin_refused(&parts) {
+        return empty(403);
+    }
+    if parts.method == Method::OPTIONS {
+        return empty(200);
+    }
+    let Some((route, canonical)) = resolve(parts.uri.path()) else {
+        return not_found_route();
+    };
+    let fault = faults.routes.get(&canonical).cloned();
+    match fault {
+        Some(HttpFault::Status(code)) => return text(code, &reason(code)),
+        Some(HttpFault::Oversized(n)) => {
+            return response(
+                200,
+                Some("application/json; charset=utf-8"),
+                Body::Oversized {
+                    remaining: n,
+                    started: false,
+                },
+            );
+        }
+        _ => {}
+    }
+    let allowed = route.methods();
+    if !allowed.contains(&parts.method.as_str()) {
+        let mut r = text(405, "405: Method Not Allowed");
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(",")) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        return r;
+    }
+    let resp = dispatch(&shared, route, parts, body).await;
+    match fault {
+        Some(HttpFault::MalformedJson) => {
+            mangle(resp, |(parts, bytes)| {
+                let half = bytes.slice(..bytes.len() / 2);
+                (parts, Body::full(half))
+            })
+            .await
+        }
+        Some(HttpFault::WrongContentType) => {
+            let mut r = resp;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        }
+        Some(HttpFault::ResetMidBody) => {
+            mangle(resp, |(parts, bytes)| {
+                let declared = bytes.len() as u64;
+                let half = bytes.slice(..bytes.len() / 2);
+                (
+                    parts,
+                    Body::Reset {
+                        data: Some(half),
+                        declared,
+                        pause: None,
+                    },
+                )
+            })
+            .await
+        }
+        _ => resp,
+    }
+}
+
+async fn mangle(
+    resp: Response<Body>,
+    f: impl FnOnce((http::response::Parts, Bytes)) -> (http::response::Parts, Body),
+) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (parts, body) = f((parts, bytes));
+    Response::from_parts(parts, body)
+}
+
+async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Parts, body: Incoming) -> Response<Body> {
+    let q = query(&parts);
+    let post = parts.method == Method::POST;
+    match route {
+        Route::Ws => crate::state::ws_upgrade(shared, Request::from_parts(parts, body)),
+        Route::Embeddings => json(200, &json!([])),
+        Route::Models => json(200, &json!(crate::catalog::FOLDERS)),
+        Route::ModelsFolder(f) => match shared.models.files(&f) {
+            Some(files) => json(200, &json!(files)),
+            None => empty(404),
+        },
+        Route::Extensions => json(200, &shared.extensions),
+        Route::SystemStats => json(200, &Shared::system_stats()),
+        Route::Features => json(200, &Shared::features()),
+        Route::ObjectInfo => json_text(200, shared.catalog.all_text(&shared.input_files())),
+        Route::ObjectInfoOne(c) => json_text(200, shared.catalog.one_text(&c, &shared.input_files())),
+        Route::Prompt if post => match read_json(body).await {
+            Ok(v) => shared.submit(v),
+            Err(r) => r,
+        },
+        Route::Prompt => json(200, &shared.prompt_info()),
+        Route::Queue if post => match read_json(body).await {
+            Ok(v) => {
+                shared.queue_post(&v);
+                empty(200)
+            }
+            Err(r) => r,
+        },
+        Route::Queue => json(200, &shared.queue_json()),
+        Route::Interrupt => {
+            let v = match read_body(body, MAX_JSON_BODY).await {
+                Some(b) => serde_json::from_slice::<Value>(&b).unwrap_or_else(|_| json!({})),
+                None => json!({}),
+            };
+            shared.interrupt(v.get("prompt_id").and_then(Value::as_str));
+            empty(200)
+        }
+        Route::Free => {
+            let _ = read_body(body, MAX_JSON_BODY).await;
+            empty(200)
+        }
+        Route::History if post => match read_json(body).await {
+            Ok(v) => {
+                shared.history_post(&v);
+                empty(200)
+            }
+            Err(r) => r,
+        },
+        Route::History => {
+            let parse = |name: &str| param(&q, name).map(str::parse::<i64>);
+            match (parse("max_items").transpose(), parse("offset").transpose()) {
+                (Ok(max), Ok(offset)) => json(200, &shared.history_json(max, offset.unwrap_or(-1))),
+                _ => server_error(),
+            }
+        }
+        Route::HistoryOne(id) => json(200, &shared.history_one(&id)),
+        Route::Jobs => crate::jobs::list(shared, &q),
+        Route::Job(id) => crate::jobs::one(shared, &id),
+        Route::View => crate::files::view(shared, &q),
+        Route::UploadImage => crate::files::upload(shared, &parts, body, false).await,
+        Route::UploadMask => crate::files::upload(shared, &parts, body, true).await,
+        Route::Users => {
+            if post {
+                return server_error();
+            }
+            json(200, &json!({"storage": "server", "migrated": false}))
+        }
+        Route::Settings if post => match read_json(body).await {
+            Ok(Value::Object(m)) => {
+                shared.settings_merge(m);
+                empty(200)
+            }
+            Ok(_) | Err(_) => server_error(),
+        },
+        Route::Settings => json(200, &shared.settings_all()),
+        Route::Setting(id) if post => match read_json(body).await {
+            Ok(v) => {
+                shared.settings_set(id, v);
+                empty(200)
+            }
+            Err(r) => r,
+        },
+        Route::Setting(id) => json(200, &shared.setting(&id)),
+        Route::Userdata => crate::files::userdata_list(shared, &q),
+        Route::UserdataFile(f) => crate::files::userdata_file(shared, &parts.method, &f, &q, body).await,
+        Route::ExperimentModels => json(200, &shared.experiment_models()),
+        Route::ExperimentModelsFolder(f) => match shared.models.files(&f) {
+            Some(files) => json(
+                200,
+                &Value::Array(
+                    files
+                        .iter()
+                        .map(|n| json!({"name": n, "pathIndex": 0, "modified": 1_795_586_228.239_85, "created": 1_795_586_228.239_85, "size": 0}))
+                        .collect(),
+                ),
+            ),
+            None => empty(404),
+        },
+        Route::WorkflowTemplates | Route::I18n | Route::GlobalSubgraphs => json(200, &json!({})),
+        Route::GlobalSubgraph(_) | Route::ViewMetadata(_) => empty(404),
+        Route::InternalFiles(t) => crate::files::internal_files(shared, &t),
+        Route::InternalFolderPaths => json(200, &shared.folder_paths()),
+    }
+}

@@ -1,0 +1,41 @@
+use serde_json::json;
+
+use super::{py_float_repr, to_string};
+
+#[test]
+fn separators_and_order_match_python() {
+    let v = json!({"exec_info": {"queue_remaining": 0}, "b": [1, 2.0, "x", null, true]});
+    assert_eq!(
+        to_string(&v),
+        r#"{"exec_info": {"queue_remaining": 0}, "b": [1, 2.0, "x", null, true]}"#
+    );
+}
+
+#[test]
+fn floats_print_as_python_repr() {
+    let cases = [
+        (1.0, "1.0"),
+        (0.5, "0.5"),
+        (6.0, "6.0"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (1.5e-7, "1.5e-07"),
+        (1e16, "1e+16"),
+        (123_456_789_012_345.6, "123456789012345.6"),
+        (-2.5, "-2.5"),
+        (7.5, "7.5"),
+        (0.1 + 0.2, "0.30000000000000004"),
+    ];
+    for (value, want) in cases {
+        assert_eq!(py_float_repr(value), want, "repr of {value:e}");
+    }
+}
+
+#[test]
+fn non_ascii_is_escaped_like_ensure_ascii() {
+    let v = json!({"s": "caf\u{e9} \u{1f600} \u{7f} \"q\" \\ \n\t\u{1}"});
+    assert_eq!(
+        to_string(&v),
+        r#"{"s": "caf\u00e9 \ud83d\ude00 \u007f \"q\" \\ \n\t\u0001"}"#
+    );
+}

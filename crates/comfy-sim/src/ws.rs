@@ -1,0 +1,257 @@
+//! The `/ws` event stream: a hub of connected sockets keyed by client id, and
+//! the task that serves one socket.
+//!
+//! As in ComfyUI, a message with a `sid` goes to the socket registered under
+//! that client id (if any) and a message without one goes to every socket; a
+//! second socket opened with the same client id takes over the id, and the
+//! first stays open but receives nothing more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::fault::WsFault;
+use crate::pyjson;
+
+/// Messages queued for one socket before it counts as too slow and is
+/// dropped, rather than letting the queue grow without bound.
+const SOCKET_QUEUE: usize = 4096;
+
+/// One message for a socket.
+#[derive(Debug, Clone)]
+pub(crate) enum WsMsg {
+    Text(Arc<str>),
+    Binary(Bytes),
+    /// A control frame the reader owes the peer (pong, close echo).
+    Control(OpCode, Bytes),
+}
+
+#[derive(Debug)]
+struct Client {
+    conn: u64,
+    tx: mpsc::Sender<WsMsg>,
+    preview_metadata: bool,
+}
+
+/// Every connected socket, by client id.
+#[derive(Debug, Default)]
+pub(crate) struct Hub {
+    inner: Mutex<HubInner>,
+}
+
+#[derive(Debug, Default)]
+struct HubInner {
+    clients: HashMap<String, Client>,
+    next_conn: u64,
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a socket under `sid`, replacing any earlier one.
+    fn register(&self, sid: &str) -> (u64, mpsc::Sender<WsMsg>, mpsc::Receiver<WsMsg>) {
+        let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
+        let mut inner = self.lock();
+        inner.next_conn += 1;
+        let conn = inner.next_conn;
+        inner.clients.insert(
+            sid.to_owned(),
+            Client {
+                conn,
+                tx: tx.clone(),
+                preview_metadata: false,
+            },
+        );
+        (conn, tx, rx)
+    }
+
+    fn unregister(&self, sid: &str, conn: u64) {
+        let mut inner = self.lock();
+        if inner.clients.get(sid).is_some_and(|c| c.conn == conn) {
+            inner.clients.remove(sid);
+        }
+    }
+
+    fn set_preview_metadata(&self, sid: &str, conn: u64, on: bool) {
+        if let Some(c) = self.lock().clients.get_mut(sid).filter(|c| c.conn == conn) {
+            c.preview_metadata = on;
+        }
+    }
+
+    /// Whether the socket for `sid` announced `supports_preview_metadata`.
+    pub(crate) fn preview_metadata(&self, sid: Option<&str>) -> bool {
+        sid.is_some_and(|s| self.lock().clients.get(s).is_some_and(|c| c.preview_metadata))
+    }
+
+    /// Sends `{"type": event, "data": data}` to `sid`, or to all when `None`.
+    pub(crate) fn send_json(&self, event: &str, data: Value, sid: Option<&str>) {
+        let mut msg = serde_json::Map::new();
+        msg.insert("type".into(), Value::String(event.to_owned()));
+        msg.insert("data".into(), data);
+        let text: Arc<str> = pyjson::to_string(&msg).into();
+        self.send(&WsMsg::Text(text), sid);
+    }
+
+    /// Sends a binary frame to `sid`, or to all when `None`.
+    pub(crate) fn send_binary(&self, bytes: Bytes, sid: Option<&str>) {
+        self.send(&WsMsg::Binary(bytes), sid);
+    }
+
+    fn send(&self, msg: &WsMsg, sid: Option<&str>) {
+        let mut inner = self.lock();
+        let mut slow = Vec::new();
+        match sid {
+            Some(s) => {
+                if let Some(c) = inner.clients.get(s)
+                    && c.tx.try_send(msg.clone()).is_err()
+                {
+                    slow.push(s.to_owned());
+                }
+            }
+            None => {
+                for (s, c) in &inner.clients {
+                    if c.tx.try_send(msg.clone()).is_err() {
+                        slow.push(s.clone());
+                    }
+                }
+            }
+        }
+        // A socket that cannot keep up (or is gone) is dropped: its sender is
+        // removed, so its task sees the channel close and ends.
+        for s in slow {
+            inner.clients.remove(&s);
+        }
+    }
+
+    /// Drops every socket (a simulated restart).
+    pub(crate) fn disconnect_all(&self) {
+        self.lock().clients.clear();
+    }
+
+    /// Number of registered sockets.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().clients.len()
+    }
+}
+
+/// The session parameters of one accepted socket.
+pub(crate) struct Session {
+    pub(crate) sid: String,
+    pub(crate) fault: Option<WsFault>,
+    pub(crate) features: Value,
+    /// The `status` message sent first, with `sid` added.
+    pub(crate) status: Value,
+}
+
+/// Serves one upgraded socket until either side closes.
+pub(crate) async fn serve(hub: Arc<Hub>, fut: fastwebsockets::upgrade::UpgradeFut, session: Session) {
+    let Ok(ws) = fut.await else { return };
+    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    let (conn, tx, mut rx) = hub.register(&session.sid);
+    let sid = session.sid.clone();
+
+    if session.fault != Some(WsFault::Silent) {
+        let mut status = session.status;
+        if let Some(obj) = status.as_object_mut() {
+            obj.insert("sid".into(), Value::String(sid.clone()));
+        }
+        let first = pyjson::to_string(&json!({"type": "status", "data": status}));
+        // Queued, not written, so the fault counting below sees it too.
+        let _ = tx.try_send(WsMsg::Text(first.into()));
+    }
+    drop(tx);
+
+    let reader_hub = hub.clone();
+    let reader_sid = sid.clone();
+    let control_tx = {
+        // The reader needs a sender for pongs and feature_flags replies; it
+        // takes a fresh one from the hub entry so a replaced socket's reader
+        // still answers its own pings.
+        let (ctx, crx) = mpsc::channel::<WsMsg>(16);
+        (ctx, crx)
+    };
+    let (ctl_tx, mut ctl_rx) = control_tx;
+    let features = session.features.clone();
+    let reader = async move {
+        let mut first = true;
+        loop {
+            let tx2 = ctl_tx.clone();
+            let mut obligated = move |f: Frame<'_>| {
+                let msg = WsMsg::Control(f.opcode, Bytes::copy_from_slice(&f.payload));
+                let tx3 = tx2.clone();
+                async move { tx3.send(msg).await.map_err(|_| WebSocketError::ConnectionClosed) }
+            };
+            let Ok(frame) = rd.read_frame(&mut obligated).await else {
+                break;
+            };
+            match frame.opcode {
+                OpCode::Close => break,
+                OpCode::Text if first => {
+                    first = false;
+                    let Ok(v) = serde_json::from_slice::<Value>(&frame.payload) else {
+                        continue;
+                    };
+                    if v.get("type").and_then(Value::as_str) == Some("feature_flags") {
+                        let on = v.pointer("/data/supports_preview_metadata").and_then(Value::as_bool) == Some(true);
+                        reader_hub.set_preview_metadata(&reader_sid, conn, on);
+                        let reply = pyjson::to_string(&json!({"type": "feature_flags", "data": features}));
+                        let _ = ctl_tx.send(WsMsg::Text(reply.into())).await;
+                    }
+                }
+                _ => first = false,
+            }
+        }
+    };
+    let fault = session.fault;
+    let writer = async move {
+        let mut sent: u32 = 0;
+        loop {
+            let msg = tokio::select! {
+                m = ctl_rx.recv() => m,
+                m = rx.recv() => m,
+            };
+            let Some(msg) = msg else { break };
+            if fault == Some(WsFault::Silent) && !matches!(msg, WsMsg::Control(..)) {
+                continue;
+            }
+            if let Some(WsFault::DropAfter(n)) = fault
+                && sent >= n
+            {
+                break;
+            }
+            if fault == Some(WsFault::Junk) && !matches!(msg, WsMsg::Control(..)) {
+                let junk = match sent % 3 {
+                    0 => Frame::text(Payload::Owned(b"{not json".to_vec())),
+                    1 => Frame::text(Payload::Owned(br#"{"type": "sim_junk", "data": {"x": 1}}"#.to_vec())),
+                    _ => Frame::binary(Payload::Owned(vec![0, 0, 0, 99, 1, 2, 3])),
+                };
+                if wr.write_frame(junk).await.is_err() {
+                    break;
+                }
+            }
+            let frame = match &msg {
+                WsMsg::Text(t) => Frame::text(Payload::Owned(t.as_bytes().to_vec())),
+                WsMsg::Binary(b) => Frame::binary(Payload::Owned(b.to_vec())),
+                WsMsg::Control(op, b) => Frame::new(true, *op, None, Payload::Owned(b.to_vec())),
+            };
+            let is_close = matches!(msg, WsMsg::Control(OpCode::Close, _));
+            if wr.write_frame(frame).await.is_err() || is_close {
+                break;
+            }
+            if !matches!(msg, WsMsg::Control(..)) {
+                sent += 1;
+            }
+        }
+    };
+    tokio::select! {
+        () = reader => {}
+        () = writer => {}
+    }
+    hub.unregister(&sid, conn);
+}

@@ -1,0 +1,301 @@
+//! Fixture parity for stateful exchanges: the recorded scenario is replayed
+//! request by request, and each answer is compared with the recorded one
+//! after redacting what differs by nature (prompt ids, times, queue numbers).
+
+use std::time::Duration;
+
+use comfy_sim::Sim;
+use serde_json::{Value, json};
+
+use crate::support::{Reply, fixtures, get, request, wait_history};
+
+fn meta(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("http/{name}.meta.json"))).unwrap()).unwrap()
+}
+
+fn recorded_json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join(format!("http/{name}.body.json"))).unwrap()).unwrap()
+}
+
+fn recorded_bytes(name: &str) -> Vec<u8> {
+    let m = meta(name);
+    std::fs::read(
+        fixtures()
+            .join("http")
+            .join(m["response"]["body_file"].as_str().unwrap()),
+    )
+    .unwrap()
+}
+
+/// Sends the recorded request of exchange `name`.
+async fn replay(addr: std::net::SocketAddr, name: &str) -> Reply {
+    let m = meta(name);
+    let req = &m["request"];
+    let headers: Vec<(String, String)> = req["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = match (req.get("body_base64").and_then(Value::as_str), req["body"].as_str()) {
+        (Some(b64), _) => decode_b64(b64),
+        (None, Some(s)) => s.as_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    request(
+        addr,
+        req["method"].as_str().unwrap(),
+        req["path"].as_str().unwrap(),
+        &headers,
+        body,
+    )
+    .await
+}
+
+fn decode_b64(s: &str) -> Vec<u8> {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut out, mut buf, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let Some(v) = T.iter().position(|t| *t == c) else {
+            continue;
+        };
+        buf = (buf << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Redacts ids, times and the volatile parts of error reports.
+fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = match k.as_str() {
+                        "timestamp" | "create_time" | "execution_start_time" | "execution_end_time" | "priority" => {
+                            json!("[time]")
+                        }
+                        "traceback" | "current_inputs" => json!("[python]"),
+                        _ => redact(x),
+                    };
+                    (if is_uuid(k) { "[id]".to_owned() } else { k.clone() }, x)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => {
+            // A queue/history tuple: [number, id, prompt, extra_data, outputs].
+            let mut out: Vec<Value> = a.iter().map(redact).collect();
+            if a.len() == 5 && a[1].as_str().is_some_and(is_uuid) && a[0].is_i64() {
+                out[0] = json!("[number]");
+            }
+            Value::Array(out)
+        }
+        Value::String(s) if is_uuid(s) => json!("[id]"),
+        other => other.clone(),
+    }
+}
+
+#[track_caller]
+fn check(got: &Reply, recorded: &str) {
+    let want = recorded_json(recorded);
+    assert_eq!(
+        got.status,
+        meta(recorded)["response"]["status"].as_u64().unwrap() as u16,
+        "{recorded}: status"
+    );
+    assert_eq!(redact(&got.json()), redact(&want), "{recorded}: body");
+}
+
+#[tokio::test]
+async fn basic_run_history_job_and_png_match_the_recording() {
+    let sim = Sim::builder().start().await.unwrap();
+    let r = replay(sim.addr(), "post_prompt_valid_basic").await;
+    assert_eq!(r.status, 200);
+    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    wait_history(sim.addr(), &id).await;
+    check(
+        &get(sim.addr(), &format!("/history/{id}")).await,
+        "get_history_by_id_success",
+    );
+    check(
+        &get(sim.addr(), &format!("/api/jobs/{id}")).await,
+        "get_api_jobs_by_id_completed",
+    );
+
+    let png = replay(sim.addr(), "get_view_output_png").await;
+    assert_eq!(png.status, 200);
+    assert_eq!(png.content_type(), Some("image/png"));
+    let chunks: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("png/png_chunks.json")).unwrap()).unwrap();
+    let want = &chunks["ComfyUI_00001_.png"]["chunks"];
+    let got = png_chunks(png.bytes());
+    let want: Vec<(String, Option<String>)> = want
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                c.get("text").and_then(Value::as_str).map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "chunk types, order and tEXt contents");
+}
+
+/// The chunk types of a PNG, with the text of `tEXt` chunks.
+fn png_chunks(bytes: &[u8]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut i = 8;
+    while i + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+        let kind = String::from_utf8_lossy(&bytes[i + 4..i + 8]).into_owned();
+        let data = &bytes[i + 8..i + 8 + len];
+        let text = (kind == "tEXt").then(|| {
+            let nul = data.iter().position(|b| *b == 0).unwrap();
+            String::from_utf8_lossy(&data[nul + 1..]).into_owned()
+        });
+        out.push((kind, text));
+        i += 12 + len;
+    }
+    out
+}
+
+#[tokio::test]
+async fn runtime_error_history_and_job_match_the_recording() {
+    let sim = Sim::builder().start().await.unwrap();
+    let r = replay(sim.addr(), "post_prompt_valid_but_fails_at_runtime").await;
+    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    wait_history(sim.addr(), &id).await;
+    check(
+        &get(sim.addr(), &format!("/history/{id}")).await,
+        "get_history_by_id_execution_error",
+    );
+    check(
+        &get(sim.addr(), &format!("/api/jobs/{id}")).await,
+        "get_api_jobs_by_id_failed",
+    );
+}
+
+#[tokio::test]
+async fn queue_with_one_running_and_three_pending_matches_the_recording() {
+    let sim = Sim::builder().start().await.unwrap();
+    let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.json()["prompt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..200 {
+        if get(sim.addr(), "/queue").await.json()["queue_running"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    replay(sim.addr(), "post_prompt_queue_run2_pending").await;
+    let front = replay(sim.addr(), "post_prompt_queue_run3_pending_front").await.json();
+    assert!(front["number"].as_i64().unwrap() < 0);
+    let explicit = replay(sim.addr(), "post_prompt_queue_run4_pending_explicit_number_and_id").await;
+    assert_eq!(
+        explicit.bytes().as_ref(),
+        recorded_bytes("post_prompt_queue_run4_pending_explicit_number_and_id").as_slice()
+    );
+    check(&get(sim.addr(), "/queue").await, "get_queue_one_running_three_pending");
+    check(
+        &replay(sim.addr(), "get_prompt_queue_remaining_4").await,
+        "get_prompt_queue_remaining_4",
+    );
+    check(
+        &replay(sim.addr(), "get_api_jobs_status_pending").await,
+        "get_api_jobs_status_pending",
+    );
+    check(
+        &replay(sim.addr(), "get_api_jobs_status_in_progress").await,
+        "get_api_jobs_status_in_progress",
+    );
+    check(
+        &get(sim.addr(), &format!("/api/jobs/{run1}")).await,
+        "get_api_jobs_running_job_by_id",
+    );
+    // Deleting the running prompt is a no-op; clearing leaves only it.
+    request(
+        sim.addr(),
+        "POST",
+        "/queue",
+        &[("Content-Type", "application/json")],
+        json!({"delete": [run1]}).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        get(sim.addr(), "/queue").await.json()["queue_running"][0][1],
+        json!(run1)
+    );
+    replay(sim.addr(), "post_queue_clear").await;
+    check(&get(sim.addr(), "/queue").await, "get_queue_after_clear");
+    replay(sim.addr(), "post_interrupt_global_no_body").await;
+    wait_history(sim.addr(), &run1).await;
+    check(&get(sim.addr(), "/queue").await, "get_queue_idle_after_interrupt");
+}
+
+#[tokio::test]
+async fn upload_sequence_matches_the_recording_byte_for_byte() {
+    let sim = Sim::builder().start().await.unwrap();
+    for name in [
+        "post_upload_image_new",
+        "post_upload_image_same_name_same_content",
+        "post_upload_image_same_name_different_content",
+        "post_upload_image_overwrite_true",
+        "post_upload_image_subfolder",
+        "post_upload_image_type_output",
+        "post_upload_image_type_temp",
+        "post_upload_image_non_image_file",
+        "post_upload_image_traversal_filename",
+        "post_upload_image_traversal_subfolder",
+        "post_upload_image_empty_filename",
+        "post_upload_image_missing_image_field",
+        "post_upload_image_type_bogus",
+        "post_upload_mask",
+        "post_upload_mask_original_traversal",
+        "post_upload_mask_missing_original_ref",
+        "get_object_info_LoadImage_after_uploads",
+        "get_internal_files_input",
+        "get_view_uploaded_input",
+        "get_view_uploaded_input_subfolder",
+        "get_view_uploaded_text_file",
+        "get_view_uploaded_mask",
+    ] {
+        let got = replay(sim.addr(), name).await;
+        let want_status = meta(name)["response"]["status"].as_u64().unwrap() as u16;
+        assert_eq!(got.status, want_status, "{name}: status");
+        let want = recorded_bytes_or_empty(name);
+        assert_eq!(
+            String::from_utf8_lossy(got.bytes()),
+            String::from_utf8_lossy(&want),
+            "{name}: body"
+        );
+    }
+}
+
+fn recorded_bytes_or_empty(name: &str) -> Vec<u8> {
+    let m = meta(name);
+    m["response"]["body_file"]
+        .as_str()
+        .map_or_else(Vec::new, |f| std::fs::read(fixtures().join("http").join(f)).unwrap())
+}

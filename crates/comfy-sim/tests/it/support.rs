@@ -1,0 +1,185 @@
+//! A minimal HTTP and WebSocket client over hyper and fastwebsockets, so the
+//! tests do not depend on the crates under test elsewhere in the workspace.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fastwebsockets::{FragmentCollector, OpCode};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+pub(crate) fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/comfyui")
+}
+
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Result<Bytes, String>,
+}
+
+impl Reply {
+    pub(crate) fn content_type(&self) -> Option<&str> {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok())
+    }
+    pub(crate) fn bytes(&self) -> &Bytes {
+        self.body.as_ref().expect("body")
+    }
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(self.bytes()).expect("json body")
+    }
+}
+
+pub(crate) async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req = req.header("Host", addr.to_string());
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()),
+    )
+    .await
+    .expect("response in time")
+    .expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .map_err(|e| e.to_string());
+    Reply { status, headers, body }
+}
+
+pub(crate) async fn get(addr: std::net::SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, &[], Vec::new()).await
+}
+
+pub(crate) async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Value) -> Reply {
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+struct SpawnExecutor;
+impl<F> hyper::rt::Executor<F> for SpawnExecutor
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut);
+    }
+}
+
+pub(crate) type Ws = FragmentCollector<TokioIo<hyper::upgrade::Upgraded>>;
+
+pub(crate) async fn ws_connect(addr: std::net::SocketAddr, path: &str) -> Ws {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let req = Request::get(path)
+        .header("Host", addr.to_string())
+        .header("Upgrade", "websocket")
+        .header("Connection", "upgrade")
+        .header("Sec-WebSocket-Key", fastwebsockets::handshake::generate_key())
+        .header("Sec-WebSocket-Version", "13")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let (ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, req, stream)
+        .await
+        .expect("ws handshake");
+    FragmentCollector::new(ws)
+}
+
+/// A WebSocket message as the tests see it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Msg {
+    Text(Value),
+    Binary(Vec<u8>),
+    Closed,
+}
+
+pub(crate) async fn ws_next(ws: &mut Ws, wait: Duration) -> Option<Msg> {
+    loop {
+        let frame = match tokio::time::timeout(wait, ws.read_frame()).await {
+            Err(_) => return None,
+            Ok(Err(_)) => return Some(Msg::Closed),
+            Ok(Ok(f)) => f,
+        };
+        return Some(match frame.opcode {
+            OpCode::Text => Msg::Text(
+                serde_json::from_slice(&frame.payload)
+                    .unwrap_or(Value::String(String::from_utf8_lossy(&frame.payload).into_owned())),
+            ),
+            OpCode::Binary => Msg::Binary(frame.payload.to_vec()),
+            OpCode::Close => Msg::Closed,
+            _ => continue,
+        });
+    }
+}
+
+/// Reads text messages until one of type `until` for `prompt_id`
+/// (`executing` with node null ends a run).
+pub(crate) async fn ws_until_done(ws: &mut Ws) -> Vec<Msg> {
+    let mut out = Vec::new();
+    while let Some(m) = ws_next(ws, Duration::from_secs(20)).await {
+        let done = matches!(&m, Msg::Text(v) if v["type"] == "executing" && v["data"]["node"].is_null());
+        let closed = m == Msg::Closed;
+        out.push(m);
+        if done || closed {
+            break;
+        }
+    }
+    out
+}
+
+/// The recorded frames of a WebSocket session.
+pub(crate) fn recorded_ws(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(fixtures().join("ws").join(format!("{name}.jsonl"))).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+pub(crate) fn basic_prompt() -> Value {
+    serde_json::json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 32, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "ComfyUI"}}
+    })
+}
+
+/// Waits until the history holds `id`, or panics after 20 s.
+pub(crate) async fn wait_history(addr: std::net::SocketAddr, id: &str) -> Value {
+    for _ in 0..400 {
+        let h = get(addr, &format!("/history/{id}")).await.json();
+        if h.get(id).is_some() {
+            return h[id].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("prompt {id} never reached the history");
+}

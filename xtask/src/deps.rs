@@ -1,0 +1,187 @@
+//! The layering check: which crate may depend on which, read from
+//! `cargo metadata` (normal dependencies only, transitively).
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+/// Crates that do network or async I/O.
+const IO: &[&str] = &[
+    "tokio",
+    "hyper",
+    "hyper-util",
+    "hyper-rustls",
+    "fastwebsockets",
+    "rustls",
+    "tokio-rustls",
+    "mio",
+    "socket2",
+];
+/// Crates that belong to the MCP layer.
+const MCP: &[&str] = &["rmcp", "tower", "tower-service", "tower-layer", "governor"];
+
+/// What each workspace crate must never have in its dependency tree.
+fn forbidden(krate: &str) -> Vec<&'static str> {
+    let mut f: Vec<&'static str> = Vec::new();
+    match krate {
+        "comfy-workflow" => {
+            f.extend(IO);
+            f.extend(MCP);
+            f.extend(["comfy-client", "comfy-guard", "comfy-audit", "comfy-mcp", "comfy-sim"]);
+        }
+        "comfy-guard" => {
+            f.extend(IO);
+            f.extend(MCP);
+            f.extend(["comfy-client", "comfy-audit", "comfy-mcp", "comfy-sim"]);
+        }
+        "comfy-audit" => {
+            f.extend(MCP);
+            f.extend([
+                "hyper",
+                "fastwebsockets",
+                "comfy-client",
+                "comfy-guard",
+                "comfy-mcp",
+                "comfy-sim",
+            ]);
+        }
+        "comfy-client" => {
+            f.extend(MCP);
+            f.extend(["comfy-guard", "comfy-audit", "comfy-mcp", "comfy-sim"]);
+        }
+        "comfy-sim" => {
+            f.extend(MCP);
+            f.extend([
+                "comfy-client",
+                "comfy-guard",
+                "comfy-audit",
+                "comfy-mcp",
+                "comfy-workflow",
+            ]);
+        }
+        _ => {}
+    }
+    f
+}
+
+/// `cargo metadata` for the workspace.
+pub(crate) fn metadata() -> Result<Value> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .output()
+        .context("cannot run `cargo metadata`")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).context("cargo metadata printed invalid JSON")
+}
+
+/// Every forbidden edge, as `crate -> dependency (via path)` lines.
+pub(crate) fn check(meta: &Value) -> Result<Vec<String>> {
+    let packages = meta["packages"].as_array().context("no packages")?;
+    let name_of: HashMap<&str, &str> = packages
+        .iter()
+        .filter_map(|p| Some((p["id"].as_str()?, p["name"].as_str()?)))
+        .collect();
+    let nodes = meta["resolve"]["nodes"].as_array().context("no resolve graph")?;
+    let mut normal: HashMap<&str, Vec<&str>> = HashMap::new();
+    for n in nodes {
+        let id = n["id"].as_str().unwrap_or_default();
+        let deps = n["deps"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let kids = deps
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .is_some_and(|ks| ks.iter().any(|k| k["kind"].is_null()))
+            })
+            .filter_map(|d| d["pkg"].as_str())
+            .collect();
+        normal.insert(id, kids);
+    }
+    let members: Vec<&str> = meta["workspace_members"]
+        .as_array()
+        .context("no members")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut violations = Vec::new();
+    for m in members {
+        let krate = name_of.get(m).copied().unwrap_or_default();
+        let banned = forbidden(krate);
+        if banned.is_empty() {
+            continue;
+        }
+        // Breadth-first walk, remembering one path to each crate.
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut queue = vec![(m, vec![krate])];
+        while let Some((id, path)) = queue.pop() {
+            for &d in normal.get(id).map(Vec::as_slice).unwrap_or_default() {
+                if !seen.insert(d) {
+                    continue;
+                }
+                let dn = name_of.get(d).copied().unwrap_or_default();
+                let mut p = path.clone();
+                p.push(dn);
+                if banned.contains(&dn) {
+                    violations.push(format!("`{krate}` must not depend on `{dn}` (via {})", p.join(" -> ")));
+                }
+                queue.push((d, p));
+            }
+        }
+    }
+    violations.sort();
+    Ok(violations)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{check, metadata};
+
+    #[test]
+    fn workspace_keeps_its_layers() {
+        let v = check(&metadata().unwrap()).unwrap();
+        assert!(v.is_empty(), "{v:#?}");
+    }
+
+    #[test]
+    fn a_forbidden_transitive_edge_is_reported() {
+        let meta = json!({
+            "packages": [
+                {"id": "w", "name": "comfy-workflow"},
+                {"id": "s", "name": "serde"},
+                {"id": "t", "name": "tokio"}
+            ],
+            "workspace_members": ["w"],
+            "resolve": {"nodes": [
+                {"id": "w", "deps": [{"pkg": "s", "dep_kinds": [{"kind": null}]}]},
+                {"id": "s", "deps": [{"pkg": "t", "dep_kinds": [{"kind": null}]}]},
+                {"id": "t", "deps": []}
+            ]}
+        });
+        assert_eq!(
+            check(&meta).unwrap(),
+            vec!["`comfy-workflow` must not depend on `tokio` (via comfy-workflow -> serde -> tokio)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn dev_dependencies_do_not_count() {
+        let meta = json!({
+            "packages": [{"id": "w", "name": "comfy-workflow"}, {"id": "t", "name": "tokio"}],
+            "workspace_members": ["w"],
+            "resolve": {"nodes": [
+                {"id": "w", "deps": [{"pkg": "t", "dep_kinds": [{"kind": "dev"}]}]},
+                {"id": "t", "deps": []}
+            ]}
+        });
+        assert!(check(&meta).unwrap().is_empty());
+    }
+}

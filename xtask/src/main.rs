@@ -1,0 +1,74 @@
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `ci`: exactly what CI runs: format check, clippy with warnings denied,
+//!   the dependency-layering check, then every test.
+//! - `deps`: fails when a crate depends on one the layering forbids
+//!   (`docs/architecture.md` explains the layers).
+
+mod deps;
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("deps") => {
+            let violations = deps::check(&deps::metadata()?)?;
+            if violations.is_empty() {
+                eprintln!("deps: every crate keeps to its layer");
+                Ok(())
+            } else {
+                for v in &violations {
+                    eprintln!("deps: {v}");
+                }
+                bail!("{} forbidden dependency edge(s)", violations.len())
+            }
+        }
+        _ => bail!("usage: cargo xtask <ci|deps>"),
+    }
+}
+
+fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("==> {name}: {program} {}", args.join(" "));
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run `{program}`"))?;
+    eprintln!(
+        "<== {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        bail!("step `{name}` failed");
+    }
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let start = Instant::now();
+    step("fmt", &cargo, &["fmt", "--all", "--check"])?;
+    step(
+        "clippy",
+        &cargo,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    step("deps", &cargo, &["xtask", "deps"])?;
+    step("test", &cargo, &["test", "--workspace", "--locked"])?;
+    eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
+    Ok(())
+}

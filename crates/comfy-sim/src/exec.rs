@@ -145,6 +145,20 @@ impl<'a> Run<'a> {
         self.shared.hub.send_json("progress_state", data, self.sid());
     }
 
+    /// A node's UI output: `executed` to the prompt's client, and the
+    /// node's entries in the history's `outputs` and `meta`.
+    fn report_ui(&mut self, node: &str, ui: Value) {
+        if let Some(sid) = self.sid.clone() {
+            let data = json!({"node": node, "display_node": node, "output": ui, "prompt_id": self.job.id});
+            self.shared.hub.send_json("executed", data, Some(&sid));
+        }
+        self.outputs.insert(node.to_owned(), ui);
+        self.meta.insert(
+            node.to_owned(),
+            json!({"node_id": node, "display_node": node, "parent_node": null, "real_node_id": node}),
+        );
+    }
+
     fn stopped(&self) -> Option<Stop> {
         let st = self.shared.lock();
         if st.epoch != self.epoch {
@@ -226,17 +240,10 @@ impl<'a> Run<'a> {
                 self.results.insert(node.clone(), c.outputs.clone());
                 self.new_cache.insert(sigs[node].clone(), c.clone());
                 if let Some(ui) = c.ui.clone().filter(|_| self.job.outputs.contains(node)) {
-                    if let Some(sid) = self.sid.clone() {
-                        self.shared.hub.send_json(
-                            "executed",
-                            json!({"node": node, "display_node": node, "output": ui, "prompt_id": id}),
-                            Some(&sid),
-                        );
-                        self.outputs.insert(node.clone(), ui);
-                        self.meta.insert(
-                            node.clone(),
-                            json!({"node_id": node, "display_node": node, "parent_node": null, "real_node_id": node}),
-                        );
+                    // Upstream quirk: a cached output reaches the history
+                    // only when the prompt has a client id.
+                    if self.sid.is_some() {
+                        self.report_ui(node, ui);
                     }
                     self.progress_state(node, &json!(1), &json!(1), "finished");
                 }
@@ -285,18 +292,7 @@ impl<'a> Run<'a> {
                     );
                     self.executed.push(node.clone());
                     if let Some(ui) = ui {
-                        if let Some(sid) = self.sid.clone() {
-                            self.shared.hub.send_json(
-                                "executed",
-                                json!({"node": node, "display_node": node, "output": ui, "prompt_id": id}),
-                                Some(&sid),
-                            );
-                        }
-                        self.outputs.insert(node.clone(), ui);
-                        self.meta.insert(
-                            node.clone(),
-                            json!({"node_id": node, "display_node": node, "parent_node": null, "real_node_id": node}),
-                        );
+                        self.report_ui(&node, ui);
                     }
                     let max = self
                         .progress

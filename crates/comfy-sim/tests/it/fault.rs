@@ -167,28 +167,29 @@ async fn restart_forgets_queue_history_and_sockets() {
     assert_eq!(again["number"], json!(0), "the prompt counter restarts too");
 }
 
+/// Whether a TCP connect to `addr` succeeds `want` within 2 s.
+async fn eventually_connects(addr: std::net::SocketAddr, want: bool) -> bool {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn refusing_connections_and_recovering() {
     let sim = Sim::builder().start().await.unwrap();
     sim.set_faults(Faults::none().refuse_connections(true));
-    let mut refused = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(sim.addr()).await.is_err() {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(refused, "connections must be refused");
+    assert!(
+        eventually_connects(sim.addr(), false).await,
+        "connections must be refused"
+    );
     sim.set_faults(Faults::none());
-    let mut ok = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(sim.addr()).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(ok, "connections must be accepted again");
+    assert!(
+        eventually_connects(sim.addr(), true).await,
+        "connections must be accepted again"
+    );
     assert_eq!(get(sim.addr(), "/prompt").await.status, 200);
 }

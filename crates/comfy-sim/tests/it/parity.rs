@@ -2,9 +2,8 @@
 //! the recorded status, content type and body, byte for byte.
 
 use comfy_sim::Sim;
-use serde_json::Value;
 
-use crate::support::{fixtures, request};
+use crate::support::{exchange, recorded_body, recorded_content_type, recorded_status, replay};
 
 /// Exchanges whose answer depends only on a fresh server's state.
 const BYTE_EXACT: &[&str] = &[
@@ -113,100 +112,28 @@ const BYTE_EXACT: &[&str] = &[
     "post_upload_image_missing_image_field",
 ];
 
-struct Recorded {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    status: u16,
-    content_type: Option<String>,
-    response: Vec<u8>,
-}
-
-fn recorded(name: &str) -> Recorded {
-    let dir = fixtures().join("http");
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.meta.json"))).unwrap()).unwrap();
-    let req = &meta["request"];
-    let headers = req["headers"]
-        .as_object()
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let body = match &req["body"] {
-        Value::String(s) => s.clone().into_bytes(),
-        Value::Null => Vec::new(),
-        other => other.to_string().into_bytes(),
-    };
-    let body = match req.get("body_base64").and_then(Value::as_str) {
-        Some(b64) => decode_b64(b64),
-        None => body,
-    };
-    let resp = &meta["response"];
-    let content_type = resp["headers"].as_array().and_then(|hs| {
-        hs.iter()
-            .find(|h| h[0].as_str().is_some_and(|k| k.eq_ignore_ascii_case("content-type")))
-            .and_then(|h| h[1].as_str())
-            .map(str::to_owned)
-    });
-    let response = match resp["body_file"].as_str() {
-        Some(f) => std::fs::read(dir.join(f)).unwrap(),
-        None => Vec::new(),
-    };
-    Recorded {
-        method: req["method"].as_str().unwrap().to_owned(),
-        path: req["path"].as_str().unwrap().to_owned(),
-        headers,
-        body,
-        status: resp["status"].as_u64().unwrap() as u16,
-        content_type,
-        response,
-    }
-}
-
-fn decode_b64(s: &str) -> Vec<u8> {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let Some(v) = T.iter().position(|t| *t == c) else {
-            continue;
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn replays_recorded_exchanges_byte_for_byte() {
     let sim = Sim::builder().start().await.unwrap();
     let mut failures = Vec::new();
     for name in BYTE_EXACT {
-        let rec = recorded(name);
-        let headers: Vec<(&str, &str)> = rec.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let reply = request(sim.addr(), &rec.method, &rec.path, &headers, rec.body.clone()).await;
+        let reply = replay(sim.addr(), name).await;
         let body = reply.body.clone().unwrap_or_default();
-        if reply.status != rec.status
-            || reply.content_type() != rec.content_type.as_deref()
-            || (rec.method != "HEAD" && body.as_ref() != rec.response.as_slice())
+        let (status, content_type, response) =
+            (recorded_status(name), recorded_content_type(name), recorded_body(name));
+        let head = exchange(name)["request"]["method"] == "HEAD";
+        if reply.status != status
+            || reply.content_type() != content_type.as_deref()
+            || (!head && body.as_ref() != response.as_slice())
         {
             failures.push(format!(
                 "{name}: got {} {:?} {:?}\n   want {} {:?} {:?}",
                 reply.status,
                 reply.content_type(),
                 String::from_utf8_lossy(&body[..body.len().min(400)]),
-                rec.status,
-                rec.content_type,
-                String::from_utf8_lossy(&rec.response[..rec.response.len().min(400)])
+                status,
+                content_type,
+                String::from_utf8_lossy(&response[..response.len().min(400)])
             ));
         }
     }

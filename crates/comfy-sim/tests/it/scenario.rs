@@ -7,67 +7,10 @@ use std::time::Duration;
 use comfy_sim::Sim;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, fixtures, get, request, wait_history};
-
-fn meta(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join(format!("http/{name}.meta.json"))).unwrap()).unwrap()
-}
+use crate::support::{Reply, fixtures, get, recorded_body, recorded_status, replay, request, wait_history};
 
 fn recorded_json(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(fixtures().join(format!("http/{name}.body.json"))).unwrap()).unwrap()
-}
-
-fn recorded_bytes(name: &str) -> Vec<u8> {
-    let m = meta(name);
-    std::fs::read(
-        fixtures()
-            .join("http")
-            .join(m["response"]["body_file"].as_str().unwrap()),
-    )
-    .unwrap()
-}
-
-/// Sends the recorded request of exchange `name`.
-async fn replay(addr: std::net::SocketAddr, name: &str) -> Reply {
-    let m = meta(name);
-    let req = &m["request"];
-    let headers: Vec<(String, String)> = req["headers"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let body = match (req.get("body_base64").and_then(Value::as_str), req["body"].as_str()) {
-        (Some(b64), _) => decode_b64(b64),
-        (None, Some(s)) => s.as_bytes().to_vec(),
-        _ => Vec::new(),
-    };
-    request(
-        addr,
-        req["method"].as_str().unwrap(),
-        req["path"].as_str().unwrap(),
-        &headers,
-        body,
-    )
-    .await
-}
-
-fn decode_b64(s: &str) -> Vec<u8> {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let (mut out, mut buf, mut bits) = (Vec::new(), 0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let Some(v) = T.iter().position(|t| *t == c) else {
-            continue;
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
+    serde_json::from_slice(&recorded_body(name)).unwrap()
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -114,11 +57,7 @@ fn redact(v: &Value) -> Value {
 #[track_caller]
 fn check(got: &Reply, recorded: &str) {
     let want = recorded_json(recorded);
-    assert_eq!(
-        got.status,
-        meta(recorded)["response"]["status"].as_u64().unwrap() as u16,
-        "{recorded}: status"
-    );
+    assert_eq!(got.status, recorded_status(recorded), "{recorded}: status");
     assert_eq!(redact(&got.json()), redact(&want), "{recorded}: body");
 }
 
@@ -215,7 +154,7 @@ async fn queue_with_one_running_and_three_pending_matches_the_recording() {
     let explicit = replay(sim.addr(), "post_prompt_queue_run4_pending_explicit_number_and_id").await;
     assert_eq!(
         explicit.bytes().as_ref(),
-        recorded_bytes("post_prompt_queue_run4_pending_explicit_number_and_id").as_slice()
+        recorded_body("post_prompt_queue_run4_pending_explicit_number_and_id").as_slice()
     );
     check(&get(sim.addr(), "/queue").await, "get_queue_one_running_three_pending");
     check(
@@ -282,20 +221,12 @@ async fn upload_sequence_matches_the_recording_byte_for_byte() {
         "get_view_uploaded_mask",
     ] {
         let got = replay(sim.addr(), name).await;
-        let want_status = meta(name)["response"]["status"].as_u64().unwrap() as u16;
-        assert_eq!(got.status, want_status, "{name}: status");
-        let want = recorded_bytes_or_empty(name);
+        assert_eq!(got.status, recorded_status(name), "{name}: status");
+        let want = recorded_body(name);
         assert_eq!(
             String::from_utf8_lossy(got.bytes()),
             String::from_utf8_lossy(&want),
             "{name}: body"
         );
     }
-}
-
-fn recorded_bytes_or_empty(name: &str) -> Vec<u8> {
-    let m = meta(name);
-    m["response"]["body_file"]
-        .as_str()
-        .map_or_else(Vec::new, |f| std::fs::read(fixtures().join("http").join(f)).unwrap())
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use fastwebsockets::{FragmentCollector, OpCode};
 use http_body_util::{BodyExt, Full};
@@ -182,4 +183,63 @@ pub(crate) async fn wait_history(addr: std::net::SocketAddr, id: &str) -> Value 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("prompt {id} never reached the history");
+}
+
+/// The `.meta.json` of recorded exchange `name`.
+pub(crate) fn exchange(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures().join(format!("http/{name}.meta.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The recorded status of exchange `name`.
+pub(crate) fn recorded_status(name: &str) -> u16 {
+    exchange(name)["response"]["status"].as_u64().unwrap() as u16
+}
+
+/// The recorded `Content-Type` of exchange `name`, if it had one.
+pub(crate) fn recorded_content_type(name: &str) -> Option<String> {
+    let m = exchange(name);
+    m["response"]["headers"].as_array().and_then(|hs| {
+        hs.iter()
+            .find(|h| h[0].as_str().is_some_and(|k| k.eq_ignore_ascii_case("content-type")))
+            .and_then(|h| h[1].as_str())
+            .map(str::to_owned)
+    })
+}
+
+/// The recorded response body of exchange `name` (empty when it had none).
+pub(crate) fn recorded_body(name: &str) -> Vec<u8> {
+    exchange(name)["response"]["body_file"]
+        .as_str()
+        .map_or_else(Vec::new, |f| std::fs::read(fixtures().join("http").join(f)).unwrap())
+}
+
+/// Sends the recorded request of exchange `name`: method, path, headers and
+/// body, as recorded.
+pub(crate) async fn replay(addr: std::net::SocketAddr, name: &str) -> Reply {
+    let m = exchange(name);
+    let req = &m["request"];
+    let headers: Vec<(String, String)> = req["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let body = match (req.get("body_base64").and_then(Value::as_str), &req["body"]) {
+        (Some(b64), _) => base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+        (None, Value::String(s)) => s.clone().into_bytes(),
+        (None, Value::Null) => Vec::new(),
+        (None, other) => other.to_string().into_bytes(),
+    };
+    request(
+        addr,
+        req["method"].as_str().unwrap(),
+        req["path"].as_str().unwrap(),
+        &headers,
+        body,
+    )
+    .await
 }

@@ -471,7 +471,8 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             None => empty(404),
         },
         Route::WorkflowTemplates | Route::I18n | Route::GlobalSubgraphs => json(200, &json!({})),
-        Route::GlobalSubgraph(_) | Route::ViewMetadata(_) => empty(404),
+        Route::GlobalSubgraph(_) => empty(404),
+        Route::ViewMetadata(folder) => crate::files::view_metadata(shared, &folder, &q),
         Route::InternalFiles(t) => crate::files::internal_files(shared, &t),
         Route::InternalFolderPaths => json(200, &shared.folder_paths()),
     }

@@ -206,8 +206,14 @@ impl<'a> Run<'a> {
             }
         }
         let class = node.get("class_type").and_then(Value::as_str).unwrap_or_default();
+        // Never cached: its IS_CHANGED is the time (SaveImageWebsocket), or
+        // failing again is its point (FixtureFail).
         if matches!(class, "SaveImageWebsocket" | "FixtureFail") {
-            parts.push(format!("#{id}#{}", now_ms()));
+            static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            parts.push(format!(
+                "#{}",
+                UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
         }
         let sig = parts.join("|");
         sigs.insert(id.to_owned(), sig.clone());
@@ -509,6 +515,15 @@ impl<'a> Run<'a> {
                 })?;
                 Ok((Vec::new(), Some(ui)))
             }
+            "SaveImageWebsocket" => {
+                let imgs = self.images(node, "images")?;
+                let n = imgs.len() as u64;
+                for (step, img) in imgs.iter().enumerate() {
+                    let bytes = img.to_png(&[]).map_err(fail)?;
+                    self.step_progress(node, step as u64, n, Some(Preview { bytes, png: true }));
+                }
+                Ok((Vec::new(), None))
+            }
             "FixtureFail" => {
                 let msg = self
                     .input(node, "message")
@@ -535,7 +550,7 @@ impl<'a> Run<'a> {
                     self.shared
                         .hub
                         .send_binary(text_frame(node, &format!("step {i}/{steps}")), None);
-                    self.step_progress(node, i, steps, imgs.first(), true);
+                    self.step_progress(node, i, steps, imgs.first().and_then(Preview::jpeg));
                 }
                 one(Out::Images(imgs))
             }
@@ -556,13 +571,16 @@ impl<'a> Run<'a> {
                 };
                 let step = Duration::from_secs_f64(1.0 / self.shared.steps_per_second);
                 let preview = if self.shared.previews {
-                    Frame::generated(width.min(512), height.min(512), seed).ok()
+                    Frame::generated(width.min(512), height.min(512), seed)
+                        .ok()
+                        .as_ref()
+                        .and_then(Preview::jpeg)
                 } else {
                     None
                 };
                 for i in 1..=steps {
                     self.pause(step).await?;
-                    self.step_progress(node, i, steps, preview.as_ref(), self.shared.previews);
+                    self.step_progress(node, i, steps, preview.clone());
                 }
                 one(Out::Latent {
                     width,
@@ -625,24 +643,22 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// One sampler step: `progress_state`, a metadata preview (type 4) or
-    /// `progress` then a plain preview (type 1), as ComfyUI orders them.
-    fn step_progress(&mut self, node: &str, value: u64, max: u64, preview: Option<&Frame>, previews: bool) {
+    /// One progress step: `progress_state`, then a metadata preview (type
+    /// 4) or `progress` followed by a plain preview (type 1), as ComfyUI
+    /// orders them.
+    fn step_progress(&mut self, node: &str, value: u64, max: u64, preview: Option<Preview>) {
         self.progress_state(node, &json!(value), &json!(max), "running");
-        let jpeg = preview
-            .filter(|_| previews)
-            .and_then(|f| f.resized(512, 512).ok())
-            .and_then(|f| f.to_jpeg(95).ok());
         let meta = self.shared.hub.preview_metadata(self.sid());
-        if let (Some(img), true) = (&jpeg, meta) {
+        if let (Some(p), true) = (&preview, meta) {
+            let mime = if p.png { "image/png" } else { "image/jpeg" };
             let md = crate::pyjson::to_string(
-                &json!({"node_id": node, "prompt_id": self.job.id, "display_node_id": node, "parent_node_id": null, "real_node_id": node, "image_type": "image/jpeg"}),
+                &json!({"node_id": node, "prompt_id": self.job.id, "display_node_id": node, "parent_node_id": null, "real_node_id": node, "image_type": mime}),
             );
-            let mut b = BytesMut::with_capacity(8 + md.len() + img.len());
+            let mut b = BytesMut::with_capacity(8 + md.len() + p.bytes.len());
             b.put_u32(4);
             b.put_u32(md.len() as u32);
             b.put_slice(md.as_bytes());
-            b.put_slice(img);
+            b.put_slice(&p.bytes);
             self.shared.hub.send_binary(b.freeze(), self.sid());
         }
         self.shared.hub.send_json(
@@ -650,13 +666,33 @@ impl<'a> Run<'a> {
             json!({"value": value, "max": max, "prompt_id": self.job.id, "node": node}),
             self.sid(),
         );
-        if let (Some(img), false) = (jpeg, meta) {
-            let mut b = BytesMut::with_capacity(8 + img.len());
+        if let (Some(p), false) = (preview, meta) {
+            let mut b = BytesMut::with_capacity(8 + p.bytes.len());
             b.put_u32(1);
-            b.put_u32(1);
-            b.put_slice(&img);
+            b.put_u32(if p.png { 2 } else { 1 });
+            b.put_slice(&p.bytes);
             self.shared.hub.send_binary(b.freeze(), self.sid());
         }
+    }
+}
+
+/// An image sent with a progress step.
+#[derive(Clone)]
+struct Preview {
+    bytes: Vec<u8>,
+    png: bool,
+}
+
+impl Preview {
+    /// A sampler-style preview: scaled into 512x512, JPEG at quality 95.
+    fn jpeg(frame: &Frame) -> Option<Self> {
+        let scale = 512.0 / f64::from(frame.width.max(frame.height));
+        let (w, h) = (
+            (f64::from(frame.width) * scale).round().max(1.0) as u64,
+            (f64::from(frame.height) * scale).round().max(1.0) as u64,
+        );
+        let bytes = frame.resized(w, h).ok()?.to_jpeg(95).ok()?;
+        Some(Self { bytes, png: false })
     }
 }
 

@@ -488,3 +488,50 @@ pub(crate) async fn userdata_file(
         },
     }
 }
+
+/// Largest safetensors header read, as ComfyUI's `safetensors_header`.
+const MAX_SAFETENSORS_HEADER: u64 = 1024 * 1024;
+
+/// `GET /view_metadata/{folder}?filename=`: the `__metadata__` of a
+/// safetensors header. The recorded model files are empty placeholders, so
+/// without a models directory a listed name answers 500, as recorded.
+pub(crate) fn view_metadata(shared: &Shared, folder: &str, q: &[(String, String)]) -> Response<Body> {
+    let Some(name) = param(q, "filename").filter(|n| n.ends_with(".safetensors")) else {
+        return empty(404);
+    };
+    if !shared
+        .models
+        .files(folder)
+        .is_some_and(|files| files.iter().any(|f| f == name))
+    {
+        return empty(404);
+    }
+    let Some(root) = &shared.models_root else {
+        return server_error();
+    };
+    let Some(path) = inside(&root.join(folder), name) else {
+        return empty(404);
+    };
+    let Ok(mut file) = std::fs::File::open(&path) else {
+        return empty(404);
+    };
+    let mut len = [0u8; 8];
+    if std::io::Read::read_exact(&mut file, &mut len).is_err() {
+        return server_error();
+    }
+    let len = u64::from_le_bytes(len);
+    if len > MAX_SAFETENSORS_HEADER {
+        return empty(404);
+    }
+    let mut header = vec![0; len as usize];
+    if std::io::Read::read_exact(&mut file, &mut header).is_err() {
+        return server_error();
+    }
+    match serde_json::from_slice::<Value>(&header) {
+        Ok(v) => match v.get("__metadata__") {
+            Some(m) => json_resp(200, m),
+            None => empty(404),
+        },
+        Err(_) => server_error(),
+    }
+}

@@ -147,6 +147,7 @@ impl SimBuilder {
         let shared = Arc::new(Shared::new(
             catalog,
             models,
+            self.models_dir.clone(),
             root.clone(),
             self.steps_per_second,
             self.previews,

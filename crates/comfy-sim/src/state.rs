@@ -154,6 +154,8 @@ fn sift_up(heap: &mut [Job], mut pos: usize) {
 pub(crate) struct Shared {
     pub(crate) catalog: Catalog,
     pub(crate) models: Models,
+    /// The `--models-dir`, when model files are real.
+    pub(crate) models_root: Option<PathBuf>,
     pub(crate) root: PathBuf,
     pub(crate) steps_per_second: f64,
     pub(crate) previews: bool,
@@ -169,6 +171,7 @@ impl Shared {
     pub(crate) fn new(
         catalog: Catalog,
         models: Models,
+        models_root: Option<PathBuf>,
         root: PathBuf,
         steps_per_second: f64,
         previews: bool,
@@ -179,6 +182,7 @@ impl Shared {
         Self {
             catalog,
             models,
+            models_root,
             root,
             steps_per_second,
             previews,

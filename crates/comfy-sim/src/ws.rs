@@ -46,6 +46,9 @@ pub(crate) struct Hub {
 #[derive(Debug, Default)]
 struct HubInner {
     clients: HashMap<String, Client>,
+    /// Senders of sockets whose client id another socket took over: kept so
+    /// those sockets stay open (and silent) until their peer closes them.
+    orphans: HashMap<u64, mpsc::Sender<WsMsg>>,
     next_conn: u64,
 }
 
@@ -60,6 +63,10 @@ impl Hub {
         let mut inner = self.lock();
         inner.next_conn += 1;
         let conn = inner.next_conn;
+        let replaced = inner.clients.remove(sid);
+        if let Some(old) = replaced {
+            inner.orphans.insert(old.conn, old.tx);
+        }
         inner.clients.insert(
             sid.to_owned(),
             Client {
@@ -73,6 +80,7 @@ impl Hub {
 
     fn unregister(&self, sid: &str, conn: u64) {
         let mut inner = self.lock();
+        inner.orphans.remove(&conn);
         if inner.clients.get(sid).is_some_and(|c| c.conn == conn) {
             inner.clients.remove(sid);
         }
@@ -131,7 +139,9 @@ impl Hub {
 
     /// Drops every socket (a simulated restart).
     pub(crate) fn disconnect_all(&self) {
-        self.lock().clients.clear();
+        let mut inner = self.lock();
+        inner.clients.clear();
+        inner.orphans.clear();
     }
 
     /// Number of registered sockets.

@@ -318,7 +318,11 @@ async fn runtime_error_and_validation_error_shapes() {
 async fn simulated_sampler_pipeline_reports_progress_and_decodes_to_the_latent_size() {
     let dir = std::env::temp_dir().join(format!("comfy-sim-models-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("checkpoints/sd15")).unwrap();
-    std::fs::write(dir.join("checkpoints/sd15/tiny.safetensors"), b"").unwrap();
+    // A real safetensors header: 8-byte little-endian length, then JSON.
+    let header = br#"{"__metadata__": {"ss_network_dim": "16"}}"#;
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header);
+    std::fs::write(dir.join("checkpoints/sd15/tiny.safetensors"), file).unwrap();
     let sim = Sim::builder()
         .models_dir(&dir)
         .steps_per_second(1000.0)
@@ -370,4 +374,39 @@ async fn simulated_sampler_pipeline_reports_progress_and_decodes_to_the_latent_s
         .unwrap();
     assert_eq!(reader.info().size(), (96, 64));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn history_pages_with_max_items_and_offset_as_comfyui_does() {
+    let sim = Sim::builder().start().await.unwrap();
+    let mut ids = Vec::new();
+    for color in [1, 2, 3] {
+        let mut p = basic_prompt();
+        p["1"]["inputs"]["color"] = json!(color);
+        let id = post_json(sim.addr(), "/prompt", &json!({"prompt": p})).await.json()["prompt_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_history(sim.addr(), &id).await;
+        ids.push(id);
+    }
+    let keys = |v: Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(get(sim.addr(), "/history").await.json()), ids);
+    assert_eq!(keys(get(sim.addr(), "/history?max_items=2").await.json()), ids[1..]);
+    assert_eq!(
+        keys(get(sim.addr(), "/history?max_items=1&offset=1").await.json()),
+        ids[1..2]
+    );
+    assert_eq!(keys(get(sim.addr(), "/api/history?offset=2").await.json()), ids[2..]);
+    let page = get(sim.addr(), "/api/jobs?sort_order=asc&limit=2&offset=1")
+        .await
+        .json();
+    assert_eq!(
+        page["pagination"],
+        json!({"offset": 1, "limit": 2, "total": 3, "has_more": false})
+    );
+    post_json(sim.addr(), "/history", &json!({"delete": [ids[0]]})).await;
+    assert_eq!(keys(get(sim.addr(), "/history").await.json()), ids[1..]);
+    post_json(sim.addr(), "/history", &json!({"clear": true})).await;
+    assert_eq!(get(sim.addr(), "/history").await.json(), json!({}));
 }

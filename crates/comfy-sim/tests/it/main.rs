@@ -12,3 +12,4 @@ mod fault;
 mod parity;
 mod scenario;
 mod support;
+mod ws_replay;

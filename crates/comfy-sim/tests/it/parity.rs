@@ -36,6 +36,7 @@ const BYTE_EXACT: &[&str] = &[
     "get_object_info_LoadImage",
     "get_object_info_NoSuchNode",
     "get_experiment_models_checkpoints",
+    "get_view_metadata_empty_file",
     "get_history_empty",
     "get_history_unknown_id",
     "get_history_max_items_nan",

@@ -7,51 +7,10 @@ use std::time::Duration;
 use comfy_sim::Sim;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, fixtures, get, recorded_body, recorded_status, replay, request, wait_history};
+use crate::support::{Reply, fixtures, get, recorded_body, recorded_status, redact, replay, request, wait_history};
 
 fn recorded_json(name: &str) -> Value {
     serde_json::from_slice(&recorded_body(name)).unwrap()
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
-
-/// Redacts ids, times and the volatile parts of error reports.
-fn redact(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| {
-                    let x = match k.as_str() {
-                        "timestamp" | "create_time" | "execution_start_time" | "execution_end_time" | "priority" => {
-                            json!("[time]")
-                        }
-                        "traceback" | "current_inputs" => json!("[python]"),
-                        _ => redact(x),
-                    };
-                    (if is_uuid(k) { "[id]".to_owned() } else { k.clone() }, x)
-                })
-                .collect(),
-        ),
-        Value::Array(a) => {
-            // A queue/history tuple: [number, id, prompt, extra_data, outputs].
-            let mut out: Vec<Value> = a.iter().map(redact).collect();
-            if a.len() == 5 && a[1].as_str().is_some_and(is_uuid) && a[0].is_i64() {
-                out[0] = json!("[number]");
-            }
-            Value::Array(out)
-        }
-        Value::String(s) if is_uuid(s) => json!("[id]"),
-        other => other.clone(),
-    }
 }
 
 #[track_caller]

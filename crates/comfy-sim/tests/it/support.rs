@@ -243,3 +243,50 @@ pub(crate) async fn replay(addr: std::net::SocketAddr, name: &str) -> Reply {
     )
     .await
 }
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Redacts what differs between two runs by nature: prompt ids (the
+/// recordings' fixed client ids `xxxxxxxx-0000-4000-8000-...` are kept),
+/// times, queue numbers, Python tracebacks and the random part of temp file
+/// names.
+pub(crate) fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    let x = match k.as_str() {
+                        "timestamp" | "create_time" | "execution_start_time" | "execution_end_time" | "priority" => {
+                            Value::String("[time]".into())
+                        }
+                        "traceback" | "current_inputs" => Value::String("[python]".into()),
+                        _ => redact(x),
+                    };
+                    (if is_uuid(k) { "[id]".to_owned() } else { k.clone() }, x)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => {
+            let mut out: Vec<Value> = a.iter().map(redact).collect();
+            // A queue/history tuple: [number, id, prompt, extra_data, outputs].
+            if a.len() == 5 && a[1].as_str().is_some_and(is_uuid) && a[0].is_i64() {
+                out[0] = Value::String("[number]".into());
+            }
+            Value::Array(out)
+        }
+        Value::String(s) if is_uuid(s) && !s.contains("-0000-4000-8000-") => Value::String("[id]".into()),
+        Value::String(s) if s.starts_with("ComfyUI_temp_") && s.len() > 18 => {
+            Value::String(format!("ComfyUI_temp_XXXXX{}", &s[18..]))
+        }
+        other => other.clone(),
+    }
+}

@@ -311,27 +311,51 @@ impl Ctx<'_> {
         result
     }
 
+    /// Validates one node. Only the loop and the recursion live in this
+    /// frame; the per-input work is in non-inlined helpers, so a deep chain
+    /// of links costs little stack per level.
     fn validate_node(&mut self, id: &str, depth: usize) -> Result<bool, Exc> {
+        let (class, declared, inputs) = self.declared_inputs(id)?;
+        let mut errors = Vec::new();
+        let mut valid = true;
+        for (x, required, spec) in declared {
+            match self.check_input(id, &class, &x, required, &spec, inputs.get(&x))? {
+                Check::Ok => {}
+                Check::Error(e) => errors.push(e),
+                Check::Follow(o_id) => match self.validate_inputs(&o_id, depth + 1) {
+                    Ok(true) => {}
+                    Ok(false) => valid = false,
+                    Err(Exc::Recursion) => return Err(Exc::Recursion),
+                    Err(ex) => {
+                        let e = inner_exception(&x, &spec, inputs.get(&x), &ex);
+                        self.set(&o_id, false, vec![e]);
+                        valid = false;
+                    }
+                },
+            }
+        }
+        let ok = valid && errors.is_empty();
+        self.set(id, ok, errors);
+        Ok(ok)
+    }
+
+    /// The node's class, its declared inputs in `input_order` (required,
+    /// then optional) with their specs, and the inputs it was given.
+    #[inline(never)]
+    fn declared_inputs(&self, id: &str) -> Result<(String, Vec<Declared>, Map<String, Value>), Exc> {
         let class = self
             .prompt
             .get(id)
             .and_then(|n| n.get("class_type"))
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let Some(def) = self.catalog.node(&class).cloned() else {
-            return Err(Exc::Key(py_repr(&Value::String(class))));
+            .unwrap_or_default();
+        let Some(def) = self.catalog.node(class) else {
+            return Err(Exc::Key(py_repr(&Value::String(class.to_owned()))));
         };
-        let Some(Value::Object(inputs)) = self.prompt.get(id).and_then(|n| n.get("inputs")).cloned() else {
+        let Some(Value::Object(inputs)) = self.prompt.get(id).and_then(|n| n.get("inputs")) else {
             return Err(Exc::Key("'inputs'".into()));
         };
-        let mut errors = Vec::new();
-        let mut valid = true;
-        let custom: &[&str] = match class.as_str() {
-            "LoadImage" | "LoadImageMask" => &["image"],
-            _ => &[],
-        };
-        let mut names: Vec<(String, bool, Value)> = Vec::new();
+        let mut declared = Vec::new();
         for (section, required) in [("required", true), ("optional", false)] {
             let order: Vec<String> = def
                 .pointer(&format!("/input_order/{section}"))
@@ -347,148 +371,184 @@ impl Ctx<'_> {
                 );
             for name in order {
                 if let Some(spec) = def.pointer(&format!("/input/{section}/{name}")) {
-                    names.push((name, required, spec.clone()));
+                    declared.push((name, required, spec.clone()));
                 }
             }
         }
-        for (x, required, spec) in names {
-            let input_type = spec.get(0).cloned().unwrap_or(Value::Null);
-            let extra = spec
-                .get(1)
-                .filter(|_| spec.as_array().is_some_and(|a| a.len() == 2))
-                .cloned()
-                .unwrap_or_else(|| json!({}));
-            let info = json!([input_type, extra]);
-            let Some(val) = inputs.get(&x).cloned() else {
-                if required {
-                    errors.push(json!({"type": "required_input_missing", "message": "Required input is missing", "details": x, "extra_info": {"input_name": x}}));
-                }
-                continue;
-            };
-            if let Value::Array(link) = &val {
-                if link.len() != 2 {
-                    errors.push(json!({"type": "bad_linked_input", "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]", "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}));
-                    continue;
-                }
-                let o_id = match &link[0] {
-                    Value::String(s) => s.clone(),
-                    Value::Array(_) => return Err(Exc::Type("unhashable type: 'list'".into())),
-                    Value::Object(_) => return Err(Exc::Type("unhashable type: 'dict'".into())),
-                    other => return Err(Exc::Key(py_repr(other))),
-                };
-                let Some(o_class) = self
-                    .prompt
-                    .get(&o_id)
-                    .and_then(|n| n.get("class_type"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                else {
-                    return Err(Exc::Key(py_repr(&Value::String(o_id))));
-                };
-                let outputs = self
-                    .catalog
-                    .node(&o_class)
-                    .and_then(|d| d.get("output"))
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                let idx = match &link[1] {
-                    Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
-                    Value::Bool(b) => i64::from(*b),
-                    other => {
-                        return Err(Exc::Type(format!(
-                            "tuple indices must be integers or slices, not {}",
-                            type_name(other)
-                        )));
-                    }
-                };
-                let len = outputs.len() as i64;
-                let pos = if idx < 0 { idx + len } else { idx };
-                if pos < 0 || pos >= len {
-                    return Err(Exc::Index);
-                }
-                let received = outputs[pos as usize].clone();
-                if !types_match(&received, &input_type) {
-                    errors.push(json!({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes", "details": format!("{x}, received_type({}) mismatch input_type({})", py_str(&received), py_str(&input_type)), "extra_info": {"input_name": x, "input_config": info, "received_type": received, "linked_node": val}}));
-                    continue;
-                }
-                match self.validate_inputs(&o_id, depth + 1) {
-                    Ok(true) => {}
-                    Ok(false) => valid = false,
-                    Err(Exc::Recursion) => return Err(Exc::Recursion),
-                    Err(ex) => {
-                        let e = json!({"type": "exception_during_inner_validation", "message": "Exception when validating inner node", "details": ex.details(), "extra_info": {"input_name": x, "input_config": info, "exception_message": ex.details(), "exception_type": ex.type_name(), "traceback": [inner_frame(), ex.raise_frame()], "linked_node": val}});
-                        self.set(&o_id, false, vec![e]);
-                        valid = false;
-                    }
-                }
-                continue;
-            }
-            let mut val = val;
-            if let Some(inner) = val.get("__value__").cloned() {
-                val = inner;
-            }
-            let raw = val.clone();
-            let converted = match input_type.as_str() {
-                Some("INT") => to_int(&val).map(Num::to_value).map(Some),
-                Some("FLOAT") => to_float(&val).map(Num::to_value).map(Some),
-                Some("STRING") => Ok(Some(Value::String(py_str(&val)))),
-                Some("BOOLEAN") => Ok(Some(Value::Bool(crate::state::truthy(&val)))),
-                _ => Ok(None),
-            };
-            match converted {
-                Err(msg) => {
-                    let t = py_str(&input_type);
-                    errors.push(json!({"type": "invalid_input_type", "message": format!("Failed to convert an input value to a {t} value"), "details": format!("{x}, {}, {msg}", py_str(&raw)), "extra_info": {"input_name": x, "input_config": info, "received_value": raw, "exception_message": msg}}));
-                    continue;
-                }
-                Ok(Some(v)) => val = v,
-                Ok(None) => {}
-            }
-            if let Some(Value::Object(node)) = self.prompt.get_mut(id)
-                && let Some(Value::Object(ins)) = node.get_mut("inputs")
-            {
-                ins.insert(x.clone(), val.clone());
-            }
-            if custom.contains(&x.as_str()) {
-                let name = val.as_str().unwrap_or_default();
-                let plain = name.trim_end_matches(" [input]");
-                if !name.is_empty() && !self.inputs_present.contains(plain) {
-                    errors.push(json!({"type": "custom_validation_failed", "message": "Custom validation failed for node", "details": format!("{x} - Invalid image file: {name}"), "extra_info": {"input_name": x}}));
-                }
-                continue;
-            }
-            let vnum = match &val {
-                Value::Number(n) => Num::of(n),
-                _ => None,
-            };
-            if let (Some(v), Some(min)) = (vnum, extra.get("min").and_then(Value::as_number).and_then(Num::of))
-                && v.lt(min)
-            {
-                errors.push(json!({"type": "value_smaller_than_min", "message": format!("Value {} smaller than min of {}", v.show(), min.show()), "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}));
-                continue;
-            }
-            if let (Some(v), Some(max)) = (vnum, extra.get("max").and_then(Value::as_number).and_then(Num::of))
-                && max.lt(v)
-            {
-                errors.push(json!({"type": "value_bigger_than_max", "message": format!("Value {} bigger than max of {}", v.show(), max.show()), "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}));
-                continue;
-            }
-            if let Some(options) = crate::catalog::combo_options(&spec)
-                && !options.iter().any(|o| py_eq(o, &val))
-            {
-                let (list_info, cfg) = if options.len() > 20 {
-                    (format!("(list of length {})", options.len()), Value::Null)
-                } else {
-                    (py_repr(&Value::Array(options.clone())), info.clone())
-                };
-                errors.push(json!({"type": "value_not_in_list", "message": "Value not in list", "details": format!("{x}: '{}' not in {list_info}", py_str(&val)), "extra_info": {"input_name": x, "input_config": cfg, "received_value": val}}));
-            }
-        }
-        let ok = valid && errors.is_empty();
-        self.set(id, ok, errors);
-        Ok(ok)
+        Ok((class.to_owned(), declared, inputs.clone()))
     }
+
+    /// Checks one declared input: a missing required input, a link (its
+    /// shape, target and type), or a literal (conversion, range, combo,
+    /// custom validation). Converted literals are written back.
+    #[inline(never)]
+    fn check_input(
+        &mut self,
+        id: &str,
+        class: &str,
+        x: &str,
+        required: bool,
+        spec: &Value,
+        given: Option<&Value>,
+    ) -> Result<Check, Exc> {
+        let input_type = spec.get(0).cloned().unwrap_or(Value::Null);
+        let extra = spec
+            .get(1)
+            .filter(|_| spec.as_array().is_some_and(|a| a.len() == 2))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let info = json!([input_type, extra]);
+        let Some(val) = given.cloned() else {
+            return Ok(if required {
+                Check::Error(
+                    json!({"type": "required_input_missing", "message": "Required input is missing", "details": x, "extra_info": {"input_name": x}}),
+                )
+            } else {
+                Check::Ok
+            });
+        };
+        if let Value::Array(link) = &val {
+            if link.len() != 2 {
+                return Ok(Check::Error(
+                    json!({"type": "bad_linked_input", "message": "Bad linked input, must be a length-2 list of [node_id, slot_index]", "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}),
+                ));
+            }
+            let o_id = match &link[0] {
+                Value::String(s) => s.clone(),
+                Value::Array(_) => return Err(Exc::Type("unhashable type: 'list'".into())),
+                Value::Object(_) => return Err(Exc::Type("unhashable type: 'dict'".into())),
+                other => return Err(Exc::Key(py_repr(other))),
+            };
+            let Some(o_class) = self
+                .prompt
+                .get(&o_id)
+                .and_then(|n| n.get("class_type"))
+                .and_then(Value::as_str)
+            else {
+                return Err(Exc::Key(py_repr(&Value::String(o_id))));
+            };
+            let outputs = self
+                .catalog
+                .node(o_class)
+                .and_then(|d| d.get("output"))
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice);
+            let idx = match &link[1] {
+                Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
+                Value::Bool(b) => i64::from(*b),
+                other => {
+                    return Err(Exc::Type(format!(
+                        "tuple indices must be integers or slices, not {}",
+                        type_name(other)
+                    )));
+                }
+            };
+            let len = outputs.len() as i64;
+            let pos = if idx < 0 { idx + len } else { idx };
+            if pos < 0 || pos >= len {
+                return Err(Exc::Index);
+            }
+            let received = outputs[pos as usize].clone();
+            if !types_match(&received, &input_type) {
+                return Ok(Check::Error(
+                    json!({"type": "return_type_mismatch", "message": "Return type mismatch between linked nodes", "details": format!("{x}, received_type({}) mismatch input_type({})", py_str(&received), py_str(&input_type)), "extra_info": {"input_name": x, "input_config": info, "received_type": received, "linked_node": val}}),
+                ));
+            }
+            return Ok(Check::Follow(o_id));
+        }
+        let mut val = val;
+        if let Some(inner) = val.get("__value__").cloned() {
+            val = inner;
+        }
+        let raw = val.clone();
+        let converted = match input_type.as_str() {
+            Some("INT") => to_int(&val).map(Num::to_value).map(Some),
+            Some("FLOAT") => to_float(&val).map(Num::to_value).map(Some),
+            Some("STRING") => Ok(Some(Value::String(py_str(&val)))),
+            Some("BOOLEAN") => Ok(Some(Value::Bool(crate::state::truthy(&val)))),
+            _ => Ok(None),
+        };
+        match converted {
+            Err(msg) => {
+                let t = py_str(&input_type);
+                return Ok(Check::Error(
+                    json!({"type": "invalid_input_type", "message": format!("Failed to convert an input value to a {t} value"), "details": format!("{x}, {}, {msg}", py_str(&raw)), "extra_info": {"input_name": x, "input_config": info, "received_value": raw, "exception_message": msg}}),
+                ));
+            }
+            Ok(Some(v)) => val = v,
+            Ok(None) => {}
+        }
+        if let Some(Value::Object(node)) = self.prompt.get_mut(id)
+            && let Some(Value::Object(ins)) = node.get_mut("inputs")
+        {
+            ins.insert(x.to_owned(), val.clone());
+        }
+        // Nodes whose own VALIDATE_INPUTS replaces the combo check.
+        if matches!(class, "LoadImage" | "LoadImageMask") && x == "image" {
+            let name = val.as_str().unwrap_or_default();
+            let plain = name.trim_end_matches(" [input]");
+            if !name.is_empty() && !self.inputs_present.contains(plain) {
+                return Ok(Check::Error(
+                    json!({"type": "custom_validation_failed", "message": "Custom validation failed for node", "details": format!("{x} - Invalid image file: {name}"), "extra_info": {"input_name": x}}),
+                ));
+            }
+            return Ok(Check::Ok);
+        }
+        let vnum = match &val {
+            Value::Number(n) => Num::of(n),
+            _ => None,
+        };
+        if let (Some(v), Some(min)) = (vnum, extra.get("min").and_then(Value::as_number).and_then(Num::of))
+            && v.lt(min)
+        {
+            return Ok(Check::Error(
+                json!({"type": "value_smaller_than_min", "message": format!("Value {} smaller than min of {}", v.show(), min.show()), "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}),
+            ));
+        }
+        if let (Some(v), Some(max)) = (vnum, extra.get("max").and_then(Value::as_number).and_then(Num::of))
+            && max.lt(v)
+        {
+            return Ok(Check::Error(
+                json!({"type": "value_bigger_than_max", "message": format!("Value {} bigger than max of {}", v.show(), max.show()), "details": x, "extra_info": {"input_name": x, "input_config": info, "received_value": val}}),
+            ));
+        }
+        if let Some(options) = crate::catalog::combo_options(spec)
+            && !options.iter().any(|o| py_eq(o, &val))
+        {
+            let (list_info, cfg) = if options.len() > 20 {
+                (format!("(list of length {})", options.len()), Value::Null)
+            } else {
+                (py_repr(&Value::Array(options.clone())), info.clone())
+            };
+            return Ok(Check::Error(
+                json!({"type": "value_not_in_list", "message": "Value not in list", "details": format!("{x}: '{}' not in {list_info}", py_str(&val)), "extra_info": {"input_name": x, "input_config": cfg, "received_value": val}}),
+            ));
+        }
+        Ok(Check::Ok)
+    }
+}
+
+/// A declared input: name, whether it is required, and its spec.
+type Declared = (String, bool, Value);
+
+/// The outcome of checking one input.
+enum Check {
+    Ok,
+    Error(Value),
+    /// A well-formed link whose target must be validated in turn.
+    Follow(String),
+}
+
+/// The error recorded on a linked node whose validation raised.
+#[inline(never)]
+fn inner_exception(x: &str, spec: &Value, link: Option<&Value>, ex: &Exc) -> Value {
+    let input_type = spec.get(0).cloned().unwrap_or(Value::Null);
+    let extra = spec
+        .get(1)
+        .filter(|_| spec.as_array().is_some_and(|a| a.len() == 2))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    json!({"type": "exception_during_inner_validation", "message": "Exception when validating inner node", "details": ex.details(), "extra_info": {"input_name": x, "input_config": [input_type, extra], "exception_message": ex.details(), "exception_type": ex.type_name(), "traceback": [inner_frame(), ex.raise_frame()], "linked_node": link}})
 }
 
 fn types_match(received: &Value, wanted: &Value) -> bool {
@@ -633,3 +693,6 @@ pub(crate) fn validate(
         node_errors: Value::Object(node_errors),
     })
 }
+
+#[cfg(test)]
+mod tests;

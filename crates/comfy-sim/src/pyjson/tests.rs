@@ -39,3 +39,20 @@ fn non_ascii_is_escaped_like_ensure_ascii() {
         r#"{"s": "caf\u00e9 \ud83d\ude00 \u007f \"q\" \\ \n\t\u0001"}"#
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn float_repr_round_trips(x in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+        let text = py_float_repr(x);
+        proptest::prop_assert_eq!(text.parse::<f64>().unwrap(), x);
+        proptest::prop_assert!(text.contains('.') || text.contains('e'), "{}", text);
+    }
+
+    #[test]
+    fn output_is_json_that_reads_back(s in ".{0,40}", n in proptest::num::i64::ANY) {
+        let v = json!({"s": s, "n": n, "a": [s.clone(), n]});
+        let text = to_string(&v);
+        proptest::prop_assert!(text.is_ascii());
+        proptest::prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
+    }
+}

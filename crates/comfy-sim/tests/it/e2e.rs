@@ -410,3 +410,32 @@ async fn history_pages_with_max_items_and_offset_as_comfyui_does() {
     post_json(sim.addr(), "/history", &json!({"clear": true})).await;
     assert_eq!(get(sim.addr(), "/history").await.json(), json!({}));
 }
+
+#[tokio::test]
+async fn a_long_chain_of_real_nodes_runs() {
+    let sim = Sim::builder().start().await.unwrap();
+    let mut prompt = serde_json::Map::new();
+    prompt.insert(
+        "0".into(),
+        json!({"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}}),
+    );
+    for i in 1..400 {
+        prompt.insert(
+            i.to_string(),
+            json!({"class_type": "ImageInvert", "inputs": {"image": [(i - 1).to_string(), 0]}}),
+        );
+    }
+    prompt.insert(
+        "out".into(),
+        json!({"class_type": "SaveImage", "inputs": {"images": ["399", 0], "filename_prefix": "chain"}}),
+    );
+    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": prompt}))
+        .await
+        .json()["prompt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let entry = wait_history(sim.addr(), &id).await;
+    assert_eq!(entry["status"]["status_str"], "success");
+    assert_eq!(entry["outputs"]["out"]["images"][0]["filename"], "chain_00001_.png");
+}

@@ -315,7 +315,11 @@ impl Ctx<'_> {
     /// frame; the per-input work is in non-inlined helpers, so a deep chain
     /// of links costs little stack per level.
     fn validate_node(&mut self, id: &str, depth: usize) -> Result<bool, Exc> {
-        let (class, declared, inputs) = self.declared_inputs(id)?;
+        let NodeInputs {
+            class,
+            declared,
+            given: inputs,
+        } = self.declared_inputs(id)?;
         let mut errors = Vec::new();
         let mut valid = true;
         for (x, required, spec) in declared {
@@ -342,7 +346,7 @@ impl Ctx<'_> {
     /// The node's class, its declared inputs in `input_order` (required,
     /// then optional) with their specs, and the inputs it was given.
     #[inline(never)]
-    fn declared_inputs(&self, id: &str) -> Result<(String, Vec<Declared>, Map<String, Value>), Exc> {
+    fn declared_inputs(&self, id: &str) -> Result<NodeInputs, Exc> {
         let class = self
             .prompt
             .get(id)
@@ -375,7 +379,11 @@ impl Ctx<'_> {
                 }
             }
         }
-        Ok((class.to_owned(), declared, inputs.clone()))
+        Ok(NodeInputs {
+            class: class.to_owned(),
+            declared,
+            given: inputs.clone(),
+        })
     }
 
     /// Checks one declared input: a missing required input, a link (its
@@ -530,6 +538,13 @@ impl Ctx<'_> {
 
 /// A declared input: name, whether it is required, and its spec.
 type Declared = (String, bool, Value);
+
+/// A node's class, its declared inputs in order, and the inputs it was given.
+struct NodeInputs {
+    class: String,
+    declared: Vec<Declared>,
+    given: Map<String, Value>,
+}
 
 /// The outcome of checking one input.
 enum Check {

@@ -59,6 +59,8 @@ pub(crate) enum Route {
     Setting(String),
     Userdata,
     UserdataFile(String),
+    UserdataMove(String, String),
+    V2Userdata,
     ExperimentModels,
     ExperimentModelsFolder(String),
     WorkflowTemplates,
@@ -67,6 +69,9 @@ pub(crate) enum Route {
     GlobalSubgraph(String),
     InternalFiles(String),
     InternalFolderPaths,
+    InternalLogs,
+    InternalLogsRaw,
+    InternalLogsSubscribe,
 }
 
 impl Route {
@@ -74,11 +79,14 @@ impl Route {
     /// `Allow` (`HEAD` comes with every `GET`).
     fn methods(&self) -> &'static [&'static str] {
         match self {
-            Route::UploadImage | Route::UploadMask | Route::Interrupt | Route::Free => &["POST"],
+            Route::UploadImage | Route::UploadMask | Route::Interrupt | Route::Free | Route::UserdataMove(..) => {
+                &["POST"]
+            }
             Route::Prompt | Route::Queue | Route::History | Route::Users | Route::Settings | Route::Setting(_) => {
                 &["GET", "HEAD", "POST"]
             }
             Route::UserdataFile(_) => &["DELETE", "GET", "HEAD", "POST"],
+            Route::InternalLogsSubscribe => &["PATCH"],
             _ => &["GET", "HEAD"],
         }
     }
@@ -98,6 +106,9 @@ pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
         let r = match rest.split('/').collect::<Vec<_>>().as_slice() {
             ["files", t] => Route::InternalFiles(decode(t)),
             ["folder_paths"] => Route::InternalFolderPaths,
+            ["logs"] => Route::InternalLogs,
+            ["logs", "raw"] => Route::InternalLogsRaw,
+            ["logs", "subscribe"] => Route::InternalLogsSubscribe,
             _ => return None,
         };
         return Some((r, path.to_owned()));
@@ -155,6 +166,8 @@ pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
         ["settings", id] => Route::Setting(decode(id)),
         ["userdata"] => Route::Userdata,
         ["userdata", f] => Route::UserdataFile(decode(f)),
+        ["userdata", f, "move", d] => Route::UserdataMove(decode(f), decode(d)),
+        ["v2", "userdata"] => Route::V2Userdata,
         ["experiment", "models"] => Route::ExperimentModels,
         ["experiment", "models", f] => Route::ExperimentModelsFolder(decode(f)),
         ["workflow_templates"] => Route::WorkflowTemplates,
@@ -440,23 +453,19 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             json(200, &json!({"storage": "server", "migrated": false}))
         }
         Route::Settings if post => match read_json(body).await {
-            Ok(Value::Object(m)) => {
-                shared.settings_merge(m);
-                empty(200)
-            }
+            Ok(Value::Object(m)) => crate::userdata::save_settings(shared, m),
             Ok(_) | Err(_) => server_error(),
         },
-        Route::Settings => json(200, &shared.settings_all()),
+        Route::Settings => json(200, &Value::Object(crate::userdata::settings(shared))),
         Route::Setting(id) if post => match read_json(body).await {
-            Ok(v) => {
-                shared.settings_set(id, v);
-                empty(200)
-            }
+            Ok(v) => crate::userdata::save_settings(shared, std::iter::once((id, v)).collect()),
             Err(r) => r,
         },
-        Route::Setting(id) => json(200, &shared.setting(&id)),
-        Route::Userdata => crate::files::userdata_list(shared, &q),
-        Route::UserdataFile(f) => crate::files::userdata_file(shared, &parts.method, &f, &q, body).await,
+        Route::Setting(id) => json(200, crate::userdata::settings(shared).get(&id).unwrap_or(&Value::Null)),
+        Route::Userdata => crate::userdata::list(shared, &q),
+        Route::V2Userdata => crate::userdata::list_v2(shared, &q),
+        Route::UserdataFile(f) => crate::userdata::file(shared, &parts.method, &f, None, &q, body).await,
+        Route::UserdataMove(f, d) => crate::userdata::file(shared, &parts.method, &f, Some(&d), &q, body).await,
         Route::ExperimentModels => json(200, &shared.experiment_models()),
         Route::ExperimentModelsFolder(f) => match shared.models.files(&f) {
             Some(files) => json(
@@ -475,5 +484,17 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
         Route::ViewMetadata(folder) => crate::files::view_metadata(shared, &folder, &q),
         Route::InternalFiles(t) => crate::files::internal_files(shared, &t),
         Route::InternalFolderPaths => json(200, &shared.folder_paths()),
+        Route::InternalLogs => json(200, &shared.log.text()),
+        Route::InternalLogsRaw => json(200, &shared.log.raw()),
+        Route::InternalLogsSubscribe => match read_json(body).await {
+            Ok(v) => {
+                let enabled = v.get("enabled").is_some_and(crate::state::truthy);
+                if let Some(id) = v.get("clientId").and_then(Value::as_str) {
+                    shared.log.subscribe(id, enabled);
+                }
+                empty(200)
+            }
+            Err(r) => r,
+        },
     }
 }

@@ -64,6 +64,7 @@ pub(crate) async fn worker(shared: Arc<Shared>) {
         };
         shared.broadcast_status(remaining);
         let mut run = Run::new(&shared, &job, epoch);
+        let started = std::time::Instant::now();
         let entry = run.execute().await;
         let remaining = {
             let mut st = shared.lock();
@@ -74,6 +75,7 @@ pub(crate) async fn worker(shared: Arc<Shared>) {
             st.cache = std::mem::take(&mut run.new_cache);
             st.remaining()
         };
+        let finished = entry.is_some();
         if let Some(entry) = entry {
             shared.add_history(job.id.clone(), entry);
         }
@@ -82,6 +84,10 @@ pub(crate) async fn worker(shared: Arc<Shared>) {
             shared
                 .hub
                 .send_json("executing", json!({"node": null, "prompt_id": job.id}), Some(sid));
+        }
+        if finished {
+            let line = format!("Prompt executed in {:.2} seconds\n", started.elapsed().as_secs_f64());
+            shared.log.write(&shared.hub, &line);
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use http::Response;
 use http::header::{self, HeaderValue};
-use http::{Method, Response};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 /// `base.join(rel)` if it stays inside `base`.
-fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
+pub(crate) fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
     let joined = normalize(&base.join(rel));
     joined.starts_with(base).then_some(joined)
 }
@@ -160,7 +160,7 @@ pub(crate) async fn save_images(
     Ok(json!({"images": items}))
 }
 
-fn mime(name: &str) -> &'static str {
+pub(crate) fn mime(name: &str) -> &'static str {
     let lower = name.to_ascii_lowercase();
     let ext = lower.rsplit_once('.').map_or("", |(_, e)| e);
     match ext {
@@ -419,74 +419,6 @@ pub(crate) fn internal_files(shared: &Shared, kind: &str) -> Response<Body> {
         return json_resp(400, &json!({"error": "Invalid directory type"}));
     }
     json_resp(200, &json!(list_dir(&shared.dir(kind))))
-}
-
-/// `GET /userdata?dir=`.
-pub(crate) fn userdata_list(shared: &Shared, q: &[(String, String)]) -> Response<Body> {
-    let Some(dir) = param(q, "dir") else {
-        return api::text(400, "Directory not provided");
-    };
-    let Some(path) = inside(&shared.dir("user"), dir) else {
-        return empty(403);
-    };
-    if !path.is_dir() {
-        return api::text(404, "Directory not found");
-    }
-    let full = param(q, "full_info") == Some("true");
-    let mut names = list_dir(&path);
-    names.sort();
-    let items: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            if full {
-                let size = std::fs::metadata(path.join(n)).map_or(0, |m| m.len());
-                json!({"path": n, "size": size})
-            } else {
-                json!(n)
-            }
-        })
-        .collect();
-    json_resp(200, &Value::Array(items))
-}
-
-/// `GET/POST/DELETE /userdata/{file}`.
-pub(crate) async fn userdata_file(
-    shared: &Shared,
-    method: &Method,
-    file: &str,
-    q: &[(String, String)],
-    body: Incoming,
-) -> Response<Body> {
-    let Some(path) = inside(&shared.dir("user"), file).filter(|_| !file.is_empty()) else {
-        return empty(403);
-    };
-    match *method {
-        Method::POST => {
-            if param(q, "overwrite") == Some("false") && path.exists() {
-                return api::text(409, "File already exists");
-            }
-            let Some(data) = api::read_body(body, api::MAX_UPLOAD).await else {
-                return server_error();
-            };
-            if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            if std::fs::write(&path, &data).is_err() {
-                return server_error();
-            }
-            json_resp(200, &json!(file))
-        }
-        Method::DELETE => {
-            if std::fs::remove_file(&path).is_err() {
-                return empty(404);
-            }
-            empty(204)
-        }
-        _ => match std::fs::read(&path) {
-            Ok(data) => api::response(200, Some(mime(file)), Body::full(data)),
-            Err(_) => empty(404),
-        },
-    }
 }
 
 /// Largest safetensors header read, as ComfyUI's `safetensors_header`.

@@ -32,9 +32,11 @@ mod fault;
 mod files;
 mod image;
 mod jobs;
+mod log;
 mod pyjson;
 mod server;
 mod state;
+mod userdata;
 mod validate;
 mod ws;
 

@@ -12,17 +12,89 @@ use std::io;
 use serde::Serialize;
 use serde_json::ser::{Formatter, Serializer};
 
-/// A `serde_json` formatter that writes what Python's `json.dumps` writes.
+/// A `serde_json` formatter that writes what Python's `json.dumps` writes,
+/// compact or with `indent=N`.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct PyFormatter;
+pub(crate) struct PyFormatter {
+    /// `Some(n)`: `indent=n` (one item a line, `,` then newline).
+    indent: Option<usize>,
+    depth: usize,
+    has_value: bool,
+}
+
+impl PyFormatter {
+    fn newline<W: ?Sized + io::Write>(&self, w: &mut W) -> io::Result<()> {
+        if let Some(n) = self.indent {
+            w.write_all(b"\n")?;
+            for _ in 0..n * self.depth {
+                w.write_all(b" ")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.newline(w)?;
+        }
+        self.has_value = true;
+        w.write_all(bracket)
+    }
+
+    fn item<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        match (self.indent, first) {
+            (None, true) => Ok(()),
+            (None, false) => w.write_all(b", "),
+            (Some(_), first) => {
+                if !first {
+                    w.write_all(b",")?;
+                }
+                self.newline(w)
+            }
+        }
+    }
+}
 
 impl Formatter for PyFormatter {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.open(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.close(w, b"}")
+    }
+
     fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
+        self.item(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        if first { Ok(()) } else { w.write_all(b", ") }
+        self.item(w, first)
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -85,8 +157,23 @@ pub(crate) fn py_float_repr(value: f64) -> String {
 
 /// Serialises `value` as Python's `json.dumps(value)` would.
 pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> String {
+    write(value, PyFormatter::default())
+}
+
+/// Serialises `value` as Python's `json.dumps(value, indent=indent)` would.
+pub(crate) fn to_string_indented<T: Serialize + ?Sized>(value: &T, indent: usize) -> String {
+    write(
+        value,
+        PyFormatter {
+            indent: Some(indent),
+            ..PyFormatter::default()
+        },
+    )
+}
+
+fn write<T: Serialize + ?Sized>(value: &T, formatter: PyFormatter) -> String {
     let mut out = Vec::with_capacity(128);
-    let mut ser = Serializer::with_formatter(&mut out, PyFormatter);
+    let mut ser = Serializer::with_formatter(&mut out, formatter);
     // Serialising plain data into a Vec cannot fail: no I/O error is possible
     // and every map key we produce is a string.
     if value.serialize(&mut ser).is_err() {

@@ -123,7 +123,15 @@ impl SimBuilder {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).map_err(|source| Error::Io { path: p, source })?;
         }
-        // ComfyUI ships `input/example.png`; the recorded catalog lists it.
+        // ComfyUI ships `output/_output_images_will_be_put_here` and
+        // `input/example.png`; the recorded catalog lists the latter.
+        let marker = root.join("output").join("_output_images_will_be_put_here");
+        if !marker.exists() {
+            std::fs::write(&marker, b"").map_err(|source| Error::Io {
+                path: marker.clone(),
+                source,
+            })?;
+        }
         let example = root.join("input").join("example.png");
         if !example.exists() {
             let png = crate::image::Frame::generated(64, 64, 1)
@@ -153,6 +161,10 @@ impl SimBuilder {
             self.previews,
             faults_tx,
         ));
+        shared.log.write(&shared.hub, "Starting server\n\n");
+        shared
+            .log
+            .write(&shared.hub, &format!("To see the GUI go to: http://{addr}\n"));
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::exec::worker(shared.clone()));
         tasks.spawn(accept_loop(listener, addr, shared.clone(), faults_rx));

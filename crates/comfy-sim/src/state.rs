@@ -85,7 +85,6 @@ pub(crate) struct State {
     pub(crate) cache: std::collections::HashMap<String, crate::exec::Cached>,
     /// `PreviewImage` name suffix per (node id, class), kept while cached.
     pub(crate) preview_suffix: std::collections::HashMap<String, String>,
-    pub(crate) settings: Map<String, Value>,
 }
 
 impl State {
@@ -165,6 +164,9 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) extensions: Value,
     pub(crate) sessions: Mutex<JoinSet<()>>,
+    pub(crate) log: crate::log::Log,
+    /// Serialises read-modify-write of the settings file.
+    pub(crate) settings_lock: Mutex<()>,
 }
 
 impl Shared {
@@ -192,6 +194,8 @@ impl Shared {
             state: Mutex::new(State::default()),
             extensions,
             sessions: Mutex::new(JoinSet::new()),
+            settings_lock: Mutex::new(()),
+            log: crate::log::Log::default(),
         }
     }
 
@@ -276,6 +280,7 @@ impl Shared {
 
     /// `POST /prompt`.
     pub(crate) fn submit(&self, body: Value) -> Response<Body> {
+        self.log.write(&self.hub, "got prompt\n");
         let mut st = self.lock();
         let Value::Object(mut body) = body else {
             // `"number" in [..]` is a membership test: a list body takes a
@@ -452,32 +457,14 @@ impl Shared {
         st.history.insert(id, entry);
     }
 
-    pub(crate) fn settings_all(&self) -> Value {
-        Value::Object(self.lock().settings.clone())
-    }
-
-    pub(crate) fn setting(&self, id: &str) -> Value {
-        self.lock().settings.get(id).cloned().unwrap_or(Value::Null)
-    }
-
-    pub(crate) fn settings_merge(&self, m: Map<String, Value>) {
-        self.lock().settings.extend(m);
-    }
-
-    pub(crate) fn settings_set(&self, id: String, v: Value) {
-        self.lock().settings.insert(id, v);
-    }
-
     /// A simulated restart: forget the queue, the running job, the history
     /// and the caches, and drop every socket.
     pub(crate) fn restart(&self) {
         {
             let mut st = self.lock();
-            let settings = std::mem::take(&mut st.settings);
             let epoch = st.epoch + 1;
             *st = State {
                 epoch,
-                settings,
                 ..State::default()
             };
         }

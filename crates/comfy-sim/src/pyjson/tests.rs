@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use super::{py_float_repr, to_string};
+use super::{py_float_repr, to_string, to_string_indented};
 
 #[test]
 fn separators_and_order_match_python() {
@@ -55,4 +55,11 @@ proptest::proptest! {
         proptest::prop_assert!(text.is_ascii());
         proptest::prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
     }
+}
+
+#[test]
+fn indent_matches_python() {
+    let v = json!({"Comfy.FixtureTest": 42, "Comfy.A": "x", "Comfy.B": [1, 2], "e": [], "o": {}});
+    let want = "{\n    \"Comfy.FixtureTest\": 42,\n    \"Comfy.A\": \"x\",\n    \"Comfy.B\": [\n        1,\n        2\n    ],\n    \"e\": [],\n    \"o\": {}\n}";
+    assert_eq!(to_string_indented(&v, 4), want);
 }

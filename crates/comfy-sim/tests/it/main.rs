@@ -7,6 +7,7 @@
     reason = "test helpers may panic on broken fixtures"
 )]
 
+mod coverage;
 mod e2e;
 mod fault;
 mod parity;

@@ -11,6 +11,7 @@ const BYTE_EXACT: &[&str] = &[
     "get_prompt",
     "get_api_queue",
     "get_queue_empty",
+    "get_internal_files_output",
     "get_embeddings",
     "get_features",
     "get_system_stats",

@@ -189,3 +189,46 @@ async fn upload_sequence_matches_the_recording_byte_for_byte() {
         );
     }
 }
+
+#[tokio::test]
+async fn settings_and_userdata_sequence_matches_the_recording() {
+    let sim = Sim::builder().start().await.unwrap();
+    for name in [
+        "get_v2_userdata",
+        "get_settings",
+        "post_settings_id",
+        "post_settings_merge",
+        "get_settings_after_post",
+        "get_settings_id_after_post",
+        "get_settings_unknown_id",
+        "get_userdata_workflows",
+        "post_userdata_workflow",
+        "post_userdata_workflow_overwrite_false",
+        "post_userdata_workflow_full_info",
+        "get_userdata_list_workflows",
+        "get_userdata_list_workflows_full_info",
+        "get_userdata_list_split",
+        "get_userdata_file",
+        "get_userdata_missing_file",
+        "get_userdata_traversal",
+        "get_userdata_no_dir",
+        "get_v2_userdata_after",
+        "post_userdata_move",
+        "delete_userdata_file",
+    ] {
+        let got = replay(sim.addr(), name).await;
+        assert_eq!(got.status, recorded_status(name), "{name}: status");
+        let want = recorded_body(name);
+        match serde_json::from_slice::<Value>(&want) {
+            Ok(w) if !want.is_empty() => assert_eq!(redact(&got.json()), redact(&w), "{name}: body"),
+            _ => assert_eq!(
+                String::from_utf8_lossy(got.bytes()),
+                String::from_utf8_lossy(&want),
+                "{name}: body"
+            ),
+        }
+    }
+    // Settings live in the user directory, so a restart keeps them.
+    sim.restart();
+    assert_eq!(get(sim.addr(), "/settings/Comfy.FixtureTest").await.json(), json!(42));
+}

@@ -265,10 +265,16 @@ pub(crate) fn redact(v: &Value) -> Value {
             m.iter()
                 .map(|(k, x)| {
                     let x = match k.as_str() {
-                        "timestamp" | "create_time" | "execution_start_time" | "execution_end_time" | "priority" => {
-                            Value::String("[time]".into())
-                        }
+                        "timestamp"
+                        | "create_time"
+                        | "execution_start_time"
+                        | "execution_end_time"
+                        | "priority"
+                        | "modified"
+                        | "created" => Value::String("[time]".into()),
                         "traceback" | "current_inputs" => Value::String("[python]".into()),
+                        // A log line's local time.
+                        "t" if x.is_string() => Value::String("[time]".into()),
                         _ => redact(x),
                     };
                     (if is_uuid(k) { "[id]".to_owned() } else { k.clone() }, x)
@@ -288,5 +294,60 @@ pub(crate) fn redact(v: &Value) -> Value {
             Value::String(format!("ComfyUI_temp_XXXXX{}", &s[18..]))
         }
         other => other.clone(),
+    }
+}
+
+/// The shape of a JSON value: its keys and the kinds of its leaves. Maps
+/// keyed by ids (UUIDs or node numbers) collapse to one `[key]` entry, and
+/// lists to the shape of their first item.
+pub(crate) fn skeleton(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if !m.is_empty() && m.keys().all(|k| is_uuid(k) || k.parse::<u64>().is_ok()) => {
+            let mut out = serde_json::Map::new();
+            out.insert("[key]".into(), skeleton(m.values().next().unwrap()));
+            Value::Object(out)
+        }
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), skeleton(x))).collect()),
+        Value::Array(a) => Value::Array(a.first().map(skeleton).into_iter().collect()),
+        Value::String(_) => Value::String("string".into()),
+        Value::Number(n) if n.is_f64() => Value::String("float".into()),
+        Value::Number(_) => Value::String("int".into()),
+        Value::Bool(_) => Value::String("bool".into()),
+        Value::Null => Value::Null,
+    }
+}
+
+/// Waits until `GET /queue` shows a running prompt.
+pub(crate) async fn wait_running(addr: std::net::SocketAddr) {
+    for _ in 0..500 {
+        if get(addr, "/queue").await.json()["queue_running"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nothing started running");
+}
+
+/// Whether two shapes (from [`skeleton`]) agree, where an empty map or list
+/// agrees with any map or list (a run with no outputs has `{}` where another
+/// has its images).
+pub(crate) fn shapes_agree(ours: &Value, theirs: &Value) -> bool {
+    match (ours, theirs) {
+        (Value::Object(mine), Value::Object(other)) => {
+            mine.is_empty()
+                || other.is_empty()
+                || (mine.len() == other.len()
+                    && mine
+                        .iter()
+                        .all(|(key, shape)| other.get(key).is_some_and(|o| shapes_agree(shape, o))))
+        }
+        (Value::Array(mine), Value::Array(other)) => match (mine.first(), other.first()) {
+            (Some(shape), Some(o)) => shapes_agree(shape, o),
+            _ => true,
+        },
+        _ => ours == theirs,
     }
 }

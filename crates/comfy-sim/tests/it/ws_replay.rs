@@ -152,6 +152,37 @@ async fn recorded_sessions_replay_frame_for_frame() {
 }
 
 #[tokio::test]
+async fn log_subscription_streams_log_lines_as_recorded() {
+    let sim = Sim::builder().start().await.unwrap();
+    // The recording's EmptyImage was cached by an earlier run.
+    let warm = json!({"prompt": {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 16_711_680}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}});
+    let id = post_json(sim.addr(), "/prompt", &warm).await.json()["prompt_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::support::wait_history(sim.addr(), &id).await;
+    let name = "ws_17_logs_subscription";
+    let mut ws = ws_connect(sim.addr(), ws_meta(name)["url"].as_str().unwrap()).await;
+    let mut got = vec![normalize(&ws_next(&mut ws, Duration::from_secs(5)).await.unwrap())];
+    crate::support::replay(sim.addr(), "patch_internal_logs_subscribe_enable").await;
+    let reply = crate::support::replay(sim.addr(), "post_prompt_during_logs_subscription").await;
+    let id = reply.json()["prompt_id"].as_str().unwrap().to_owned();
+    let want = recorded(name);
+    read_rest(&sim, &mut ws, &mut got, want.len(), &id, During::Nothing).await;
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        // The duration in "Prompt executed in N seconds" varies.
+        if w["type"] == "logs" && w.to_string().contains("Prompt executed in") {
+            assert!(g.to_string().contains("Prompt executed in"), "{name}: frame {i}: {g}");
+            continue;
+        }
+        assert_eq!(g, w, "{name}: frame {i}");
+    }
+    assert_eq!(got.len(), want.len());
+}
+
+#[tokio::test]
 async fn connect_variants_match_the_recordings() {
     let sim = Sim::builder().start().await.unwrap();
     // No clientId: the server makes a 32-hex-digit sid.

@@ -183,12 +183,7 @@ pub(crate) async fn file(
             if !overwrite && to.exists() {
                 return api::text(409, "File already exists");
             }
-            if let Some(parent) = to.parent()
-                && std::fs::create_dir_all(parent).is_err()
-            {
-                return server_error();
-            }
-            if std::fs::rename(&path, &to).is_err() {
+            if create_parent(&to).and_then(|()| std::fs::rename(&path, &to)).is_err() {
                 return server_error();
             }
             answer(dest, &to)
@@ -200,12 +195,10 @@ pub(crate) async fn file(
             let Some(data) = api::read_body(body, api::MAX_UPLOAD).await else {
                 return server_error();
             };
-            if let Some(parent) = path.parent()
-                && std::fs::create_dir_all(parent).is_err()
+            if create_parent(&path)
+                .and_then(|()| std::fs::write(&path, &data))
+                .is_err()
             {
-                return server_error();
-            }
-            if std::fs::write(&path, &data).is_err() {
                 return server_error();
             }
             answer(file, &path)
@@ -221,6 +214,10 @@ pub(crate) async fn file(
             _ => empty(404),
         },
     }
+}
+
+fn create_parent(path: &Path) -> std::io::Result<()> {
+    path.parent().map_or(Ok(()), std::fs::create_dir_all)
 }
 
 /// The settings file's contents (`{}` when absent or unreadable).

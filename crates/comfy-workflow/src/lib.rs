@@ -1,10 +1,43 @@
 //! The ComfyUI workflow graph model.
 //!
-//! This crate will own the in-memory model of a ComfyUI workflow in both of
-//! its formats (the API format `POST /prompt` takes and the editor format the
-//! ComfyUI front end saves), strict parsing of untrusted workflow JSON,
-//! UI-to-API conversion, batch edit operations, validation against
-//! `/object_info`, analysis and summaries, and the built-in templates.
+//! Why: every other crate reads, builds, checks and explains workflows, and
+//! a workflow is untrusted input. This crate parses it strictly (duplicate
+//! keys are an error, sizes and depth are bounded before the work is done),
+//! keeps node and input order (stable output, readable diffs), and gives
+//! the graph back as equivalent JSON.
 //!
-//! Invariant: pure data. No I/O, no tokio, no network, and no other `comfy-*`
-//! crate; `cargo xtask deps` enforces it.
+//! - [`Workflow`], [`Node`], [`Input`], [`Link`], [`NodeId`]: the API
+//!   format `POST /prompt` takes.
+//! - [`Limits`] and [`ParseError`]: the bounds and what breaks them.
+//! - [`embedded`]: the `prompt` and `workflow` texts ComfyUI embeds in the
+//!   PNG and WebP files it saves.
+//!
+//! Invariant: pure data. No I/O, no tokio, no network, and no other
+//! `comfy-*` crate; `cargo xtask deps` enforces it. Nothing here panics on
+//! any input.
+//!
+//! ```
+//! use comfy_workflow::{Input, Limits, Workflow};
+//!
+//! let text = br#"{"3": {"class_type": "KSampler", "inputs": {"seed": 5, "model": ["4", 0]}},
+//!                 "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}}}"#;
+//! let wf = Workflow::from_json(text, &Limits::DEFAULT).unwrap();
+//! assert_eq!(wf.node("3").unwrap().value("seed"), Some(&serde_json::json!(5)));
+//! assert!(matches!(wf.node("3").unwrap().input("model"), Some(Input::Link(_))));
+//! // Duplicate keys are refused: the graph checked must be the graph run.
+//! let twice = br#"{"1": {"class_type": "A"}, "1": {"class_type": "B"}}"#;
+//! assert!(Workflow::from_json(twice, &Limits::DEFAULT).is_err());
+//! ```
+
+pub mod embedded;
+mod error;
+mod graph;
+mod id;
+mod limits;
+mod strict;
+
+pub use error::ParseError;
+pub use graph::{Input, Link, Node, Workflow};
+pub use id::{MAX_NODE_ID_LEN, NodeId};
+pub use limits::Limits;
+pub use strict::parse_json;

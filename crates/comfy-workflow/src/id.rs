@@ -1,0 +1,83 @@
+//! Node ids.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest node id accepted, in bytes. ComfyUI's are short (`"3"`,
+/// `"12:4"` inside subgraphs); anything longer is hostile.
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+/// A node id as ComfyUI writes it: a non-empty string of printable
+/// characters, at most [`MAX_NODE_ID_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// Validates `id`.
+    ///
+    /// # Errors
+    /// The reason, when `id` is empty, too long, or holds a control
+    /// character.
+    pub fn new(id: impl Into<String>) -> Result<Self, &'static str> {
+        let id = id.into();
+        if id.is_empty() {
+            return Err("node ids must not be empty");
+        }
+        if id.len() > MAX_NODE_ID_LEN {
+            return Err("node ids are at most 128 bytes");
+        }
+        if id.chars().any(char::is_control) {
+            return Err("node ids must not contain control characters");
+        }
+        Ok(Self(id))
+    }
+
+    /// The id of a number, as the editor numbers nodes.
+    pub fn from_number(n: u64) -> Self {
+        Self(n.to_string())
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as a number, when it is one (most API-format ids are).
+    pub fn as_number(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+impl TryFrom<String> for NodeId {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::new(s)
+    }
+}
+
+impl From<NodeId> for String {
+    fn from(id: NodeId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for NodeId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for NodeId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}

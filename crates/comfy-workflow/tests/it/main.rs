@@ -1,0 +1,17 @@
+//! Integration tests of comfy-workflow.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests may panic on broken fixtures"
+)]
+
+mod embedded;
+mod parse;
+
+use std::path::PathBuf;
+
+/// The repository's `fixtures/` folder.
+pub(crate) fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}

@@ -11,6 +11,9 @@
 //! - [`Limits`] and [`ParseError`]: the bounds and what breaks them.
 //! - [`embedded`]: the `prompt` and `workflow` texts ComfyUI embeds in the
 //!   PNG and WebP files it saves.
+//! - [`Edit`] and [`Workflow::apply`]: batch edits, all or nothing.
+//! - [`ObjectInfo`], [`Workflow::validate`] and [`Problem`]: checks against
+//!   a server's node catalog; [`Workflow::execution_order`] and [`Cycle`].
 //!
 //! Invariant: pure data. No I/O, no tokio, no network, and no other
 //! `comfy-*` crate; `cargo xtask deps` enforces it. Nothing here panics on
@@ -29,15 +32,23 @@
 //! assert!(Workflow::from_json(twice, &Limits::DEFAULT).is_err());
 //! ```
 
+mod edit;
 pub mod embedded;
 mod error;
 mod graph;
 mod id;
 mod limits;
+pub mod object_info;
+mod order;
 mod strict;
+pub mod validate;
 
+pub use edit::{Edit, EditError, EditErrorKind, EditReport};
 pub use error::ParseError;
 pub use graph::{Input, Link, Node, Workflow};
 pub use id::{MAX_NODE_ID_LEN, NodeId};
 pub use limits::Limits;
+pub use object_info::ObjectInfo;
+pub use order::Cycle;
 pub use strict::parse_json;
+pub use validate::{Problem, ProblemKind};

@@ -6,8 +6,10 @@
     reason = "tests may panic on broken fixtures"
 )]
 
+mod edit;
 mod embedded;
 mod parse;
+mod validate;
 
 use std::path::PathBuf;
 

@@ -14,6 +14,9 @@
 //! - [`Edit`] and [`Workflow::apply`]: batch edits, all or nothing.
 //! - [`ObjectInfo`], [`Workflow::validate`] and [`Problem`]: checks against
 //!   a server's node catalog; [`Workflow::execution_order`] and [`Cycle`].
+//! - [`Workflow::analyze`] and [`Analysis`]: models, key parameters,
+//!   pipeline kind, prompt nodes and flow, with text and Mermaid summaries
+//!   ([`Analysis::to_text`], [`Workflow::to_mermaid`]) built from it.
 //!
 //! Invariant: pure data. No I/O, no tokio, no network, and no other
 //! `comfy-*` crate; `cargo xtask deps` enforces it. Nothing here panics on
@@ -32,6 +35,7 @@
 //! assert!(Workflow::from_json(twice, &Limits::DEFAULT).is_err());
 //! ```
 
+pub mod analysis;
 mod edit;
 pub mod embedded;
 mod error;
@@ -41,8 +45,10 @@ mod limits;
 pub mod object_info;
 mod order;
 mod strict;
+mod summary;
 pub mod validate;
 
+pub use analysis::Analysis;
 pub use edit::{Edit, EditError, EditErrorKind, EditReport};
 pub use error::ParseError;
 pub use graph::{Input, Link, Node, Workflow};

@@ -1,5 +1,5 @@
-//! Execution order: a topological sort of the link graph, ties broken by
-//! document order so the result is stable.
+//! Execution order: a topological sort of the link graph, stable for a
+//! given document.
 
 use std::collections::HashMap;
 
@@ -37,16 +37,17 @@ impl Workflow {
                 }
             }
         }
-        // A min-heap on document position keeps the order stable.
-        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-            (0..n).filter(|&i| indegree[i] == 0).map(std::cmp::Reverse).collect();
+        // First in, first out: every node that is ready, in document
+        // order, then the nodes they made ready (Python's `graphlib` order,
+        // which the Python server's summaries follow).
+        let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
         let mut out = Vec::with_capacity(n);
-        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        while let Some(i) = ready.pop_front() {
             out.push(self.nodes()[i].id.clone());
             for &u in &users[i] {
                 indegree[u] -= 1;
                 if indegree[u] == 0 {
-                    ready.push(std::cmp::Reverse(u));
+                    ready.push_back(u);
                 }
             }
         }

@@ -27,7 +27,14 @@ fn each_operation_does_what_it_says() {
             {"op": "remove_node", "node_id": "2"}
         ])))
         .unwrap();
-    assert_eq!(report.added.iter().map(comfy_workflow::NodeId::as_str).collect::<Vec<_>>(), ["4"]);
+    assert_eq!(
+        report
+            .added
+            .iter()
+            .map(comfy_workflow::NodeId::as_str)
+            .collect::<Vec<_>>(),
+        ["4"]
+    );
     assert!(
         report.dropped_links.is_empty(),
         "node 4's link to 2 was disconnected first"

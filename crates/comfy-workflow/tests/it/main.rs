@@ -6,6 +6,7 @@
     reason = "tests may panic on broken fixtures"
 )]
 
+mod analysis;
 mod edit;
 mod embedded;
 mod parse;

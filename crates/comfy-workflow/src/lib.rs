@@ -17,6 +17,8 @@
 //! - [`Workflow::analyze`] and [`Analysis`]: models, key parameters,
 //!   pipeline kind, prompt nodes and flow, with text and Mermaid summaries
 //!   ([`Analysis::to_text`], [`Workflow::to_mermaid`]) built from it.
+//! - [`template`]: the 14 built-in templates, built from parameters;
+//!   [`preset`]: model-family presets and prompting guides.
 //!
 //! Invariant: pure data. No I/O, no tokio, no network, and no other
 //! `comfy-*` crate; `cargo xtask deps` enforces it. Nothing here panics on
@@ -44,8 +46,10 @@ mod id;
 mod limits;
 pub mod object_info;
 mod order;
+pub mod preset;
 mod strict;
 mod summary;
+pub mod template;
 pub mod validate;
 
 pub use analysis::Analysis;

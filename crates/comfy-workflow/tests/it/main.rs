@@ -10,6 +10,7 @@ mod analysis;
 mod edit;
 mod embedded;
 mod parse;
+mod template;
 mod validate;
 
 use std::path::PathBuf;

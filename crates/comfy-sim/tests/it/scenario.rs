@@ -107,9 +107,14 @@ async fn queue_with_one_running_and_three_pending_matches_the_recording() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Distinct creation times (millisecond clock), so the jobs view sorts
+    // them as in the recording.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     replay(sim.addr(), "post_prompt_queue_run2_pending").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let front = replay(sim.addr(), "post_prompt_queue_run3_pending_front").await.json();
     assert!(front["number"].as_i64().unwrap() < 0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let explicit = replay(sim.addr(), "post_prompt_queue_run4_pending_explicit_number_and_id").await;
     assert_eq!(
         explicit.bytes().as_ref(),

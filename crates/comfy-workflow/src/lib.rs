@@ -17,6 +17,8 @@
 //! - [`Workflow::analyze`] and [`Analysis`]: models, key parameters,
 //!   pipeline kind, prompt nodes and flow, with text and Mermaid summaries
 //!   ([`Analysis::to_text`], [`Workflow::to_mermaid`]) built from it.
+//! - [`editor`]: the editor (UI) format converted to the API format with a
+//!   server's `/object_info`.
 //! - [`template`]: the 14 built-in templates, built from parameters;
 //!   [`preset`]: model-family presets and prompting guides.
 //!
@@ -39,6 +41,7 @@
 
 pub mod analysis;
 mod edit;
+pub mod editor;
 pub mod embedded;
 mod error;
 mod graph;

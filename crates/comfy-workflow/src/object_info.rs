@@ -33,13 +33,34 @@ pub enum InputKind {
     Combo(Vec<Value>),
     /// A typed connection (`MODEL`, `IMAGE`, `CONDITIONING`, `*`, ...).
     Link(String),
+    /// A V3 dynamic combo: the chosen key decides which sub-inputs follow,
+    /// sent as `name.sub`.
+    DynamicCombo(Vec<DynamicOption>),
+    /// A V3 growing list of connections, sent as `name.prefixN`.
+    Autogrow {
+        /// The name prefix of each entry (`image` for `images.image0`).
+        prefix: String,
+        /// Fewest entries.
+        min: usize,
+        /// The entry's own declaration.
+        template: Vec<InputDef>,
+    },
+}
+
+/// One choice of a [`InputKind::DynamicCombo`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DynamicOption {
+    /// The value that selects it.
+    pub key: String,
+    /// The inputs it adds.
+    pub inputs: Vec<InputDef>,
 }
 
 impl InputKind {
     /// Whether the input is a widget (a literal value in the editor) rather
     /// than a connection.
     pub fn is_widget(&self) -> bool {
-        !matches!(self, InputKind::Link(_))
+        !matches!(self, InputKind::Link(_) | InputKind::Autogrow { .. })
     }
 
     /// The type name as ComfyUI writes it (`INT`, `COMBO`, `MODEL`, ...).
@@ -51,6 +72,8 @@ impl InputKind {
             InputKind::Boolean => "BOOLEAN",
             InputKind::Combo(_) => "COMBO",
             InputKind::Link(t) => t,
+            InputKind::DynamicCombo(_) => "COMFY_DYNAMICCOMBO_V3",
+            InputKind::Autogrow { .. } => "COMFY_AUTOGROW_V3",
         }
     }
 }
@@ -191,6 +214,19 @@ fn parse_def(name: &str, def: &Value) -> Option<NodeDef> {
     })
 }
 
+/// `{"required": {...}, "optional": {...}}` as declarations, in key order.
+fn parse_group(group: Option<&Value>) -> Vec<InputDef> {
+    let mut out = Vec::new();
+    for (section, required) in [("required", true), ("optional", false)] {
+        if let Some(Value::Object(m)) = group.and_then(|g| g.get(section)) {
+            for (name, spec) in m {
+                out.push(parse_input(name, required, spec));
+            }
+        }
+    }
+    out
+}
+
 fn parse_input(name: &str, required: bool, spec: &Value) -> InputDef {
     let items = spec.as_array().map(Vec::as_slice).unwrap_or_default();
     let options = items.get(1).and_then(Value::as_object).cloned().unwrap_or_default();
@@ -215,6 +251,32 @@ fn parse_input(name: &str, required: bool, spec: &Value) -> InputDef {
                     .cloned()
                     .unwrap_or_default(),
             ),
+            "COMFY_DYNAMICCOMBO_V3" => InputKind::DynamicCombo(
+                options
+                    .get("options")
+                    .and_then(Value::as_array)
+                    .map(|opts| {
+                        opts.iter()
+                            .map(|o| DynamicOption {
+                                key: o.get("key").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                                inputs: parse_group(o.get("inputs")),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            "COMFY_AUTOGROW_V3" => {
+                let template = options.get("template");
+                InputKind::Autogrow {
+                    prefix: template
+                        .and_then(|t| t.get("prefix"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(name)
+                        .to_owned(),
+                    min: template.and_then(|t| t.get("min")).and_then(Value::as_u64).unwrap_or(1) as usize,
+                    template: parse_group(template.and_then(|t| t.get("input"))),
+                }
+            }
             other => InputKind::Link(other.to_owned()),
         },
         _ => InputKind::Link("*".to_owned()),

@@ -157,7 +157,8 @@ impl fmt::Display for Problem {
 /// ComfyUI matches types (`*` matches anything; comma lists match any
 /// member).
 pub fn types_match(found: &str, expected: &str) -> bool {
-    if found == expected || found == "*" || expected == "*" {
+    const MATCHTYPE: &str = "COMFY_MATCHTYPE_V3";
+    if found == expected || found == "*" || expected == "*" || found == MATCHTYPE || expected == MATCHTYPE {
         return true;
     }
     let split = |s: &str| s.split(',').map(str::trim).map(str::to_owned).collect::<Vec<_>>();
@@ -193,21 +194,7 @@ impl Workflow {
                 continue;
             };
             has_output |= def.output_node;
-            for decl in &def.inputs {
-                let Some(given) = node.input(&decl.name) else {
-                    if decl.required {
-                        out.push(problem(Some(&decl.name), ProblemKind::MissingInput));
-                    }
-                    continue;
-                };
-                let kind = match given {
-                    Input::Link(link) => self.check_link(link, &decl.kind, info),
-                    Input::Value(v) => check_value(v, &decl.kind),
-                };
-                if let Some(kind) = kind {
-                    out.push(problem(Some(&decl.name), kind));
-                }
-            }
+            self.check_inputs(node, &def.inputs, "", info, &mut out);
         }
         if let Err(cycle) = self.execution_order() {
             out.push(Problem {
@@ -226,6 +213,77 @@ impl Workflow {
             });
         }
         out
+    }
+
+    /// Checks `decls` (named `prefix` + name) against the node's inputs.
+    fn check_inputs(
+        &self,
+        node: &crate::Node,
+        decls: &[crate::object_info::InputDef],
+        prefix: &str,
+        info: &ObjectInfo,
+        out: &mut Vec<Problem>,
+    ) {
+        let problem = |input: &str, kind| Problem {
+            node: Some(node.id.clone()),
+            class_type: Some(node.class_type.clone()),
+            input: Some(input.to_owned()),
+            kind,
+        };
+        for decl in decls {
+            let name = format!("{prefix}{}", decl.name);
+            if let InputKind::Autogrow {
+                prefix: entry,
+                min,
+                template,
+            } = &decl.kind
+            {
+                let stem = format!("{name}.");
+                let given: Vec<(&str, &Input)> = node
+                    .inputs
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(&stem))
+                    .map(|(n, i)| (n.as_str(), i))
+                    .collect();
+                if decl.required && given.len() < *min {
+                    out.push(problem(
+                        &format!("{stem}{entry}{}", given.len()),
+                        ProblemKind::MissingInput,
+                    ));
+                }
+                if let Some(kind) = template.first().map(|t| &t.kind) {
+                    for (n, input) in given {
+                        let found = match input {
+                            Input::Link(link) => self.check_link(link, kind, info),
+                            Input::Value(v) => check_value(v, kind),
+                        };
+                        if let Some(k) = found {
+                            out.push(problem(n, k));
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(given) = node.input(&name) else {
+                if decl.required {
+                    out.push(problem(&name, ProblemKind::MissingInput));
+                }
+                continue;
+            };
+            let kind = match given {
+                Input::Link(link) => self.check_link(link, &decl.kind, info),
+                Input::Value(v) => check_value(v, &decl.kind),
+            };
+            if let Some(kind) = kind {
+                out.push(problem(&name, kind));
+                continue;
+            }
+            if let (InputKind::DynamicCombo(options), Input::Value(Value::String(key))) = (&decl.kind, given)
+                && let Some(chosen) = options.iter().find(|o| &o.key == key)
+            {
+                self.check_inputs(node, &chosen.inputs, &format!("{name}."), info, out);
+            }
+        }
     }
 
     fn check_link(&self, link: &crate::Link, kind: &InputKind, info: &ObjectInfo) -> Option<ProblemKind> {
@@ -290,7 +348,18 @@ fn check_value(v: &Value, kind: &InputKind) -> Option<ProblemKind> {
                 })
             }
         }
+        InputKind::DynamicCombo(options) => {
+            let known = v.as_str().is_some_and(|k| options.iter().any(|o| o.key == k));
+            (!known).then(|| ProblemKind::NotInList {
+                value: v.clone(),
+                options: options.iter().take(20).map(|o| Value::String(o.key.clone())).collect(),
+                option_count: options.len(),
+            })
+        }
         InputKind::Link(t) => Some(ProblemKind::ExpectedLink { expected: t.clone() }),
+        InputKind::Autogrow { .. } => Some(ProblemKind::ExpectedLink {
+            expected: kind.type_name().to_owned(),
+        }),
     }
 }
 

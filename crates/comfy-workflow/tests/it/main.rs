@@ -8,6 +8,7 @@
 
 mod analysis;
 mod edit;
+mod editor;
 mod embedded;
 mod parse;
 mod template;

@@ -4,6 +4,8 @@
 //!   the dependency-layering check, then every test.
 //! - `deps`: fails when a crate depends on one the layering forbids
 //!   (`docs/architecture.md` explains the layers).
+//! - `bench`: the benchmarks, in release mode (figures go in
+//!   `docs/performance.md`).
 
 mod deps;
 
@@ -28,7 +30,15 @@ fn main() -> Result<()> {
                 bail!("{} forbidden dependency edge(s)", violations.len())
             }
         }
-        _ => bail!("usage: cargo xtask <ci|deps>"),
+        Some("bench") => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            step(
+                "bench",
+                &cargo,
+                &["bench", "--locked", "-p", "comfy-workflow", "--bench", "workflow"],
+            )
+        }
+        _ => bail!("usage: cargo xtask <ci|deps|bench>"),
     }
 }
 

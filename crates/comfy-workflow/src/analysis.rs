@@ -180,7 +180,12 @@ impl Workflow {
             if !class_types.contains(&n.class_type) {
                 class_types.push(n.class_type.clone());
             }
-            *class_counts.entry(n.class_type.clone()).or_insert(0) += 1;
+            match class_counts.get_mut(&n.class_type) {
+                Some(c) => *c += 1,
+                None => {
+                    class_counts.insert(n.class_type.clone(), 1);
+                }
+            }
         }
         let mut models = Vec::new();
         for n in &ordered {
@@ -215,11 +220,15 @@ impl Workflow {
             }
         }
         let (mut prompt_nodes, mut negative_nodes) = (Vec::new(), Vec::new());
+        let (mut seen_prompt, mut seen_negative) = (std::collections::HashSet::new(), std::collections::HashSet::new());
         for n in ordered.iter().filter(|n| is_sampler(&n.class_type)) {
-            for (input, list) in [("positive", &mut prompt_nodes), ("negative", &mut negative_nodes)] {
+            for (input, list, seen) in [
+                ("positive", &mut prompt_nodes, &mut seen_prompt),
+                ("negative", &mut negative_nodes, &mut seen_negative),
+            ] {
                 if let Some(Input::Link(link)) = n.input(input) {
                     for id in self.encoders_behind(&link.node, link.output) {
-                        if !list.contains(&id) {
+                        if seen.insert(id.clone()) {
                             list.push(id);
                         }
                     }

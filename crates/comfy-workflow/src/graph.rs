@@ -147,8 +147,7 @@ impl Workflow {
     /// assert_eq!(wf.node("2").unwrap().links().next().unwrap().1.node.as_str(), "1");
     /// ```
     pub fn from_json(bytes: &[u8], limits: &Limits) -> Result<Self, ParseError> {
-        let value = crate::strict::parse_json(bytes, limits)?;
-        Self::from_value(value, limits)
+        crate::strict::parse_workflow(bytes, limits)
     }
 
     /// Builds a workflow from an already-parsed value, checking its shape and
@@ -202,6 +201,11 @@ impl Workflow {
     /// The node with id `id`.
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.index.get(id).map(|&i| &self.nodes[i])
+    }
+
+    /// The position of node `id` in document order.
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
     }
 
     /// The node with id `id`, mutably.
@@ -300,7 +304,7 @@ fn parse_node(id: NodeId, node: Value) -> Result<Node, ParseError> {
 }
 
 /// A two-element array `[string, integer]` is a link, as ComfyUI reads it.
-fn parse_input(node: &NodeId, name: &str, v: Value) -> Result<Input, ParseError> {
+pub(crate) fn parse_input(node: &NodeId, name: &str, v: Value) -> Result<Input, ParseError> {
     if let Value::Array(items) = &v
         && let [Value::String(target), Value::Number(idx)] = items.as_slice()
         && let Ok(target_id) = NodeId::new(target.clone())

@@ -1,8 +1,6 @@
 //! Execution order: a topological sort of the link graph, stable for a
 //! given document.
 
-use std::collections::HashMap;
-
 use crate::{NodeId, Workflow};
 
 /// The nodes on a cycle, when the graph has one.
@@ -20,22 +18,31 @@ impl Workflow {
     /// # Errors
     /// [`Cycle`] with the nodes that could not be ordered.
     pub fn execution_order(&self) -> Result<Vec<NodeId>, Cycle> {
-        let n = self.len();
-        let pos: HashMap<&str, usize> = self
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, node)| (node.id.as_str(), i))
-            .collect();
+        let nodes = self.nodes();
+        let n = nodes.len();
+        // Edges as (from, to) positions, then a compact adjacency list.
+        let mut edges: Vec<(usize, usize)> = Vec::with_capacity(n * 2);
         let mut indegree = vec![0usize; n];
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, node) in self.nodes().iter().enumerate() {
+        for (to, node) in nodes.iter().enumerate() {
             for (_, link) in node.links() {
-                if let Some(&from) = pos.get(link.node.as_str()) {
-                    indegree[i] += 1;
-                    users[from].push(i);
+                if let Some(from) = self.position(link.node.as_str()) {
+                    indegree[to] += 1;
+                    edges.push((from, to));
                 }
             }
+        }
+        let mut start = vec![0usize; n + 1];
+        for &(from, _) in &edges {
+            start[from + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut users = vec![0usize; edges.len()];
+        for &(from, to) in &edges {
+            users[fill[from]] = to;
+            fill[from] += 1;
         }
         // First in, first out: every node that is ready, in document
         // order, then the nodes they made ready (Python's `graphlib` order,
@@ -43,8 +50,8 @@ impl Workflow {
         let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
         let mut out = Vec::with_capacity(n);
         while let Some(i) = ready.pop_front() {
-            out.push(self.nodes()[i].id.clone());
-            for &u in &users[i] {
+            out.push(nodes[i].id.clone());
+            for &u in &users[start[i]..start[i + 1]] {
                 indegree[u] -= 1;
                 if indegree[u] == 0 {
                     ready.push_back(u);
@@ -52,11 +59,11 @@ impl Workflow {
             }
         }
         if out.len() < n {
-            let nodes = (0..n)
+            let stuck = (0..n)
                 .filter(|&i| indegree[i] > 0)
-                .map(|i| self.nodes()[i].id.clone())
+                .map(|i| nodes[i].id.clone())
                 .collect();
-            return Err(Cycle { nodes });
+            return Err(Cycle { nodes: stuck });
         }
         Ok(out)
     }

@@ -60,20 +60,18 @@ impl Analysis {
                 "Warning: the links form a cycle; ComfyUI will refuse this workflow"
             );
         }
+        let classes: std::collections::HashMap<&str, &str> = self
+            .flow
+            .iter()
+            .map(|s| (s.node_id.as_str(), s.class_type.as_str()))
+            .collect();
         for (label, nodes) in [("Prompt", &self.prompt_nodes), ("Negative", &self.negative_nodes)] {
             if nodes.is_empty() {
                 continue;
             }
             let named: Vec<String> = nodes
                 .iter()
-                .map(|id| {
-                    let class = self
-                        .flow
-                        .iter()
-                        .find(|s| &s.node_id == id)
-                        .map_or("?", |s| s.class_type.as_str());
-                    format!("node {id} ({class})")
-                })
+                .map(|id| format!("node {id} ({})", classes.get(id.as_str()).copied().unwrap_or("?")))
                 .collect();
             let _ = writeln!(out, "{label}: {}", named.join(", "));
         }

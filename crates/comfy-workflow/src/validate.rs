@@ -231,7 +231,11 @@ impl Workflow {
             kind,
         };
         for decl in decls {
-            let name = format!("{prefix}{}", decl.name);
+            let name: std::borrow::Cow<'_, str> = if prefix.is_empty() {
+                decl.name.as_str().into()
+            } else {
+                format!("{prefix}{}", decl.name).into()
+            };
             if let InputKind::Autogrow {
                 prefix: entry,
                 min,

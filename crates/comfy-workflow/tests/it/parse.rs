@@ -118,6 +118,16 @@ proptest! {
     }
 
     #[test]
+    fn the_direct_parser_agrees_with_the_value_parser(doc in workflow_json(), junk in literal()) {
+        for value in [doc, serde_json::json!({"1": junk.clone()}), serde_json::json!({"1": {"class_type": "A", "inputs": junk}})] {
+            let text = serde_json::to_vec(&value).unwrap();
+            let direct = Workflow::from_json(&text, &Limits::DEFAULT);
+            let via_value = comfy_workflow::parse_json(&text, &Limits::DEFAULT).and_then(|v| Workflow::from_value(v, &Limits::DEFAULT));
+            prop_assert_eq!(direct, via_value);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = Workflow::from_json(&bytes, &Limits::DEFAULT);
     }

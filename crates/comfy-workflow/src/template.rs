@@ -1,6 +1,14 @@
 //! The 14 built-in templates, with the Python server's names, graphs and
 //! parameters (`data/templates.json`), built from parameters into a
 //! [`Workflow`].
+//!
+//! Three graphs differ from the Python server's, because its versions
+//! cannot run (see `docs/custom-node-templates.md`): `txt2vid_wan` uses
+//! ComfyUI core's Wan support instead of two node classes that exist in no
+//! pack, `ip_adapter` uses `IPAdapterAdvanced` (the current pack no longer
+//! has `IPAdapterApply`, whose required inputs the old graph also missed),
+//! and `face_restore` sets `facedetection` and `codeformer_fidelity` as the
+//! pack names them.
 
 use serde_json::{Map, Value};
 
@@ -48,8 +56,8 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "txt2vid_wan",
-        description: "Text to video with a Wan model.",
-        custom_nodes: &["ComfyUI-WanVideoWrapper"],
+        description: "Text to video with a Wan 2.1 model (ComfyUI core nodes).",
+        custom_nodes: &[],
     },
     Template {
         name: "controlnet_canny",
@@ -113,12 +121,20 @@ enum Kind {
 const PARAMS: &[Param] = &[
     Param {
         name: "width",
-        targets: &[("EmptyLatentImage", "width"), ("WanTextToVideo", "width")],
+        targets: &[
+            ("EmptyLatentImage", "width"),
+            ("WanTextToVideo", "width"),
+            ("EmptyHunyuanLatentVideo", "width"),
+        ],
         kind: Kind::Int,
     },
     Param {
         name: "height",
-        targets: &[("EmptyLatentImage", "height"), ("WanTextToVideo", "height")],
+        targets: &[
+            ("EmptyLatentImage", "height"),
+            ("WanTextToVideo", "height"),
+            ("EmptyHunyuanLatentVideo", "height"),
+        ],
         kind: Kind::Int,
     },
     Param {
@@ -153,7 +169,7 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "model",
-        targets: &[("CheckpointLoaderSimple", "ckpt_name")],
+        targets: &[("CheckpointLoaderSimple", "ckpt_name"), ("UNETLoader", "unet_name")],
         kind: Kind::Text,
     },
     Param {
@@ -168,7 +184,11 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "frames",
-        targets: &[("EmptyLatentImage", "batch_size"), ("WanTextToVideo", "num_frames")],
+        targets: &[
+            ("EmptyLatentImage", "batch_size"),
+            ("WanTextToVideo", "num_frames"),
+            ("EmptyHunyuanLatentVideo", "length"),
+        ],
         kind: Kind::Int,
     },
     Param {
@@ -203,7 +223,7 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "ipadapter_weight",
-        targets: &[("IPAdapterApply", "weight")],
+        targets: &[("IPAdapterApply", "weight"), ("IPAdapterAdvanced", "weight")],
         kind: Kind::Number,
     },
     Param {
@@ -228,7 +248,10 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "face_restore_fidelity",
-        targets: &[("FaceRestoreCFWithModel", "fidelity")],
+        targets: &[
+            ("FaceRestoreCFWithModel", "fidelity"),
+            ("FaceRestoreCFWithModel", "codeformer_fidelity"),
+        ],
         kind: Kind::Number,
     },
 ];

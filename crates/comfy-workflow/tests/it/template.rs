@@ -12,14 +12,23 @@ fn peer_templates() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("peer/templates.json")).unwrap()).unwrap()
 }
 
+/// The Python server's graphs, except three of its graphs that cannot run
+/// (see `docs/custom-node-templates.md`), which are fixed.
+const FIXED: &[&str] = &["txt2vid_wan", "ip_adapter", "face_restore"];
+
 #[test]
-fn every_template_has_the_python_servers_default_graph() {
+fn every_template_has_the_python_servers_default_graph_unless_fixed() {
     let peer = peer_templates();
     assert_eq!(TEMPLATES.len(), 14);
     for t in TEMPLATES {
         let wf = template::default_graph(t.name).unwrap();
         let theirs = Workflow::from_value(peer[t.name].clone(), &Limits::DEFAULT).unwrap();
-        assert_eq!(wf.to_value(), theirs.to_value(), "{}", t.name);
+        assert_eq!(
+            wf.to_value() == theirs.to_value(),
+            !FIXED.contains(&t.name),
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -79,25 +88,22 @@ fn unknown_templates_and_bad_values_are_errors() {
     );
 }
 
-/// Core templates, with model names the server has, validate clean.
+/// Whether a problem is only about which files a server has installed.
+fn about_installed_files(p: &comfy_workflow::Problem) -> bool {
+    matches!(&p.kind, ProblemKind::NotInList { value: Value::String(v), .. }
+        if [".safetensors", ".pth", ".ckpt", ".bin", ".png", ".jpg"].iter().any(|e| v.ends_with(e)))
+}
+
+/// Core templates validate clean against the recorded server's catalog
+/// (file names aside: which models a server has is its own business).
 #[test]
 fn core_templates_are_valid_against_the_servers_catalog() {
-    let models = json!({
-        "model": "v1-5-pruned-emaonly.safetensors",
-        "model_name": "RealESRGAN_x4plus.pth",
-        "lora_name": "example_lora.safetensors",
-        "image": "example.png",
-        "mask": "example.png",
-        "controlnet_model": "control.safetensors"
-    });
     for t in TEMPLATES.iter().filter(|t| t.custom_nodes.is_empty()) {
-        let built = template::build(t.name, models.as_object().unwrap()).unwrap();
-        let problems: Vec<String> = built
-            .workflow
+        let problems: Vec<String> = template::default_graph(t.name)
+            .unwrap()
             .validate(object_info())
-            // The recorded server has no ControlNet or mask files; a real one lists them.
             .into_iter()
-            .filter(|p| !matches!(&p.kind, ProblemKind::NotInList { .. } if p.input.as_deref() == Some("image") && t.name == "inpaint"))
+            .filter(|p| !about_installed_files(p))
             .map(|p| p.to_string())
             .collect();
         assert!(problems.is_empty(), "{}: {problems:#?}", t.name);
@@ -128,15 +134,11 @@ fn presets_and_guides_match_the_python_server() {
     assert_eq!(preset::infer_family("mystery.safetensors"), None);
 }
 
-/// Custom-node templates validate against the core catalog plus their packs'
-/// node definitions (`fixtures/workflows/custom_nodes_object_info.json`, read
-/// from the packs' sources). Three of the Python server's templates do not:
-/// FIXME(issue 4): `ip_adapter` (IPAdapterApply misses five required inputs
-/// and is gone from current packs), `face_restore` (`fidelity` is really
-/// `codeformer_fidelity`, `facedetection` is required) and `txt2vid_wan`
-/// (its two node classes exist in no pack). This asserts today's state.
+/// Custom-node templates validate against the core catalog plus their
+/// packs' node definitions (`fixtures/workflows/custom_nodes_object_info.json`,
+/// read from the packs' sources).
 #[test]
-fn custom_node_templates_against_their_packs() {
+fn custom_node_templates_are_valid_against_their_packs() {
     let mut catalog: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixtures().join("comfyui/http/get_object_info.body.json")).unwrap())
             .unwrap();
@@ -147,19 +149,47 @@ fn custom_node_templates_against_their_packs() {
         catalog[k] = v.clone();
     }
     let info = comfy_workflow::ObjectInfo::from_value(&catalog);
-    let mut broken = Vec::new();
     for t in TEMPLATES.iter().filter(|t| !t.custom_nodes.is_empty()) {
         let problems: Vec<String> = template::default_graph(t.name)
             .unwrap()
             .validate(&info)
             .into_iter()
-            // Model and input file names depend on what a server has installed.
-            .filter(|p| !matches!(p.kind, ProblemKind::NotInList { .. }))
+            .filter(|p| !about_installed_files(p))
             .map(|p| p.to_string())
             .collect();
-        if !problems.is_empty() {
-            broken.push(t.name);
-        }
+        assert!(problems.is_empty(), "{}: {problems:#?}", t.name);
     }
-    assert_eq!(broken, ["txt2vid_wan", "ip_adapter", "face_restore"]);
+}
+
+#[test]
+fn fixed_templates_take_the_python_servers_parameters() {
+    let wan = template::build(
+        "txt2vid_wan",
+        json!({"width": 640, "height": 384, "frames": 33, "model": "wan.safetensors"})
+            .as_object()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(wan.unused.is_empty());
+    let latent = wan
+        .workflow
+        .nodes()
+        .iter()
+        .find(|n| n.class_type == "EmptyHunyuanLatentVideo")
+        .unwrap();
+    assert_eq!(
+        (latent.value("width"), latent.value("height"), latent.value("length")),
+        (Some(&json!(640)), Some(&json!(384)), Some(&json!(33)))
+    );
+    let ip = template::build("ip_adapter", json!({"ipadapter_weight": 0.5}).as_object().unwrap()).unwrap();
+    assert_eq!(ip.workflow.node("7").unwrap().value("weight"), Some(&json!(0.5)));
+    let face = template::build(
+        "face_restore",
+        json!({"face_restore_fidelity": 0.3}).as_object().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        face.workflow.node("5").unwrap().value("codeformer_fidelity"),
+        Some(&json!(0.3))
+    );
 }

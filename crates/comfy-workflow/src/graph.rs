@@ -305,24 +305,29 @@ fn parse_node(id: NodeId, node: Value) -> Result<Node, ParseError> {
 
 /// A two-element array `[string, integer]` is a link, as ComfyUI reads it.
 pub(crate) fn parse_input(node: &NodeId, name: &str, v: Value) -> Result<Input, ParseError> {
-    if let Value::Array(items) = &v
-        && let [Value::String(target), Value::Number(idx)] = items.as_slice()
-        && let Ok(target_id) = NodeId::new(target.clone())
-    {
-        return match idx.as_u64().and_then(|i| u32::try_from(i).ok()) {
-            Some(output) => Ok(Input::Link(Link {
-                node: target_id,
-                output,
-            })),
-            None => Err(ParseError::BadLinkIndex {
-                node: node.to_string(),
-                input: name.to_owned(),
-                target: target.clone(),
-                index: idx.to_string(),
-            }),
-        };
+    let Value::Array(items) = v else {
+        return Ok(Input::Value(v));
+    };
+    let is_link = matches!(items.as_slice(), [Value::String(t), Value::Number(_)] if NodeId::check(t).is_ok());
+    if !is_link {
+        return Ok(Input::Value(Value::Array(items)));
     }
-    Ok(Input::Value(v))
+    let mut parts = items.into_iter();
+    let (Some(Value::String(target)), Some(Value::Number(idx))) = (parts.next(), parts.next()) else {
+        return Ok(Input::Value(Value::Null));
+    };
+    match idx.as_u64().and_then(|i| u32::try_from(i).ok()) {
+        Some(output) => match NodeId::new(target) {
+            Ok(node) => Ok(Input::Link(Link { node, output })),
+            Err(_) => Ok(Input::Value(Value::Null)),
+        },
+        None => Err(ParseError::BadLinkIndex {
+            node: node.to_string(),
+            input: name.to_owned(),
+            target,
+            index: idx.to_string(),
+        }),
+    }
 }
 
 struct NodeBody<'a>(&'a Node);

@@ -1,6 +1,7 @@
 //! Node ids.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,10 +10,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_NODE_ID_LEN: usize = 128;
 
 /// A node id as ComfyUI writes it: a non-empty string of printable
-/// characters, at most [`MAX_NODE_ID_LEN`] bytes.
+/// characters, at most [`MAX_NODE_ID_LEN`] bytes. Shared, so clones (and
+/// ids are cloned into every link, order and report) cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeId(String);
+pub struct NodeId(Arc<str>);
 
 impl NodeId {
     /// Validates `id`.
@@ -22,6 +24,15 @@ impl NodeId {
     /// character.
     pub fn new(id: impl Into<String>) -> Result<Self, &'static str> {
         let id = id.into();
+        Self::check(&id)?;
+        Ok(Self(id.into()))
+    }
+
+    /// Why `id` cannot be a node id, if it cannot.
+    ///
+    /// # Errors
+    /// The reason, as for [`NodeId::new`].
+    pub fn check(id: &str) -> Result<(), &'static str> {
         if id.is_empty() {
             return Err("node ids must not be empty");
         }
@@ -31,12 +42,12 @@ impl NodeId {
         if id.chars().any(char::is_control) {
             return Err("node ids must not contain control characters");
         }
-        Ok(Self(id))
+        Ok(())
     }
 
     /// The id of a number, as the editor numbers nodes.
     pub fn from_number(n: u64) -> Self {
-        Self(n.to_string())
+        Self(n.to_string().into())
     }
 
     /// The id as a string.
@@ -60,7 +71,7 @@ impl TryFrom<String> for NodeId {
 
 impl From<NodeId> for String {
     fn from(id: NodeId) -> Self {
-        id.0
+        id.0.to_string()
     }
 }
 

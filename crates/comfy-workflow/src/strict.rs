@@ -64,6 +64,7 @@ fn strip_position(msg: &str) -> String {
 enum Seg {
     Key(String),
     Index(usize),
+    Node(NodeId),
 }
 
 struct State {
@@ -84,6 +85,7 @@ impl State {
             match segment {
                 Seg::Key(k) => out.push_str(k),
                 Seg::Index(i) => out.push_str(&i.to_string()),
+                Seg::Node(id) => out.push_str(id.as_str()),
             }
         }
         out
@@ -237,19 +239,25 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
                     max: self.state.limits.max_nodes,
                 }));
             }
-            let node_id = NodeId::new(id.clone()).map_err(|reason| {
-                self.state.fail(ParseError::InvalidNodeId {
+            if let Err(reason) = NodeId::check(&id) {
+                return Err(self.state.fail(ParseError::InvalidNodeId {
                     id: id.escape_debug().to_string(),
                     reason,
-                })
-            })?;
+                }));
+            }
             if wf.contains(&id) {
                 return Err(self.state.fail(ParseError::DuplicateKey {
                     path: "/".to_owned(),
                     key: id,
                 }));
             }
-            self.state.path.borrow_mut().push(Seg::Key(id));
+            let node_id = NodeId::new(id).map_err(|reason| {
+                self.state.fail(ParseError::InvalidNodeId {
+                    id: String::new(),
+                    reason,
+                })
+            })?;
+            self.state.path.borrow_mut().push(Seg::Node(node_id.clone()));
             let node = map.next_value_seed(NodeSeed {
                 state: self.state,
                 id: node_id,

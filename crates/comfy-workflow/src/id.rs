@@ -92,3 +92,28 @@ impl std::borrow::Borrow<str> for NodeId {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_NODE_ID_LEN, NodeId};
+
+    #[test]
+    fn accepts_comfyui_ids_and_refuses_hostile_ones() {
+        for ok in ["3", "12:4", "a-b_c", "ü"] {
+            assert!(NodeId::new(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(NodeId::new(""), Err("node ids must not be empty"));
+        assert_eq!(NodeId::new("1\n"), Err("node ids must not contain control characters"));
+        assert!(NodeId::new("x".repeat(MAX_NODE_ID_LEN)).is_ok());
+        assert!(NodeId::new("x".repeat(MAX_NODE_ID_LEN + 1)).is_err());
+        assert_eq!(NodeId::from_number(42).as_number(), Some(42));
+        assert_eq!(NodeId::new("12:4").unwrap().as_number(), None);
+    }
+
+    #[test]
+    fn serde_keeps_the_plain_string_and_validates() {
+        let id: NodeId = serde_json::from_str("\"7\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"7\"");
+        assert!(serde_json::from_str::<NodeId>("\"\"").is_err());
+    }
+}

@@ -187,3 +187,17 @@ pub fn guide(name: &str) -> Option<&'static Guide> {
     let f = family(name)?;
     GUIDES.iter().find(|g| g.family == f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{GUIDES, PRESETS, guide, preset};
+
+    #[test]
+    fn every_family_has_a_preset_and_a_guide() {
+        assert_eq!(PRESETS.len(), GUIDES.len());
+        for p in PRESETS {
+            assert_eq!(preset(p.family).map(|x| x.family), Some(p.family));
+            assert_eq!(guide(p.family).map(|g| g.family), Some(p.family));
+        }
+    }
+}

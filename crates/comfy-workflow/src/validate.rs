@@ -396,3 +396,20 @@ fn range(v: &Value, x: f64, min: Option<&Number>, max: Option<&Number>) -> Optio
         max: max.cloned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::types_match;
+
+    #[test]
+    fn types_match_as_comfyui_matches_them() {
+        assert!(types_match("IMAGE", "IMAGE"));
+        assert!(types_match("*", "MODEL"));
+        assert!(types_match("MODEL", "*"));
+        assert!(types_match("IMAGE", "IMAGE,MASK"));
+        assert!(types_match("MASK, IMAGE", "IMAGE"));
+        assert!(types_match("COMFY_MATCHTYPE_V3", "LATENT"));
+        assert!(!types_match("LATENT", "IMAGE"));
+        assert!(!types_match("IMAGE,MASK", "LATENT"));
+    }
+}

@@ -311,16 +311,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let Some((route, canonical)) = resolve(parts.uri.path()) else {
         return not_found_route();
     };
+    shared.count_request(&canonical);
     let fault = faults.routes.get(&canonical).cloned();
     match fault {
         Some(HttpFault::Status(code)) => return text(code, &reason(code)),
-        Some(HttpFault::Oversized(n)) => {
+        Some(fault @ (HttpFault::Oversized(n) | HttpFault::OversizedChunked(n))) => {
             return response(
                 200,
                 Some("application/json; charset=utf-8"),
                 Body::Oversized {
                     remaining: n,
                     started: false,
+                    declared: matches!(fault, HttpFault::Oversized(_)),
                 },
             );
         }

@@ -27,7 +27,12 @@ pub(crate) enum Body {
         pause: Option<Pin<Box<tokio::time::Sleep>>>,
     },
     /// Streams `remaining` bytes of `[0,0,0,...` without holding them.
-    Oversized { remaining: u64, started: bool },
+    /// `declared` sends a `Content-Length`; otherwise it goes chunked.
+    Oversized {
+        remaining: u64,
+        started: bool,
+        declared: bool,
+    },
 }
 
 impl Body {
@@ -60,7 +65,7 @@ impl HttpBody for Body {
                     Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "injected reset")))
                 }
             }
-            Body::Oversized { remaining, started } => {
+            Body::Oversized { remaining, started, .. } => {
                 if *remaining == 0 {
                     None
                 } else {
@@ -95,7 +100,15 @@ impl HttpBody for Body {
             Body::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
             Body::Chunked(_) => SizeHint::default(),
             Body::Reset { declared, .. } => SizeHint::with_exact(*declared),
-            Body::Oversized { remaining, .. } => SizeHint::with_exact(*remaining),
+            Body::Oversized {
+                remaining, declared, ..
+            } => {
+                if *declared {
+                    SizeHint::with_exact(*remaining)
+                } else {
+                    SizeHint::default()
+                }
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum HttpFault {
     /// Answer 200 `application/json` with a body of this many bytes (an
     /// endless JSON array of zeros, streamed, never held in memory).
     Oversized(u64),
+    /// Like `Oversized`, but without a `Content-Length` (chunked), so only
+    /// a reader that counts what arrives can catch it.
+    OversizedChunked(u64),
 }
 
 /// How the WebSocket misbehaves for connections opened while it is set.

@@ -284,6 +284,16 @@ impl SimHandle {
         self.shared.restart();
     }
 
+    /// How many requests reached the route at `path` (without `/api`, e.g.
+    /// `"/prompt"`; parameterised routes as `"/history/{id}"`), faulted ones
+    /// included.
+    pub fn requests(&self, path: &str) -> u64 {
+        self.shared
+            .requests
+            .lock()
+            .map_or(0, |m| m.get(path).copied().unwrap_or(0))
+    }
+
     /// Number of WebSocket clients currently registered.
     pub fn ws_clients(&self) -> usize {
         self.shared.hub.len()

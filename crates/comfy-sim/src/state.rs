@@ -165,6 +165,8 @@ pub(crate) struct Shared {
     pub(crate) extensions: Value,
     pub(crate) sessions: Mutex<JoinSet<()>>,
     pub(crate) log: crate::log::Log,
+    /// Requests served, by route path without `/api`.
+    pub(crate) requests: Mutex<std::collections::HashMap<String, u64>>,
     /// Serialises read-modify-write of the settings file.
     pub(crate) settings_lock: Mutex<()>,
 }
@@ -195,6 +197,7 @@ impl Shared {
             extensions,
             sessions: Mutex::new(JoinSet::new()),
             settings_lock: Mutex::new(()),
+            requests: Mutex::new(std::collections::HashMap::new()),
             log: crate::log::Log::default(),
         }
     }
@@ -205,6 +208,15 @@ impl Shared {
 
     pub(crate) fn dir(&self, kind: &str) -> PathBuf {
         self.root.join(kind)
+    }
+
+    pub(crate) fn count_request(&self, route: &str) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(route.to_owned())
+            .or_insert(0) += 1;
     }
 
     /// Broadcasts the queue size, as ComfyUI does on every queue change.

@@ -1,0 +1,471 @@
+//! The typed REST methods.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::types::{Download, FileRef, FileStream, HistoryEntry, PromptAccepted, Queue, Uploaded};
+use crate::url::{segment, with_query};
+use crate::{Client, Error};
+
+/// Options for `POST /prompt`.
+#[derive(Debug, Clone, Default)]
+pub struct PromptOptions {
+    /// Use this prompt id instead of letting ComfyUI pick one.
+    pub prompt_id: Option<String>,
+    /// `extra_data` (e.g. `extra_pnginfo.workflow`).
+    pub extra_data: Option<Map<String, Value>>,
+    /// Queue at the front.
+    pub front: bool,
+    /// Run only these output nodes.
+    pub partial_execution_targets: Option<Vec<String>>,
+}
+
+/// Where an upload goes.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Subfolder of the target directory.
+    pub subfolder: Option<String>,
+    /// `input` (default), `temp` or `output`.
+    pub kind: Option<String>,
+    /// Replace a file of the same name.
+    pub overwrite: bool,
+}
+
+/// A `/view` preview conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preview {
+    /// WebP at this quality (1..=100).
+    Webp(u8),
+    /// JPEG at this quality (1..=100).
+    Jpeg(u8),
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Decode {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn check(reply: &crate::transport::Reply, what: &str) -> Result<(), Error> {
+    if reply.status.is_success() {
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(&reply.body[..reply.body.len().min(512)]).into_owned();
+    Err(Error::Status {
+        what: what.to_owned(),
+        status: reply.status.as_u16(),
+        body,
+    })
+}
+
+fn multipart(boundary: &str, file_field: (&str, &str, &[u8]), fields: &[(&str, String)]) -> Bytes {
+    let clean = |s: &str| s.replace(['"', '\r', '\n'], "_");
+    let mut body = Vec::with_capacity(file_field.2.len() + 512);
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+                clean(name)
+            )
+            .as_bytes(),
+        );
+    }
+    let (name, filename, data) = file_field;
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+            clean(name),
+            clean(filename)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Bytes::from(body)
+}
+
+impl Client {
+    async fn get_raw(&self, target: &str, cap: usize, what: &str) -> Result<crate::transport::Reply, Error> {
+        self.inner.http.send(Method::GET, target, None, cap, what).await
+    }
+
+    async fn get_json_capped<T: DeserializeOwned>(&self, target: &str, cap: usize, what: &str) -> Result<T, Error> {
+        let reply = self.get_raw(target, cap, what).await?;
+        check(&reply, what)?;
+        decode(&reply.body, what)
+    }
+
+    /// GETs JSON; a 404 is `None`.
+    async fn get_json_or_none<T: DeserializeOwned>(
+        &self,
+        target: &str,
+        cap: usize,
+        what: &str,
+    ) -> Result<Option<T>, Error> {
+        let reply = self.get_raw(target, cap, what).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        check(&reply, what)?;
+        decode(&reply.body, what).map(Some)
+    }
+
+    /// POSTs JSON and expects a success status.
+    async fn post_ok(&self, target: &str, body: &Value, what: &str) -> Result<(), Error> {
+        let reply = self.post_json(target, body, what).await?;
+        check(&reply, what)
+    }
+
+    async fn post_json(&self, target: &str, body: &Value, what: &str) -> Result<crate::transport::Reply, Error> {
+        let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| Error::Config(e.to_string()))?);
+        let cap = self.inner.http.config.limits.json;
+        self.inner
+            .http
+            .send(
+                Method::POST,
+                target,
+                Some(("application/json".into(), bytes)),
+                cap,
+                what,
+            )
+            .await
+    }
+
+    /// `GET {path}` as JSON, for routes not typed here. `path` starts with
+    /// `/` and is sent as given.
+    pub async fn get_json(&self, path: &str) -> Result<Value, Error> {
+        if !path.starts_with('/') {
+            return Err(Error::InvalidArgument {
+                name: "path",
+                reason: "must start with `/`".into(),
+            });
+        }
+        self.get_json_capped(path, self.inner.http.config.limits.json, path)
+            .await
+    }
+
+    /// `GET /object_info`: every node class, parsed.
+    pub async fn object_info(&self) -> Result<comfy_workflow::ObjectInfo, Error> {
+        let raw: Value = self.object_info_raw().await?;
+        Ok(comfy_workflow::ObjectInfo::from_value(&raw))
+    }
+
+    /// `GET /object_info` as JSON.
+    pub async fn object_info_raw(&self) -> Result<Value, Error> {
+        self.get_json_capped("/object_info", self.inner.http.config.limits.object_info, "object_info")
+            .await
+    }
+
+    /// `GET /object_info/{class}`: the class's definition, or `None`.
+    pub async fn object_info_class(&self, class: &str) -> Result<Option<Value>, Error> {
+        let v: Value = self
+            .get_json_capped(
+                &format!("/object_info/{}", segment(class)),
+                self.inner.http.config.limits.json,
+                "object_info",
+            )
+            .await?;
+        Ok(v.get(class).cloned())
+    }
+
+    /// `POST /prompt`. Never retried.
+    ///
+    /// # Errors
+    /// [`Error::ValidationFailed`] with ComfyUI's `error` and `node_errors`
+    /// when it refuses the prompt.
+    pub async fn queue_prompt(
+        &self,
+        workflow: &comfy_workflow::Workflow,
+        options: PromptOptions,
+    ) -> Result<PromptAccepted, Error> {
+        let mut body = Map::new();
+        body.insert("prompt".into(), workflow.to_value());
+        body.insert("client_id".into(), Value::String(self.inner.client_id.clone()));
+        if let Some(id) = options.prompt_id {
+            body.insert("prompt_id".into(), Value::String(id));
+        }
+        if let Some(extra) = options.extra_data {
+            body.insert("extra_data".into(), Value::Object(extra));
+        }
+        if options.front {
+            body.insert("front".into(), Value::Bool(true));
+        }
+        if let Some(targets) = options.partial_execution_targets {
+            body.insert("partial_execution_targets".into(), json!(targets));
+        }
+        let reply = self
+            .post_json("/prompt", &Value::Object(body), "queueing the prompt")
+            .await?;
+        if reply.status == StatusCode::BAD_REQUEST
+            && let Ok(v) = serde_json::from_slice::<Value>(&reply.body)
+            && v.get("error").is_some()
+        {
+            return Err(Error::ValidationFailed {
+                error: Box::new(v.get("error").cloned().unwrap_or(Value::Null)),
+                node_errors: Box::new(v.get("node_errors").cloned().unwrap_or(Value::Null)),
+            });
+        }
+        check(&reply, "queueing the prompt")?;
+        decode(&reply.body, "queueing the prompt")
+    }
+
+    /// `GET /prompt`: how many prompts are queued or running.
+    pub async fn queue_remaining(&self) -> Result<u64, Error> {
+        let v: Value = self
+            .get_json_capped("/prompt", self.inner.http.config.limits.json, "queue state")
+            .await?;
+        Ok(v.pointer("/exec_info/queue_remaining")
+            .and_then(Value::as_u64)
+            .unwrap_or(0))
+    }
+
+    /// `GET /queue`.
+    pub async fn queue(&self) -> Result<Queue, Error> {
+        let v: Value = self
+            .get_json_capped("/queue", self.inner.http.config.limits.history, "queue")
+            .await?;
+        Ok(Queue::from_value(&v))
+    }
+
+    /// `POST /queue {"clear": true}`: drops every waiting prompt.
+    pub async fn clear_queue(&self) -> Result<(), Error> {
+        self.post_ok("/queue", &json!({"clear": true}), "clearing the queue")
+            .await
+    }
+
+    /// `POST /queue {"delete": ids}`: drops these waiting prompts.
+    pub async fn delete_from_queue(&self, prompt_ids: &[String]) -> Result<(), Error> {
+        self.post_ok("/queue", &json!({"delete": prompt_ids}), "deleting from the queue")
+            .await
+    }
+
+    /// `POST /interrupt`: stops the running prompt, or only `prompt_id` if
+    /// it is the one running.
+    pub async fn interrupt(&self, prompt_id: Option<&str>) -> Result<(), Error> {
+        let body = prompt_id.map_or_else(|| json!({}), |id| json!({"prompt_id": id}));
+        self.post_ok("/interrupt", &body, "interrupting").await
+    }
+
+    /// `GET /history?max_items=&offset=`.
+    pub async fn history(&self, max_items: Option<u32>, offset: Option<u32>) -> Result<Map<String, Value>, Error> {
+        let mut q = Vec::new();
+        if let Some(m) = max_items {
+            q.push(("max_items", m.to_string()));
+        }
+        if let Some(o) = offset {
+            q.push(("offset", o.to_string()));
+        }
+        self.get_json_capped(
+            &with_query("/history", &q),
+            self.inner.http.config.limits.history,
+            "history",
+        )
+        .await
+    }
+
+    /// `GET /history/{id}`: the entry, or `None` while it has not finished.
+    pub async fn history_entry(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, Error> {
+        let v: Map<String, Value> = self
+            .get_json_capped(
+                &format!("/history/{}", segment(prompt_id)),
+                self.inner.http.config.limits.history,
+                "history entry",
+            )
+            .await?;
+        match v.get(prompt_id) {
+            Some(e) => decode(&serde_json::to_vec(e).unwrap_or_default(), "history entry").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `POST /history {"clear": true}`.
+    pub async fn clear_history(&self) -> Result<(), Error> {
+        self.post_ok("/history", &json!({"clear": true}), "clearing history")
+            .await
+    }
+
+    /// `POST /history {"delete": ids}`.
+    pub async fn delete_history(&self, prompt_ids: &[String]) -> Result<(), Error> {
+        self.post_ok("/history", &json!({"delete": prompt_ids}), "deleting history")
+            .await
+    }
+
+    /// `GET /view`: a file, read whole, bounded by the file size cap.
+    pub async fn view(&self, file: &FileRef, preview: Option<Preview>) -> Result<Download, Error> {
+        let mut stream = self.view_stream(file, preview).await?;
+        let mut bytes = Vec::with_capacity(stream.content_length().map_or(0, |n| {
+            usize::try_from(n).unwrap_or(0).min(self.inner.http.config.limits.file)
+        }));
+        while let Some(chunk) = stream.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Download {
+            bytes: Bytes::from(bytes),
+            content_type: stream.content_type,
+        })
+    }
+
+    /// `GET /view`, streamed: returns once ComfyUI has answered with a
+    /// success status; the body then comes chunk by chunk from
+    /// [`FileStream::next_chunk`], still bounded by the file size cap, the
+    /// read timeout and the call's deadline.
+    pub async fn view_stream(&self, file: &FileRef, preview: Option<Preview>) -> Result<FileStream, Error> {
+        const WHAT: &str = "downloading a file";
+        if file.filename.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "filename",
+                reason: "must not be empty".into(),
+            });
+        }
+        let mut q = vec![
+            ("filename", file.filename.clone()),
+            ("type", file.kind.clone()),
+            ("subfolder", file.subfolder.clone()),
+        ];
+        match preview {
+            Some(Preview::Webp(q_)) => q.push(("preview", format!("webp;{}", q_.clamp(1, 100)))),
+            Some(Preview::Jpeg(q_)) => q.push(("preview", format!("jpeg;{}", q_.clamp(1, 100)))),
+            None => {}
+        }
+        let target = with_query("/view", &q);
+        let mut head = self
+            .inner
+            .http
+            .open(&target, self.inner.http.config.limits.file, WHAT)
+            .await?;
+        if !head.status.is_success() {
+            // Read a little of the error body for the message.
+            let mut body = Vec::new();
+            while body.len() < 512
+                && let Ok(Some(chunk)) = head.chunk().await
+            {
+                body.extend_from_slice(&chunk);
+            }
+            body.truncate(512);
+            return Err(Error::Status {
+                what: WHAT.to_owned(),
+                status: head.status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        let content_type = head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(FileStream { content_type, head })
+    }
+
+    /// `POST /upload/image`.
+    pub async fn upload_image(&self, filename: &str, data: &[u8], options: &UploadOptions) -> Result<Uploaded, Error> {
+        self.upload("/upload/image", filename, data, options, None).await
+    }
+
+    /// `POST /upload/mask`: `data` is the mask; its alpha is applied to
+    /// `original`.
+    pub async fn upload_mask(
+        &self,
+        filename: &str,
+        data: &[u8],
+        original: &FileRef,
+        options: &UploadOptions,
+    ) -> Result<Uploaded, Error> {
+        self.upload("/upload/mask", filename, data, options, Some(original))
+            .await
+    }
+
+    async fn upload(
+        &self,
+        route: &str,
+        filename: &str,
+        data: &[u8],
+        options: &UploadOptions,
+        original: Option<&FileRef>,
+    ) -> Result<Uploaded, Error> {
+        if filename.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "filename",
+                reason: "must not be empty".into(),
+            });
+        }
+        let mut fields = vec![("overwrite", if options.overwrite { "true" } else { "false" }.to_owned())];
+        fields.push(("type", options.kind.clone().unwrap_or_else(|| "input".into())));
+        if let Some(sub) = &options.subfolder {
+            fields.push(("subfolder", sub.clone()));
+        }
+        if let Some(orig) = original {
+            fields.push(("original_ref", serde_json::to_string(orig).unwrap_or_default()));
+        }
+        let boundary = format!("comfy-client-{}", uuid::Uuid::new_v4().simple());
+        let body = multipart(&boundary, ("image", filename, data), &fields);
+        let ct = format!("multipart/form-data; boundary={boundary}");
+        let reply = self
+            .inner
+            .http
+            .send(
+                Method::POST,
+                route,
+                Some((ct, body)),
+                self.inner.http.config.limits.json,
+                "uploading",
+            )
+            .await?;
+        check(&reply, "uploading")?;
+        decode(&reply.body, "uploading")
+    }
+
+    /// `GET /system_stats`.
+    pub async fn system_stats(&self) -> Result<Value, Error> {
+        self.get_json("/system_stats").await
+    }
+
+    /// `GET /features`.
+    pub async fn features(&self) -> Result<Value, Error> {
+        self.get_json("/features").await
+    }
+
+    /// `GET /extensions`.
+    pub async fn extensions(&self) -> Result<Vec<String>, Error> {
+        self.get_json_capped("/extensions", self.inner.http.config.limits.json, "extensions")
+            .await
+    }
+
+    /// `GET /embeddings`.
+    pub async fn embeddings(&self) -> Result<Vec<String>, Error> {
+        self.get_json_capped("/embeddings", self.inner.http.config.limits.json, "embeddings")
+            .await
+    }
+
+    /// `GET /models`: the model folder names.
+    pub async fn model_folders(&self) -> Result<Vec<String>, Error> {
+        self.get_json_capped("/models", self.inner.http.config.limits.json, "model folders")
+            .await
+    }
+
+    /// `GET /models/{folder}`: the files, or `None` for an unknown folder.
+    pub async fn models(&self, folder: &str) -> Result<Option<Vec<String>>, Error> {
+        let target = format!("/models/{}", segment(folder));
+        self.get_json_or_none(&target, self.inner.http.config.limits.json, "model list")
+            .await
+    }
+
+    /// `GET /api/jobs` with the given query pairs (`status`, `limit`, ...).
+    pub async fn jobs(&self, query: &[(&str, String)]) -> Result<Value, Error> {
+        self.get_json_capped(
+            &with_query("/api/jobs", query),
+            self.inner.http.config.limits.history,
+            "jobs",
+        )
+        .await
+    }
+
+    /// `GET /api/jobs/{id}`, or `None` when ComfyUI does not know it.
+    pub async fn job_info(&self, prompt_id: &str) -> Result<Option<Value>, Error> {
+        let target = format!("/api/jobs/{}", segment(prompt_id));
+        self.get_json_or_none(&target, self.inner.http.config.limits.history, "job")
+            .await
+    }
+}

@@ -1,13 +1,16 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: exactly what CI runs: format check, clippy with warnings denied,
-//!   the dependency-layering check, then every test.
+//!   the dependency-layering check, every test, then the examples.
 //! - `deps`: fails when a crate depends on one the layering forbids
 //!   (`docs/architecture.md` explains the layers).
+//! - `examples`: runs the `comfy-client` examples against `comfy-sim`
+//!   (part of `ci`).
 //! - `bench`: the benchmarks, in release mode (figures go in
 //!   `docs/performance.md`).
 
 mod deps;
+mod examples;
 
 use std::process::Command;
 use std::time::Instant;
@@ -30,6 +33,7 @@ fn main() -> Result<()> {
                 bail!("{} forbidden dependency edge(s)", violations.len())
             }
         }
+        Some("examples") => examples::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             step(
@@ -38,11 +42,11 @@ fn main() -> Result<()> {
                 &["bench", "--locked", "-p", "comfy-workflow", "--bench", "workflow"],
             )
         }
-        _ => bail!("usage: cargo xtask <ci|deps|bench>"),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|bench>"),
     }
 }
 
-fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
     eprintln!("==> {name}: {program} {}", args.join(" "));
     let start = Instant::now();
     let status = Command::new(program)
@@ -79,6 +83,7 @@ fn ci() -> Result<()> {
     )?;
     step("deps", &cargo, &["xtask", "deps"])?;
     step("test", &cargo, &["test", "--workspace", "--locked"])?;
+    examples::run(&cargo)?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

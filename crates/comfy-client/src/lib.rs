@@ -10,11 +10,31 @@
 //! ring provider; credentials never appear in `Debug` output, logs or error
 //! messages; nothing ComfyUI sends can make it panic.
 //!
+//! Embedding it: submit a workflow, follow it, save what it made. (The
+//! same flow is `examples/generate.rs`, which CI runs against `comfy-sim`
+//! with `cargo xtask examples`; `watch.rs` and `upload.rs` sit beside it.)
+//!
 //! ```no_run
-//! # async fn demo() -> Result<(), comfy_client::Error> {
-//! use comfy_client::Client;
-//! let client = Client::builder("http://127.0.0.1:8188").build()?;
-//! println!("ComfyUI has {} node classes", client.object_info().await?.len());
+//! use std::time::Duration;
+//! use comfy_client::{Client, JobStatus, PromptOptions};
+//! use comfy_workflow::{Limits, Workflow};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder("http://127.0.0.1:8188")
+//!     .deadline(Duration::from_secs(60))
+//!     .build()?;
+//! let workflow = Workflow::from_json(&std::fs::read("workflow_api.json")?, &Limits::DEFAULT)?;
+//! let mut job = client.submit(&workflow, PromptOptions::default()).await?;
+//! let mut events = job.events();
+//! while let Some(event) = events.next().await {
+//!     println!("{event:?}"); // progress, previews, ... until the job ends
+//! }
+//! let outcome = job.wait(Duration::from_secs(600)).await?;
+//! assert_eq!(outcome.status, JobStatus::Completed);
+//! for output in &outcome.files {
+//!     let file = client.view(&output.file, None).await?;
+//!     std::fs::write(&output.file.filename, &file.bytes)?;
+//! }
 //! # Ok(()) }
 //! ```
 

@@ -277,24 +277,26 @@ type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
 async fn connect(http: &Transport, client_id: &str) -> Result<Socket, Error> {
     let base = &http.base;
     let fail = |e: &dyn std::fmt::Display| Error::WebSocket(format!("cannot connect: {e}"));
-    let tcp = tokio::time::timeout(
-        http.config.connect_timeout,
-        TcpStream::connect((base.host.as_str(), base.port)),
-    )
-    .await
-    .map_err(|_| Error::WebSocket("connect timed out".into()))?
-    .map_err(|e| fail(&e))?;
-    let _ = tcp.set_nodelay(true);
-    let io: Box<dyn Io> = if base.https {
-        let name = rustls_pki_types::ServerName::try_from(base.host.clone()).map_err(|e| fail(&e))?;
-        let tls = tokio_rustls::TlsConnector::from(http.tls.clone())
-            .connect(name, tcp)
+    // TCP and TLS together within the connect timeout.
+    let io = tokio::time::timeout(http.config.connect_timeout, async {
+        let tcp = TcpStream::connect((base.host.as_str(), base.port))
             .await
             .map_err(|e| fail(&e))?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = if base.https {
+            let name = rustls_pki_types::ServerName::try_from(base.host.clone()).map_err(|e| fail(&e))?;
+            let tls = tokio_rustls::TlsConnector::from(http.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| fail(&e))?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        Ok::<_, Error>(io)
+    })
+    .await
+    .map_err(|_| Error::WebSocket("connect timed out".into()))??;
     let mut req = http::Request::get(base.ws_target(client_id))
         .header(http::header::HOST, base.authority())
         .header(http::header::UPGRADE, "websocket")
@@ -345,13 +347,26 @@ async fn read_message(ws: &mut Socket, cap: usize) -> Result<Option<(OpCode, Byt
     }
 }
 
+/// How the socket's first attempts went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Contact {
+    /// Still trying for the first time.
+    #[default]
+    Pending,
+    /// The first attempt failed; retries go on.
+    Failed,
+    /// Connected at least once.
+    Connected,
+}
+
 /// The shared socket and who listens to it.
 #[derive(Debug, Default)]
 pub(crate) struct Hub {
     subscribers: Mutex<HashMap<String, mpsc::Sender<Event>>>,
     connected: AtomicBool,
-    /// Becomes `true` at the first successful connection, never goes back.
-    ever_connected: watch::Sender<bool>,
+    /// How the first attempts went: `Connected` once any succeeded (it
+    /// never goes back), `Failed` if the first failed and none succeeded.
+    contact: watch::Sender<Contact>,
     junk: AtomicU64,
     /// The prompt this client's socket last saw executing (for previews
     /// and texts, which do not name their prompt).
@@ -381,9 +396,15 @@ impl Hub {
     }
 
     /// Waits up to `limit` for the first connection; `true` once connected.
+    /// Waits up to `limit` for the first attempt to end; `true` when the
+    /// socket has connected (now or before). A failed first attempt does
+    /// not wait for the retries: the caller polls meanwhile.
     pub(crate) async fn wait_first_connection(&self, limit: Duration) -> bool {
-        let mut rx = self.ever_connected.subscribe();
-        matches!(tokio::time::timeout(limit, rx.wait_for(|c| *c)).await, Ok(Ok(_)))
+        let mut rx = self.contact.subscribe();
+        matches!(
+            tokio::time::timeout(limit, rx.wait_for(|c| *c != Contact::Pending)).await,
+            Ok(Ok(c)) if *c == Contact::Connected
+        )
     }
 
     /// Junk messages skipped so far.
@@ -427,7 +448,7 @@ impl Hub {
         loop {
             match connect(&http, &client_id).await {
                 Ok(mut ws) => {
-                    let reconnect = self.ever_connected.send_replace(true);
+                    let reconnect = self.contact.send_replace(Contact::Connected) == Contact::Connected;
                     self.connected.store(true, Ordering::SeqCst);
                     failures = 0;
                     if reconnect {
@@ -453,6 +474,13 @@ impl Hub {
                     self.connected.store(false, Ordering::SeqCst);
                 }
                 Err(e) => {
+                    self.contact.send_if_modified(|c| {
+                        let first = *c == Contact::Pending;
+                        if first {
+                            *c = Contact::Failed;
+                        }
+                        first
+                    });
                     failures = failures.saturating_add(1);
                     tracing::debug!(error = %e, failures, "websocket connect failed");
                 }

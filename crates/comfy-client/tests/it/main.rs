@@ -5,6 +5,8 @@
 
 mod jobs;
 mod methods;
+mod narrow;
+mod tls;
 mod transport;
 
 use comfy_client::Client;

@@ -321,7 +321,10 @@ async fn connect(http: &Transport, client_id: &str) -> Result<Socket, Error> {
 }
 
 /// Reads one whole message, reassembling continuation frames under `cap`.
-async fn read_message(ws: &mut Socket, cap: usize) -> Result<Option<(OpCode, Bytes)>, Error> {
+async fn read_message<S>(ws: &mut WebSocket<S>, cap: usize) -> Result<Option<(OpCode, Bytes)>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut buf = BytesMut::new();
     let mut kind = None;
     loop {
@@ -493,7 +496,52 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
-    use super::{Event, ImageFormat, decode_binary, decode_text};
+    use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
+
+    use super::{Event, ImageFormat, decode_binary, decode_text, read_message};
+
+    /// A client socket whose peer sends `frames` (fin, opcode, payload).
+    fn peer_sends(frames: Vec<(bool, OpCode, Vec<u8>)>) -> WebSocket<tokio::io::DuplexStream> {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let mut server = WebSocket::after_handshake(server_io, Role::Server);
+        tokio::spawn(async move {
+            for (fin, op, payload) in frames {
+                if server
+                    .write_frame(Frame::new(fin, op, None, Payload::Owned(payload)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        WebSocket::after_handshake(client_io, Role::Client)
+    }
+
+    #[tokio::test]
+    async fn fragmented_messages_are_reassembled_and_capped_in_total() {
+        let text = br#"{"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}}}"#.to_vec();
+        let (a, b) = text.split_at(10);
+        let (b, c) = b.split_at(20);
+        let mut ws = peer_sends(vec![
+            (false, OpCode::Text, a.to_vec()),
+            (false, OpCode::Continuation, b.to_vec()),
+            (true, OpCode::Continuation, c.to_vec()),
+            (true, OpCode::Binary, vec![0, 0, 0, 1, 0, 0, 0, 2, 0xff]),
+        ]);
+        let (op, bytes) = read_message(&mut ws, 1024).await.unwrap().unwrap();
+        assert_eq!((op, bytes.as_ref()), (OpCode::Text, text.as_slice()));
+        let (op, bytes) = read_message(&mut ws, 1024).await.unwrap().unwrap();
+        assert_eq!((op, bytes.len()), (OpCode::Binary, 9));
+
+        // Every frame is small; together they pass the cap: refused as soon
+        // as they do, not after buffering them all.
+        let mut frames = vec![(false, OpCode::Text, vec![b' '; 600])];
+        frames.extend((0..1000).map(|_| (false, OpCode::Continuation, vec![b' '; 600])));
+        let mut ws = peer_sends(frames);
+        let err = read_message(&mut ws, 4096).await.unwrap_err();
+        assert!(err.to_string().contains("limit of 4096 bytes"), "{err}");
+    }
 
     #[test]
     fn decodes_comfyui_messages_and_skips_junk() {

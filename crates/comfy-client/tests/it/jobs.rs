@@ -181,3 +181,40 @@ async fn other_clients_events_never_reach_a_job() {
         "only this job's outputs"
     );
 }
+
+#[tokio::test]
+async fn a_timed_out_job_can_be_left_running() {
+    let sim = sim().await;
+    let c = client(&sim);
+    let mut job = c.submit(&sleeping(30.0, 7), PromptOptions::default()).await.unwrap();
+    job.set_cancel_on_timeout(false);
+    let outcome = job.wait(Duration::from_millis(300)).await.unwrap();
+    assert_eq!(outcome.status, JobStatus::Timeout);
+    assert!(
+        c.queue().await.unwrap().is_running(job.prompt_id()),
+        "left running as asked"
+    );
+    c.interrupt(Some(job.prompt_id())).await.unwrap();
+    assert_eq!(job.wait(LONG).await.unwrap().status, JobStatus::Interrupted);
+}
+
+#[tokio::test]
+async fn junk_on_the_socket_is_skipped_and_counted() {
+    let sim = comfy_sim::Sim::builder()
+        .steps_per_second(500.0)
+        .faults(Faults::none().ws(WsFault::Junk))
+        .start()
+        .await
+        .unwrap();
+    let c = client(&sim);
+    let mut job = c.submit(&basic(5), PromptOptions::default()).await.unwrap();
+    assert_eq!(job.tracking(), Tracking::WebSocket);
+    let mut events = job.events();
+    let mut last = None;
+    while let Some(ev) = events.next().await {
+        last = Some(ev);
+    }
+    assert!(matches!(last, Some(Event::ExecutionSuccess { .. })), "{last:?}");
+    assert!(c.skipped_messages() > 0);
+    assert_eq!(job.wait(LONG).await.unwrap().status, JobStatus::Completed);
+}

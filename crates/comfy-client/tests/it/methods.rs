@@ -45,9 +45,26 @@ async fn prompts_queue_history_and_jobs() {
     let sim = sim().await;
     let c = client(&sim);
     let accepted = c.queue_prompt(&basic(255), PromptOptions::default()).await.unwrap();
-    let job = c.submit(&basic(254), PromptOptions::default()).await.unwrap();
-    let mut job = job;
+    let mut extra = serde_json::Map::new();
+    extra.insert("extra_pnginfo".into(), serde_json::json!({"workflow": {"nodes": []}}));
+    let mut job = c
+        .submit(
+            &basic(254),
+            PromptOptions {
+                extra_data: Some(extra),
+                ..PromptOptions::default()
+            },
+        )
+        .await
+        .unwrap();
     job.wait(std::time::Duration::from_secs(20)).await.unwrap();
+    // extra_data reaches ComfyUI (it is the 4th item of the history's prompt).
+    let raw = c.get_json(&format!("/history/{}", job.prompt_id())).await.unwrap();
+    assert_eq!(
+        raw[job.prompt_id()]["prompt"][3]["extra_pnginfo"]["workflow"],
+        serde_json::json!({"nodes": []})
+    );
+    assert_eq!(raw[job.prompt_id()]["prompt"][3]["client_id"], c.client_id());
     let entry = loop {
         if let Some(e) = c.history_entry(&accepted.prompt_id).await.unwrap() {
             break e;

@@ -83,3 +83,65 @@ async fn gets_stop_after_their_tries_and_posts_are_sent_once() {
         .count();
     assert_eq!(posts, 1, "POST /prompt must never be retried");
 }
+
+#[tokio::test]
+async fn a_path_prefix_credentials_and_user_agent_reach_the_proxy() {
+    use comfy_client::types::FileRef;
+    use comfy_client::{Auth, Secret};
+    use wiremock::matchers::{header, query_param};
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/comfy/system_stats"))
+        .and(header("authorization", "Bearer t0ken"))
+        .and(header("user-agent", "my-app/1.0"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"system": {}}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // "user:pass" in base64.
+    Mock::given(method("GET"))
+        .and(path("/comfy/view"))
+        .and(query_param("filename", "a b&c.png"))
+        .and(query_param("subfolder", "x/y"))
+        .and(header("authorization", "Basic dXNlcjpwYXNz"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"png".to_vec()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let bearer = Client::builder(format!("{}/comfy/", server.uri()))
+        .auth(Auth::Bearer(Secret::new("t0ken")))
+        .user_agent("my-app/1.0")
+        .build()
+        .unwrap();
+    assert!(bearer.system_stats().await.unwrap()["system"].is_object());
+    let basic_auth = Client::builder(format!("{}/comfy", server.uri()))
+        .auth(Auth::Basic {
+            user: "user".into(),
+            password: Secret::new("pass"),
+        })
+        .build()
+        .unwrap();
+    let file = FileRef {
+        filename: "a b&c.png".into(),
+        subfolder: "x/y".into(),
+        kind: "output".into(),
+    };
+    assert_eq!(basic_auth.view(&file, None).await.unwrap().bytes.as_ref(), b"png");
+    // A request the mocks do not match gets wiremock's 404.
+    let err = basic_auth.system_stats().await.unwrap_err();
+    assert!(matches!(err, Error::Status { status: 404, .. }), "{err}");
+    let shown = format!("{basic_auth:?}");
+    assert!(
+        !shown.contains("\"pass\"") && !shown.contains("dXNlcjpwYXNz"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_client_is_cheap_to_share_between_tasks() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn movable<T: Send + 'static>() {}
+    shareable::<Client>();
+    movable::<comfy_client::Job>();
+}

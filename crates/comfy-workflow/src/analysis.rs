@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::{Input, Node, NodeId, ObjectInfo, Workflow};
 
+type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// Loader inputs that name a model file, and the model folder each reads.
 pub const MODEL_INPUTS: &[(&str, &str, &str)] = &[
     ("CheckpointLoaderSimple", "ckpt_name", "checkpoints"),
@@ -169,26 +171,24 @@ impl Workflow {
     /// Analyses the workflow; `info`, when given, supplies display names and
     /// output nodes.
     pub fn analyze(&self, info: Option<&ObjectInfo>) -> Analysis {
-        let (order, has_cycle) = match self.execution_order() {
-            Ok(o) => (o, false),
-            Err(_) => (self.nodes().iter().map(|n| n.id.clone()).collect(), true),
+        let nodes = self.nodes();
+        let (ordered, has_cycle): (Vec<&Node>, bool) = match self.order_positions() {
+            Ok(order) => (order.into_iter().map(|i| &nodes[i]).collect(), false),
+            Err(_) => (nodes.iter().collect(), true),
         };
-        let ordered: Vec<&Node> = order.iter().filter_map(|id| self.node(id.as_str())).collect();
         let mut class_types = Vec::new();
         let mut class_counts = BTreeMap::new();
         for n in &ordered {
-            if !class_types.contains(&n.class_type) {
+            if let Some(c) = class_counts.get_mut(&n.class_type) {
+                *c += 1;
+            } else {
+                class_counts.insert(n.class_type.clone(), 1);
                 class_types.push(n.class_type.clone());
-            }
-            match class_counts.get_mut(&n.class_type) {
-                Some(c) => *c += 1,
-                None => {
-                    class_counts.insert(n.class_type.clone(), 1);
-                }
             }
         }
         let mut models = Vec::new();
-        for n in &ordered {
+        // Every loader class names "Load": skip the table for the rest.
+        for n in ordered.iter().filter(|n| n.class_type.contains("Load")) {
             for (class, input, folder) in MODEL_INPUTS {
                 if n.class_type == *class
                     && let Some(Value::String(name)) = n.value(input)
@@ -220,7 +220,7 @@ impl Workflow {
             }
         }
         let (mut prompt_nodes, mut negative_nodes) = (Vec::new(), Vec::new());
-        let (mut seen_prompt, mut seen_negative) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+        let (mut seen_prompt, mut seen_negative) = (FastSet::default(), FastSet::default());
         for n in ordered.iter().filter(|n| is_sampler(&n.class_type)) {
             for (input, list, seen) in [
                 ("positive", &mut prompt_nodes, &mut seen_prompt),
@@ -289,7 +289,7 @@ impl Workflow {
         ];
         let mut out = Vec::new();
         let mut stack = vec![(start.clone(), output)];
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = FastSet::default();
         while let Some((id, output)) = stack.pop() {
             if !seen.insert((id.clone(), output)) || seen.len() > 2 * self.len() + 2 {
                 continue;
@@ -330,7 +330,9 @@ fn detail(n: &Node) -> Option<String> {
             _ => None,
         };
     }
-    if let Some((_, input, _)) = MODEL_INPUTS.iter().find(|(c, _, _)| *c == n.class_type) {
+    if n.class_type.contains("Load")
+        && let Some((_, input, _)) = MODEL_INPUTS.iter().find(|(c, _, _)| *c == n.class_type)
+    {
         return v(input);
     }
     if is_text_encoder(n) {
@@ -398,4 +400,15 @@ fn pipeline(classes: &BTreeMap<String, usize>) -> (String, Vec<String>) {
         }
     }
     (pipeline, features)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MODEL_INPUTS;
+
+    #[test]
+    fn every_loader_class_names_load() {
+        // `analyze` and `detail` skip the table for classes without "Load".
+        assert!(MODEL_INPUTS.iter().all(|(class, _, _)| class.contains("Load")));
+    }
 }

@@ -122,7 +122,7 @@ impl Node {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Workflow {
     nodes: Vec<Node>,
-    index: HashMap<NodeId, usize>,
+    index: HashMap<NodeId, usize, foldhash::fast::RandomState>,
 }
 
 impl Workflow {
@@ -169,7 +169,7 @@ impl Workflow {
         }
         let mut wf = Workflow {
             nodes: Vec::with_capacity(map.len()),
-            index: HashMap::with_capacity(map.len()),
+            index: HashMap::with_capacity_and_hasher(map.len(), foldhash::fast::RandomState::default()),
         };
         for (id, node) in map {
             let node_id = NodeId::new(id.clone()).map_err(|reason| ParseError::InvalidNodeId {

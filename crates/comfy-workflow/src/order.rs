@@ -19,6 +19,18 @@ impl Workflow {
     /// [`Cycle`] with the nodes that could not be ordered.
     pub fn execution_order(&self) -> Result<Vec<NodeId>, Cycle> {
         let nodes = self.nodes();
+        match self.order_positions() {
+            Ok(order) => Ok(order.into_iter().map(|i| nodes[i].id.clone()).collect()),
+            Err(stuck) => Err(Cycle {
+                nodes: stuck.into_iter().map(|i| nodes[i].id.clone()).collect(),
+            }),
+        }
+    }
+
+    /// [`Workflow::execution_order`] as positions in [`Workflow::nodes`];
+    /// the error holds the positions that could not be ordered.
+    pub(crate) fn order_positions(&self) -> Result<Vec<usize>, Vec<usize>> {
+        let nodes = self.nodes();
         let n = nodes.len();
         // Edges as (from, to) positions, then a compact adjacency list.
         let mut edges: Vec<(usize, usize)> = Vec::with_capacity(n * 2);
@@ -50,7 +62,7 @@ impl Workflow {
         let mut ready: std::collections::VecDeque<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
         let mut out = Vec::with_capacity(n);
         while let Some(i) = ready.pop_front() {
-            out.push(nodes[i].id.clone());
+            out.push(i);
             for &u in &users[start[i]..start[i + 1]] {
                 indegree[u] -= 1;
                 if indegree[u] == 0 {
@@ -59,11 +71,7 @@ impl Workflow {
             }
         }
         if out.len() < n {
-            let stuck = (0..n)
-                .filter(|&i| indegree[i] > 0)
-                .map(|i| nodes[i].id.clone())
-                .collect();
-            return Err(Cycle { nodes: stuck });
+            return Err((0..n).filter(|&i| indegree[i] > 0).collect());
         }
         Ok(out)
     }

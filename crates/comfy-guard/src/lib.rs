@@ -1,8 +1,28 @@
-//! Security checks over ComfyUI workflows, usable alone as a lint library.
+//! Security checks over ComfyUI content, usable alone as a lint library.
 //!
-//! This crate will own the workflow inspector (audit and enforce modes), the
-//! path sanitizer for file names, subfolders and URL segments, and the
-//! findings they report.
+//! Why a crate of its own: every security decision about content (file
+//! names, subfolders, local files, and, as they land, workflows, download
+//! URLs, installed nodes and referenced models) lives here, away from the
+//! network and the protocol, so it can be tested exhaustively and reused.
 //!
-//! Invariant: no network and no async runtime; every check is a pure function
-//! of a workflow and a policy.
+//! Built so far:
+//! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`]);
+//! - [`local`]: bounded, symlink-refusing reads of local files.
+//!
+//! Invariant: no network and no async runtime; every check is a pure
+//! function of its input and a policy (local reads are the one exception,
+//! and they only read).
+//!
+//! ```
+//! use comfy_guard::path::{Extensions, PathRule, SafeFileName, SafeSubfolder};
+//! let name = SafeFileName::parse("cat%20photo.PNG", &Extensions::images()).unwrap();
+//! assert_eq!(name.as_str(), "cat photo.PNG");
+//! let bad = SafeSubfolder::parse("..%2F..%2Fetc").unwrap_err();
+//! assert_eq!(bad.rule, PathRule::Traversal);
+//! ```
+
+pub mod local;
+pub mod path;
+
+pub use local::{LocalFileError, read_regular_file};
+pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};

@@ -1,0 +1,433 @@
+//! The path sanitizer: file names and subfolders from tool arguments become
+//! [`SafeFileName`] and [`SafeSubfolder`] values, or an error naming the rule
+//! they broke.
+//!
+//! Why types: "parse, don't validate". Code that sends a name to ComfyUI or
+//! joins it to a folder takes a `SafeFileName`, so it cannot forget the
+//! check, and the check runs once.
+//!
+//! The rules, in order (each rejection names its [`PathRule`]):
+//! 1. percent-decoding, exactly once; what still decodes is double encoding
+//!    and is refused, never decoded again;
+//! 2. the bytes must be UTF-8 (so overlong forms such as `%C0%AE` fail);
+//! 3. length (255 bytes for a name, 1024 for a subfolder) and depth;
+//! 4. character by character: NUL and control characters, invisible and
+//!    bidi characters, and characters whose NFKC form is a dot, slash or
+//!    backslash (or that look like one: division and fraction slashes);
+//! 5. per component: `.` and `..` (and any `..` run), empty components,
+//!    absolute, drive, UNC and device paths, `:` (drives and NTFS streams),
+//!    Windows reserved names (`CON`, `com1.png`, ...) and trailing dots or
+//!    spaces;
+//! 6. for file names: no separator of either kind, and an extension on the
+//!    allowlist, compared case-insensitively.
+
+use std::fmt;
+
+use unicode_normalization::UnicodeNormalization as _;
+
+/// Longest file name, in bytes (after decoding).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Longest subfolder, in bytes (after decoding).
+pub const MAX_SUBFOLDER_BYTES: usize = 1024;
+/// Default subfolder depth limit.
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+/// The rule a rejected path broke. `id()` is stable and appears in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PathRule {
+    /// Nothing left to name a file.
+    Empty,
+    /// A `%` sequence that still decodes after one decoding.
+    DoubleEncoding,
+    /// Not UTF-8 after decoding (overlong forms included).
+    InvalidUtf8,
+    /// Longer than the limit.
+    TooLong,
+    /// Deeper than the limit.
+    TooDeep,
+    /// NUL or another control character.
+    ControlCharacter,
+    /// A zero-width, invisible or bidi-control character.
+    InvisibleCharacter,
+    /// A character that normalises to (or passes for) `.`, `/` or `\`.
+    LookalikeCharacter,
+    /// `..` in any form, or a `.` component.
+    Traversal,
+    /// A `/` or `\` in a file name, or an empty subfolder component.
+    Separator,
+    /// An absolute, drive, UNC or device path, or a `:`.
+    Absolute,
+    /// A Windows reserved device name.
+    ReservedName,
+    /// A component ending in a dot or a space.
+    TrailingDotOrSpace,
+    /// No extension, or one not on the allowlist.
+    Extension,
+}
+
+impl PathRule {
+    /// The rule's stable id (`path.traversal`, ...).
+    #[must_use]
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Empty => "path.empty",
+            Self::DoubleEncoding => "path.double-encoding",
+            Self::InvalidUtf8 => "path.invalid-utf8",
+            Self::TooLong => "path.too-long",
+            Self::TooDeep => "path.too-deep",
+            Self::ControlCharacter => "path.control-character",
+            Self::InvisibleCharacter => "path.invisible-character",
+            Self::LookalikeCharacter => "path.lookalike-character",
+            Self::Traversal => "path.traversal",
+            Self::Separator => "path.separator",
+            Self::Absolute => "path.absolute",
+            Self::ReservedName => "path.reserved-name",
+            Self::TrailingDotOrSpace => "path.trailing-dot-or-space",
+            Self::Extension => "path.extension",
+        }
+    }
+}
+
+impl fmt::Display for PathRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// What kind of value was rejected, for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathKind {
+    /// A file name.
+    FileName,
+    /// A subfolder.
+    Subfolder,
+}
+
+/// A rejected file name or subfolder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} rejected ({rule}): {detail}: {shown}", match kind { PathKind::FileName => "file name", PathKind::Subfolder => "subfolder" })]
+pub struct PathError {
+    /// The rule it broke.
+    pub rule: PathRule,
+    /// File name or subfolder.
+    pub kind: PathKind,
+    /// What exactly was wrong.
+    pub detail: String,
+    /// The value as given, escaped and shortened for display.
+    pub shown: String,
+}
+
+/// The extensions a name may have, lower-case with their dot (`.png`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extensions(Vec<String>);
+
+impl Extensions {
+    /// From a configured list; entries are lower-cased and given a leading
+    /// dot if they lack one.
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(list: I) -> Self {
+        let mut v: Vec<String> = list
+            .into_iter()
+            .map(|e| {
+                let e = e.as_ref().trim().to_lowercase();
+                if e.starts_with('.') { e } else { format!(".{e}") }
+            })
+            .filter(|e| e.len() > 1)
+            .collect();
+        v.sort();
+        v.dedup();
+        Self(v)
+    }
+
+    /// The peer's default image list: `.png .jpg .jpeg .webp .gif .json`.
+    #[must_use]
+    pub fn images() -> Self {
+        Self::new([".png", ".jpg", ".jpeg", ".webp", ".gif", ".json"])
+    }
+
+    /// The peer's default model list: `.safetensors .ckpt .pt .pth .bin`.
+    #[must_use]
+    pub fn models() -> Self {
+        Self::new([".safetensors", ".ckpt", ".pt", ".pth", ".bin"])
+    }
+
+    /// Whether `ext` (with its dot, any case) is allowed.
+    #[must_use]
+    pub fn allows(&self, ext: &str) -> bool {
+        let ext = ext.to_lowercase();
+        self.0.contains(&ext)
+    }
+
+    /// The allowed extensions, sorted.
+    #[must_use]
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// A file name that is safe to send to ComfyUI or join to a folder: one
+/// component, decoded, no traversal, an allowed extension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SafeFileName(String);
+
+impl SafeFileName {
+    /// Checks `raw` against every rule; `raw` may be percent-encoded once.
+    ///
+    /// # Errors
+    /// [`PathError`] naming the first rule broken.
+    pub fn parse(raw: &str, extensions: &Extensions) -> Result<Self, PathError> {
+        let fail = |rule, detail: &str| err(PathKind::FileName, rule, detail, raw);
+        let name = decode_once(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+        if name.is_empty() {
+            return Err(fail(PathRule::Empty, "the name is empty"));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(fail(PathRule::TooLong, "longer than 255 bytes"));
+        }
+        check_chars(&name).map_err(|(rule, detail)| fail(rule, detail))?;
+        if name.contains(['/', '\\']) {
+            return Err(fail(PathRule::Separator, "a file name cannot contain `/` or `\\`"));
+        }
+        check_component(&name).map_err(|(rule, detail)| fail(rule, detail))?;
+        let ext = extension(&name).unwrap_or("");
+        if ext.is_empty() || !extensions.allows(ext) {
+            let detail = format!(
+                "extension `{}` is not allowed (allowed: {})",
+                ext,
+                extensions.as_slice().join(", ")
+            );
+            return Err(fail(PathRule::Extension, &detail));
+        }
+        Ok(Self(name))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The extension, lower-case, with its dot.
+    #[must_use]
+    pub fn extension(&self) -> String {
+        extension(&self.0).unwrap_or("").to_lowercase()
+    }
+}
+
+impl fmt::Display for SafeFileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A subfolder that is safe to send to ComfyUI: relative, `/`-separated
+/// components (a `\` is read as `/`), none of them traversal, at most a
+/// given depth. Empty means the folder itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SafeSubfolder(String);
+
+impl SafeSubfolder {
+    /// Checks `raw` with the default depth limit.
+    ///
+    /// # Errors
+    /// [`PathError`] naming the first rule broken.
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        Self::parse_with_depth(raw, DEFAULT_MAX_DEPTH)
+    }
+
+    /// Checks `raw`, allowing at most `max_depth` components.
+    ///
+    /// # Errors
+    /// [`PathError`] naming the first rule broken.
+    pub fn parse_with_depth(raw: &str, max_depth: usize) -> Result<Self, PathError> {
+        let fail = |rule, detail: &str| err(PathKind::Subfolder, rule, detail, raw);
+        let decoded = decode_once(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+        if decoded.len() > MAX_SUBFOLDER_BYTES {
+            return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
+        }
+        check_chars(&decoded).map_err(|(rule, detail)| fail(rule, detail))?;
+        let unified = decoded.replace('\\', "/");
+        if unified.starts_with('/') {
+            return Err(fail(
+                PathRule::Absolute,
+                "an absolute, UNC or device path is not a subfolder",
+            ));
+        }
+        let trimmed = unified.strip_suffix('/').unwrap_or(&unified);
+        if trimmed.is_empty() {
+            return Ok(Self::default());
+        }
+        let parts: Vec<&str> = trimmed.split('/').collect();
+        if parts.len() > max_depth {
+            return Err(fail(
+                PathRule::TooDeep,
+                &format!("{} levels deep (at most {max_depth})", parts.len()),
+            ));
+        }
+        for part in &parts {
+            if part.is_empty() {
+                return Err(fail(PathRule::Separator, "an empty component (`//`)"));
+            }
+            check_component(part).map_err(|(rule, detail)| fail(rule, detail))?;
+        }
+        Ok(Self(parts.join("/")))
+    }
+
+    /// The subfolder (`""` for none).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its components.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|c| !c.is_empty())
+    }
+}
+
+impl fmt::Display for SafeSubfolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(kind: PathKind, rule: PathRule, detail: &str, raw: &str) -> PathError {
+    let mut shown: String = raw.chars().take(80).collect::<String>().escape_debug().to_string();
+    if raw.chars().count() > 80 {
+        shown.push_str("...");
+    }
+    PathError {
+        rule,
+        kind,
+        detail: detail.to_owned(),
+        shown: format!("\"{shown}\""),
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `%XX` at `i` of `b`, if there is one.
+fn percent_at(b: &[u8], i: usize) -> Option<u8> {
+    if b.get(i) != Some(&b'%') {
+        return None;
+    }
+    Some(hex(*b.get(i + 1)?)? * 16 + hex(*b.get(i + 2)?)?)
+}
+
+/// Decodes `%XX` sequences once. A `%` not followed by two hex digits is
+/// kept as it is (`100%.png`); a result that still holds a `%XX` is
+/// double encoding and refused.
+fn decode_once(raw: &str) -> Result<String, (PathRule, &'static str)> {
+    let b = raw.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(v) = percent_at(b, i) {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if (0..out.len()).any(|i| percent_at(&out, i).is_some()) {
+        return Err((PathRule::DoubleEncoding, "percent-encoded twice"));
+    }
+    String::from_utf8(out).map_err(|_| (PathRule::InvalidUtf8, "not valid UTF-8 once decoded"))
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Characters that pass for a dot or a slash without normalising to one.
+fn is_lookalike(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2044}'
+            | '\u{2215}'
+            | '\u{2216}'
+            | '\u{29F5}'
+            | '\u{29F8}'
+            | '\u{29F9}'
+            | '\u{FE68}'
+            | '\u{2024}'
+            | '\u{2025}'
+            | '\u{2026}'
+            | '\u{FE52}'
+            | '\u{FF0E}'
+            | '\u{FF0F}'
+            | '\u{FF3C}'
+            | '\u{3002}'
+            | '\u{FF61}'
+    )
+}
+
+fn check_chars(s: &str) -> Result<(), (PathRule, &'static str)> {
+    for c in s.chars() {
+        if c.is_control() {
+            return Err((PathRule::ControlCharacter, "a NUL or control character"));
+        }
+        if is_invisible(c) {
+            return Err((PathRule::InvisibleCharacter, "an invisible or bidi-control character"));
+        }
+        if !c.is_ascii() && (is_lookalike(c) || c.nfkc().any(|n| matches!(n, '.' | '/' | '\\'))) {
+            return Err((
+                PathRule::LookalikeCharacter,
+                "a character that stands for `.`, `/` or `\\`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rules for one component (a file name, or one level of a subfolder).
+fn check_component(part: &str) -> Result<(), (PathRule, &'static str)> {
+    if part == "." || part.contains("..") {
+        return Err((PathRule::Traversal, "`.` or `..`"));
+    }
+    if part.contains(':') {
+        return Err((PathRule::Absolute, "a `:` (drive letter or NTFS stream)"));
+    }
+    if part.ends_with(['.', ' ']) {
+        return Err((PathRule::TrailingDotOrSpace, "ends with a dot or a space"));
+    }
+    if is_reserved(part) {
+        return Err((PathRule::ReservedName, "a Windows reserved device name"));
+    }
+    Ok(())
+}
+
+/// `CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`, `LPT0`-`LPT9` (and the
+/// superscript-digit forms Windows also reserves), alone or before an
+/// extension, any case.
+fn is_reserved(part: &str) -> bool {
+    let stem = part.split('.').next().unwrap_or(part).trim_end_matches(' ');
+    let upper = stem.to_uppercase();
+    if matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$") {
+        return true;
+    }
+    let mut chars = upper.chars();
+    let prefix: String = chars.by_ref().take(3).collect();
+    let rest: Vec<char> = chars.collect();
+    (prefix == "COM" || prefix == "LPT")
+        && matches!(rest.as_slice(), [d] if d.is_ascii_digit() || matches!(d, '\u{00B9}' | '\u{00B2}' | '\u{00B3}'))
+}
+
+/// The last `.ext` of a name (with the dot), if it has one after a stem.
+fn extension(name: &str) -> Option<&str> {
+    let dot = name.rfind('.')?;
+    (dot > 0).then(|| &name[dot..])
+}

@@ -1,0 +1,6 @@
+//! comfy-guard's rules against a corpus of hostile inputs and near misses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod local;
+mod paths;

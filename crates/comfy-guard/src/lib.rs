@@ -7,7 +7,8 @@
 //!
 //! Built so far:
 //! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`]);
-//! - [`local`]: bounded, symlink-refusing reads of local files.
+//! - [`local`]: bounded, symlink-refusing reads of local files;
+//! - [`download`]: the download validator ([`check_download`]).
 //!
 //! Invariant: no network and no async runtime; every check is a pure
 //! function of its input and a policy (local reads are the one exception,
@@ -21,8 +22,10 @@
 //! assert_eq!(bad.rule, PathRule::Traversal);
 //! ```
 
+pub mod download;
 pub mod local;
 pub mod path;
 
+pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use local::{LocalFileError, read_regular_file};
 pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};

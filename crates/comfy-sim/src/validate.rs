@@ -399,13 +399,8 @@ impl Ctx<'_> {
         spec: &Value,
         given: Option<&Value>,
     ) -> Result<Check, Exc> {
-        let input_type = spec.get(0).cloned().unwrap_or(Value::Null);
-        let extra = spec
-            .get(1)
-            .filter(|_| spec.as_array().is_some_and(|a| a.len() == 2))
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        let info = json!([input_type, extra]);
+        let info = input_config(spec);
+        let (input_type, extra) = (info[0].clone(), info[1].clone());
         let Some(val) = given.cloned() else {
             return Ok(if required {
                 Check::Error(
@@ -554,16 +549,22 @@ enum Check {
     Follow(String),
 }
 
-/// The error recorded on a linked node whose validation raised.
-#[inline(never)]
-fn inner_exception(x: &str, spec: &Value, link: Option<&Value>, ex: &Exc) -> Value {
+/// `[type, options]` as ComfyUI reports an input's config in errors (the
+/// options are `{}` when the declaration has none).
+fn input_config(spec: &Value) -> Value {
     let input_type = spec.get(0).cloned().unwrap_or(Value::Null);
     let extra = spec
         .get(1)
         .filter(|_| spec.as_array().is_some_and(|a| a.len() == 2))
         .cloned()
         .unwrap_or_else(|| json!({}));
-    json!({"type": "exception_during_inner_validation", "message": "Exception when validating inner node", "details": ex.details(), "extra_info": {"input_name": x, "input_config": [input_type, extra], "exception_message": ex.details(), "exception_type": ex.type_name(), "traceback": [inner_frame(), ex.raise_frame()], "linked_node": link}})
+    json!([input_type, extra])
+}
+
+/// The error recorded on a linked node whose validation raised.
+#[inline(never)]
+fn inner_exception(x: &str, spec: &Value, link: Option<&Value>, ex: &Exc) -> Value {
+    json!({"type": "exception_during_inner_validation", "message": "Exception when validating inner node", "details": ex.details(), "extra_info": {"input_name": x, "input_config": input_config(spec), "exception_message": ex.details(), "exception_type": ex.type_name(), "traceback": [inner_frame(), ex.raise_frame()], "linked_node": link}})
 }
 
 fn types_match(received: &Value, wanted: &Value) -> bool {

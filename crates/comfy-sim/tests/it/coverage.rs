@@ -87,7 +87,7 @@ fn check_items<'a>(items: impl Iterator<Item = &'a Value>, pool: &[Value], name:
 async fn run(addr: std::net::SocketAddr, exchange: &str) -> String {
     let r = replay(addr, exchange).await;
     check_shape(&r, exchange);
-    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = r.prompt_id();
     wait_history(addr, &id).await;
     id
 }
@@ -180,7 +180,7 @@ async fn histories_and_job_lists_after_many_runs_match_the_recorded_shapes() {
 
     // Interrupted runs: global, then by prompt id (a non-matching id first).
     let r = replay(sim.addr(), "post_prompt_sleep_for_global_interrupt").await;
-    let interrupted = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let interrupted = r.prompt_id();
     wait_running(sim.addr()).await;
     replay(sim.addr(), "post_interrupt_global_no_body").await;
     wait_history(sim.addr(), &interrupted).await;
@@ -193,7 +193,7 @@ async fn histories_and_job_lists_after_many_runs_match_the_recorded_shapes() {
         "get_api_jobs_by_id_interrupted",
     );
     let r = replay(sim.addr(), "post_prompt_sleep_for_targeted_interrupt").await;
-    let targeted = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let targeted = r.prompt_id();
     wait_running(sim.addr()).await;
     check_head(
         &replay(sim.addr(), "post_interrupt_nonmatching_prompt_id").await,
@@ -283,17 +283,11 @@ async fn histories_and_job_lists_after_many_runs_match_the_recorded_shapes() {
 #[tokio::test]
 async fn queue_deletes_match_the_recording() {
     let sim = Sim::builder().start().await.unwrap();
-    let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.prompt_id();
     wait_running(sim.addr()).await;
     // Distinct creation times, so sorting by them is as in the recording.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let run2 = replay(sim.addr(), "post_prompt_queue_run2_pending").await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run2 = replay(sim.addr(), "post_prompt_queue_run2_pending").await.prompt_id();
     tokio::time::sleep(Duration::from_millis(5)).await;
     replay(sim.addr(), "post_prompt_queue_run3_pending_front").await;
     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -7,7 +7,7 @@ use comfy_sim::Sim;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Msg, basic_prompt, get, post_json, recorded_ws, wait_history, ws_connect, ws_next, ws_until_done,
+    Msg, basic_prompt, get, post_json, queue, recorded_ws, wait_history, ws_connect, ws_next, ws_until_done,
 };
 
 /// Replaces the volatile parts of a WebSocket message.
@@ -198,12 +198,7 @@ async fn upload_then_load_image_and_queue_ops() {
         "2": {"class_type": "ImageScaleBy", "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "scale_by": 2.0}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
     });
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": prompt}))
-        .await
-        .json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &prompt).await;
     let entry = wait_history(sim.addr(), &id).await;
     let item = &entry["outputs"]["3"]["images"][0];
     assert_eq!(item["type"], "temp");
@@ -224,14 +219,8 @@ async fn upload_then_load_image_and_queue_ops() {
         "2": {"class_type": "FixtureSleep", "inputs": {"image": ["1", 0], "seconds": 30.0, "seed": seed}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}})
     };
-    let run1 = post_json(sim.addr(), "/prompt", &sleep(1)).await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let run2 = post_json(sim.addr(), "/prompt", &sleep(2)).await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run1 = post_json(sim.addr(), "/prompt", &sleep(1)).await.prompt_id();
+    let run2 = post_json(sim.addr(), "/prompt", &sleep(2)).await.prompt_id();
     let front = post_json(
         sim.addr(),
         "/prompt",
@@ -285,12 +274,7 @@ async fn runtime_error_and_validation_error_shapes() {
         "2": {"class_type": "FixtureFail", "inputs": {"image": ["1", 0], "message": "fixture failure"}},
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
     });
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": prompt}))
-        .await
-        .json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &prompt).await;
     let entry = wait_history(sim.addr(), &id).await;
     let err = &entry["status"]["messages"][2];
     assert_eq!(err[0], "execution_error");
@@ -362,7 +346,7 @@ async fn simulated_sampler_pipeline_reports_progress_and_decodes_to_the_latent_s
         4,
         "one JPEG preview per step"
     );
-    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = r.prompt_id();
     let entry = wait_history(sim.addr(), &id).await;
     assert_eq!(
         entry["outputs"]["7"]["images"][0],
@@ -383,10 +367,7 @@ async fn history_pages_with_max_items_and_offset_as_comfyui_does() {
     for color in [1, 2, 3] {
         let mut p = basic_prompt();
         p["1"]["inputs"]["color"] = json!(color);
-        let id = post_json(sim.addr(), "/prompt", &json!({"prompt": p})).await.json()["prompt_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = queue(sim.addr(), &p).await;
         wait_history(sim.addr(), &id).await;
         ids.push(id);
     }
@@ -429,12 +410,7 @@ async fn a_long_chain_of_real_nodes_runs() {
         "out".into(),
         json!({"class_type": "SaveImage", "inputs": {"images": ["399", 0], "filename_prefix": "chain"}}),
     );
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": prompt}))
-        .await
-        .json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &Value::Object(prompt)).await;
     let entry = wait_history(sim.addr(), &id).await;
     assert_eq!(entry["status"]["status_str"], "success");
     assert_eq!(entry["outputs"]["out"]["images"][0]["filename"], "chain_00001_.png");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use comfy_sim::{Faults, HttpFault, JobFault, Sim, WsFault};
 use serde_json::json;
 
-use crate::support::{Msg, basic_prompt, get, post_json, request, wait_history, ws_connect, ws_next};
+use crate::support::{Msg, basic_prompt, get, post_json, queue, request, wait_history, ws_connect, ws_next};
 
 #[tokio::test]
 async fn latency_delays_every_response() {
@@ -122,22 +122,14 @@ async fn job_faults_error_and_hang() {
         .start()
         .await
         .unwrap();
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": basic_prompt()}))
-        .await
-        .json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &basic_prompt()).await;
     let entry = wait_history(sim.addr(), &id).await;
     assert_eq!(entry["status"]["messages"][2][0], "execution_error");
 
     sim.set_faults(Faults::none().job(JobFault::Hang));
     let mut p = basic_prompt();
     p["1"]["inputs"]["color"] = json!(7);
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": p})).await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &p).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let job = get(sim.addr(), &format!("/api/jobs/{id}")).await.json();
     assert_eq!(job["status"], "in_progress");
@@ -149,12 +141,7 @@ async fn job_faults_error_and_hang() {
 #[tokio::test]
 async fn restart_forgets_queue_history_and_sockets() {
     let sim = Sim::builder().start().await.unwrap();
-    let id = post_json(sim.addr(), "/prompt", &json!({"prompt": basic_prompt()}))
-        .await
-        .json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = queue(sim.addr(), &basic_prompt()).await;
     wait_history(sim.addr(), &id).await;
     let mut ws = ws_connect(sim.addr(), "/ws?clientId=r").await;
     let _ = ws_next(&mut ws, Duration::from_secs(5)).await;

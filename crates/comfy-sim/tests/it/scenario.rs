@@ -25,7 +25,7 @@ async fn basic_run_history_job_and_png_match_the_recording() {
     let sim = Sim::builder().start().await.unwrap();
     let r = replay(sim.addr(), "post_prompt_valid_basic").await;
     assert_eq!(r.status, 200);
-    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = r.prompt_id();
     wait_history(sim.addr(), &id).await;
     check(
         &get(sim.addr(), &format!("/history/{id}")).await,
@@ -79,7 +79,7 @@ fn png_chunks(bytes: &[u8]) -> Vec<(String, Option<String>)> {
 async fn runtime_error_history_and_job_match_the_recording() {
     let sim = Sim::builder().start().await.unwrap();
     let r = replay(sim.addr(), "post_prompt_valid_but_fails_at_runtime").await;
-    let id = r.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = r.prompt_id();
     wait_history(sim.addr(), &id).await;
     check(
         &get(sim.addr(), &format!("/history/{id}")).await,
@@ -94,10 +94,7 @@ async fn runtime_error_history_and_job_match_the_recording() {
 #[tokio::test]
 async fn queue_with_one_running_and_three_pending_matches_the_recording() {
     let sim = Sim::builder().start().await.unwrap();
-    let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.prompt_id();
     for _ in 0..200 {
         if get(sim.addr(), "/queue").await.json()["queue_running"]
             .as_array()

@@ -34,6 +34,17 @@ impl Reply {
     pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(self.bytes()).expect("json body")
     }
+    /// The `prompt_id` of a `POST /prompt` answer.
+    pub(crate) fn prompt_id(&self) -> String {
+        self.json()["prompt_id"].as_str().expect("prompt_id").to_owned()
+    }
+}
+
+/// Queues `prompt` (the node map) and returns its prompt id.
+pub(crate) async fn queue(addr: std::net::SocketAddr, prompt: &Value) -> String {
+    post_json(addr, "/prompt", &serde_json::json!({ "prompt": prompt }))
+        .await
+        .prompt_id()
 }
 
 pub(crate) async fn request(

@@ -84,7 +84,7 @@ async fn replay(sim: &comfy_sim::SimHandle, name: &str, during: During) -> Vec<V
     }
     let reply = post_json(sim.addr(), "/prompt", &meta["request_body"]).await;
     assert_eq!(reply.status, 200, "{name}: {:?}", reply.body);
-    let id = reply.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = reply.prompt_id();
     read_rest(sim, &mut ws, &mut got, want, &id, during).await;
     got
 }
@@ -158,17 +158,14 @@ async fn log_subscription_streams_log_lines_as_recorded() {
     let warm = json!({"prompt": {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 16_711_680}},
         "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}});
-    let id = post_json(sim.addr(), "/prompt", &warm).await.json()["prompt_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = post_json(sim.addr(), "/prompt", &warm).await.prompt_id();
     crate::support::wait_history(sim.addr(), &id).await;
     let name = "ws_17_logs_subscription";
     let mut ws = ws_connect(sim.addr(), ws_meta(name)["url"].as_str().unwrap()).await;
     let mut got = vec![normalize(&ws_next(&mut ws, Duration::from_secs(5)).await.unwrap())];
     crate::support::replay(sim.addr(), "patch_internal_logs_subscribe_enable").await;
     let reply = crate::support::replay(sim.addr(), "post_prompt_during_logs_subscription").await;
-    let id = reply.json()["prompt_id"].as_str().unwrap().to_owned();
+    let id = reply.prompt_id();
     let want = recorded(name);
     read_rest(&sim, &mut ws, &mut got, want.len(), &id, During::Nothing).await;
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {

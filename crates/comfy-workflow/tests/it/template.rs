@@ -2,7 +2,7 @@
 
 use comfy_workflow::template::{self, TEMPLATES, TemplateError};
 use comfy_workflow::validate::ProblemKind;
-use comfy_workflow::{Limits, Workflow, preset};
+use comfy_workflow::{Limits, ObjectInfo, Workflow, preset};
 use serde_json::{Value, json};
 
 use crate::fixtures;
@@ -96,16 +96,22 @@ fn about_installed_files(p: &comfy_workflow::Problem) -> bool {
 
 /// Core templates validate clean against the recorded server's catalog
 /// (file names aside: which models a server has is its own business).
+/// What validation finds in a template's default graph, other than the
+/// model files a server may lack.
+fn problems_of(name: &str, info: &ObjectInfo) -> Vec<String> {
+    template::default_graph(name)
+        .unwrap()
+        .validate(info)
+        .into_iter()
+        .filter(|p| !about_installed_files(p))
+        .map(|p| p.to_string())
+        .collect()
+}
+
 #[test]
 fn core_templates_are_valid_against_the_servers_catalog() {
     for t in TEMPLATES.iter().filter(|t| t.custom_nodes.is_empty()) {
-        let problems: Vec<String> = template::default_graph(t.name)
-            .unwrap()
-            .validate(object_info())
-            .into_iter()
-            .filter(|p| !about_installed_files(p))
-            .map(|p| p.to_string())
-            .collect();
+        let problems = problems_of(t.name, object_info());
         assert!(problems.is_empty(), "{}: {problems:#?}", t.name);
     }
 }
@@ -150,13 +156,7 @@ fn custom_node_templates_are_valid_against_their_packs() {
     }
     let info = comfy_workflow::ObjectInfo::from_value(&catalog);
     for t in TEMPLATES.iter().filter(|t| !t.custom_nodes.is_empty()) {
-        let problems: Vec<String> = template::default_graph(t.name)
-            .unwrap()
-            .validate(&info)
-            .into_iter()
-            .filter(|p| !about_installed_files(p))
-            .map(|p| p.to_string())
-            .collect();
+        let problems = problems_of(t.name, &info);
         assert!(problems.is_empty(), "{}: {problems:#?}", t.name);
     }
 }

@@ -115,3 +115,11 @@ fn serde_json_value_reference(bencher: divan::Bencher, n: usize) {
     let bytes = generate(n);
     bencher.bench(|| serde_json::from_slice::<Value>(divan::black_box(&bytes)).unwrap());
 }
+
+/// Reference point: `serde_json`'s tokenizer alone (every value skipped),
+/// the floor for any parse built on it.
+#[divan::bench(args = SIZES)]
+fn serde_json_tokenizer_reference(bencher: divan::Bencher, n: usize) {
+    let bytes = generate(n);
+    bencher.bench(|| serde_json::from_slice::<serde::de::IgnoredAny>(divan::black_box(&bytes)).unwrap());
+}

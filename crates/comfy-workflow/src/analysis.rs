@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{Input, Node, NodeId, ObjectInfo, Workflow};
+use crate::{Input, Node, NodeId, ObjectInfo, SmolStr, Workflow};
 
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
@@ -51,7 +51,7 @@ pub struct ModelRef {
     /// The loader node.
     pub node: NodeId,
     /// The loader's class.
-    pub loader: String,
+    pub loader: SmolStr,
 }
 
 /// The sampling parameters that matter to a person reading the workflow.
@@ -108,9 +108,9 @@ pub struct Step {
     /// The node.
     pub node_id: NodeId,
     /// Its class.
-    pub class_type: String,
+    pub class_type: SmolStr,
     /// Its title, else the server's display name, else the class.
-    pub display_name: String,
+    pub display_name: SmolStr,
     /// A short subtitle (`512x512`, `steps=20, cfg=7`, a model name, the
     /// start of a prompt), when one says something.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,9 +123,9 @@ pub struct Analysis {
     /// Number of nodes.
     pub node_count: usize,
     /// Distinct classes, in flow order.
-    pub class_types: Vec<String>,
+    pub class_types: Vec<SmolStr>,
     /// How many nodes of each class.
-    pub class_counts: BTreeMap<String, usize>,
+    pub class_counts: BTreeMap<SmolStr, usize>,
     /// The nodes in execution order (document order when there is a cycle).
     pub flow: Vec<Step>,
     /// Whether the links form a cycle.
@@ -251,8 +251,11 @@ impl Workflow {
                 class_type: n.class_type.clone(),
                 display_name: n
                     .title()
-                    .map(str::to_owned)
-                    .or_else(|| info.and_then(|i| i.node(&n.class_type)).map(|d| d.display_name.clone()))
+                    .map(SmolStr::new)
+                    .or_else(|| {
+                        info.and_then(|i| i.node(&n.class_type))
+                            .map(|d| SmolStr::new(&d.display_name))
+                    })
                     .unwrap_or_else(|| n.class_type.clone()),
                 detail: detail(n),
             })
@@ -347,7 +350,7 @@ fn detail(n: &Node) -> Option<String> {
     None
 }
 
-fn pipeline(classes: &BTreeMap<String, usize>) -> (String, Vec<String>) {
+fn pipeline(classes: &BTreeMap<SmolStr, usize>) -> (String, Vec<String>) {
     let has = |pred: &dyn Fn(&str) -> bool| classes.keys().any(|c| pred(c));
     let video = has(&|c| {
         c.contains("Video")

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
+use smol_str::SmolStr;
 
 use crate::error::type_name;
 use crate::{Limits, NodeId, ParseError};
@@ -58,10 +59,12 @@ impl Input {
 pub struct Node {
     /// Its id.
     pub id: NodeId,
-    /// The node class ComfyUI runs (`KSampler`, `SaveImage`, ...).
-    pub class_type: String,
+    /// The node class ComfyUI runs (`KSampler`, `SaveImage`, ...). Class
+    /// and input names are [`SmolStr`]s: almost all fit inline, so a parsed
+    /// workflow allocates nothing for them.
+    pub class_type: SmolStr,
     /// Inputs in document order.
-    pub inputs: Vec<(String, Input)>,
+    pub inputs: Vec<(SmolStr, Input)>,
     /// The `_meta` object (the editor puts the node title there).
     pub meta: Option<Value>,
     /// Any other keys of the node object, kept for round trips.
@@ -70,7 +73,7 @@ pub struct Node {
 
 impl Node {
     /// A node with no inputs.
-    pub fn new(id: NodeId, class_type: impl Into<String>) -> Self {
+    pub fn new(id: NodeId, class_type: impl Into<SmolStr>) -> Self {
         Self {
             id,
             class_type: class_type.into(),
@@ -91,7 +94,7 @@ impl Node {
     }
 
     /// Sets input `name`, keeping its position if it exists.
-    pub fn set_input(&mut self, name: impl Into<String>, input: Input) {
+    pub fn set_input(&mut self, name: impl Into<SmolStr>, input: Input) {
         let name = name.into();
         match self.inputs.iter_mut().find(|(n, _)| *n == name) {
             Some((_, slot)) => *slot = input,
@@ -203,6 +206,11 @@ impl Workflow {
         self.index.get(id).map(|&i| &self.nodes[i])
     }
 
+    /// The workflow's own copy of id `id`, so a link to it can share it.
+    pub(crate) fn known_id(&self, id: &str) -> Option<&NodeId> {
+        self.index.get_key_value(id).map(|(k, _)| k)
+    }
+
     /// The position of node `id` in document order.
     pub(crate) fn position(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
@@ -282,7 +290,7 @@ fn parse_node(id: NodeId, node: Value) -> Result<Node, ParseError> {
             let mut inputs = Vec::with_capacity(m.len());
             for (name, v) in m {
                 let input = parse_input(&id, &name, v)?;
-                inputs.push((name, input));
+                inputs.push((SmolStr::from(name), input));
             }
             inputs
         }
@@ -296,7 +304,7 @@ fn parse_node(id: NodeId, node: Value) -> Result<Node, ParseError> {
     let meta = obj.remove("_meta");
     Ok(Node {
         id,
-        class_type,
+        class_type: class_type.into(),
         inputs,
         meta,
         extra: obj,
@@ -337,7 +345,7 @@ impl Serialize for NodeBody<'_> {
         let node = self.0;
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("inputs", &Inputs(&node.inputs))?;
-        m.serialize_entry("class_type", &node.class_type)?;
+        m.serialize_entry("class_type", node.class_type.as_str())?;
         if let Some(meta) = &node.meta {
             m.serialize_entry("_meta", meta)?;
         }
@@ -348,15 +356,15 @@ impl Serialize for NodeBody<'_> {
     }
 }
 
-struct Inputs<'a>(&'a [(String, Input)]);
+struct Inputs<'a>(&'a [(SmolStr, Input)]);
 
 impl Serialize for Inputs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (name, input) in self.0 {
             match input {
-                Input::Link(l) => m.serialize_entry(name, &(l.node.as_str(), l.output))?,
-                Input::Value(v) => m.serialize_entry(name, v)?,
+                Input::Link(l) => m.serialize_entry(name.as_str(), &(l.node.as_str(), l.output))?,
+                Input::Value(v) => m.serialize_entry(name.as_str(), v)?,
             }
         }
         m.end()

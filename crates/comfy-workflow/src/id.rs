@@ -22,9 +22,9 @@ impl NodeId {
     /// # Errors
     /// The reason, when `id` is empty, too long, or holds a control
     /// character.
-    pub fn new(id: impl Into<String>) -> Result<Self, &'static str> {
-        let id = id.into();
-        Self::check(&id)?;
+    pub fn new(id: impl AsRef<str>) -> Result<Self, &'static str> {
+        let id = id.as_ref();
+        Self::check(id)?;
         Ok(Self(id.into()))
     }
 

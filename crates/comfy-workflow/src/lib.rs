@@ -63,5 +63,8 @@ pub use id::{MAX_NODE_ID_LEN, NodeId};
 pub use limits::Limits;
 pub use object_info::ObjectInfo;
 pub use order::Cycle;
+/// The string type of class and input names (re-exported so callers need
+/// not depend on `smol_str` themselves).
+pub use smol_str::SmolStr;
 pub use strict::parse_json;
 pub use validate::{Problem, ProblemKind};

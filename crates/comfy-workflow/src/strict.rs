@@ -6,8 +6,9 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use smol_str::SmolStr;
 
-use crate::{Input, Limits, Node, NodeId, ParseError, Workflow};
+use crate::{Input, Limits, Link, Node, NodeId, ParseError, Workflow};
 
 /// Parses `bytes` as JSON under `limits`.
 ///
@@ -43,6 +44,7 @@ fn run<T>(
         limits: *limits,
         path: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
+        scratch: RefCell::new(Vec::new()),
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result = read(&state, &mut de).and_then(|v| de.end().map(|()| v));
@@ -61,8 +63,9 @@ fn strip_position(msg: &str) -> String {
 }
 
 /// One step of the JSON path, kept only to name where an error is.
+/// Keys are [`SmolStr`]s: pushing one allocates nothing for short keys.
 enum Seg {
-    Key(String),
+    Key(SmolStr),
     Index(usize),
     Node(NodeId),
 }
@@ -71,6 +74,9 @@ struct State {
     limits: Limits,
     path: RefCell<Vec<Seg>>,
     failure: RefCell<Option<ParseError>>,
+    /// Reused for each node's inputs, so the node's own list is allocated
+    /// once at its final size.
+    scratch: RefCell<Vec<(SmolStr, Input)>>,
 }
 
 impl State {
@@ -91,6 +97,14 @@ impl State {
         out
     }
 
+    fn push(&self, seg: Seg) {
+        self.path.borrow_mut().push(seg);
+    }
+
+    fn pop(&self) {
+        self.path.borrow_mut().pop();
+    }
+
     fn fail<E: de::Error>(&self, err: ParseError) -> E {
         let msg = err.to_string();
         *self.failure.borrow_mut() = Some(err);
@@ -106,6 +120,147 @@ impl State {
             }));
         }
         Ok(())
+    }
+}
+
+/// A string from the document: borrowed when it has no escapes.
+enum Text<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Text::Borrowed(s) => s.to_owned(),
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// Reads an object key without copying it when it can be borrowed.
+struct KeySeed<'a> {
+    state: &'a State,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Text<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Text<'de>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        self.state.check_string(v)?;
+        Ok(Text::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        self.state.check_string(v)?;
+        Ok(Text::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+        self.state.check_string(&v)?;
+        Ok(Text::Owned(v))
+    }
+}
+
+/// A value that may be a string wanted as such (a class name, the first
+/// element of a link): the string is not wrapped in a [`Value`] first.
+enum Head<'de> {
+    Str(Text<'de>),
+    Other(Value),
+}
+
+impl Head<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Head::Str(t) => Value::String(t.into_string()),
+            Head::Other(v) => v,
+        }
+    }
+}
+
+/// Reads a [`Head`] under the same checks as [`Seed`].
+#[derive(Clone, Copy)]
+struct HeadSeed<'a>(Seed<'a>);
+
+impl<'de> DeserializeSeed<'de> for HeadSeed<'_> {
+    type Value = Head<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Head<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HeadSeed<'_> {
+    type Value = Head<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Head<'de>, E> {
+        self.0.state.check_string(v)?;
+        Ok(Head::Str(Text::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Head<'de>, E> {
+        self.0.state.check_string(v)?;
+        Ok(Head::Str(Text::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Head<'de>, E> {
+        self.0.state.check_string(&v)?;
+        Ok(Head::Str(Text::Owned(v)))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Head<'de>, E> {
+        Ok(Head::Other(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Head<'de>, E> {
+        Ok(Head::Other(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Head<'de>, E> {
+        Ok(Head::Other(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Head<'de>, E> {
+        self.0.visit_f64(v).map(Head::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Head<'de>, E> {
+        Ok(Head::Other(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Head<'de>, E> {
+        Ok(Head::Other(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Head<'de>, A::Error> {
+        self.0.visit_seq(seq).map(Head::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Head<'de>, A::Error> {
+        self.0.visit_map(map).map(Head::Other)
     }
 }
 
@@ -167,44 +322,44 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let inner = self.enter::<A::Error>()?;
         let mut out = Vec::new();
-        loop {
-            self.state.path.borrow_mut().push(Seg::Index(out.len()));
-            let item = seq.next_element_seed(inner);
-            self.state.path.borrow_mut().pop();
-            match item? {
-                Some(v) => out.push(v),
-                None => break,
-            }
-        }
+        inner.rest(&mut seq, &mut out)?;
         Ok(Value::Array(out))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.enter::<A::Error>()?;
         let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            self.state.check_string::<A::Error>(&key)?;
-            if out.contains_key(&key) {
+        while let Some(key) = map.next_key_seed(KeySeed { state: self.state })? {
+            if out.contains_key(key.as_str()) {
                 return Err(self.state.fail(ParseError::DuplicateKey {
                     path: self.state.path(),
-                    key,
+                    key: key.into_string(),
                 }));
             }
-            // The key rides on the path stack while its value is read, and
-            // comes back for the insert: no copy per key.
-            self.state.path.borrow_mut().push(Seg::Key(key));
+            self.state.push(Seg::Key(SmolStr::new(key.as_str())));
             let value = map.next_value_seed(inner);
-            let key = match self.state.path.borrow_mut().pop() {
-                Some(Seg::Key(k)) => k,
-                _ => String::new(),
-            };
-            out.insert(key, value?);
+            self.state.pop();
+            out.insert(key.into_string(), value?);
         }
         Ok(Value::Object(out))
     }
 }
 
 impl Seed<'_> {
+    /// Reads the remaining elements of `seq` into `out`, numbering them
+    /// from `out.len()`.
+    fn rest<'de, A: SeqAccess<'de>>(self, seq: &mut A, out: &mut Vec<Value>) -> Result<(), A::Error> {
+        loop {
+            self.state.push(Seg::Index(out.len()));
+            let item = seq.next_element_seed(self);
+            self.state.pop();
+            match item? {
+                Some(v) => out.push(v),
+                None => return Ok(()),
+            }
+        }
+    }
+
     fn enter<E: de::Error>(self) -> Result<Self, E> {
         if self.depth >= self.state.limits.max_depth {
             return Err(self.state.fail(ParseError::TooDeep {
@@ -232,37 +387,32 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Workflow, A::Error> {
         let mut wf = Workflow::new();
-        while let Some(id) = map.next_key::<String>()? {
-            self.state.check_string::<A::Error>(&id)?;
+        while let Some(id) = map.next_key_seed(KeySeed { state: self.state })? {
+            let id = id.as_str();
             if wf.len() >= self.state.limits.max_nodes {
                 return Err(self.state.fail(ParseError::TooManyNodes {
                     max: self.state.limits.max_nodes,
                 }));
             }
-            if let Err(reason) = NodeId::check(&id) {
-                return Err(self.state.fail(ParseError::InvalidNodeId {
-                    id: id.escape_debug().to_string(),
-                    reason,
-                }));
-            }
-            if wf.contains(&id) {
+            if wf.contains(id) {
                 return Err(self.state.fail(ParseError::DuplicateKey {
                     path: "/".to_owned(),
-                    key: id,
+                    key: id.to_owned(),
                 }));
             }
             let node_id = NodeId::new(id).map_err(|reason| {
                 self.state.fail(ParseError::InvalidNodeId {
-                    id: String::new(),
+                    id: id.escape_debug().to_string(),
                     reason,
                 })
             })?;
-            self.state.path.borrow_mut().push(Seg::Node(node_id.clone()));
+            self.state.push(Seg::Node(node_id.clone()));
             let node = map.next_value_seed(NodeSeed {
                 state: self.state,
                 id: node_id,
+                known: &wf,
             });
-            self.state.path.borrow_mut().pop();
+            self.state.pop();
             // Ids were checked unique above.
             let _ = wf.insert(node?);
         }
@@ -301,6 +451,8 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
 struct NodeSeed<'a> {
     state: &'a State,
     id: NodeId,
+    /// The nodes read so far: a link to one of them shares its id.
+    known: &'a Workflow,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -310,6 +462,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
         d.deserialize_any(NodeVisitor {
             state: self.state,
             id: self.id,
+            known: self.known,
         })
     }
 }
@@ -317,6 +470,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
 struct NodeVisitor<'a> {
     state: &'a State,
     id: NodeId,
+    known: &'a Workflow,
 }
 
 impl NodeVisitor<'_> {
@@ -342,12 +496,11 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
             state: self.state,
             depth: 2,
         };
-        let mut node = Node::new(self.id.clone(), String::new());
-        let mut class_type: Option<Value> = None;
+        let mut node = Node::new(self.id.clone(), SmolStr::default());
+        let mut class_type: Option<Head<'de>> = None;
         let mut seen_inputs = false;
         let mut seen_meta = false;
-        while let Some(key) = map.next_key::<String>()? {
-            self.state.check_string::<A::Error>(&key)?;
+        while let Some(key) = map.next_key_seed(KeySeed { state: self.state })? {
             let duplicate = match key.as_str() {
                 "class_type" => class_type.is_some(),
                 "inputs" => seen_inputs,
@@ -357,40 +510,34 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
             if duplicate {
                 return Err(self.state.fail(ParseError::DuplicateKey {
                     path: self.state.path(),
-                    key,
+                    key: key.into_string(),
                 }));
             }
-            if key == "inputs" {
-                seen_inputs = true;
-                self.state.path.borrow_mut().push(Seg::Key(key));
-                let inputs = map.next_value_seed(InputsSeed {
-                    state: self.state,
-                    id: &self.id,
-                });
-                self.state.path.borrow_mut().pop();
-                node.inputs = inputs?;
-                continue;
-            }
-            self.state.path.borrow_mut().push(Seg::Key(key));
-            let value = map.next_value_seed(seed);
-            let key = match self.state.path.borrow_mut().pop() {
-                Some(Seg::Key(k)) => k,
-                _ => String::new(),
-            };
-            let value = value?;
-            match key.as_str() {
-                "class_type" => class_type = Some(value),
+            self.state.push(Seg::Key(SmolStr::new(key.as_str())));
+            let read = match key.as_str() {
+                "inputs" => {
+                    seen_inputs = true;
+                    map.next_value_seed(InputsSeed {
+                        state: self.state,
+                        id: &self.id,
+                        known: self.known,
+                    })
+                    .map(|inputs| node.inputs = inputs)
+                }
+                "class_type" => map.next_value_seed(HeadSeed(seed)).map(|v| class_type = Some(v)),
                 "_meta" => {
                     seen_meta = true;
-                    node.meta = Some(value);
+                    map.next_value_seed(seed).map(|v| node.meta = Some(v))
                 }
-                _ => {
-                    node.extra.insert(key, value);
-                }
-            }
+                _ => map.next_value_seed(seed).map(|v| {
+                    node.extra.insert(key.into_string(), v);
+                }),
+            };
+            self.state.pop();
+            read?;
         }
         match class_type {
-            Some(Value::String(c)) => node.class_type = c,
+            Some(Head::Str(c)) => node.class_type = SmolStr::new(c.as_str()),
             _ => {
                 return Err(self.state.fail(ParseError::MissingClassType {
                     node: self.id.to_string(),
@@ -432,18 +579,23 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
 struct InputsSeed<'a> {
     state: &'a State,
     id: &'a NodeId,
+    known: &'a Workflow,
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
-    type Value = Vec<(String, Input)>;
+    type Value = Vec<(SmolStr, Input)>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
+/// Inputs past this count are checked for duplicates with a set rather
+/// than a scan, so a hostile node with many inputs stays linear.
+const SCAN_LIMIT: usize = 16;
+
 impl<'de> Visitor<'de> for InputsSeed<'_> {
-    type Value = Vec<(String, Input)>;
+    type Value = Vec<(SmolStr, Input)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an inputs object")
@@ -454,25 +606,38 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
             state: self.state,
             depth: 3,
         };
-        let mut out: Vec<(String, Input)> = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            self.state.check_string::<A::Error>(&name)?;
-            if out.iter().any(|(n, _)| *n == name) {
+        let mut out = std::mem::take(&mut *self.state.scratch.borrow_mut());
+        out.clear();
+        let mut names: Option<std::collections::HashSet<SmolStr, foldhash::fast::RandomState>> = None;
+        while let Some(key) = map.next_key_seed(KeySeed { state: self.state })? {
+            let name = SmolStr::new(key.as_str());
+            let duplicate = if out.len() < SCAN_LIMIT {
+                out.iter().any(|(n, _)| *n == name)
+            } else {
+                let set = names.get_or_insert_with(|| out.iter().map(|(n, _)| n.clone()).collect());
+                !set.insert(name.clone())
+            };
+            if duplicate {
                 return Err(self.state.fail(ParseError::DuplicateKey {
                     path: self.state.path(),
-                    key: name,
+                    key: key.into_string(),
                 }));
             }
-            self.state.path.borrow_mut().push(Seg::Key(name));
-            let value = map.next_value_seed(seed);
-            let name = match self.state.path.borrow_mut().pop() {
-                Some(Seg::Key(k)) => k,
-                _ => String::new(),
-            };
-            let input = crate::graph::parse_input(self.id, &name, value?).map_err(|e| self.state.fail(e))?;
-            out.push((name, input));
+            self.state.push(Seg::Key(name.clone()));
+            let input = map.next_value_seed(InputSeed {
+                seed,
+                node: self.id,
+                name: &name,
+                known: self.known,
+            });
+            self.state.pop();
+            out.push((name, input?));
         }
-        Ok(out)
+        // Exactly sized; the scratch keeps its capacity for the next node.
+        let mut inputs = Vec::with_capacity(out.len());
+        inputs.append(&mut out);
+        *self.state.scratch.borrow_mut() = out;
+        Ok(inputs)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -519,5 +684,141 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
             node: self.id.to_string(),
             found: "a number",
         }))
+    }
+}
+
+/// Reads one input: a two-element array `[string, integer]` is a link, as
+/// ComfyUI reads it, and becomes one without an intermediate [`Value`].
+/// Anything else is a literal, read under the same checks as [`Seed`].
+#[derive(Clone, Copy)]
+struct InputSeed<'a> {
+    seed: Seed<'a>,
+    node: &'a NodeId,
+    name: &'a str,
+    known: &'a Workflow,
+}
+
+impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
+    type Value = Input;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Input, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl InputSeed<'_> {
+    /// The link `[target, index]`, when `target` is a node id.
+    fn link<E: de::Error>(self, target: &str, index: &serde_json::Number) -> Result<Option<Input>, E> {
+        if NodeId::check(target).is_err() {
+            return Ok(None);
+        }
+        let Some(output) = index.as_u64().and_then(|i| u32::try_from(i).ok()) else {
+            return Err(self.seed.state.fail(ParseError::BadLinkIndex {
+                node: self.node.to_string(),
+                input: self.name.to_owned(),
+                target: target.to_owned(),
+                index: index.to_string(),
+            }));
+        };
+        let node = match self.known.known_id(target) {
+            Some(id) => id.clone(),
+            None => NodeId::new(target).map_err(|reason| {
+                self.seed.state.fail(ParseError::InvalidNodeId {
+                    id: target.escape_debug().to_string(),
+                    reason,
+                })
+            })?,
+        };
+        Ok(Some(Input::Link(Link { node, output })))
+    }
+}
+
+impl<'de> Visitor<'de> for InputSeed<'_> {
+    type Value = Input;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an input value or link")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Input, E> {
+        Ok(Input::Value(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Input, E> {
+        Ok(Input::Value(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Input, E> {
+        Ok(Input::Value(Value::from(v)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Input, E> {
+        self.seed.visit_f64(v).map(Input::Value)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Input, E> {
+        self.seed.visit_str(v).map(Input::Value)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Input, E> {
+        self.seed.visit_string(v).map(Input::Value)
+    }
+
+    fn visit_unit<E>(self) -> Result<Input, E> {
+        Ok(Input::Value(Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<Input, E> {
+        Ok(Input::Value(Value::Null))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Input, A::Error> {
+        self.seed.visit_map(map).map(Input::Value)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
+        let inner = self.seed.enter::<A::Error>()?;
+        let state = self.seed.state;
+        state.push(Seg::Index(0));
+        let head = seq.next_element_seed(HeadSeed(inner));
+        state.pop();
+        let mut out = Vec::new();
+        match head? {
+            None => return Ok(Input::Value(Value::Array(out))),
+            Some(Head::Str(target)) => {
+                state.push(Seg::Index(1));
+                let second = seq.next_element_seed(inner);
+                state.pop();
+                match second? {
+                    None => out.push(Value::String(target.into_string())),
+                    Some(Value::Number(index)) => {
+                        state.push(Seg::Index(2));
+                        let third = seq.next_element_seed(inner);
+                        state.pop();
+                        match third? {
+                            None => {
+                                if let Some(link) = self.link(target.as_str(), &index)? {
+                                    return Ok(link);
+                                }
+                                out.push(Value::String(target.into_string()));
+                                out.push(Value::Number(index));
+                            }
+                            Some(v) => {
+                                out.push(Value::String(target.into_string()));
+                                out.push(Value::Number(index));
+                                out.push(v);
+                            }
+                        }
+                    }
+                    Some(v) => {
+                        out.push(Value::String(target.into_string()));
+                        out.push(v);
+                    }
+                }
+            }
+            Some(head) => out.push(head.into_value()),
+        }
+        inner.rest(&mut seq, &mut out)?;
+        Ok(Input::Value(Value::Array(out)))
     }
 }

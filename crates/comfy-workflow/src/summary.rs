@@ -50,7 +50,7 @@ impl Analysis {
             .map(|s| match &s.detail {
                 Some(d) if d.contains('x') && s.class_type.contains("Latent") => format!("{}({d})", s.display_name),
                 Some(d) if d.starts_with("steps=") => format!("{}({d})", s.display_name),
-                _ => s.display_name.clone(),
+                _ => s.display_name.to_string(),
             })
             .collect();
         let _ = writeln!(out, "Flow: {}", flow.join(" -> "));

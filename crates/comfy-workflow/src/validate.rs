@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Number, Value};
 
 use crate::object_info::{InputKind, ObjectInfo};
-use crate::{Input, NodeId, Workflow};
+use crate::{Input, NodeId, SmolStr, Workflow};
 
 /// What is wrong.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,7 +85,7 @@ pub struct Problem {
     /// The node, when the problem has one.
     pub node: Option<NodeId>,
     /// The node's class, when known.
-    pub class_type: Option<String>,
+    pub class_type: Option<SmolStr>,
     /// The input, when the problem has one.
     pub input: Option<String>,
     /// What is wrong.

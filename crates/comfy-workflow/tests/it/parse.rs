@@ -73,6 +73,62 @@ fn links_values_meta_and_extra_keys_are_kept_in_order() {
     );
 }
 
+#[test]
+fn link_shapes_are_read_as_comfyui_reads_them() {
+    let text = br#"{"1": {"class_type": "A"},
+                    "2": {"class_type": "B", "inputs": {"back": ["1", 0], "fwd": ["3", 2], "esc": ["\u0031", 1],
+                          "three": ["1", 0, 0], "one": ["1"], "num_first": [1, "1"], "empty": [], "bad_id": ["", 0]}},
+                    "3": {"class_type": "C"}}"#;
+    let wf = Workflow::from_json(text, &Limits::DEFAULT).unwrap();
+    let n = wf.node("2").unwrap();
+    let link = |name: &str| {
+        n.input(name)
+            .and_then(Input::as_link)
+            .map(|l| (l.node.as_str(), l.output))
+    };
+    assert_eq!(link("back"), Some(("1", 0)));
+    assert_eq!(link("fwd"), Some(("3", 2)), "a link to a later node");
+    assert_eq!(link("esc"), Some(("1", 1)), "an escaped id is the same id");
+    assert_eq!(n.value("three"), Some(&json!(["1", 0, 0])));
+    assert_eq!(n.value("one"), Some(&json!(["1"])));
+    assert_eq!(n.value("num_first"), Some(&json!([1, "1"])));
+    assert_eq!(n.value("empty"), Some(&json!([])));
+    assert_eq!(n.value("bad_id"), Some(&json!(["", 0])));
+
+    let err = Workflow::from_json(
+        br#"{"1": {"class_type": "A", "inputs": {"x": ["1", -1]}}}"#,
+        &Limits::DEFAULT,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ParseError::BadLinkIndex { .. }), "{err}");
+    let err = Workflow::from_json(
+        br#"{"1": {"class_type": "A", "inputs": {"x": ["1", 0, "xxxxxxxxxxxx"]}}}"#,
+        &Limits::DEFAULT.with_max_string(11),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "string of 12 bytes at `/1/inputs/x/2` is longer than the limit of 11"
+    );
+}
+
+#[test]
+fn duplicate_inputs_are_found_among_many() {
+    for count in [3, 16, 17, 40, 5_000] {
+        let mut inputs: Vec<String> = (0..count).map(|i| format!("\"in{i}\": {i}")).collect();
+        let clean = format!(r#"{{"1": {{"class_type": "A", "inputs": {{{}}}}}}}"#, inputs.join(","));
+        let wf = Workflow::from_json(clean.as_bytes(), &Limits::DEFAULT).unwrap();
+        assert_eq!(wf.node("1").unwrap().inputs.len(), count);
+        inputs.push(format!("\"in{}\": 0", count / 2));
+        let dup = format!(r#"{{"1": {{"class_type": "A", "inputs": {{{}}}}}}}"#, inputs.join(","));
+        let err = Workflow::from_json(dup.as_bytes(), &Limits::DEFAULT).unwrap_err();
+        assert!(
+            matches!(&err, ParseError::DuplicateKey { key, .. } if *key == format!("in{}", count / 2)),
+            "{count}: {err}"
+        );
+    }
+}
+
 fn node_id() -> impl Strategy<Value = String> {
     prop_oneof!["[0-9]{1,4}", "[0-9]{1,3}:[0-9]{1,3}", "[a-z_]{1,8}"]
 }

@@ -23,9 +23,11 @@
 //! ```
 
 pub mod download;
+pub mod inspect;
 pub mod local;
 pub mod path;
 
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
+pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};
 pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};

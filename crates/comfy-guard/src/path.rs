@@ -103,11 +103,14 @@ pub enum PathKind {
     FileName,
     /// A subfolder.
     Subfolder,
+    /// A path a node will write to or read from, relative to its folder
+    /// (a save prefix, a load path).
+    NodePath,
 }
 
 /// A rejected file name or subfolder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} rejected ({rule}): {detail}: {shown}", match kind { PathKind::FileName => "file name", PathKind::Subfolder => "subfolder" })]
+#[error("{} rejected ({rule}): {detail}: {shown}", match kind { PathKind::FileName => "file name", PathKind::Subfolder => "subfolder", PathKind::NodePath => "path" })]
 pub struct PathError {
     /// The rule it broke.
     pub rule: PathRule,
@@ -292,6 +295,44 @@ impl fmt::Display for SafeSubfolder {
     }
 }
 
+/// Checks a path a node resolves against its own folder (a save prefix
+/// such as `renders/cat`, a load path): it must stay inside that folder.
+/// Unlike [`SafeSubfolder`], nothing is percent-decoded (ComfyUI does not
+/// decode these), and the last component may be any prefix.
+///
+/// # Errors
+/// [`PathError`] naming the rule: absolute, drive, UNC or device paths,
+/// `..` or `.` components, control, invisible or look-alike characters.
+///
+/// ```
+/// use comfy_guard::path::{PathRule, check_node_path};
+/// assert!(check_node_path("renders/%year%/cat").is_ok());
+/// assert_eq!(check_node_path("../../.ssh/x").unwrap_err().rule, PathRule::Traversal);
+/// assert_eq!(check_node_path("C:\\Windows\\x").unwrap_err().rule, PathRule::Absolute);
+/// ```
+pub fn check_node_path(raw: &str) -> Result<(), PathError> {
+    let fail = |rule, detail: &str| err(PathKind::NodePath, rule, detail, raw);
+    if raw.len() > MAX_SUBFOLDER_BYTES {
+        return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
+    }
+    check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+    let unified = raw.replace('\\', "/");
+    let bytes = unified.as_bytes();
+    if unified.starts_with('/') || (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':') {
+        return Err(fail(
+            PathRule::Absolute,
+            "an absolute, drive, UNC or device path leaves the folder",
+        ));
+    }
+    if unified
+        .split('/')
+        .any(|part| matches!(part.trim_end_matches([' ', '.']), "" if !part.is_empty()))
+    {
+        return Err(fail(PathRule::Traversal, "a `.` or `..` component"));
+    }
+    Ok(())
+}
+
 fn err(kind: PathKind, rule: PathRule, detail: &str, raw: &str) -> PathError {
     let mut shown: String = raw.chars().take(80).collect::<String>().escape_debug().to_string();
     if raw.chars().count() > 80 {
@@ -344,7 +385,9 @@ fn decode_once(raw: &str) -> Result<String, (PathRule, &'static str)> {
     String::from_utf8(out).map_err(|_| (PathRule::InvalidUtf8, "not valid UTF-8 once decoded"))
 }
 
-fn is_invisible(c: char) -> bool {
+/// Characters that render as nothing (zero-width, bidi controls, tags,
+/// variation selectors, soft hyphen).
+pub(crate) fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
         | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'

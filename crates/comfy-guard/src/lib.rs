@@ -5,10 +5,16 @@
 //! URLs, installed nodes and referenced models) lives here, away from the
 //! network and the protocol, so it can be tested exhaustively and reused.
 //!
-//! Built so far:
-//! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`]);
+//! What it holds:
+//! - [`inspect`]: the workflow inspector ([`inspect()`], [`Policy`],
+//!   [`Finding`]);
+//! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`],
+//!   [`path::check_node_path`]);
 //! - [`local`]: bounded, symlink-refusing reads of local files;
-//! - [`download`]: the download validator ([`check_download`]).
+//! - [`download`]: the download validator ([`check_download`]);
+//! - [`catalog`]: the node auditor over an `/object_info` catalog
+//!   ([`audit_catalog`]);
+//! - [`models`]: the model checker ([`missing_models`]).
 //!
 //! Invariant: no network and no async runtime; every check is a pure
 //! function of its input and a policy (local reads are the one exception,
@@ -22,12 +28,16 @@
 //! assert_eq!(bad.rule, PathRule::Traversal);
 //! ```
 
+pub mod catalog;
 pub mod download;
 pub mod inspect;
 pub mod local;
+pub mod models;
 pub mod path;
 
+pub use catalog::{NodeAudit, audit_catalog};
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};
+pub use models::{MissingModel, missing_models};
 pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};

@@ -37,9 +37,14 @@ fn main() -> Result<()> {
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             step(
-                "bench",
+                "bench comfy-workflow",
                 &cargo,
                 &["bench", "--locked", "-p", "comfy-workflow", "--bench", "workflow"],
+            )?;
+            step(
+                "bench comfy-guard",
+                &cargo,
+                &["bench", "--locked", "-p", "comfy-guard", "--bench", "inspect"],
             )
         }
         _ => bail!("usage: cargo xtask <ci|deps|examples|bench>"),

@@ -58,49 +58,68 @@ fn reads_file(class: &str, input: &str) -> bool {
 /// What `input` of a `class` node does with text, judged from its declared
 /// type when the catalog is known and from its name otherwise.
 pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>) -> Option<Sink> {
-    if let Some(kind) = def
-        .and_then(|d| d.input(input))
-        .map(|i| i.kind.type_name().to_ascii_uppercase())
-    {
-        match kind.as_str() {
-            "CODE" | "PYTHON" | "SCRIPT" | "COMMAND" | "COMMANDLINE" => return Some(Sink::Execute),
-            "URL" => return Some(Sink::Fetch),
-            "FILE_PATH" | "FILEPATH" | "PATH" => return Some(Sink::WriteFile),
-            _ => {}
+    if let Some(kind) = def.and_then(|d| d.input(input)).map(|i| i.kind.type_name()) {
+        let is = |names: &[&str]| names.iter().any(|n| kind.eq_ignore_ascii_case(n));
+        if is(&["CODE", "PYTHON", "SCRIPT", "COMMAND", "COMMANDLINE"]) {
+            return Some(Sink::Execute);
+        }
+        if is(&["URL"]) {
+            return Some(Sink::Fetch);
+        }
+        if is(&["FILE_PATH", "FILEPATH", "PATH"]) {
+            return Some(Sink::WriteFile);
         }
     }
     if reads_file(class, input) {
         return Some(Sink::ReadFile);
     }
-    let name = input.to_ascii_lowercase();
-    let execute = matches!(
-        name.as_str(),
-        "code" | "script" | "python" | "command" | "cmd" | "shell" | "expression" | "expr" | "eval" | "exec"
-    ) || ["_code", "_script", "_expression", "_command"]
-        .iter()
-        .any(|s| name.ends_with(s));
-    if execute {
+    let is = |names: &[&str]| names.iter().any(|n| input.eq_ignore_ascii_case(n));
+    let ends = |suffixes: &[&str]| {
+        suffixes.iter().any(|s| {
+            input.len() >= s.len()
+                && input.is_char_boundary(input.len() - s.len())
+                && input[input.len() - s.len()..].eq_ignore_ascii_case(s)
+        })
+    };
+    if is(&[
+        "code",
+        "script",
+        "python",
+        "command",
+        "cmd",
+        "shell",
+        "expression",
+        "expr",
+        "eval",
+        "exec",
+    ]) || ends(&["_code", "_script", "_expression", "_command"])
+    {
         return Some(Sink::Execute);
     }
-    if matches!(
-        name.as_str(),
-        "filename_prefix"
-            | "file_path"
-            | "filepath"
-            | "output_path"
-            | "save_path"
-            | "output_dir"
-            | "output_directory"
-            | "output_folder"
-            | "directory"
-            | "folder_path"
-            | "path"
-            | "filename"
-            | "file_name"
-    ) {
+    if is(&[
+        "filename_prefix",
+        "file_path",
+        "filepath",
+        "output_path",
+        "save_path",
+        "output_dir",
+        "output_directory",
+        "output_folder",
+        "directory",
+        "folder_path",
+        "path",
+        "filename",
+        "file_name",
+    ]) {
         return Some(Sink::WriteFile);
     }
-    if name.contains("url") || name.contains("uri") || matches!(name.as_str(), "endpoint" | "webhook" | "api_base") {
+    let contains = |needle: &str| {
+        input
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
+    if contains("url") || contains("uri") || is(&["endpoint", "webhook", "api_base"]) {
         return Some(Sink::Fetch);
     }
     None

@@ -36,10 +36,11 @@ pub mod code;
 mod flow;
 mod names;
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
 
-use comfy_workflow::{Input, Limits, ObjectInfo, ParseError, Workflow};
+use comfy_workflow::{Input, Limits, ObjectInfo, ParseError, SmolStr, Workflow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -342,7 +343,7 @@ pub struct Inspection {
     pub mode: Mode,
     /// The class of every node in document order, duplicates kept (the
     /// peer's `nodes_used`).
-    pub nodes_used: Vec<String>,
+    pub nodes_used: Vec<SmolStr>,
     /// Every finding, in document order.
     pub findings: Vec<Finding>,
 }
@@ -485,12 +486,23 @@ impl Run<'_> {
             });
         }
         let mut resolver = Resolver::new(wf, self.policy.limits.max_string);
+        // Class verdicts repeat across nodes: judge each class once.
+        let mut judged: HashMap<&str, bool> = HashMap::new();
         for node in wf.nodes() {
-            let id = format!("{prefix}{}", node.id);
+            let id: Cow<'_, str> = if prefix.is_empty() {
+                Cow::Borrowed(node.id.as_str())
+            } else {
+                Cow::Owned(format!("{prefix}{}", node.id))
+            };
             let class = node.class_type.as_str();
             let def = self.info.and_then(|i| i.node(class));
-            self.out.nodes_used.push(class.to_owned());
-            self.class_findings(&id, class, def.is_some());
+            self.out.nodes_used.push(node.class_type.clone());
+            let flagged = *judged
+                .entry(class)
+                .or_insert_with(|| self.class_flagged(class, def.is_some()));
+            if flagged {
+                self.class_findings(&id, class, def.is_some());
+            }
             for (name, input) in &node.inputs {
                 match input {
                     Input::Value(v) => self.scan_value(&id, class, name, v)?,
@@ -500,7 +512,7 @@ impl Run<'_> {
                     self.sink(&mut resolver, &id, class, name, input, sink);
                 }
             }
-            if class.to_lowercase().contains("subgraph") {
+            if contains_ignore_ascii_case(class, "subgraph") {
                 self.subgraph(node, &id, class, depth)?;
             }
         }
@@ -517,6 +529,16 @@ impl Run<'_> {
             message,
             detail,
         });
+    }
+
+    /// Whether [`Run::class_findings`] has anything to say about `class`.
+    fn class_flagged(&self, class: &str, known: bool) -> bool {
+        self.policy.is_dangerous(class)
+            || self.policy.lookalike_of(class).is_some()
+            || (self.info.is_some() && !known)
+            || (self.policy.mode == Mode::Enforce
+                && !self.policy.allowed.is_empty()
+                && !self.policy.allowed.contains(class))
     }
 
     fn class_findings(&mut self, id: &str, class: &str, known: bool) {
@@ -570,6 +592,17 @@ impl Run<'_> {
     fn scan_value(&mut self, id: &str, class: &str, name: &str, value: &Value) -> Result<(), InspectError> {
         let max_depth = self.policy.limits.max_depth;
         let max_string = self.policy.limits.max_string;
+        match value {
+            // Most inputs: a scalar at the top, no path to build.
+            Value::Null | Value::Bool(_) | Value::Number(_) => return Ok(()),
+            Value::String(s) if s.len() <= max_string => {
+                if let Some(hit) = code::find_code(s) {
+                    self.suspicious(id, class, name, hit.describe());
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
         let mut stack: Vec<(String, &Value, usize)> = vec![(name.to_owned(), value, 0)];
         while let Some((path, v, depth)) = stack.pop() {
             if depth > max_depth {
@@ -736,6 +769,14 @@ impl Run<'_> {
         let nested = Workflow::from_value(inner.clone(), &self.policy.limits)?;
         self.workflow(&nested, &format!("{id}:"), depth + 1)
     }
+}
+
+/// Whether `haystack` contains `needle`, ASCII case-insensitively.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// A non-empty object with at least one value that is an object with a

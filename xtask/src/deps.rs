@@ -33,7 +33,8 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
             f.extend(MCP);
             f.extend(["comfy-client", "comfy-guard", "comfy-audit", "comfy-mcp", "comfy-sim"]);
         }
-        "comfy-guard" => {
+        // The linter works offline, on files: no network, no server.
+        "comfy-guard" | "comfy-lint" => {
             f.extend(IO);
             f.extend(MCP);
             f.extend(["comfy-client", "comfy-audit", "comfy-mcp", "comfy-sim"]);

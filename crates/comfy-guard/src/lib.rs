@@ -14,7 +14,8 @@
 //! - [`download`]: the download validator ([`check_download`]);
 //! - [`catalog`]: the node auditor over an `/object_info` catalog
 //!   ([`audit_catalog`]);
-//! - [`models`]: the model checker ([`missing_models`]).
+//! - [`models`]: the model checker ([`missing_models`]);
+//! - [`config`]: the `security:` config section and the policy it makes.
 //!
 //! Invariant: no network and no async runtime; every check is a pure
 //! function of its input and a policy (local reads are the one exception,
@@ -29,6 +30,7 @@
 //! ```
 
 pub mod catalog;
+pub mod config;
 pub mod download;
 pub mod inspect;
 pub mod local;
@@ -36,6 +38,7 @@ pub mod models;
 pub mod path;
 
 pub use catalog::{NodeAudit, audit_catalog};
+pub use config::SecurityConfig;
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};

@@ -249,7 +249,20 @@ pub(crate) fn sarif(reports: &[FileReport]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::node_line;
+    use super::{FileReport, Outcome, human, node_line};
+
+    #[test]
+    fn colour_is_added_only_when_asked() {
+        let reports = [FileReport {
+            file: "x.json".to_owned(),
+            outcome: Outcome::Failed("broken".to_owned()),
+        }];
+        assert!(human(&reports, true).contains("\u{1b}["));
+        assert_eq!(
+            human(&reports, false),
+            "x.json: cannot lint: broken\n1 file checked: no findings; 1 file could not be read\n"
+        );
+    }
 
     #[test]
     fn nodes_are_located_by_their_key() {

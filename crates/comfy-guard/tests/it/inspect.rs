@@ -501,6 +501,37 @@ fn real_workflows_and_templates_are_clean() {
         assert!(report.is_clean(), "template {}: {:?}", t.name, report.findings);
         checked += 1;
     }
+    // Templates may use the custom nodes the recorded extra catalog has
+    // (AnimateDiff, ControlNet preprocessors, IP-Adapter, face restore).
+    let mut both: Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("comfyui/http/get_object_info.body.json")).unwrap())
+            .unwrap();
+    let extra: serde_json::Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("workflows/custom_nodes_object_info.json")).unwrap())
+            .unwrap();
+    both.as_object_mut().unwrap().extend(extra);
+    let with_custom = ObjectInfo::from_value(&both);
+    for t in comfy_workflow::template::TEMPLATES {
+        let wf = comfy_workflow::template::default_graph(t.name).unwrap();
+        let report = inspect(&wf, &policy, Some(&with_custom)).unwrap();
+        assert!(
+            report.is_clean(),
+            "template {} against the catalog: {:?}",
+            t.name,
+            report.findings
+        );
+    }
+    // The peer's templates, as its create_workflow returns them. Some use
+    // custom nodes no recorded catalog has (`DownloadAndLoadWanModel`), so
+    // they are judged without one.
+    let peer: serde_json::Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("peer/templates.json")).unwrap()).unwrap();
+    for (name, graph) in peer {
+        let wf = Workflow::from_value(graph, &Limits::DEFAULT).unwrap();
+        let report = inspect(&wf, &policy, None).unwrap();
+        assert!(report.is_clean(), "peer template {name}: {:?}", report.findings);
+        checked += 1;
+    }
     for dir in ["workflows/analyze", "workflows/validate"] {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let path = entry.unwrap().path();

@@ -1,6 +1,31 @@
-//! The audit log: one JSON line for every tool call, with secrets redacted.
+//! The audit log: a JSON line for every tool call, secrets redacted,
+//! durable before the call is answered, and chained so tampering shows.
 //!
-//! This crate will own the audit event type, its sinks and the redaction of
-//! secrets before anything is written.
+//! Why a crate of its own: the record of what an assistant did must not
+//! depend on the code it audits. It takes structured [`Record`]s and makes
+//! them durable; it knows nothing of MCP, tower or ComfyUI (`cargo xtask
+//! deps` forbids them).
 //!
-//! Invariant: stands alone. It knows nothing of MCP, tower or ComfyUI.
+//! - [`record`]: the record, with the peer's fields in the peer's order
+//!   plus outcome, transport, client, session;
+//! - [`redact`]: secret keys masked at any depth, secret-looking values
+//!   masked anywhere, large values replaced by size and hash;
+//! - [`writer`]: [`AuditLog`], one writer thread behind a bounded queue,
+//!   group-committed fsyncs, fail-closed or fail-open, rotation, recovery
+//!   from deleted or replaced files, symlinks never followed;
+//! - [`chain`]: the SHA-256 hash chain and [`chain::verify`];
+//! - [`cli`]: `audit verify` and `audit tail`, for the server binary.
+//!
+//! Invariant: a record is one complete line, written with one append by one
+//! thread; a failed write leaves no partial line.
+//! Invariant: nothing is written before redaction.
+
+pub mod chain;
+pub mod cli;
+pub mod record;
+pub mod redact;
+pub mod writer;
+
+pub use record::{Outcome, Record};
+pub use redact::Redactor;
+pub use writer::{AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, expand_home};

@@ -1,0 +1,301 @@
+//! The hash chain: how each line is sealed, and how a set of files is
+//! checked.
+//!
+//! Every line ends with `"seq":N,"prev":"<hex>","hash":"<hex>"}`. `hash`
+//! is the SHA-256 of the line without its `hash` field (so a line's own
+//! edit shows), and `prev` is the previous line's `hash` (so removal,
+//! insertion and reordering show). Each file starts with a `chain_start`
+//! line whose `prev` is a random anchor it also records in `extra.anchor`,
+//! and whose `extra.continues` is the last hash of the file before it
+//! (rotation carries the chain across files), or `null` for a new log.
+//!
+//! What a chain cannot show: an attacker who rewrites every line after
+//! the point of change, recomputing each hash; and records cut from the
+//! very end. Keep copies elsewhere (or ship the log) against those.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Longest line [`verify`] reads.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// The lower-case hex SHA-256 of `bytes`.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Seals `fields` (everything but the chain) into one line, without the
+/// newline, returning it with its hash.
+pub(crate) fn seal(mut fields: Map<String, Value>, seq: u64, prev: &str) -> (String, String) {
+    fields.insert("seq".to_owned(), Value::from(seq));
+    fields.insert("prev".to_owned(), Value::from(prev));
+    let body = serde_json::to_string(&Value::Object(fields)).unwrap_or_else(|_| "{}".to_owned());
+    let hash = sha256_hex(body.as_bytes());
+    let mut line = body;
+    line.pop();
+    line.push_str(",\"hash\":\"");
+    line.push_str(&hash);
+    line.push_str("\"}");
+    (line, hash)
+}
+
+/// A sealed line taken apart: its stored hash, the hash it should have,
+/// and its fields.
+struct Opened {
+    stored: String,
+    computed: String,
+    fields: Map<String, Value>,
+}
+
+/// Length of `,"hash":"` + 64 hex + `"}`.
+const HASH_TAIL: usize = 9 + 64 + 2;
+
+fn open_line(line: &str) -> Option<Opened> {
+    let split = line.len().checked_sub(HASH_TAIL)?;
+    let tail = line.get(split..)?;
+    let stored = tail.strip_prefix(",\"hash\":\"")?.strip_suffix("\"}")?;
+    if !stored.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let body = format!("{}}}", line.get(..split)?);
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&body) else {
+        return None;
+    };
+    Some(Opened {
+        stored: stored.to_owned(),
+        computed: sha256_hex(body.as_bytes()),
+        fields,
+    })
+}
+
+/// What kind of tampering (or damage) was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// A line's content does not match its hash.
+    Modified,
+    /// Records are missing (the sequence jumps).
+    Removed,
+    /// A record was added (a sequence number repeats, or a line that is
+    /// not the successor of the one before).
+    Inserted,
+    /// Records are out of order.
+    Reordered,
+    /// A file starts a new chain that does not link to the one before.
+    Unlinked,
+    /// A line is not a sealed record at all.
+    Malformed,
+}
+
+impl fmt::Display for Tamper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tamper::Modified => "modified",
+            Tamper::Removed => "removed",
+            Tamper::Inserted => "inserted",
+            Tamper::Reordered => "reordered",
+            Tamper::Unlinked => "unlinked",
+            Tamper::Malformed => "malformed",
+        })
+    }
+}
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// What kind.
+    pub kind: Tamper,
+    /// A sentence for a human.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} ({})",
+            self.file.display(),
+            self.line,
+            self.message,
+            self.kind
+        )
+    }
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Files read.
+    pub files: usize,
+    /// Records checked (chain starts included).
+    pub records: usize,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+}
+
+/// Reads the lines of `path`, each at most [`MAX_LINE`] bytes.
+fn lines(path: &Path) -> std::io::Result<Vec<String>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut out = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("line {} is longer than {MAX_LINE} bytes", out.len() + 1),
+            ));
+        }
+        out.push(String::from_utf8_lossy(&buf).into_owned());
+    }
+}
+
+/// Checks the chain through `files`, oldest first (for a rotated log:
+/// `audit.log.3 audit.log.2 audit.log.1 audit.log`).
+///
+/// # Errors
+/// An I/O error reading a file.
+pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
+    let mut contents = Vec::with_capacity(files.len());
+    for f in files {
+        contents.push(lines(f)?);
+    }
+    // Every sequence number, to tell removal from reordering.
+    let mut all_seqs: HashSet<u64> = HashSet::new();
+    for l in contents.iter().flatten() {
+        if let Some(o) = open_line(l)
+            && let Some(s) = o.fields.get("seq").and_then(Value::as_u64)
+        {
+            all_seqs.insert(s);
+        }
+    }
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut prev: Option<(String, u64)> = None;
+    let mut records = 0;
+    for (file, lines) in files.iter().zip(&contents) {
+        for (i, line) in lines.iter().enumerate() {
+            let fail = |kind, message: String| Problem {
+                file: file.clone(),
+                line: i + 1,
+                kind,
+                message,
+            };
+            let done = |problem| Verified {
+                files: files.len(),
+                records,
+                problem: Some(problem),
+            };
+            if line.is_empty() {
+                return Ok(done(fail(Tamper::Malformed, "empty line".to_owned())));
+            }
+            let Some(o) = open_line(line) else {
+                return Ok(done(fail(Tamper::Malformed, "not a sealed audit record".to_owned())));
+            };
+            if o.stored != o.computed {
+                return Ok(done(fail(
+                    Tamper::Modified,
+                    "the record does not match its hash".to_owned(),
+                )));
+            }
+            let (Some(seq), Some(link)) = (
+                o.fields.get("seq").and_then(Value::as_u64),
+                o.fields.get("prev").and_then(Value::as_str),
+            ) else {
+                return Ok(done(fail(Tamper::Malformed, "no `seq` or `prev`".to_owned())));
+            };
+            let is_start = o.fields.get("action").and_then(Value::as_str) == Some("chain_start");
+            if is_start {
+                let extra = o.fields.get("extra");
+                if extra.and_then(|e| e.get("anchor")).and_then(Value::as_str) != Some(link) {
+                    return Ok(done(fail(
+                        Tamper::Modified,
+                        "a chain start whose anchor is not its link".to_owned(),
+                    )));
+                }
+                let continues = extra.and_then(|e| e.get("continues")).and_then(Value::as_str);
+                if let Some((last, _)) = &prev
+                    && continues != Some(last.as_str())
+                {
+                    return Ok(done(fail(
+                        Tamper::Unlinked,
+                        "a new chain starts here without linking to the record before it".to_owned(),
+                    )));
+                }
+            } else if let Some((last, last_seq)) = &prev
+                && link != last
+            {
+                let last_seq = *last_seq;
+                let problem = if seq > last_seq + 1 {
+                    if ((last_seq + 1)..seq).any(|s| all_seqs.contains(&s) && !seen.contains(&s)) {
+                        fail(
+                            Tamper::Reordered,
+                            format!("record {seq} comes before record {} it follows", last_seq + 1),
+                        )
+                    } else {
+                        fail(
+                            Tamper::Removed,
+                            format!("records {} to {} are missing before this one", last_seq + 1, seq - 1),
+                        )
+                    }
+                } else if seq <= last_seq {
+                    if seen.contains(&seq) {
+                        fail(
+                            Tamper::Inserted,
+                            format!("sequence number {seq} appears twice: a record was inserted"),
+                        )
+                    } else {
+                        fail(Tamper::Reordered, format!("record {seq} comes after record {last_seq}"))
+                    }
+                } else {
+                    fail(
+                        Tamper::Inserted,
+                        "the record before this one is not the one it was written after (replaced or inserted)"
+                            .to_owned(),
+                    )
+                };
+                return Ok(done(problem));
+            }
+            seen.insert(seq);
+            prev = Some((o.stored, seq));
+            records += 1;
+        }
+    }
+    Ok(Verified {
+        files: files.len(),
+        records,
+        problem: None,
+    })
+}
+
+/// The chain position after the last complete sealed line of `text`: its
+/// hash and sequence number. `None` when there is none (an empty file, or
+/// a last line that is not a sealed record).
+pub(crate) fn tail_of(text: &str) -> Option<(String, u64)> {
+    let last = text.strip_suffix('\n')?.rsplit('\n').next()?;
+    let o = open_line(last)?;
+    if o.stored != o.computed {
+        return None;
+    }
+    let seq = o.fields.get("seq").and_then(Value::as_u64)?;
+    Some((o.stored, seq))
+}

@@ -1,0 +1,168 @@
+//! The `audit` commands of the server binary: `verify` checks the chain
+//! of a log and its rotated files, `tail` pretty-prints records as they
+//! are written. The binary parses arguments; the work is here so it is
+//! tested with the rest of the crate.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::chain::verify;
+
+/// A log file and its rotated predecessors that exist, oldest first
+/// (`audit.log.5` ... `audit.log.1`, `audit.log`).
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    let mut rotated = Vec::new();
+    for n in 1.. {
+        let mut s = path.as_os_str().to_owned();
+        s.push(format!(".{n}"));
+        let p = PathBuf::from(s);
+        if !p.exists() {
+            break;
+        }
+        rotated.push(p);
+    }
+    rotated.reverse();
+    if path.exists() {
+        rotated.push(path.to_path_buf());
+    }
+    rotated
+}
+
+/// `audit verify`: checks `files` in order and reports on `out`. Returns
+/// the exit status: 0 intact, 1 tampering or damage found, 2 a file could
+/// not be read.
+pub fn run_verify(files: &[PathBuf], out: &mut impl Write) -> u8 {
+    if files.is_empty() {
+        let _ = writeln!(out, "audit verify: no log files found");
+        return 2;
+    }
+    match verify(files) {
+        Err(e) => {
+            let _ = writeln!(out, "audit verify: cannot read the log: {e}");
+            2
+        }
+        Ok(v) => match v.problem {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "audit verify: intact: {} records in {} file{}",
+                    v.records,
+                    v.files,
+                    if v.files == 1 { "" } else { "s" }
+                );
+                0
+            }
+            Some(p) => {
+                let _ = writeln!(out, "audit verify: TAMPERED: {p}");
+                let _ = writeln!(out, "audit verify: {} records checked before it", v.records);
+                1
+            }
+        },
+    }
+}
+
+/// One record as a line for a human: time, outcome, tool, action, then the
+/// prompt id, duration, status and warning count when present. Lines that
+/// are not records are shown as they are.
+pub fn pretty(line: &str) -> String {
+    let Ok(Value::Object(r)) = serde_json::from_str::<Value>(line) else {
+        return line.to_owned();
+    };
+    let text = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut out = format!(
+        "{} {:<12} {} {}",
+        text("timestamp"),
+        r.get("outcome").and_then(Value::as_str).unwrap_or("-"),
+        text("tool"),
+        text("action")
+    );
+    if let Some(id) = r.get("prompt_id").and_then(Value::as_str) {
+        let _ = write!(out, " prompt={id}");
+    }
+    if let Some(ms) = r.get("duration_ms").and_then(Value::as_f64) {
+        let _ = write!(out, " {ms:.1}ms");
+    }
+    if let Some(status) = r.get("status").and_then(Value::as_str) {
+        let _ = write!(out, " status={status}");
+    }
+    if let Some(w) = r.get("warnings").and_then(Value::as_array) {
+        let _ = write!(out, " warnings={}", w.len());
+    }
+    out
+}
+
+/// `audit tail`: prints the last `last` records of `path`, then, while
+/// `keep_going()` says so, every new record as it is written (following
+/// rotation and re-creation of the file).
+///
+/// # Errors
+/// The file cannot be opened at first, or `out` fails.
+pub fn run_tail(
+    path: &Path,
+    last: usize,
+    keep_going: &mut dyn FnMut() -> bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let file = File::open(path)?;
+    let mut reader = BufReader::new(file);
+    let mut ring: std::collections::VecDeque<String> = std::collections::VecDeque::with_capacity(last + 1);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 {
+        if line.ends_with('\n') {
+            ring.push_back(pretty(line.trim_end()));
+            if ring.len() > last {
+                ring.pop_front();
+            }
+            line.clear();
+        }
+    }
+    for l in ring {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    let mut pos = reader.stream_position()? - line.len() as u64;
+    let mut id = identity(path);
+    while keep_going() {
+        std::thread::park_timeout(Duration::from_millis(200));
+        let now = identity(path);
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if now != id || len < pos {
+            // Rotated or re-created: read the new file from its start.
+            id = now;
+            pos = 0;
+            line.clear();
+        }
+        let Ok(mut file) = File::open(path) else { continue };
+        file.seek(SeekFrom::Start(pos))?;
+        let mut reader = BufReader::new(file);
+        loop {
+            let n = reader.read_line(&mut line)?;
+            if n == 0 || !line.ends_with('\n') {
+                break;
+            }
+            pos += line.len() as u64;
+            writeln!(out, "{}", pretty(line.trim_end()))?;
+            line.clear();
+        }
+        out.flush()?;
+        // Keep a partial last line for the next round, re-read from `pos`.
+        line.clear();
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &Path) -> Option<(u64, u64)> {
+    None
+}

@@ -1,0 +1,589 @@
+//! The writer: one thread that owns the file, fed through a bounded queue.
+//!
+//! [`AuditLog::write`] redacts the record on the caller's task, waits for
+//! a queue slot (backpressure, never a drop), and returns only once the
+//! line is in the file (and on disk, with [`FlushPolicy::EveryRecord`]), so
+//! a server that answers after `write` returns never answers a call whose
+//! record a crash could lose. The thread takes every record waiting at
+//! once and covers them with one `fsync` (group commit).
+//!
+//! Each record is one line written with one append; on a failed write the
+//! file is cut back to where it was, so no half line stays. Before each
+//! batch the path is checked: a deleted file is recreated, a file replaced
+//! by another is reopened, a symlink is refused (it is never followed);
+//! each new file starts with a `chain_start` line linking it to the last
+//! record written.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::chain::{seal, tail_of};
+use crate::record::Record;
+use crate::redact::Redactor;
+
+/// When records reach the disk (not only the page cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// `fsync` before `write` returns; one `fsync` covers every record
+    /// waiting at that moment.
+    EveryRecord,
+    /// `fsync` at most this often (the default: every second), bounding
+    /// what a power loss can take. A crash of the process loses nothing
+    /// either way: `write` returns after the line is in the file.
+    Interval(Duration),
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy::Interval(Duration::from_secs(1))
+    }
+}
+
+/// What happens when a record cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// `write` fails, so the caller refuses the tool call (the default).
+    #[default]
+    FailClosed,
+    /// `write` succeeds anyway; the error goes to stderr and to
+    /// [`AuditLog::failures`].
+    FailOpen,
+}
+
+/// Where and how the log is written.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// The log file (see [`expand_home`] for `~`).
+    pub path: PathBuf,
+    /// When records reach the disk.
+    pub flush: FlushPolicy,
+    /// What a write failure does.
+    pub failure: FailurePolicy,
+    /// Rotate when the file would grow past this many bytes; `None` never.
+    pub rotate_bytes: Option<u64>,
+    /// Rotated files kept (`audit.log.1` newest).
+    pub keep: usize,
+    /// Records that may wait for the writer before callers wait too.
+    pub queue: usize,
+    /// Masking and size limits.
+    pub redactor: Redactor,
+}
+
+impl AuditConfig {
+    /// Defaults for `path`: flush every second, fail closed, rotate at
+    /// 50 MiB keeping 5 files, 1,024 queued records.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            flush: FlushPolicy::default(),
+            failure: FailurePolicy::default(),
+            rotate_bytes: Some(50 << 20),
+            keep: 5,
+            queue: 1024,
+            redactor: Redactor::default(),
+        }
+    }
+}
+
+/// `~` or `~/...` against `$HOME`, as the peer expands `logging.audit_file`.
+pub fn expand_home(path: &str) -> PathBuf {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match (path.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => PathBuf::from(home),
+        (Some(rest), Some(home)) if rest.starts_with('/') => PathBuf::from(home).join(&rest[1..]),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Why a record was not written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    /// The file system refused (disk full, read-only, permissions, ...).
+    #[error("audit log {path}: {op} failed: {reason}")]
+    Io {
+        /// The log file.
+        path: String,
+        /// What was being done.
+        op: &'static str,
+        /// The OS reason.
+        reason: String,
+    },
+    /// The log path is a symlink; it is never followed.
+    #[error("audit log {path}: is a symbolic link, refusing to follow it")]
+    Symlink {
+        /// The log file.
+        path: String,
+    },
+    /// The log path is not a regular file.
+    #[error("audit log {path}: not a regular file")]
+    NotRegular {
+        /// The log file.
+        path: String,
+    },
+    /// The log was closed.
+    #[error("audit log is closed")]
+    Closed,
+}
+
+/// Where the writer answers one record: its sequence number or the error.
+type Ack = oneshot::Sender<Result<u64, AuditError>>;
+
+enum Msg {
+    Record {
+        fields: Map<String, Value>,
+        done: Ack,
+        _permit: OwnedSemaphorePermit,
+    },
+    Flush(oneshot::Sender<Result<(), AuditError>>),
+}
+
+/// The audit log. Cheap to share behind an `Arc`; every method takes
+/// `&self`.
+pub struct AuditLog {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    permits: Arc<Semaphore>,
+    failures: AtomicU64,
+    failure: FailurePolicy,
+    redactor: Redactor,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AuditLog {
+    /// Starts the writer for `config`. The file is opened with the first
+    /// record, so a log that cannot be written yet follows the failure
+    /// policy per record and recovers when the cause goes away.
+    ///
+    /// # Errors
+    /// The writer thread could not be started.
+    pub fn open(config: AuditConfig) -> Result<Self, AuditError> {
+        let (tx, rx) = mpsc::channel();
+        let permits = Arc::new(Semaphore::new(config.queue.max(1)));
+        let failure = config.failure;
+        let redactor = config.redactor;
+        let path = config.path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("comfy-audit".to_owned())
+            .spawn(move || Writer::new(config).run(&rx))
+            .map_err(|e| AuditError::Io {
+                path,
+                op: "starting the writer",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            permits,
+            failures: AtomicU64::new(0),
+            failure,
+            redactor,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Msg>> {
+        self.tx.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Redacts `record` and writes it; returns its sequence number once the
+    /// line is in the file (and synced, with [`FlushPolicy::EveryRecord`]).
+    /// Under [`FailurePolicy::FailOpen`] a failure is counted, reported on
+    /// stderr, and returned as `Ok(None)`.
+    ///
+    /// # Errors
+    /// [`AuditError`] under [`FailurePolicy::FailClosed`].
+    pub async fn write(&self, record: Record) -> Result<Option<u64>, AuditError> {
+        let result = self.write_inner(record).await;
+        match (result, self.failure) {
+            (Ok(seq), _) => Ok(Some(seq)),
+            (Err(e), FailurePolicy::FailClosed) => Err(e),
+            (Err(e), FailurePolicy::FailOpen) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("comfy-audit: record not written (fail_open): {e}");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write_inner(&self, record: Record) -> Result<u64, AuditError> {
+        let mut value = serde_json::to_value(&record).unwrap_or(Value::Null);
+        self.redactor.redact(&mut value);
+        let Value::Object(fields) = value else {
+            return Err(AuditError::Closed);
+        };
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        let (done, wait) = oneshot::channel();
+        let tx = self.sender().ok_or(AuditError::Closed)?;
+        tx.send(Msg::Record {
+            fields,
+            done,
+            _permit: permit,
+        })
+        .map_err(|_| AuditError::Closed)?;
+        wait.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Syncs everything written so far to disk.
+    ///
+    /// # Errors
+    /// The sync failed, or the log is closed.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (done, wait) = oneshot::channel();
+        let tx = self.sender().ok_or(AuditError::Closed)?;
+        tx.send(Msg::Flush(done)).map_err(|_| AuditError::Closed)?;
+        wait.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// Records that could not be written under [`FailurePolicy::FailOpen`].
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Writes and syncs everything queued, then stops the writer. Later
+    /// writes fail with [`AuditError::Closed`]. Blocks the calling thread
+    /// until the writer has finished; call it on shutdown (SIGTERM,
+    /// SIGINT, end of input).
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The file the writer holds, and where the chain stands.
+struct Writer {
+    config: AuditConfig,
+    file: Option<File>,
+    /// Bytes in the open file.
+    len: u64,
+    /// Device and inode of the open file, to notice replacement.
+    id: Option<(u64, u64)>,
+    /// Hash and sequence number of the last record written.
+    chain: Option<(String, u64)>,
+    /// Whether the open file needs a `chain_start` line first.
+    needs_anchor: bool,
+    dirty: bool,
+    last_sync: Instant,
+}
+
+fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
+    AuditError::Io {
+        path: path.display().to_string(),
+        op,
+        reason: e.to_string(),
+    }
+}
+
+/// `2026-11-25T05:59:23.176095+00:00`, as the peer writes timestamps.
+fn timestamp() -> String {
+    let s = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+    match s.strip_suffix('Z') {
+        Some(t) => format!("{t}+00:00"),
+        None => s,
+    }
+}
+
+#[cfg(unix)]
+#[allow(clippy::unnecessary_wraps, reason = "None on platforms without inodes")]
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+impl Writer {
+    fn new(config: AuditConfig) -> Self {
+        Self {
+            config,
+            file: None,
+            len: 0,
+            id: None,
+            chain: None,
+            needs_anchor: false,
+            dirty: false,
+            last_sync: Instant::now(),
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        loop {
+            let first = match self.config.flush {
+                FlushPolicy::Interval(every) if self.dirty => {
+                    let wait = every.saturating_sub(self.last_sync.elapsed());
+                    match rx.recv_timeout(wait) {
+                        Ok(m) => m,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            let _ = self.sync();
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter().take(1023));
+            self.batch(batch);
+        }
+        let _ = self.sync();
+    }
+
+    fn batch(&mut self, batch: Vec<Msg>) {
+        let mut written: Vec<(Ack, Result<u64, AuditError>)> = Vec::new();
+        let mut flushes = Vec::new();
+        for msg in batch {
+            match msg {
+                Msg::Record { fields, done, _permit } => {
+                    let result = self.append(fields);
+                    written.push((done, result));
+                }
+                Msg::Flush(done) => flushes.push(done),
+            }
+        }
+        let wrote_any = written.iter().any(|(_, r)| r.is_ok());
+        let sync_now = !flushes.is_empty()
+            || (wrote_any && self.config.flush == FlushPolicy::EveryRecord)
+            || matches!(self.config.flush, FlushPolicy::Interval(every) if self.last_sync.elapsed() >= every);
+        let synced = if sync_now { self.sync() } else { Ok(()) };
+        for (done, result) in written {
+            let result = match (&result, &synced, self.config.flush) {
+                (Ok(_), Err(e), FlushPolicy::EveryRecord) => Err(e.clone()),
+                _ => result,
+            };
+            let _ = done.send(result);
+        }
+        for done in flushes {
+            let _ = done.send(synced.clone());
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        self.last_sync = Instant::now();
+        if !self.dirty {
+            return Ok(());
+        }
+        let Some(file) = &self.file else { return Ok(()) };
+        match file.sync_data() {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => Err(io_error(&self.config.path, "fsync", &e)),
+        }
+    }
+
+    /// Makes sure the open file is the one at the path, opening or
+    /// reopening it as needed.
+    fn ensure_open(&mut self) -> Result<(), AuditError> {
+        let path = self.config.path.clone();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                self.file = None;
+                return Err(AuditError::Symlink {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if !meta.is_file() => {
+                self.file = None;
+                return Err(AuditError::NotRegular {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if self.file.is_some() && file_id(&meta) == self.id => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&path, "checking the file", &e)),
+        }
+        self.open_file()
+    }
+
+    fn open_file(&mut self) -> Result<(), AuditError> {
+        let path = self.config.path.clone();
+        self.file = None;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder
+                .create(parent)
+                .map_err(|e| io_error(&path, "creating the directory", &e))?;
+        }
+        let mut options = OpenOptions::new();
+        options.append(true).create(true).read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let mut file = options.open(&path).map_err(|e| io_error(&path, "opening", &e))?;
+        let meta = file.metadata().map_err(|e| io_error(&path, "checking the file", &e))?;
+        if !meta.is_file() {
+            return Err(AuditError::NotRegular {
+                path: path.display().to_string(),
+            });
+        }
+        self.len = meta.len();
+        self.id = file_id(&meta);
+        let tail = if self.len > 0 {
+            read_tail(&mut file, self.len)
+        } else {
+            None
+        };
+        match (&self.chain, tail) {
+            // A log written before this process: continue its chain.
+            (None, Some(t)) => {
+                self.chain = Some(t);
+                self.needs_anchor = false;
+            }
+            // The same file again (reopened after an error).
+            (Some(c), Some(t)) if *c == t => self.needs_anchor = false,
+            // A new log, one whose tail is not a sealed record, or another
+            // file in this one's place: start (and link) a chain.
+            _ => self.needs_anchor = true,
+        }
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn append(&mut self, fields: Map<String, Value>) -> Result<u64, AuditError> {
+        self.ensure_open()?;
+        let mut stamped = Map::with_capacity(fields.len() + 4);
+        stamped.insert("timestamp".to_owned(), Value::from(timestamp()));
+        stamped.extend(fields);
+        // Measure the record only near the limit; rotation happens between
+        // records, never inside one.
+        if let Some(max) = self.config.rotate_bytes
+            && self.len > 0
+            && self.len + (64 << 10) > max
+        {
+            let estimate = serde_json::to_string(&stamped).map_or(0, |s| s.len() as u64) + 200;
+            if self.len + estimate > max {
+                self.rotate()?;
+            }
+        }
+        if self.needs_anchor {
+            self.anchor()?;
+        }
+        self.seal_and_write(stamped)
+    }
+
+    fn anchor(&mut self) -> Result<(), AuditError> {
+        let anchor = uuid::Uuid::new_v4().simple().to_string();
+        let mut fields = Map::new();
+        fields.insert("timestamp".to_owned(), Value::from(timestamp()));
+        fields.insert("tool".to_owned(), Value::from("comfy-audit"));
+        fields.insert("action".to_owned(), Value::from("chain_start"));
+        let continues = self
+            .chain
+            .as_ref()
+            .map_or(Value::Null, |(h, _)| Value::from(h.as_str()));
+        let mut extra = Map::new();
+        extra.insert("anchor".to_owned(), Value::from(anchor.as_str()));
+        extra.insert("continues".to_owned(), continues);
+        fields.insert("extra".to_owned(), Value::Object(extra));
+        let seq = self.chain.as_ref().map_or(0, |(_, s)| s + 1);
+        self.write_line(fields, seq, &anchor)?;
+        self.needs_anchor = false;
+        Ok(())
+    }
+
+    fn seal_and_write(&mut self, fields: Map<String, Value>) -> Result<u64, AuditError> {
+        let (prev, seq) = match &self.chain {
+            Some((h, s)) => (h.clone(), s + 1),
+            None => (String::new(), 0),
+        };
+        self.write_line(fields, seq, &prev)?;
+        Ok(seq)
+    }
+
+    fn write_line(&mut self, fields: Map<String, Value>, seq: u64, prev: &str) -> Result<(), AuditError> {
+        let (line, hash) = seal(fields, seq, prev);
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        let path = self.config.path.clone();
+        let Some(file) = self.file.as_mut() else {
+            return Err(AuditError::Closed);
+        };
+        if let Err(e) = file.write_all(&bytes) {
+            // Never leave half a line: cut the file back, then reopen next
+            // time (the descriptor may be unusable).
+            let _ = file.set_len(self.len);
+            self.file = None;
+            return Err(io_error(&path, "writing", &e));
+        }
+        self.len += bytes.len() as u64;
+        self.dirty = true;
+        self.chain = Some((hash, seq));
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), AuditError> {
+        self.sync()?;
+        self.file = None;
+        let path = self.config.path.clone();
+        let numbered = |n: usize| {
+            let mut s = path.clone().into_os_string();
+            s.push(format!(".{n}"));
+            PathBuf::from(s)
+        };
+        let keep = self.config.keep;
+        if keep == 0 {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            let _ = std::fs::remove_file(numbered(keep));
+            for n in (1..keep).rev() {
+                match std::fs::rename(numbered(n), numbered(n + 1)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_error(&path, "rotating", &e)),
+                }
+            }
+            std::fs::rename(&path, numbered(1)).map_err(|e| io_error(&path, "rotating", &e))?;
+        }
+        self.open_file()?;
+        self.needs_anchor = true;
+        Ok(())
+    }
+}
+
+/// The chain position at the end of an existing log (its last 1 MiB is
+/// read).
+fn read_tail(file: &mut File, len: u64) -> Option<(String, u64)> {
+    let start = len.saturating_sub(1 << 20);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    file.take(1 << 20).read_to_end(&mut buf).ok()?;
+    tail_of(&String::from_utf8_lossy(&buf))
+}

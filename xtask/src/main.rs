@@ -45,6 +45,11 @@ fn main() -> Result<()> {
                 "bench comfy-guard",
                 &cargo,
                 &["bench", "--locked", "-p", "comfy-guard", "--bench", "inspect"],
+            )?;
+            step(
+                "bench comfy-audit",
+                &cargo,
+                &["bench", "--locked", "-p", "comfy-audit", "--bench", "audit"],
             )
         }
         _ => bail!("usage: cargo xtask <ci|deps|examples|bench>"),

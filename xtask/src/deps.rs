@@ -64,6 +64,9 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
                 "comfy-workflow",
             ]);
         }
+        // The library never depends on the simulator; only the binary
+        // may wire it in.
+        "comfy-mcp" => f.push("comfy-sim"),
         _ => {}
     }
     f

@@ -1,8 +1,23 @@
-//! The MCP server for ComfyUI.
+//! The MCP server for ComfyUI: a drop-in replacement for
+//! `comfyui-mcp-secure` 2.3.0 (same `comfyui_*` tools, parameters, config
+//! file and environment variables).
 //!
-//! This crate will own the MCP tools (`comfyui_*`), the configuration file and
-//! environment variables, the tower middleware (audit, rate limit, timeout)
-//! around every tool call, and the stdio and Streamable HTTP transports.
+//! - [`config`]: the peer's config schema and environment variables, with
+//!   provenance and errors that name file, key and value;
+//! - [`tools`]: the tool catalog (schemas as published, the single source
+//!   of argument rules) and what each tool does;
+//! - [`stack`]: the tower stack every call passes through (audit, rate
+//!   limit, deadline, concurrency, validation);
+//! - [`server`]: the rmcp handler.
 //!
 //! Invariant: the only crate that knows about JSON-RPC, MCP types or tower;
-//! it joins the client, the workflow model, the guard and the audit log.
+//! it joins the client, the workflow model, the guard and the audit log,
+//! and never depends on the simulator (only the binary wires it in).
+
+pub mod config;
+pub mod server;
+pub mod stack;
+pub mod tools;
+
+pub use config::{Config, load};
+pub use server::Server;

@@ -1,0 +1,8 @@
+//! `comfyui-mcp-secure`: the same program under the peer's command name,
+//! so MCP client configs written for the Python server work unchanged.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

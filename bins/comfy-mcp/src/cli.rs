@@ -1,0 +1,276 @@
+//! The command line: argument parsing and wiring only.
+//!
+//! - `comfy-mcp` (or `comfy-mcp serve`): the MCP server over stdio;
+//! - `comfy-mcp tools`: every tool with its schemas, as `tools/list` gives them;
+//! - `comfy-mcp call TOOL 'JSON'`: one call through the same stack;
+//! - `comfy-mcp config show`: the effective configuration and where each
+//!   value came from (secrets masked);
+//! - `comfy-mcp check`: configuration, ComfyUI, audit log;
+//! - `comfy-mcp audit verify [FILE...]` and `comfy-mcp audit tail [FILE]`.
+//!
+//! Logs go to stderr only; stdout carries MCP messages (serve) or the
+//! command's output.
+
+#![allow(clippy::print_stdout, reason = "a command-line front end prints its output")]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use comfy_mcp::config::{self, Loaded};
+use comfy_mcp::{Config, Server};
+
+#[derive(Parser)]
+#[command(name = "comfy-mcp", version, about = "A secure MCP server for ComfyUI")]
+struct Args {
+    /// The config file (default: $COMFYUI_MCP_CONFIG, else ~/.comfyui-mcp/config.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log level for stderr (overridden by RUST_LOG).
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (the default).
+    Serve,
+    /// Print every tool with its input and output schemas (JSON).
+    Tools,
+    /// Run one tool through the same checks, limits and audit log as a client call.
+    Call {
+        /// The tool, e.g. comfyui_get_queue.
+        tool: String,
+        /// Its arguments as a JSON object.
+        #[arg(default_value = "{}")]
+        arguments: String,
+    },
+    /// Show or check the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Check the configuration, the ComfyUI server and the audit log.
+    Check,
+    /// Verify or follow the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// The effective configuration, each value with its source.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exits 1 on the first modified, removed, inserted or reordered record.
+    Verify {
+        /// Files, oldest first (default: the configured log and its rotated files).
+        files: Vec<PathBuf>,
+    },
+    /// Print the last records, then new ones as they are written (Ctrl-C stops).
+    Tail {
+        /// The log (default: the configured one).
+        file: Option<PathBuf>,
+        /// How many existing records to show first.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+    },
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load(args: &Args) -> Result<Loaded, String> {
+    let loaded = config::load(args.config.as_deref(), &env).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded)
+}
+
+pub(crate) fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("comfy-mcp: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("comfy-mcp: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<ExitCode, String> {
+    match &args.command {
+        None | Some(Command::Serve) => {
+            let loaded = load(&args)?;
+            serve(loaded.config).await
+        }
+        Some(Command::Tools) => {
+            let tools = comfy_mcp::tools::Catalog::get().list();
+            let text =
+                serde_json::to_string_pretty(&serde_json::json!({ "tools": tools })).map_err(|e| e.to_string())?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Call { tool, arguments }) => {
+            let loaded = load(&args)?;
+            let parsed: serde_json::Value =
+                serde_json::from_str(arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+            let serde_json::Value::Object(map) = parsed else {
+                return Err("arguments must be a JSON object".to_owned());
+            };
+            let server = Server::new(loaded.config, None).map_err(|e| e.to_string())?;
+            let reply = server.call(tool, Some(map)).await;
+            server.close();
+            let text = serde_json::to_string_pretty(&reply.result).map_err(|e| e.to_string())?;
+            println!("{text}");
+            Ok(if reply.result.is_error == Some(true) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Some(Command::Config {
+            command: ConfigCommand::Show,
+        }) => {
+            let loaded = load(&args)?;
+            print!("{}", loaded.show());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Check) => check(&args).await,
+        Some(Command::Audit { command }) => audit(&args, command),
+    }
+}
+
+fn audit_path(args: &Args) -> Result<PathBuf, String> {
+    Ok(comfy_audit::expand_home(&load(args)?.config.logging.audit_file))
+}
+
+fn audit(args: &Args, command: &AuditCommand) -> Result<ExitCode, String> {
+    match command {
+        AuditCommand::Verify { files } => {
+            let files = if files.is_empty() {
+                comfy_audit::cli::log_files(&audit_path(args)?)
+            } else {
+                files.clone()
+            };
+            let code = comfy_audit::cli::run_verify(&files, &mut std::io::stdout());
+            Ok(ExitCode::from(code))
+        }
+        AuditCommand::Tail { file, lines } => {
+            let path = match file {
+                Some(f) => f.clone(),
+                None => audit_path(args)?,
+            };
+            let mut forever = || true;
+            comfy_audit::cli::run_tail(&path, *lines, &mut forever, &mut std::io::stdout())
+                .map_err(|e| format!("audit tail {}: {e}", path.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn check(args: &Args) -> Result<ExitCode, String> {
+    let loaded = match load(args) {
+        Ok(l) => l,
+        Err(e) => {
+            println!("config: FAILED: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let file = loaded
+        .file
+        .as_ref()
+        .map_or_else(|| "none (defaults)".to_owned(), |f| f.display().to_string());
+    println!("config: ok ({file})");
+    let url = loaded.config.comfyui.url.clone();
+    let server = Server::new(loaded.config, None).map_err(|e| e.to_string())?;
+    let mut ok = true;
+    let reply = server.call("comfyui_get_system_info", None).await;
+    if let (Some(info), Some(false) | None) = (&reply.result.structured_content, reply.result.is_error) {
+        println!(
+            "comfyui: ok ({url}, version {})",
+            info.get("comfyui_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+        );
+    } else {
+        ok = false;
+        println!("comfyui: FAILED ({url}): {}", reply.error_text().unwrap_or_default());
+    }
+    // The call above wrote its records: the audit log is writable if it
+    // was not refused for that reason.
+    if reply.error_text().is_some_and(|t| t.contains("audit record")) {
+        ok = false;
+        println!("audit log: FAILED: {}", reply.error_text().unwrap_or_default());
+    } else {
+        println!("audit log: ok");
+    }
+    server.close();
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn serve(config: Config) -> Result<ExitCode, String> {
+    use rmcp::ServiceExt;
+    let server = Server::new(config, None).map_err(|e| e.to_string())?;
+    let running = server
+        .clone()
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| format!("MCP handshake failed: {e}"))?;
+    let cancel = running.cancellation_token();
+    tokio::select! {
+        quit = running.waiting() => {
+            if let Err(e) = quit {
+                tracing::error!("server task failed: {e}");
+            }
+        }
+        () = shutdown_signal() => {
+            tracing::info!("signal received, shutting down");
+            cancel.cancel();
+        }
+    }
+    // Everything queued for the audit log is written and synced.
+    server.close();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,649 @@
+//! The configuration: the peer's `~/.comfyui-mcp/config.yaml` schema with
+//! its defaults, its 13 `COMFYUI_*` environment variables parsed its way,
+//! and where each effective value came from.
+//!
+//! Differences from the peer (see `docs/compatibility.md`): the file can
+//! be chosen (`--config`, `COMFYUI_MCP_CONFIG`); an invalid value is a
+//! start-up error naming the file, key and value instead of a stack trace;
+//! an unknown key is a warning naming the nearest known key; a few keys
+//! are ours (audit flush, failure policy and rotation, the tool deadline
+//! and concurrency, the inline result budget).
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use comfy_guard::SecurityConfig;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `comfyui:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ComfyUi {
+    /// Where ComfyUI listens.
+    pub url: String,
+    /// The address clients use for image URLs, when it differs.
+    pub external_url: Option<String>,
+    /// Verify TLS certificates.
+    pub tls_verify: bool,
+    /// Connect timeout, seconds.
+    pub timeout_connect: u64,
+    /// Read timeout, seconds (also the longest wait for a job).
+    pub timeout_read: u64,
+}
+
+impl Default for ComfyUi {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8188".to_owned(),
+            external_url: None,
+            tls_verify: true,
+            timeout_connect: 30,
+            timeout_read: 300,
+        }
+    }
+}
+
+/// `rate_limits:` (calls per minute per category).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RateLimits {
+    /// Workflow management (cancel, clear, interrupt, settings, custom nodes).
+    pub workflow: u32,
+    /// Generation (submitting work).
+    pub generation: u32,
+    /// File operations (uploads, images, downloads).
+    pub file_ops: u32,
+    /// Everything that only reads.
+    pub read_only: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            workflow: 10,
+            generation: 10,
+            file_ops: 30,
+            read_only: 60,
+        }
+    }
+}
+
+/// `logging:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Logging {
+    /// The audit log (`~` expanded).
+    pub audit_file: String,
+    /// `interval` (fsync every second) or `every_record`; ours.
+    pub audit_flush: String,
+    /// `fail_closed` or `fail_open`; ours.
+    pub audit_failure: String,
+    /// Rotate the audit log past this many MiB (0: never); ours.
+    pub audit_rotate_mb: u64,
+    /// Rotated audit files kept; ours.
+    pub audit_keep: usize,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            audit_file: "~/.comfyui-mcp/audit.log".to_owned(),
+            audit_flush: "interval".to_owned(),
+            audit_failure: "fail_closed".to_owned(),
+            audit_rotate_mb: 50,
+            audit_keep: 5,
+        }
+    }
+}
+
+/// `transport.remote:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Remote {
+    /// Serve Streamable HTTP instead of stdio.
+    pub enabled: bool,
+    /// Listen address.
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+        }
+    }
+}
+
+/// `transport:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Transport {
+    /// The HTTP transport.
+    pub remote: Remote,
+}
+
+/// `model_search:`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ModelSearch {
+    /// HuggingFace token (secret).
+    pub huggingface_token: String,
+    /// CivitAI API key (secret).
+    pub civitai_api_key: String,
+    /// Results fetched per search.
+    pub max_search_results: u32,
+}
+
+impl Default for ModelSearch {
+    fn default() -> Self {
+        Self {
+            huggingface_token: String::new(),
+            civitai_api_key: String::new(),
+            max_search_results: 10,
+        }
+    }
+}
+
+impl fmt::Debug for ModelSearch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelSearch")
+            .field("huggingface_token", &mask(&self.huggingface_token))
+            .field("civitai_api_key", &mask(&self.civitai_api_key))
+            .field("max_search_results", &self.max_search_results)
+            .finish()
+    }
+}
+
+/// `tasks:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Tasks {
+    /// Run generation tools as MCP tasks when asked.
+    pub enabled: bool,
+    /// Where tasks live (`memory://`).
+    pub backend_url: String,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            backend_url: "memory://".to_owned(),
+        }
+    }
+}
+
+/// `server:` (ours): limits around every tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Server {
+    /// Longest a tool call may run, seconds (waiting tools end with
+    /// `status: "timeout"` before it).
+    pub tool_deadline: u64,
+    /// Tool calls running at once; more wait.
+    pub max_concurrent_calls: usize,
+    /// Largest result returned inline, bytes.
+    pub max_inline_bytes: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            tool_deadline: 600,
+            max_concurrent_calls: 16,
+            max_inline_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `comfyui:`.
+    pub comfyui: ComfyUi,
+    /// `security:`.
+    pub security: SecurityConfig,
+    /// `rate_limits:`.
+    pub rate_limits: RateLimits,
+    /// `logging:`.
+    pub logging: Logging,
+    /// `transport:`.
+    pub transport: Transport,
+    /// `model_search:`.
+    pub model_search: ModelSearch,
+    /// `tasks:`.
+    pub tasks: Tasks,
+    /// `server:` (ours).
+    pub server: Server,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default.
+    Default,
+    /// The config file.
+    File,
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File => f.write_str("file"),
+            Source::Env(var) => write!(f, "env {var}"),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not valid YAML for the schema.
+    #[error("config file {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (it names the key and line).
+        reason: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("config {origin}: `{key}` = {value}: {reason}")]
+    Invalid {
+        /// File path or environment variable.
+        origin: String,
+        /// The key.
+        key: String,
+        /// The value, secrets masked.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A loaded configuration with its provenance.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    /// Warnings (unknown keys, with the nearest known one).
+    pub warnings: Vec<String>,
+    /// Each leaf key's source.
+    pub sources: BTreeMap<String, Source>,
+}
+
+/// Every known key, dotted.
+const KNOWN: &[&str] = &[
+    "comfyui.url",
+    "comfyui.external_url",
+    "comfyui.tls_verify",
+    "comfyui.timeout_connect",
+    "comfyui.timeout_read",
+    "security.mode",
+    "security.allowed_nodes",
+    "security.dangerous_nodes",
+    "security.extra_dangerous_nodes",
+    "security.max_upload_size_mb",
+    "security.allowed_extensions",
+    "security.allowed_download_domains",
+    "security.allowed_model_extensions",
+    "rate_limits.workflow",
+    "rate_limits.generation",
+    "rate_limits.file_ops",
+    "rate_limits.read_only",
+    "logging.audit_file",
+    "logging.audit_flush",
+    "logging.audit_failure",
+    "logging.audit_rotate_mb",
+    "logging.audit_keep",
+    "transport.remote.enabled",
+    "transport.remote.host",
+    "transport.remote.port",
+    "model_search.huggingface_token",
+    "model_search.civitai_api_key",
+    "model_search.max_search_results",
+    "tasks.enabled",
+    "tasks.backend_url",
+    "server.tool_deadline",
+    "server.max_concurrent_calls",
+    "server.max_inline_bytes",
+];
+
+/// Keys whose values are secrets.
+const SECRET: &[&str] = &["model_search.huggingface_token", "model_search.civitai_api_key"];
+
+/// The 13 environment variables, with the key each sets.
+const ENV: &[(&str, &str)] = &[
+    ("COMFYUI_URL", "comfyui.url"),
+    ("COMFYUI_EXTERNAL_URL", "comfyui.external_url"),
+    ("COMFYUI_TLS_VERIFY", "comfyui.tls_verify"),
+    ("COMFYUI_TIMEOUT_CONNECT", "comfyui.timeout_connect"),
+    ("COMFYUI_TIMEOUT_READ", "comfyui.timeout_read"),
+    ("COMFYUI_SECURITY_MODE", "security.mode"),
+    ("COMFYUI_AUDIT_FILE", "logging.audit_file"),
+    ("COMFYUI_HUGGINGFACE_TOKEN", "model_search.huggingface_token"),
+    ("COMFYUI_CIVITAI_API_KEY", "model_search.civitai_api_key"),
+    ("COMFYUI_MAX_SEARCH_RESULTS", "model_search.max_search_results"),
+    ("COMFYUI_ALLOWED_DOWNLOAD_DOMAINS", "security.allowed_download_domains"),
+    ("COMFYUI_TASKS_ENABLED", "tasks.enabled"),
+    ("COMFYUI_TASKS_BACKEND_URL", "tasks.backend_url"),
+];
+
+fn mask(s: &str) -> &'static str {
+    if s.is_empty() { "" } else { "***" }
+}
+
+/// The file to read: `explicit`, else `COMFYUI_MCP_CONFIG`, else
+/// `~/.comfyui-mcp/config.yaml`.
+pub fn config_path(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = env("COMFYUI_MCP_CONFIG").filter(|p| !p.is_empty()) {
+        return comfy_audit::expand_home(&p);
+    }
+    comfy_audit::expand_home("~/.comfyui-mcp/config.yaml")
+}
+
+/// Loads the configuration: the file (missing means defaults, unless it
+/// was named explicitly), then the environment, then validation.
+///
+/// # Errors
+/// [`ConfigError`] naming the file or variable, the key and the value.
+pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+    let path = config_path(explicit, env);
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason: e.kind().to_string(),
+            });
+        }
+    };
+    let mut warnings = Vec::new();
+    let mut sources: BTreeMap<String, Source> = KNOWN.iter().map(|k| ((*k).to_owned(), Source::Default)).collect();
+    let mut doc = Value::Object(serde_json::Map::new());
+    if let Some(text) = &text {
+        let yaml: serde_norway::Value = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        // The peer ignores a document that is not a mapping.
+        if yaml.is_mapping() {
+            doc = serde_json::to_value(&yaml).map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut seen = Vec::new();
+            leaves(&doc, "", &mut seen);
+            for key in seen {
+                if KNOWN.contains(&key.as_str()) {
+                    sources.insert(key, Source::File);
+                } else if !KNOWN.iter().any(|k| k.starts_with(&format!("{key}."))) {
+                    warnings.push(match nearest(&key) {
+                        Some(n) => format!("{shown}: unknown key `{key}` is ignored (did you mean `{n}`?)"),
+                        None => format!("{shown}: unknown key `{key}` is ignored"),
+                    });
+                }
+            }
+        } else if !yaml.is_null() {
+            // An empty file is no configuration; anything else is a mistake.
+            warnings.push(format!("{shown}: not a mapping, ignored"));
+        }
+    }
+    let mut config: Config = serde_path_to_error::deserialize(doc).map_err(|e| ConfigError::Parse {
+        path: shown.clone(),
+        reason: format!("`{}`: {}", e.path(), e.inner()),
+    })?;
+    for (var, key) in ENV {
+        if let Some(value) = env(var) {
+            apply_env(&mut config, var, key, &value)?;
+            sources.insert((*key).to_owned(), Source::Env(var));
+        }
+    }
+    validate(&config, &sources, &shown)?;
+    Ok(Loaded {
+        config,
+        file: text.map(|_| path),
+        warnings,
+        sources,
+    })
+}
+
+fn leaves(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let Value::Object(m) = v {
+        for (k, child) in m {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if child.is_object() && !KNOWN.contains(&key.as_str()) {
+                leaves(child, &key, out);
+            } else {
+                out.push(key);
+            }
+        }
+    }
+}
+
+/// The known key closest to `key` (edit distance at most a third of its
+/// length), for "did you mean".
+fn nearest(key: &str) -> Option<&'static str> {
+    KNOWN
+        .iter()
+        .map(|k| (strsim::levenshtein(k, key), *k))
+        .filter(|(d, k)| *d <= k.len().max(key.len()) / 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn invalid(origin: &str, key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key: key.to_owned(),
+        value: if SECRET.contains(&key) {
+            mask(value).to_owned()
+        } else {
+            format!("{value:?}")
+        },
+        reason: reason.into(),
+    }
+}
+
+/// The peer's boolean: true only for `true`, `1`, `yes` (any case).
+fn env_bool(value: &str) -> bool {
+    matches!(value.to_lowercase().as_str(), "true" | "1" | "yes")
+}
+
+fn apply_env(c: &mut Config, var: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+    let origin = format!("environment variable {var}");
+    let int = |v: &str| -> Result<u64, ConfigError> {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(&origin, key, v, "not a whole number"))
+    };
+    match var {
+        "COMFYUI_URL" => value.clone_into(&mut c.comfyui.url),
+        "COMFYUI_EXTERNAL_URL" => c.comfyui.external_url = (!value.is_empty()).then(|| value.to_owned()),
+        "COMFYUI_TLS_VERIFY" => c.comfyui.tls_verify = env_bool(value),
+        "COMFYUI_TIMEOUT_CONNECT" => c.comfyui.timeout_connect = int(value)?,
+        "COMFYUI_TIMEOUT_READ" => c.comfyui.timeout_read = int(value)?,
+        "COMFYUI_SECURITY_MODE" => {
+            c.security.mode = serde_json::from_value(Value::from(value))
+                .map_err(|_| invalid(&origin, key, value, "must be `audit` or `enforce`"))?;
+        }
+        "COMFYUI_AUDIT_FILE" => value.clone_into(&mut c.logging.audit_file),
+        "COMFYUI_HUGGINGFACE_TOKEN" => value.clone_into(&mut c.model_search.huggingface_token),
+        "COMFYUI_CIVITAI_API_KEY" => value.clone_into(&mut c.model_search.civitai_api_key),
+        "COMFYUI_MAX_SEARCH_RESULTS" => {
+            c.model_search.max_search_results =
+                u32::try_from(int(value)?).map_err(|_| invalid(&origin, key, value, "too large"))?;
+        }
+        "COMFYUI_ALLOWED_DOWNLOAD_DOMAINS" => {
+            c.security.allowed_download_domains = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        "COMFYUI_TASKS_ENABLED" => c.tasks.enabled = env_bool(value),
+        "COMFYUI_TASKS_BACKEND_URL" => value.clone_into(&mut c.tasks.backend_url),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or("URL must use http or https")?;
+    if !matches!(scheme, "http" | "https") {
+        return Err("URL must use http or https");
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("URL must have a valid host");
+    }
+    Ok(())
+}
+
+fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Result<(), ConfigError> {
+    let origin = |key: &str| match sources.get(key) {
+        Some(Source::Env(var)) => format!("environment variable {var}"),
+        _ => format!("file {file}"),
+    };
+    check_url(&c.comfyui.url).map_err(|r| invalid(&origin("comfyui.url"), "comfyui.url", &c.comfyui.url, r))?;
+    if let Some(ext) = &c.comfyui.external_url {
+        check_url(ext).map_err(|r| invalid(&origin("comfyui.external_url"), "comfyui.external_url", ext, r))?;
+    }
+    c.security.check().map_err(|e| {
+        invalid(
+            &origin("security.max_upload_size_mb"),
+            "security.max_upload_size_mb",
+            &c.security.max_upload_size_mb.to_string(),
+            e.message,
+        )
+    })?;
+    for (key, v) in [
+        ("rate_limits.workflow", c.rate_limits.workflow),
+        ("rate_limits.generation", c.rate_limits.generation),
+        ("rate_limits.file_ops", c.rate_limits.file_ops),
+        ("rate_limits.read_only", c.rate_limits.read_only),
+    ] {
+        if v == 0 {
+            return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
+        }
+    }
+    if !matches!(c.logging.audit_flush.as_str(), "interval" | "every_record") {
+        return Err(invalid(
+            &origin("logging.audit_flush"),
+            "logging.audit_flush",
+            &c.logging.audit_flush,
+            "must be `interval` or `every_record`",
+        ));
+    }
+    if !matches!(c.logging.audit_failure.as_str(), "fail_closed" | "fail_open") {
+        return Err(invalid(
+            &origin("logging.audit_failure"),
+            "logging.audit_failure",
+            &c.logging.audit_failure,
+            "must be `fail_closed` or `fail_open`",
+        ));
+    }
+    if c.server.tool_deadline == 0 || c.server.max_concurrent_calls == 0 {
+        return Err(invalid(
+            &origin("server"),
+            "server.tool_deadline / server.max_concurrent_calls",
+            "0",
+            "must be at least 1",
+        ));
+    }
+    if !c.tasks.backend_url.starts_with("memory://") {
+        return Err(invalid(
+            &origin("tasks.backend_url"),
+            "tasks.backend_url",
+            &c.tasks.backend_url,
+            "only memory:// is supported by this version",
+        ));
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// `config show`: every key with its effective value (secrets masked)
+    /// and its source, one per line.
+    pub fn show(&self) -> String {
+        let value = serde_json::to_value(ShowConfig(&self.config)).unwrap_or(Value::Null);
+        let mut out = String::new();
+        match &self.file {
+            Some(f) => {
+                let _ = writeln!(out, "# config file: {}", f.display());
+            }
+            None => out.push_str("# config file: none (defaults)\n"),
+        }
+        for key in KNOWN {
+            let mut v = &value;
+            for part in key.split('.') {
+                v = v.get(part).unwrap_or(&Value::Null);
+            }
+            let shown = if SECRET.contains(key) {
+                Value::from(mask(v.as_str().unwrap_or_default()))
+            } else {
+                v.clone()
+            };
+            let source = self.sources.get(*key).cloned().unwrap_or(Source::Default);
+            let _ = writeln!(out, "{key}: {shown}  # {source}");
+        }
+        out
+    }
+}
+
+/// The config as plain JSON for display (secrets are masked by `show`).
+struct ShowConfig<'a>(&'a Config);
+
+impl serde::Serialize for ShowConfig<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        serde_json::json!({
+            "comfyui": {"url": c.comfyui.url, "external_url": c.comfyui.external_url, "tls_verify": c.comfyui.tls_verify,
+                        "timeout_connect": c.comfyui.timeout_connect, "timeout_read": c.comfyui.timeout_read},
+            "security": {"mode": c.security.mode, "allowed_nodes": c.security.allowed_nodes, "dangerous_nodes": c.security.dangerous_nodes,
+                         "extra_dangerous_nodes": c.security.extra_dangerous_nodes, "max_upload_size_mb": c.security.max_upload_size_mb,
+                         "allowed_extensions": c.security.allowed_extensions, "allowed_download_domains": c.security.allowed_download_domains,
+                         "allowed_model_extensions": c.security.allowed_model_extensions},
+            "rate_limits": {"workflow": c.rate_limits.workflow, "generation": c.rate_limits.generation,
+                            "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only},
+            "logging": {"audit_file": c.logging.audit_file, "audit_flush": c.logging.audit_flush, "audit_failure": c.logging.audit_failure,
+                        "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
+            "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port}},
+            "model_search": {"huggingface_token": c.model_search.huggingface_token, "civitai_api_key": c.model_search.civitai_api_key,
+                             "max_search_results": c.model_search.max_search_results},
+            "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
+            "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
+                       "max_inline_bytes": c.server.max_inline_bytes},
+        })
+        .serialize(s)
+    }
+}

@@ -1,0 +1,146 @@
+//! The MCP handler: `initialize`, `tools/list`, and `tools/call` sent into
+//! the tower stack.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
+use comfy_client::Client;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
+use crate::tools::{Catalog, ToolContext};
+
+/// What the server tells clients at `initialize` (the peer's text, with
+/// the real tool names).
+pub const INSTRUCTIONS: &str = "Secure MCP server for generating images and managing workflows via ComfyUI. \
+Use comfyui_generate_image for quick text-to-image, or comfyui_run_workflow for custom workflows. \
+Use comfyui_list_models and comfyui_list_nodes to discover available resources. \
+IMPORTANT: Before running custom workflows with comfyui_run_workflow, always check the response for warnings \
+about dangerous nodes or suspicious inputs. If warnings are present, inform the user and ask for confirmation \
+before proceeding with execution.";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The ComfyUI client could not be built from the configuration.
+    #[error("comfyui.url: {0}")]
+    Client(#[from] comfy_client::Error),
+    /// The audit log could not be started.
+    #[error("{0}")]
+    Audit(#[from] comfy_audit::AuditError),
+}
+
+/// The server: the stack, and the audit log to close on the way out.
+#[derive(Clone)]
+pub struct Server {
+    stack: ToolService,
+    audit: Arc<AuditLog>,
+    transport: &'static str,
+}
+
+impl Server {
+    /// Builds the server for `config`, talking to ComfyUI through `client`
+    /// (or one built from `comfyui.url` when `None`).
+    ///
+    /// # Errors
+    /// [`StartError`].
+    pub fn new(config: Config, client: Option<Client>) -> Result<Self, StartError> {
+        let client = match client {
+            Some(c) => c,
+            None => Client::builder(config.comfyui.url.clone())
+                .connect_timeout(Duration::from_secs(config.comfyui.timeout_connect))
+                .read_timeout(Duration::from_secs(config.comfyui.timeout_read))
+                .tls_verify(config.comfyui.tls_verify)
+                .user_agent(concat!("comfy-mcp/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+        };
+        let mut audit = AuditConfig::new(comfy_audit::expand_home(&config.logging.audit_file));
+        audit.flush = if config.logging.audit_flush == "every_record" {
+            FlushPolicy::EveryRecord
+        } else {
+            FlushPolicy::default()
+        };
+        audit.failure = if config.logging.audit_failure == "fail_open" {
+            FailurePolicy::FailOpen
+        } else {
+            FailurePolicy::FailClosed
+        };
+        audit.rotate_bytes = (config.logging.audit_rotate_mb > 0).then_some(config.logging.audit_rotate_mb << 20);
+        audit.keep = config.logging.audit_keep;
+        let audit = Arc::new(AuditLog::open(audit)?);
+        let limits = Arc::new(Limits::new(&config));
+        let policy = config.security.policy();
+        let tools = Arc::new(ToolContext {
+            client,
+            config: Arc::new(config),
+            policy,
+        });
+        let stack = stack::build(tools, Arc::clone(&audit), limits);
+        Ok(Self {
+            stack,
+            audit,
+            transport: "stdio",
+        })
+    }
+
+    /// Runs one call through the stack (for `comfy-mcp call` and tests).
+    pub async fn call(&self, name: &str, args: Option<rmcp::model::JsonObject>) -> Reply {
+        let call = ToolCall {
+            name: name.to_owned(),
+            args,
+            ctx: None,
+            transport: "cli",
+        };
+        match self.stack.clone().oneshot(call).await {
+            Ok(reply) => reply,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Writes and syncs the audit log; call once on the way out.
+    pub fn close(&self) {
+        self.audit.close();
+    }
+}
+
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        let mut info =
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(INSTRUCTIONS);
+        info.server_info = Implementation::new("ComfyUI", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(Catalog::get().list()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCall {
+            name: request.name.to_string(),
+            args: request.arguments,
+            ctx: Some(context),
+            transport: self.transport,
+        };
+        match self.stack.clone().oneshot(call).await {
+            Ok(reply) => Ok(reply.result.into()),
+            Err(never) => match never {},
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The tower stack every tool call passes through, outermost first:
+//!
+//! 1. **audit**: a `called` record (with the redacted arguments) before the
+//!    call runs, and a `completed` record (outcome, duration) before its
+//!    result is returned; under `fail_closed`, a call whose record cannot
+//!    be written does not run, and a result whose record cannot be written
+//!    is withheld;
+//! 2. **rate limit**: a governor token bucket per category (`workflow`,
+//!    `generation`, `file_ops`, `read_only`), N per minute with a burst of
+//!    N; a refusal says when to retry;
+//! 3. **deadline**: the call ends with an error after
+//!    `server.tool_deadline` seconds;
+//! 4. **concurrency**: at most `server.max_concurrent_calls` calls run at
+//!    once; the rest wait;
+//! 5. **core**: arguments checked against the tool's schema (defaults
+//!    filled), then the tool, raced against the client's cancellation.
+//!
+//! The rmcp handler only builds a [`ToolCall`] and sends it here, so no
+//! tool can skip a layer. Every layer answers with a [`Reply`] whose
+//! outcome the audit layer records.
+
+use std::convert::Infallible;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use comfy_audit::{AuditLog, Outcome, Record};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rmcp::RoleServer;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use rmcp::service::RequestContext;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+use crate::config::Config;
+use crate::tools::{Catalog, Category, Output, ToolContext, run};
+
+/// One tool call on its way through the stack.
+pub struct ToolCall {
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments as sent.
+    pub args: Option<JsonObject>,
+    /// The MCP request (peer, cancellation, progress token); `None` when
+    /// the call comes from the command line.
+    pub ctx: Option<RequestContext<RoleServer>>,
+    /// `stdio`, `http` or `cli`.
+    pub transport: &'static str,
+}
+
+/// A call's result and how it ended.
+pub struct Reply {
+    /// What the client receives.
+    pub result: CallToolResult,
+    /// What the audit log records.
+    pub outcome: Outcome,
+}
+
+impl Reply {
+    /// An `isError` result with `message`.
+    pub fn error(message: impl Into<String>, outcome: Outcome) -> Self {
+        Self {
+            result: CallToolResult::error(vec![ContentBlock::text(message.into())]),
+            outcome,
+        }
+    }
+
+    /// The error text, when the result is an error.
+    pub fn error_text(&self) -> Option<String> {
+        if self.result.is_error != Some(true) {
+            return None;
+        }
+        self.result
+            .content
+            .iter()
+            .find_map(|c| c.as_text().map(|t| t.text.clone()))
+    }
+}
+
+/// The boxed stack.
+pub type ToolService = BoxCloneSyncService<ToolCall, Reply, Infallible>;
+
+/// The rate limiters, one per category.
+pub struct Limits {
+    buckets: Vec<(Category, u32, DefaultDirectRateLimiter)>,
+}
+
+impl Limits {
+    /// Buckets from `rate_limits:`.
+    pub fn new(config: &Config) -> Self {
+        let r = config.rate_limits;
+        let bucket = |n: u32| {
+            let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+            RateLimiter::direct(Quota::per_minute(n).allow_burst(n))
+        };
+        Self {
+            buckets: vec![
+                (Category::Workflow, r.workflow, bucket(r.workflow)),
+                (Category::Generation, r.generation, bucket(r.generation)),
+                (Category::FileOps, r.file_ops, bucket(r.file_ops)),
+                (Category::ReadOnly, r.read_only, bucket(r.read_only)),
+            ],
+        }
+    }
+
+    /// Takes a token for `category`; the refusal says when to retry.
+    fn check(&self, category: Category, tool: &str) -> Result<(), String> {
+        let Some((_, n, bucket)) = self.buckets.iter().find(|(c, _, _)| *c == category) else {
+            return Ok(());
+        };
+        bucket.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            format!(
+                "Rate limit exceeded for tool '{tool}'. Max {n} requests/minute. Retry in {:.1} s.",
+                wait.as_secs_f64().max(0.1)
+            )
+        })
+    }
+}
+
+/// Builds the stack around the tools.
+pub fn build(tools: Arc<ToolContext>, audit: Arc<AuditLog>, limits: Arc<Limits>) -> ToolService {
+    let deadline = Duration::from_secs(tools.config.server.tool_deadline);
+    let concurrency = tools.config.server.max_concurrent_calls;
+    let core = service_fn(move |call: ToolCall| {
+        let tools = Arc::clone(&tools);
+        async move { Ok::<_, Infallible>(core(call, &tools).await) }
+    });
+    let stack = ServiceBuilder::new()
+        .layer_fn(move |inner: ToolService| audit_layer(inner, Arc::clone(&audit)))
+        .layer_fn(move |inner: ToolService| rate_limit_layer(inner, Arc::clone(&limits)))
+        .layer_fn(move |inner: ToolService| deadline_layer(inner, deadline))
+        .layer_fn(move |inner: ToolService| concurrency_layer(inner, Arc::new(Semaphore::new(concurrency))))
+        .service(BoxCloneSyncService::new(core));
+    BoxCloneSyncService::new(stack)
+}
+
+fn client_name(ctx: Option<&RequestContext<RoleServer>>) -> Option<String> {
+    let info = ctx?.peer.peer_info()?;
+    Some(format!("{}/{}", info.client_info.name, info.client_info.version))
+}
+
+fn audit_layer(inner: ToolService, log: Arc<AuditLog>) -> ToolService {
+    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
+        let (inner, log) = (inner.clone(), Arc::clone(&log));
+        async move {
+            let started = Instant::now();
+            let name = call.name.clone();
+            let client = client_name(call.ctx.as_ref());
+            let transport = call.transport;
+            let args = call
+                .args
+                .clone()
+                .map_or(Value::Object(JsonObject::new()), Value::Object);
+            let called =
+                Record::new(&name, "called")
+                    .extra(json!({"arguments": args}))
+                    .peer(transport, client.clone(), None);
+            if let Err(e) = log.write(called).await {
+                return Ok(Reply::error(
+                    format!("The call was not run: its audit record could not be written ({e})."),
+                    Outcome::Error,
+                ));
+            }
+            let mut reply = inner.oneshot(call).await?;
+            let mut done = Record::new(&name, "completed")
+                .outcome(reply.outcome)
+                .duration(started.elapsed())
+                .peer(transport, client, None);
+            if let Some(text) = reply.error_text() {
+                done = done.status(text.chars().take(500).collect::<String>());
+            }
+            if let Err(e) = log.write(done).await {
+                reply = Reply::error(
+                    format!("The call ran, but its result is withheld: its audit record could not be written ({e})."),
+                    Outcome::Error,
+                );
+            }
+            Ok(reply)
+        }
+    }))
+}
+
+fn rate_limit_layer(inner: ToolService, limits: Arc<Limits>) -> ToolService {
+    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
+        let (inner, limits) = (inner.clone(), Arc::clone(&limits));
+        async move {
+            let category = Catalog::get()
+                .find(&call.name)
+                .map_or(Category::ReadOnly, |t| t.category);
+            if let Err(message) = limits.check(category, &call.name) {
+                return Ok(Reply::error(message, Outcome::RateLimited));
+            }
+            inner.oneshot(call).await
+        }
+    }))
+}
+
+fn deadline_layer(inner: ToolService, deadline: Duration) -> ToolService {
+    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
+        let inner = inner.clone();
+        async move {
+            let name = call.name.clone();
+            match tokio::time::timeout(deadline, inner.oneshot(call)).await {
+                Ok(reply) => reply,
+                Err(_) => Ok(Reply::error(
+                    format!(
+                        "{name} did not finish within {} s (server.tool_deadline); the job, if any, keeps running in ComfyUI",
+                        deadline.as_secs()
+                    ),
+                    Outcome::Error,
+                )),
+            }
+        }
+    }))
+}
+
+fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
+    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
+        let (inner, slots) = (inner.clone(), Arc::clone(&slots));
+        async move {
+            // The semaphore is never closed, so this waits for a slot.
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return Ok(Reply::error("the server is shutting down", Outcome::Error));
+            };
+            inner.oneshot(call).await
+        }
+    }))
+}
+
+async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
+    let Some(def) = Catalog::get().find(&call.name) else {
+        return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected);
+    };
+    let args = match def.prepare(call.args) {
+        Ok(a) => a,
+        Err(message) => return Reply::error(message, Outcome::Rejected),
+    };
+    let work = run(&def.name, &args, tools);
+    let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {
+        Some(ct) => tokio::select! {
+            r = work => r,
+            () = ct.cancelled() => return Reply::error("cancelled by the client", Outcome::Cancelled),
+        },
+        None => work.await,
+    };
+    match result {
+        Ok(Output::Json(v)) => Reply {
+            result: CallToolResult::structured(v),
+            outcome: Outcome::Ok,
+        },
+        Ok(Output::Text(s)) => {
+            let mut result = CallToolResult::success(vec![ContentBlock::text(s.clone())]);
+            if def.wraps_string {
+                result.structured_content = Some(json!({"result": s}));
+            }
+            Reply {
+                result,
+                outcome: Outcome::Ok,
+            }
+        }
+        Err(e) => Reply::error(e.message, e.outcome),
+    }
+}

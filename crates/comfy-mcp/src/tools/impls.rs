@@ -1,0 +1,399 @@
+//! What each tool does, once its arguments have passed the schema.
+//!
+//! Every ComfyUI call goes through `comfy-client`, whose methods cover
+//! only the routes the server may use; failures become [`ToolError`]s
+//! whose text says what was wrong (never a host path or a secret).
+
+use std::sync::Arc;
+
+use comfy_audit::Outcome;
+use comfy_client::Client;
+use comfy_guard::inspect::Policy;
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+
+/// What a tool returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A JSON object: `structuredContent` plus its compact text.
+    Json(Value),
+    /// A sentence: text content (and `{"result": ...}` for tools whose
+    /// output schema wraps strings, as the peer's do).
+    Text(String),
+}
+
+/// Why a tool did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolError {
+    /// What the assistant reads.
+    pub message: String,
+    /// How the audit log records it.
+    pub outcome: Outcome,
+}
+
+impl ToolError {
+    /// A failure (ComfyUI said no, or could not be reached).
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            outcome: Outcome::Error,
+        }
+    }
+
+    /// A refusal of the arguments (bad value, unsafe name, failed check).
+    pub fn rejected(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            outcome: Outcome::Rejected,
+        }
+    }
+}
+
+impl From<comfy_client::Error> for ToolError {
+    fn from(e: comfy_client::Error) -> Self {
+        ToolError::failed(e.to_string())
+    }
+}
+
+/// What tools share: the ComfyUI client, the configuration and the
+/// inspector policy.
+pub struct ToolContext {
+    /// The ComfyUI client.
+    pub client: Client,
+    /// The effective configuration.
+    pub config: Arc<Config>,
+    /// The workflow inspector's policy.
+    pub policy: Policy,
+}
+
+type Args = Map<String, Value>;
+
+fn str_arg<'a>(args: &'a Args, name: &str) -> &'a str {
+    args.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn u64_arg(args: &Args, name: &str) -> Option<u64> {
+    args.get(name).and_then(Value::as_u64)
+}
+
+fn bool_arg(args: &Args, name: &str) -> bool {
+    args.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// A prompt id as ComfyUI makes them: a lowercase UUID.
+fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
+    let id = str_arg(args, name);
+    let ok = id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_digit() || ('a'..='f').contains(&c),
+        });
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(ToolError::rejected(format!(
+            "`{name}` must be a prompt id: a lowercase UUID such as 3f0e4171-1c28-4554-9d9b-9a60d6ab68a5 (got {:?})",
+            id.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// The peer's page envelope: `{items, total, offset, limit, has_more}`.
+fn paginate(items: Vec<Value>, args: &Args) -> Value {
+    let total = items.len();
+    let offset = usize::try_from(u64_arg(args, "offset").unwrap_or(0)).unwrap_or(usize::MAX);
+    let limit = usize::try_from(u64_arg(args, "limit").unwrap_or(25)).unwrap_or(25);
+    let page: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+    json!({
+        "items": page,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "has_more": offset.saturating_add(limit) < total,
+    })
+}
+
+/// A model folder name: letters, digits, `_`, `-` and `.` only (no path).
+fn folder(args: &Args) -> Result<String, ToolError> {
+    let f = str_arg(args, "folder");
+    if f.is_empty()
+        || f.len() > 64
+        || f.starts_with('.')
+        || !f
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ToolError::rejected(format!(
+            "`folder` must be a model folder name such as checkpoints or loras (got {:?})",
+            f.chars().take(80).collect::<String>()
+        )));
+    }
+    Ok(f.to_owned())
+}
+
+/// Runs tool `name` with prepared `args`.
+///
+/// # Errors
+/// [`ToolError`] with the reason.
+pub async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
+    let c = &cx.client;
+    match name {
+        "comfyui_get_queue" => Ok(Output::Json(c.get_json("/queue").await?)),
+        "comfyui_get_queue_status" => Ok(Output::Json(c.get_json("/prompt").await?)),
+        "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),
+        "comfyui_get_settings" => Ok(Output::Json(c.get_json("/settings").await?)),
+        "comfyui_get_history" => history(args, c).await,
+        "comfyui_get_job" => {
+            let id = prompt_id(args, "prompt_id")?;
+            match c.job_info(&id).await? {
+                Some(job) => Ok(Output::Json(job)),
+                None => Err(ToolError::failed(format!(
+                    "ComfyUI has no job {id} (it may have been cleared from history)"
+                ))),
+            }
+        }
+        "comfyui_list_jobs" => {
+            let mut query: Vec<(&str, String)> = vec![
+                ("sort_by", str_arg(args, "sort_by").to_owned()),
+                ("sort_order", str_arg(args, "sort_order").to_owned()),
+                ("offset", u64_arg(args, "offset").unwrap_or(0).to_string()),
+            ];
+            if let Some(statuses) = args.get("status").and_then(Value::as_array) {
+                let list: Vec<&str> = statuses.iter().filter_map(Value::as_str).collect();
+                query.push(("status", list.join(",")));
+            }
+            if let Some(w) = args.get("workflow_id").and_then(Value::as_str) {
+                query.push(("workflow_id", w.to_owned()));
+            }
+            if let Some(l) = u64_arg(args, "limit") {
+                query.push(("limit", l.to_string()));
+            }
+            Ok(Output::Json(c.jobs(&query).await?))
+        }
+        "comfyui_get_progress" => progress(args, c).await,
+        "comfyui_cancel_job" => {
+            let id = prompt_id(args, "prompt_id")?;
+            let queue = c.queue().await?;
+            if queue.running.iter().any(|q| q.prompt_id == id) {
+                c.interrupt(Some(&id)).await?;
+            } else if queue.pending.iter().any(|q| q.prompt_id == id) {
+                c.delete_from_queue(std::slice::from_ref(&id)).await?;
+            } else {
+                return Err(ToolError::failed(format!(
+                    "job {id} is neither running nor queued (it may have finished: see comfyui_get_job)"
+                )));
+            }
+            Ok(Output::Text(format!("Cancelled job {id}")))
+        }
+        "comfyui_interrupt" => {
+            if args.get("prompt_id").is_some_and(|v| !v.is_null()) {
+                let id = prompt_id(args, "prompt_id")?;
+                c.interrupt(Some(&id)).await?;
+                Ok(Output::Text(format!(
+                    "Requested interrupt for prompt {id} (no-op if not running)"
+                )))
+            } else {
+                c.interrupt(None).await?;
+                Ok(Output::Text("Interrupted current execution (global)".to_owned()))
+            }
+        }
+        "comfyui_clear_queue" => {
+            let (running, pending) = (bool_arg(args, "clear_running"), bool_arg(args, "clear_pending"));
+            if pending {
+                c.clear_queue().await?;
+            }
+            if running {
+                c.interrupt(None).await?;
+            }
+            let py = |b: bool| if b { "True" } else { "False" };
+            Ok(Output::Text(format!(
+                "Queue cleared (running={}, pending={})",
+                py(running),
+                py(pending)
+            )))
+        }
+        "comfyui_list_models" => {
+            let f = folder(args)?;
+            match c.models(&f).await? {
+                Some(models) => Ok(Output::Json(paginate(
+                    models.into_iter().map(Value::from).collect(),
+                    args,
+                ))),
+                None => Err(ToolError::failed(format!(
+                    "ComfyUI has no model folder '{f}' (comfyui_list_model_folders lists them)"
+                ))),
+            }
+        }
+        "comfyui_list_model_folders" => Ok(Output::Json(paginate(
+            c.model_folders().await?.into_iter().map(Value::from).collect(),
+            args,
+        ))),
+        "comfyui_list_extensions" => Ok(Output::Json(paginate(
+            c.extensions().await?.into_iter().map(Value::from).collect(),
+            args,
+        ))),
+        "comfyui_list_nodes" => {
+            let raw = c.object_info_raw().await?;
+            let mut names: Vec<&String> = raw.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+            names.sort();
+            Ok(Output::Json(paginate(
+                names.into_iter().map(|n| Value::from(n.as_str())).collect(),
+                args,
+            )))
+        }
+        "comfyui_get_node_info" => {
+            let class = str_arg(args, "node_class");
+            match c.object_info_class(class).await? {
+                Some(info) => Ok(Output::Json(info)),
+                None => Err(ToolError::failed(format!(
+                    "ComfyUI has no node class {class:?} (class names are case-sensitive; comfyui_list_nodes lists them)"
+                ))),
+            }
+        }
+        "comfyui_audit_dangerous_nodes" => {
+            let raw = c.object_info_raw().await?;
+            let audit = comfy_guard::audit_catalog(&raw, &cx.policy);
+            Ok(Output::Json(serde_json::to_value(audit).unwrap_or(Value::Null)))
+        }
+        "comfyui_get_system_info" => system_info(c).await,
+        other => Err(ToolError::rejected(format!("Unknown tool: '{other}'"))),
+    }
+}
+
+async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
+    let limit = u64_arg(args, "limit").unwrap_or(25);
+    let offset = u64_arg(args, "offset").unwrap_or(0);
+    let max = u32::try_from(limit + 1).unwrap_or(u32::MAX);
+    let off = (offset > 0).then(|| u32::try_from(offset).unwrap_or(u32::MAX));
+    let entries = c.history(Some(max), off).await?;
+    let has_more = entries.len() as u64 > limit;
+    let items: Vec<Value> = entries
+        .into_iter()
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|(id, mut entry)| {
+            if let Value::Object(m) = &mut entry {
+                m.insert("prompt_id".to_owned(), Value::from(id));
+            }
+            entry
+        })
+        .collect();
+    let count = items.len() as u64;
+    let total = if has_more || (count == 0 && offset > 0) {
+        Value::Null
+    } else {
+        Value::from(offset + count)
+    };
+    Ok(Output::Json(json!({
+        "items": items,
+        "count": count,
+        "offset": offset,
+        "limit": limit,
+        "has_more": has_more,
+        "total": total,
+    })))
+}
+
+/// `/api/jobs` status → the peer's progress status.
+fn job_status(s: &str) -> &'static str {
+    match s {
+        "completed" => "completed",
+        "failed" => "error",
+        "cancelled" => "interrupted",
+        "in_progress" => "running",
+        "pending" => "queued",
+        _ => "unknown",
+    }
+}
+
+/// Outputs of a job as `{node_id, filename, subfolder}`.
+fn outputs_of(job: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(outputs) = job.get("outputs").and_then(Value::as_object) {
+        for (node, o) in outputs {
+            for key in ["images", "gifs"] {
+                for item in o.get(key).and_then(Value::as_array).into_iter().flatten() {
+                    out.push(json!({
+                        "node_id": node,
+                        "filename": item.get("filename").cloned().unwrap_or(Value::Null),
+                        "subfolder": item.get("subfolder").cloned().unwrap_or(Value::from("")),
+                    }));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn progress(args: &Args, c: &Client) -> Result<Output, ToolError> {
+    let id = prompt_id(args, "prompt_id")?;
+    let unknown = || Output::Json(json!({"prompt_id": id, "status": "unknown"}));
+    let Ok(Some(job)) = c.job_info(&id).await else {
+        return Ok(unknown());
+    };
+    let status = job_status(job.get("status").and_then(Value::as_str).unwrap_or_default());
+    let mut state = Map::new();
+    state.insert("prompt_id".to_owned(), Value::from(id.as_str()));
+    state.insert("status".to_owned(), Value::from(status));
+    if status == "queued"
+        && let Ok(queue) = c.queue().await
+        && let Some(pos) = queue.pending.iter().position(|q| q.prompt_id == id)
+    {
+        state.insert("queue_position".to_owned(), Value::from(pos + 1));
+    }
+    if let (Some(start), Some(end)) = (
+        job.get("execution_start_time").and_then(Value::as_f64),
+        job.get("execution_end_time").and_then(Value::as_f64),
+    ) {
+        state.insert(
+            "elapsed_seconds".to_owned(),
+            Value::from(((end - start) / 1000.0 * 100.0).round() / 100.0),
+        );
+    }
+    let outputs = outputs_of(&job);
+    if !outputs.is_empty() {
+        state.insert("outputs".to_owned(), Value::Array(outputs));
+    }
+    Ok(Output::Json(Value::Object(state)))
+}
+
+/// Only the peer's whitelisted fields: version, devices (VRAM in MiB),
+/// queue counts. Never paths, arguments or the Python version.
+async fn system_info(c: &Client) -> Result<Output, ToolError> {
+    let (stats, queue) = tokio::join!(c.system_stats(), c.queue());
+    let stats = stats?;
+    let queue = queue?;
+    let version = stats
+        .pointer("/system/comfyui_version")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let mib = |v: Option<&Value>| v.and_then(Value::as_f64).map(|b| (b / 1_048_576.0).round());
+    let devices: Vec<Value> = stats
+        .get("devices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let mut m = Map::new();
+            if let Some(name) = d.get("name").and_then(Value::as_str) {
+                m.insert("name".to_owned(), Value::from(name));
+            }
+            for (from, to) in [
+                ("vram_total", "vram_total_mb"),
+                ("vram_free", "vram_free_mb"),
+                ("torch_vram_total", "torch_vram_total_mb"),
+                ("torch_vram_free", "torch_vram_free_mb"),
+            ] {
+                if let Some(v) = mib(d.get(from)) {
+                    m.insert(to.to_owned(), json!(v as i64));
+                }
+            }
+            (!m.is_empty()).then_some(Value::Object(m))
+        })
+        .collect();
+    Ok(Output::Json(json!({
+        "comfyui_version": version,
+        "devices": devices,
+        "queue": {"running": queue.running.len(), "pending": queue.pending.len()},
+    })))
+}

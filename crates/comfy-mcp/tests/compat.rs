@@ -1,0 +1,63 @@
+//! Our `tools/list` against the peer's (`fixtures/peer/tools.json`): for
+//! every tool we serve, the same name, parameters, types, defaults,
+//! constraints, required list, output schema and annotations.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+
+use comfy_mcp::tools::Catalog;
+use serde_json::Value;
+
+fn peer() -> BTreeMap<String, Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/peer/tools.json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let list = doc.get("tools").cloned().unwrap_or(doc);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_owned(), t.clone()))
+        .collect()
+}
+
+/// Additions we chose; each is also in `docs/compatibility.md`.
+const ADDED_PARAMETERS: &[(&str, &str)] = &[];
+
+#[test]
+fn every_tool_matches_the_peers_schema() {
+    let peer = peer();
+    let ours = Catalog::get().list();
+    assert!(!ours.is_empty());
+    for tool in &ours {
+        let name = tool.name.as_ref();
+        let theirs = peer.get(name).unwrap_or_else(|| panic!("{name} is not a peer tool"));
+        let mut input = Value::Object((*tool.input_schema).clone());
+        for (t, p) in ADDED_PARAMETERS {
+            if *t == name {
+                input["properties"].as_object_mut().unwrap().remove(*p);
+            }
+        }
+        assert_eq!(input, theirs["inputSchema"], "{name}: input schema");
+        let output = tool.output_schema.as_ref().map(|o| Value::Object((**o).clone()));
+        assert_eq!(output.as_ref(), theirs.get("outputSchema"), "{name}: output schema");
+        assert_eq!(
+            serde_json::to_value(&tool.annotations).unwrap(),
+            theirs["annotations"],
+            "{name}: annotations"
+        );
+        assert!(
+            tool.description.as_deref().is_some_and(|d| d.len() > 20),
+            "{name}: a real description"
+        );
+    }
+}
+
+#[test]
+fn the_tool_list_is_stable() {
+    let list: Vec<Value> = Catalog::get()
+        .list()
+        .iter()
+        .map(|t| serde_json::json!({"name": t.name, "title": t.title, "description": t.description}))
+        .collect();
+    insta::assert_json_snapshot!(list);
+}

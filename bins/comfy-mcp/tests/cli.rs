@@ -1,0 +1,110 @@
+//! The binary's own commands: audit verify and tail, config show, tools.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::process::{Command, Output};
+
+use comfy_audit::{AuditConfig, AuditLog, Record};
+
+fn run(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .args(args)
+        .env("HOME", home)
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_URL")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn audit_verify_reports_intact_and_tampered_logs() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join(".comfyui-mcp/audit.log");
+    let log = AuditLog::open(AuditConfig::new(&path)).unwrap();
+    for i in 0..5 {
+        log.write(Record::new("comfyui_get_queue", "called").extra(serde_json::json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    // The configured log, found without naming it.
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "audit verify: intact: 6 records in 1 file\n"
+    );
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"i\":2", "\"i\":7")).unwrap();
+    let out = run(home.path(), &["audit", "verify", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("TAMPERED") && said.contains(":4: the record does not match its hash (modified)"),
+        "{said}"
+    );
+
+    let out = run(home.path(), &["audit", "verify", "/no/such/log"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn config_show_and_tools_print_without_a_server() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("# config file: none (defaults)\n"), "{text}");
+    assert!(text.contains("rate_limits.generation: 10  # default"));
+
+    let out = run(home.path(), &["tools"]);
+    assert_eq!(out.status.code(), Some(0));
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        tools["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "comfyui_get_queue")
+    );
+
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        "security:\n  mode: Enforce\n",
+    )
+    .unwrap();
+    let out = run(home.path(), &["config", "show"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`security.mode`"));
+}
+
+#[test]
+fn call_runs_one_tool_through_the_stack() {
+    let home = tempfile::tempdir().unwrap();
+    // Nothing listens on port 9: the call fails with a clear error, and is audited.
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .args(["call", "comfyui_get_queue", "{}"])
+        .env("HOME", home.path())
+        .env("COMFYUI_URL", "http://127.0.0.1:9")
+        .env("COMFYUI_TIMEOUT_CONNECT", "2")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["isError"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach ComfyUI"),
+        "{result}"
+    );
+    let log = std::fs::read_to_string(home.path().join(".comfyui-mcp/audit.log")).unwrap();
+    assert!(
+        log.contains("\"transport\":\"cli\"") && log.contains("\"outcome\":\"error\""),
+        "{log}"
+    );
+}

@@ -3,17 +3,33 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use comfy_sim::{Sim, SimHandle};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
+};
+use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
+/// A client that keeps the progress notifications it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Collector {
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
 struct Session {
-    client: RunningService<RoleClient, ()>,
+    client: RunningService<RoleClient, Collector>,
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     home: tempfile::TempDir,
     _sim: SimHandle,
 }
@@ -21,6 +37,18 @@ struct Session {
 impl Session {
     fn audit_file(&self) -> PathBuf {
         self.home.path().join(".comfyui-mcp/audit.log")
+    }
+
+    /// A call with a progress token.
+    async fn call_with_progress(&self, tool: &str, args: Value) -> CallToolResult {
+        let Value::Object(map) = args else {
+            panic!("arguments must be an object")
+        };
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(map);
+        let mut meta = RequestMetaObject::new();
+        meta.set_progress_token(ProgressToken(NumberOrString::Number(7)));
+        params.meta = Some(meta);
+        self.client.call_tool(params).await.unwrap()
     }
 
     async fn call(&self, tool: &str, args: Value) -> CallToolResult {
@@ -45,9 +73,12 @@ async fn start(config: &str) -> Session {
         .env("COMFYUI_URL", sim.url())
         .env_remove("COMFYUI_MCP_CONFIG")
         .env("RUST_LOG", "warn");
-    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    let collector = Collector::default();
+    let progress = Arc::clone(&collector.progress);
+    let client = collector.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
     Session {
         client,
+        progress,
         home,
         _sim: sim,
     }
@@ -231,4 +262,245 @@ async fn rate_limits_apply_per_category_and_every_call_is_audited() {
     assert!(called[0]["client"].as_str().unwrap().starts_with("rmcp"));
     let verified = comfy_audit::chain::verify(&[audit_file]).unwrap();
     assert_eq!(verified.problem, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generation_submits_waits_and_reports_progress() {
+    let s = start("").await;
+    let submitted = ok(&s.call("comfyui_generate_image", json!({"prompt": "a red fox"})).await).clone();
+    assert_eq!(submitted["status"], "submitted");
+    assert_eq!(submitted["prompt_id"].as_str().unwrap().len(), 36);
+    assert!(
+        submitted.get("warnings").is_none(),
+        "no warnings key when clean: {submitted}"
+    );
+
+    let done = ok(&s
+        .call_with_progress(
+            "comfyui_generate_image",
+            json!({"prompt": "a red fox", "steps": 4, "wait": true, "seed": 42}),
+        )
+        .await)
+    .clone();
+    assert_eq!(done["status"], "completed", "{done}");
+    let outputs = done["outputs"].as_array().unwrap();
+    assert!(
+        !outputs.is_empty()
+            && Path::new(outputs[0]["filename"].as_str().unwrap())
+                .extension()
+                .is_some_and(|e| e == "png"),
+        "{done}"
+    );
+    assert!(done["elapsed_seconds"].is_number());
+    let progress = s.progress.lock().unwrap().clone();
+    assert!(!progress.is_empty(), "progress notifications arrive with a token");
+    assert!(progress.iter().any(|p| p.total == Some(4.0)), "{progress:?}");
+
+    // The job's history and progress agree.
+    let id = done["prompt_id"].as_str().unwrap();
+    let state = ok(&s.call("comfyui_get_progress", json!({"prompt_id": id})).await).clone();
+    assert_eq!(state["status"], "completed");
+    let job = ok(&s.call("comfyui_get_job", json!({"prompt_id": id})).await).clone();
+    assert_eq!(job["id"], id);
+
+    let bad = s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "model": "nope.safetensors"}),
+        )
+        .await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(
+        text(&bad).starts_with("Model 'nope.safetensors' not found in folder 'checkpoints'"),
+        "{}",
+        text(&bad)
+    );
+    let bad = s
+        .call("comfyui_generate_image", json!({"prompt": "x", "width": 8}))
+        .await;
+    assert!(text(&bad).contains("`width`"), "{}", text(&bad));
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_workflow_inspects_reports_node_errors_and_streams() {
+    let s = start("").await;
+    // ComfyUI refuses an out-of-range input; the refusal names the node.
+    let broken = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 0, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "ok"}}
+    });
+    let r = s
+        .call("comfyui_run_workflow", json!({"workflow": broken.to_string()}))
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(text(&r).contains("ComfyUI refused the workflow"), "{}", text(&r));
+    assert!(text(&r).contains("node 1 (EmptyImage)"), "{}", text(&r));
+
+    let fine = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "e2e"}}
+    });
+    let streamed = ok(&s
+        .call("comfyui_run_workflow_stream", json!({"workflow": fine.to_string()}))
+        .await)
+    .clone();
+    assert_eq!(streamed["status"], "completed", "{streamed}");
+    let kinds: Vec<&str> = streamed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"execution_start") && kinds.contains(&"execution_success"),
+        "{kinds:?}"
+    );
+
+    let r = s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": fine.to_string(), "partial_execution_targets": ["9"]}),
+        )
+        .await;
+    assert_eq!(text(&r), "partial_execution_targets reference unknown node IDs: ['9']");
+    let r = s.call("comfyui_run_workflow", json!({"workflow": "{not json"})).await;
+    assert!(
+        text(&r).starts_with("`workflow` is not a valid workflow"),
+        "{}",
+        text(&r)
+    );
+
+    let mut dangerous = fine.clone();
+    dangerous["4"] = json!({"class_type": "PrimitiveString", "inputs": {"value": "eval('1')"}});
+    let warned = ok(&s
+        .call("comfyui_run_workflow", json!({"workflow": dangerous.to_string()}))
+        .await)
+    .clone();
+    assert_eq!(warned["status"], "submitted");
+    assert_eq!(
+        warned["warnings"],
+        json!(["Suspicious input in node 4 (PrimitiveString), field 'value'"])
+    );
+    s.client.cancel().await.unwrap();
+
+    // Enforce mode refuses the same workflow before it reaches ComfyUI.
+    let s = start("security:\n  mode: enforce\n").await;
+    let r = s
+        .call("comfyui_run_workflow", json!({"workflow": dangerous.to_string()}))
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(
+        text(&r),
+        "Workflow blocked — dangerous nodes: [\"Suspicious input in node 4 (PrimitiveString), field 'value'\"]"
+    );
+    let history = ok(&s.call("comfyui_get_history", json!({})).await).clone();
+    assert_eq!(history["items"], json!([]), "nothing was submitted");
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_upload_transform_upscale_and_come_back() {
+    use base64::Engine as _;
+    let s = start("").await;
+    let png = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/comfyui/http/get_view_output_png.body.png"
+    ))
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "cat.png", "image_data": b64}),
+        )
+        .await;
+    assert_eq!(text(&up), "Uploaded cat.png to ComfyUI input directory");
+    assert_eq!(
+        up.structured_content,
+        Some(json!({"result": "Uploaded cat.png to ComfyUI input directory"}))
+    );
+
+    for (args, needle) in [
+        (json!({"filename": "../cat.png", "image_data": b64}), "`filename`"),
+        (json!({"filename": "cat.exe", "image_data": b64}), "`filename`"),
+        (
+            json!({"filename": "cat.jpg", "image_data": b64}),
+            "do not match the extension",
+        ),
+        (
+            json!({"filename": "cat.png", "image_data": format!("data:image/png;base64,{b64}")}),
+            "without a `data:",
+        ),
+        (json!({"filename": "cat.png", "image_data": "!!!"}), "not valid base64"),
+        (
+            json!({"filename": "cat.png", "image_data": b64, "subfolder": "a/../../b"}),
+            "`subfolder`",
+        ),
+    ] {
+        let r = s.call("comfyui_upload_image", args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{args}");
+        assert!(text(&r).contains(needle), "{args}: {}", text(&r));
+    }
+
+    let done = ok(&s
+        .call(
+            "comfyui_transform_image",
+            json!({"image": "cat.png", "prompt": "a painting", "steps": 2, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(done["status"], "completed", "{done}");
+    let upscaled = ok(&s
+        .call("comfyui_upscale_image", json!({"image": "cat.png", "wait": true}))
+        .await)
+    .clone();
+    assert_eq!(upscaled["status"], "completed", "{upscaled}");
+    let r = s
+        .call(
+            "comfyui_transform_image",
+            json!({"image": "../secret.png", "prompt": "x"}),
+        )
+        .await;
+    assert!(text(&r).contains("`image`"), "{}", text(&r));
+
+    let name = done["outputs"][0]["filename"].as_str().unwrap().to_owned();
+    let image = s.call("comfyui_get_image", json!({"filename": name})).await;
+    assert_ne!(image.is_error, Some(true), "{}", text(&image));
+    assert!(text(&image).starts_with("data:image/png;base64,"));
+    assert!(
+        image.content.iter().any(|c| c.as_image().is_some()),
+        "image content for the client to show"
+    );
+    let url = s
+        .call(
+            "comfyui_get_image",
+            json!({"filename": name, "response_format": "url", "base_url_override": "https://cdn.example/comfy/"}),
+        )
+        .await;
+    assert_eq!(
+        text(&url),
+        format!("https://cdn.example/comfy/view?filename={name}&subfolder=&type=output")
+    );
+    let r = s
+        .call("comfyui_get_image", json!({"filename": name, "preview_quality": 50}))
+        .await;
+    assert!(text(&r).contains("needs `preview_format`"));
+
+    let outputs = ok(&s.call("comfyui_list_outputs", json!({})).await).clone();
+    assert!(
+        outputs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["filename"] == name.as_str()),
+        "{outputs}"
+    );
+    let embedded = ok(&s
+        .call("comfyui_get_workflow_from_image", json!({"filename": name}))
+        .await)
+    .clone();
+    assert!(embedded["prompt"].is_object(), "{embedded}");
+    s.client.cancel().await.unwrap();
 }

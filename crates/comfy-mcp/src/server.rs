@@ -82,6 +82,7 @@ impl Server {
             client,
             config: Arc::new(config),
             policy,
+            audit: Arc::clone(&audit),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {

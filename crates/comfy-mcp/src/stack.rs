@@ -36,7 +36,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 use crate::config::Config;
-use crate::tools::{Catalog, Category, Output, ToolContext, run};
+use crate::tools::{Catalog, Category, Output, Reporter, ToolContext, run};
 
 /// One tool call on its way through the stack.
 pub struct ToolCall {
@@ -239,7 +239,13 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         Ok(a) => a,
         Err(message) => return Reply::error(message, Outcome::Rejected),
     };
-    let work = run(&def.name, &args, tools);
+    let reporter = Reporter {
+        target: call
+            .ctx
+            .as_ref()
+            .and_then(|c| Some((c.peer.clone(), c.meta.get_progress_token()?))),
+    };
+    let work = run(&def.name, &args, tools, &reporter);
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {
         Some(ct) => tokio::select! {
             r = work => r,
@@ -257,6 +263,23 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             if def.wraps_string {
                 result.structured_content = Some(json!({"result": s}));
             }
+            Reply {
+                result,
+                outcome: Outcome::Ok,
+            }
+        }
+        Ok(Output::Image {
+            data_uri,
+            base64,
+            mime,
+            inline,
+        }) => {
+            let mut content = vec![ContentBlock::text(data_uri.clone())];
+            if inline {
+                content.push(ContentBlock::image(base64, mime));
+            }
+            let mut result = CallToolResult::success(content);
+            result.structured_content = Some(json!({"result": data_uri}));
             Reply {
                 result,
                 outcome: Outcome::Ok,

@@ -21,7 +21,7 @@ fn peer() -> BTreeMap<String, Value> {
 }
 
 /// Additions we chose; each is also in `docs/compatibility.md`.
-const ADDED_PARAMETERS: &[(&str, &str)] = &[];
+const ADDED_PARAMETERS: &[(&str, &str)] = &[("comfyui_generate_image", "seed")];
 
 #[test]
 fn every_tool_matches_the_peers_schema() {

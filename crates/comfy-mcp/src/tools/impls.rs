@@ -11,6 +11,7 @@ use comfy_client::Client;
 use comfy_guard::inspect::Policy;
 use serde_json::{Map, Value, json};
 
+use super::generate::Reporter;
 use crate::config::Config;
 
 /// What a tool returns.
@@ -21,6 +22,18 @@ pub enum Output {
     /// A sentence: text content (and `{"result": ...}` for tools whose
     /// output schema wraps strings, as the peer's do).
     Text(String),
+    /// An image: the data URI as text and `{"result": ...}` (the peer's
+    /// shape), plus MCP image content when it fits the inline budget.
+    Image {
+        /// `data:<mime>;base64,<data>`.
+        data_uri: String,
+        /// The base64 data alone.
+        base64: String,
+        /// Its MIME type.
+        mime: String,
+        /// Whether to add image content.
+        inline: bool,
+    },
 }
 
 /// Why a tool did not do what was asked.
@@ -56,8 +69,9 @@ impl From<comfy_client::Error> for ToolError {
     }
 }
 
-/// What tools share: the ComfyUI client, the configuration and the
-/// inspector policy.
+/// What tools share: the ComfyUI client, the configuration, the
+/// inspector policy and the audit log (for the domain records generation
+/// writes: inspected, submitted, completed).
 pub struct ToolContext {
     /// The ComfyUI client.
     pub client: Client,
@@ -65,6 +79,8 @@ pub struct ToolContext {
     pub config: Arc<Config>,
     /// The workflow inspector's policy.
     pub policy: Policy,
+    /// The audit log.
+    pub audit: Arc<comfy_audit::AuditLog>,
 }
 
 type Args = Map<String, Value>;
@@ -100,7 +116,7 @@ fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
 }
 
 /// The peer's page envelope: `{items, total, offset, limit, has_more}`.
-fn paginate(items: Vec<Value>, args: &Args) -> Value {
+pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
     let total = items.len();
     let offset = usize::try_from(u64_arg(args, "offset").unwrap_or(0)).unwrap_or(usize::MAX);
     let limit = usize::try_from(u64_arg(args, "limit").unwrap_or(25)).unwrap_or(25);
@@ -136,9 +152,20 @@ fn folder(args: &Args) -> Result<String, ToolError> {
 ///
 /// # Errors
 /// [`ToolError`] with the reason.
-pub async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
+pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
     let c = &cx.client;
     match name {
+        "comfyui_generate_image"
+        | "comfyui_transform_image"
+        | "comfyui_inpaint_image"
+        | "comfyui_upscale_image"
+        | "comfyui_run_workflow"
+        | "comfyui_run_workflow_stream" => super::generate::run(name, args, cx, reporter).await,
+        "comfyui_upload_image"
+        | "comfyui_upload_mask"
+        | "comfyui_get_image"
+        | "comfyui_list_outputs"
+        | "comfyui_get_workflow_from_image" => super::files::run(name, args, cx).await,
         "comfyui_get_queue" => Ok(Output::Json(c.get_json("/queue").await?)),
         "comfyui_get_queue_status" => Ok(Output::Json(c.get_json("/prompt").await?)),
         "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),

@@ -7,6 +7,8 @@
 //! validated against before anything else runs (rmcp does not enforce
 //! schemas), and where omitted arguments take their defaults from.
 
+mod files;
+mod generate;
 mod impls;
 
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use generate::Reporter;
 pub use impls::{Output, ToolContext, ToolError, run};
 
 /// The rate-limit category of a tool (the peer's intended mapping).

@@ -1,0 +1,254 @@
+//! The file tools: uploads, images, outputs, workflows embedded in images.
+//!
+//! Every file name and subfolder passes the path sanitizer (`SafeFileName`,
+//! `SafeSubfolder`) before anything is sent; uploads are decoded, bounded
+//! by `security.max_upload_size_mb` and must be what their extension says;
+//! downloads must be images (never SVG, which can carry scripts).
+
+use base64::Engine as _;
+use comfy_client::types::FileRef;
+use comfy_client::{Preview, UploadOptions};
+use comfy_guard::path::{Extensions, SafeFileName, SafeSubfolder};
+use serde_json::{Map, Value, json};
+
+use super::impls::{Output, ToolContext, ToolError};
+
+type Args = Map<String, Value>;
+
+fn text<'a>(args: &'a Args, name: &str) -> &'a str {
+    args.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn file_name(args: &Args, name: &str, allowed: &Extensions) -> Result<String, ToolError> {
+    SafeFileName::parse(text(args, name), allowed)
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
+}
+
+fn subfolder(args: &Args, name: &str) -> Result<String, ToolError> {
+    SafeSubfolder::parse(text(args, name))
+        .map(|s| s.as_str().to_owned())
+        .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
+}
+
+/// The bytes of a base64 argument, bounded.
+fn decode(args: &Args, name: &str, max: usize) -> Result<Vec<u8>, ToolError> {
+    let raw = text(args, name).trim();
+    if raw.starts_with("data:") {
+        return Err(ToolError::rejected(format!(
+            "`{name}` must be plain base64, without a `data:...;base64,` prefix"
+        )));
+    }
+    // Base64 is 4 characters per 3 bytes: refuse before decoding.
+    if raw.len() / 4 * 3 > max {
+        return Err(ToolError::rejected(format!(
+            "`{name}` decodes to more than the upload limit of {} MiB (security.max_upload_size_mb)",
+            max >> 20
+        )));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(raw)
+        .map_err(|e| ToolError::rejected(format!("`{name}` is not valid base64: {e}")))
+}
+
+/// Whether `bytes` are what a file named `name` claims to be.
+fn content_matches(name: &str, bytes: &[u8]) -> bool {
+    let ext = name.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "jpg" | "jpeg" => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "webp" => bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
+        "gif" => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
+        "json" => serde_json::from_slice::<Value>(bytes).is_ok(),
+        _ => false,
+    }
+}
+
+fn upload_options(args: &Args) -> Result<UploadOptions, ToolError> {
+    let sub = subfolder(args, "subfolder")?;
+    Ok(UploadOptions {
+        subfolder: (!sub.is_empty()).then_some(sub),
+        kind: Some(text(args, "destination").to_owned()),
+        overwrite: args.get("overwrite").and_then(Value::as_bool).unwrap_or(false),
+    })
+}
+
+/// Runs a file tool.
+///
+/// # Errors
+/// [`ToolError`] with what was wrong.
+pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
+    let c = &cx.client;
+    let sec = &cx.config.security;
+    let max = usize::try_from(sec.max_upload_size_mb).unwrap_or(500) << 20;
+    match name {
+        "comfyui_upload_image" => {
+            let allowed = Extensions::new(&sec.allowed_extensions);
+            let filename = file_name(args, "filename", &allowed)?;
+            let bytes = decode(args, "image_data", max)?;
+            if !content_matches(&filename, &bytes) {
+                return Err(ToolError::rejected(format!(
+                    "`image_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"
+                )));
+            }
+            let up = c.upload_image(&filename, &bytes, &upload_options(args)?).await?;
+            Ok(Output::Text(format!(
+                "Uploaded {} to ComfyUI {} directory",
+                up.name,
+                text(args, "destination")
+            )))
+        }
+        "comfyui_upload_mask" => {
+            let images = Extensions::images();
+            let filename = file_name(args, "filename", &images)?;
+            let original = FileRef {
+                filename: file_name(args, "original_image", &images)?,
+                subfolder: subfolder(args, "original_subfolder")?,
+                kind: "input".to_owned(),
+            };
+            let bytes = decode(args, "mask_data", max)?;
+            if !content_matches(&filename, &bytes) {
+                return Err(ToolError::rejected(format!(
+                    "`mask_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"
+                )));
+            }
+            let up = c
+                .upload_mask(&filename, &bytes, &original, &upload_options(args)?)
+                .await?;
+            Ok(Output::Text(format!(
+                "Uploaded mask {} to ComfyUI {} directory",
+                up.name,
+                text(args, "destination")
+            )))
+        }
+        "comfyui_get_image" => get_image(args, cx).await,
+        "comfyui_list_outputs" => {
+            let history = c.history(Some(100), None).await?;
+            let mut seen = std::collections::BTreeSet::new();
+            for entry in history.values() {
+                for node in entry
+                    .get("outputs")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                {
+                    for img in node.get("images").and_then(Value::as_array).into_iter().flatten() {
+                        if img.get("type").and_then(Value::as_str).unwrap_or("output") != "output" {
+                            continue;
+                        }
+                        let f = img.get("filename").and_then(Value::as_str).unwrap_or_default();
+                        let s = img.get("subfolder").and_then(Value::as_str).unwrap_or_default();
+                        if !f.is_empty() {
+                            seen.insert((s.to_owned(), f.to_owned()));
+                        }
+                    }
+                }
+            }
+            let items: Vec<Value> = seen
+                .into_iter()
+                .map(|(s, f)| json!({"filename": f, "subfolder": s}))
+                .collect();
+            Ok(Output::Json(super::impls::paginate(items, args)))
+        }
+        "comfyui_get_workflow_from_image" => {
+            let file = FileRef {
+                filename: file_name(args, "filename", &Extensions::images())?,
+                subfolder: subfolder(args, "subfolder")?,
+                kind: "output".to_owned(),
+            };
+            let download = c.view(&file, None).await?;
+            if download.bytes.len() > max {
+                return Err(ToolError::rejected(format!(
+                    "the image is larger than the limit of {} MiB",
+                    max >> 20
+                )));
+            }
+            let found = comfy_workflow::embedded::read(&download.bytes, 32 << 20)
+                .map_err(|e| ToolError::failed(format!("cannot read the image's metadata: {e}")))?;
+            let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            let (workflow, prompt) = (parse(found.workflow), parse(found.prompt));
+            let message = match (&workflow, &prompt) {
+                (None, None) => "No workflow metadata found in this image",
+                (Some(_), Some(_)) => "Found the editor workflow and the API prompt",
+                (Some(_), None) => "Found the editor workflow",
+                (None, Some(_)) => "Found the API prompt",
+            };
+            Ok(Output::Json(
+                json!({"workflow": workflow, "prompt": prompt, "message": message}),
+            ))
+        }
+        other => Err(ToolError::rejected(format!("{other} is not a file tool"))),
+    }
+}
+
+async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
+    let filename = file_name(args, "filename", &Extensions::images())?;
+    let sub = subfolder(args, "subfolder")?;
+    let format = args.get("preview_format").and_then(Value::as_str);
+    let quality = args.get("preview_quality").and_then(Value::as_u64);
+    if quality.is_some() && format.is_none() {
+        return Err(ToolError::rejected(
+            "`preview_quality` needs `preview_format` (webp or jpeg)",
+        ));
+    }
+    if text(args, "response_format") == "url" {
+        let base = match args.get("base_url_override").and_then(Value::as_str) {
+            Some(o) => {
+                let ok = o.split_once("://").is_some_and(|(scheme, rest)| {
+                    matches!(scheme, "http" | "https") && !rest.split('/').next().unwrap_or_default().is_empty()
+                });
+                if !ok {
+                    return Err(ToolError::rejected(
+                        "base_url must use http or https and include a host",
+                    ));
+                }
+                o.to_owned()
+            }
+            None => cx
+                .config
+                .comfyui
+                .external_url
+                .clone()
+                .unwrap_or_else(|| cx.config.comfyui.url.clone()),
+        };
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("filename", &filename)
+            .append_pair("subfolder", &sub)
+            .append_pair("type", "output")
+            .finish();
+        return Ok(Output::Text(format!("{}/view?{query}", base.trim_end_matches('/'))));
+    }
+    let q = u8::try_from(quality.unwrap_or(90)).unwrap_or(90);
+    let preview = match format {
+        Some("webp") => Some(Preview::Webp(q)),
+        Some("jpeg") => Some(Preview::Jpeg(q)),
+        _ => None,
+    };
+    let file = FileRef {
+        filename,
+        subfolder: sub,
+        kind: "output".to_owned(),
+    };
+    let download = cx.client.view(&file, preview).await?;
+    let kind = download
+        .content_type
+        .as_deref()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if !kind.starts_with("image/") || kind == "image/svg+xml" {
+        return Err(ToolError::rejected(format!(
+            "refusing to return {kind:?}: only raster images are returned (SVG can carry scripts, GHSA-779p-m5rp-r4h4)"
+        )));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&download.bytes);
+    Ok(Output::Image {
+        data_uri: format!("data:{kind};base64,{b64}"),
+        base64: b64,
+        mime: kind,
+        inline: download.bytes.len() <= cx.config.server.max_inline_bytes,
+    })
+}

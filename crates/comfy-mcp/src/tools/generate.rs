@@ -1,0 +1,431 @@
+//! The generation tools: build (from a template or the caller's
+//! workflow), inspect, check models, submit, and optionally wait with
+//! progress notifications.
+//!
+//! Every workflow is inspected by `comfy-guard` before it is submitted.
+//! In audit mode the findings come back as `warnings` (the peer's
+//! wording); in enforce mode a workflow with classes outside the allowlist,
+//! or with any finding, is refused (the confirmation the peer asks for
+//! through elicitation is not offered yet, so refusal is the safe answer).
+//! `POST /prompt` is never retried. A waiting call that the client cancels
+//! (or that the deadline ends) interrupts or dequeues its job, so ComfyUI
+//! is never left busy for nobody.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use comfy_audit::Record;
+use comfy_client::{JobStatus, PromptOptions};
+use comfy_guard::inspect::{Inspection, Mode, python_list};
+use comfy_guard::path::{Extensions, SafeFileName};
+use comfy_workflow::{Limits, Workflow, editor, template};
+use rmcp::RoleServer;
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::service::Peer;
+use serde_json::{Map, Value, json};
+
+use super::impls::{Output, ToolContext, ToolError};
+
+/// Where progress goes: the client's progress token, when it sent one.
+#[derive(Default)]
+pub struct Reporter {
+    pub(crate) target: Option<(Peer<RoleServer>, ProgressToken)>,
+}
+
+impl Reporter {
+    async fn report(&self, progress: f64, total: Option<f64>, message: String) {
+        if let Some((peer, token)) = &self.target {
+            let mut p = ProgressNotificationParam::new(token.clone(), progress).with_message(message);
+            if let Some(t) = total {
+                p = p.with_total(t);
+            }
+            let _ = peer.notify_progress(p).await;
+        }
+    }
+}
+
+type Args = Map<String, Value>;
+
+fn text<'a>(args: &'a Args, name: &str) -> &'a str {
+    args.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// An image name in ComfyUI's input folder, through the path sanitizer.
+fn image_name(args: &Args, name: &str) -> Result<String, ToolError> {
+    SafeFileName::parse(text(args, name), &Extensions::images())
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
+}
+
+/// The template and parameters a generation tool stands for.
+fn template_params(name: &str, args: &Args) -> Result<(&'static str, Args), ToolError> {
+    let mut p = Args::new();
+    let copy = |p: &mut Args, from: &str, to: &str| {
+        if let Some(v) = args.get(from) {
+            p.insert(to.to_owned(), v.clone());
+        }
+    };
+    let template = match name {
+        "comfyui_generate_image" => {
+            for k in ["prompt", "negative_prompt", "width", "height", "steps", "cfg"] {
+                copy(&mut p, k, k);
+            }
+            "txt2img"
+        }
+        "comfyui_transform_image" | "comfyui_inpaint_image" => {
+            for k in ["prompt", "negative_prompt", "steps", "cfg"] {
+                copy(&mut p, k, k);
+            }
+            copy(&mut p, "strength", "denoise");
+            p.insert("image".to_owned(), Value::from(image_name(args, "image")?));
+            if name == "comfyui_inpaint_image" {
+                p.insert("mask".to_owned(), Value::from(image_name(args, "mask")?));
+                "inpaint"
+            } else {
+                "img2img"
+            }
+        }
+        "comfyui_upscale_image" => {
+            p.insert("image".to_owned(), Value::from(image_name(args, "image")?));
+            copy(&mut p, "upscale_model", "model_name");
+            "upscale"
+        }
+        other => return Err(ToolError::rejected(format!("{other} is not a generation tool"))),
+    };
+    if name != "comfyui_upscale_image" {
+        // The peer always used seed 0; a fresh seed per call unless given.
+        let seed = args
+            .get("seed")
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or_else(|| Value::from(fastrand::u32(..)));
+        p.insert("seed".to_owned(), seed);
+        let model = text(args, "model");
+        if !model.is_empty() {
+            p.insert("model".to_owned(), Value::from(model));
+        }
+    }
+    Ok((template, p))
+}
+
+/// Runs a generation tool.
+///
+/// # Errors
+/// [`ToolError`] with what was wrong.
+pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
+    let (wf, wait, stream, targets) = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
+        let wf = parse_workflow(text(args, "workflow"), cx).await?;
+        let targets: Option<Vec<String>> = args
+            .get("partial_execution_targets")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect());
+        if let Some(t) = &targets {
+            let unknown: Vec<String> = t.iter().filter(|id| !wf.contains(id)).cloned().collect();
+            if !unknown.is_empty() {
+                return Err(ToolError::rejected(format!(
+                    "partial_execution_targets reference unknown node IDs: {}",
+                    python_list(&unknown)
+                )));
+            }
+        }
+        let stream = name == "comfyui_run_workflow_stream";
+        let wait = stream || args.get("wait").and_then(Value::as_bool).unwrap_or(false);
+        (wf, wait, stream, targets)
+    } else {
+        let (template, params) = template_params(name, args)?;
+        if name == "comfyui_generate_image" {
+            check_checkpoint(text(args, "model"), cx).await?;
+        }
+        let built = template::build(template, &params).map_err(|e| ToolError::rejected(e.to_string()))?;
+        let wait = args.get("wait").and_then(Value::as_bool).unwrap_or(false);
+        (built.workflow, wait, false, None)
+    };
+    let short = name.trim_start_matches("comfyui_");
+    let mut warnings = inspect(short, &wf, cx).await?;
+    if matches!(
+        name,
+        "comfyui_generate_image" | "comfyui_run_workflow" | "comfyui_run_workflow_stream"
+    ) {
+        warnings.extend(missing_models(&wf, cx).await);
+    }
+    submit(short, &wf, wait, stream, targets, warnings, cx, reporter).await
+}
+
+/// The caller's workflow: API format, or editor format converted with the
+/// server's catalog.
+async fn parse_workflow(raw: &str, cx: &ToolContext) -> Result<Workflow, ToolError> {
+    let limits = Limits::DEFAULT;
+    let doc = comfy_workflow::parse_json(raw.as_bytes(), &limits)
+        .map_err(|e| ToolError::rejected(format!("`workflow` is not a valid workflow: {e}")))?;
+    if editor::is_editor_format(&doc) {
+        let info = cx.client.object_info().await?;
+        return editor::to_api(&doc, &info, &limits)
+            .map_err(|e| ToolError::rejected(format!("`workflow` (editor format) cannot be converted: {e}")));
+    }
+    Workflow::from_value(doc, &limits)
+        .map_err(|e| ToolError::rejected(format!("`workflow` is not a valid workflow: {e}")))
+}
+
+async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError> {
+    if model.is_empty() {
+        return Ok(());
+    }
+    comfy_guard::path::check_node_path(model).map_err(|e| ToolError::rejected(format!("`model`: {e}")))?;
+    let available = cx.client.models("checkpoints").await?.unwrap_or_default();
+    if available.iter().any(|m| m == model) {
+        return Ok(());
+    }
+    Err(ToolError::rejected(format!(
+        "Model '{model}' not found in folder 'checkpoints' (available: {} models). Use comfyui_list_models or the comfyui://models/checkpoints resource to discover available models.",
+        available.len()
+    )))
+}
+
+/// Inspects `wf`: warnings in audit mode, a refusal in enforce mode.
+async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext) -> Result<Vec<String>, ToolError> {
+    let report: Inspection =
+        comfy_guard::inspect(wf, &cx.policy, None).map_err(|e| ToolError::rejected(e.to_string()))?;
+    let warnings = report.warnings();
+    let record = Record::new(short, "inspected")
+        .nodes_used(report.nodes_used.iter().map(ToString::to_string).collect())
+        .warnings(warnings.clone());
+    cx.audit
+        .write(record)
+        .await
+        .map_err(|e| ToolError::failed(format!("not submitted: its audit record could not be written ({e})")))?;
+    if let Some(blocked) = report.blocked() {
+        return Err(ToolError::rejected(blocked.message));
+    }
+    if report.mode == Mode::Enforce && report.needs_confirmation() {
+        return Err(ToolError::rejected(format!(
+            "Workflow blocked — dangerous nodes: {}",
+            python_list(&warnings)
+        )));
+    }
+    Ok(warnings)
+}
+
+/// The peer's model checker: referenced models the server does not list.
+async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
+    let mut listings = BTreeMap::new();
+    for folder in comfy_guard::models::folders_needed(wf) {
+        if let Ok(Some(list)) = cx.client.models(&folder).await {
+            listings.insert(folder, list);
+        }
+    }
+    comfy_guard::missing_models(wf, &listings)
+        .into_iter()
+        .map(|m| m.message)
+        .collect()
+}
+
+/// Interrupts or dequeues a job when dropped while armed (the caller was
+/// cancelled or timed out mid-wait).
+struct JobGuard {
+    client: comfy_client::Client,
+    prompt_id: String,
+    armed: bool,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (client, id) = (self.client.clone(), self.prompt_id.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = client.interrupt(Some(&id)).await;
+                let _ = client.delete_from_queue(std::slice::from_ref(&id)).await;
+            });
+        }
+    }
+}
+
+fn node_errors_text(error: &Value, node_errors: &Value) -> String {
+    let mut out = format!(
+        "ComfyUI refused the workflow: {}",
+        error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("validation failed")
+    );
+    if let Some(details) = error.get("details").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+        let _ = write!(out, " ({details})");
+    }
+    if let Some(nodes) = node_errors.as_object() {
+        for (id, ne) in nodes {
+            let class = ne.get("class_type").and_then(Value::as_str).unwrap_or("?");
+            for e in ne.get("errors").and_then(Value::as_array).into_iter().flatten() {
+                let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
+                let details = e.get("details").and_then(Value::as_str).unwrap_or("");
+                let _ = write!(out, "\n- node {id} ({class}): {msg}");
+                if !details.is_empty() {
+                    let _ = write!(out, ": {details}");
+                }
+            }
+        }
+    }
+    out.push_str("\nFix the named inputs (comfyui_get_node_info shows what each node accepts) and submit again.");
+    out
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are the call's parts"
+)]
+async fn submit(
+    short: &str,
+    wf: &Workflow,
+    wait: bool,
+    stream: bool,
+    targets: Option<Vec<String>>,
+    warnings: Vec<String>,
+    cx: &ToolContext,
+    reporter: &Reporter,
+) -> Result<Output, ToolError> {
+    let options = PromptOptions {
+        partial_execution_targets: targets,
+        ..PromptOptions::default()
+    };
+    let mut job = cx.client.submit(wf, options).await.map_err(|e| match e {
+        comfy_client::Error::ValidationFailed { error, node_errors } => {
+            ToolError::failed(node_errors_text(&error, &node_errors))
+        }
+        other => ToolError::from(other),
+    })?;
+    let prompt_id = job.prompt_id().to_owned();
+    let _ = cx
+        .audit
+        .write(Record::new(short, "submitted").prompt_id(prompt_id.as_str()))
+        .await;
+    let with_warnings = |mut v: Map<String, Value>| {
+        if !warnings.is_empty() {
+            v.insert("warnings".to_owned(), json!(warnings));
+        }
+        Output::Json(Value::Object(v))
+    };
+    if !wait {
+        let mut v = Map::new();
+        v.insert("status".to_owned(), Value::from("submitted"));
+        v.insert("prompt_id".to_owned(), Value::from(prompt_id));
+        return Ok(with_warnings(v));
+    }
+    let mut guard = JobGuard {
+        client: cx.client.clone(),
+        prompt_id: prompt_id.clone(),
+        armed: true,
+    };
+    // End before the tool deadline so the caller gets a result to act on.
+    let limit = Duration::from_secs(cx.config.comfyui.timeout_read).min(Duration::from_secs(
+        cx.config.server.tool_deadline.saturating_sub(5).max(1),
+    ));
+    let started = Instant::now();
+    let mut events = Vec::new();
+    {
+        let mut stream_events = job.events();
+        let read = async {
+            while let Some(ev) = stream_events.next().await {
+                if let comfy_client::Event::Progress { node, value, max, .. } = &ev {
+                    #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
+                    reporter
+                        .report(
+                            *value as f64,
+                            Some(*max as f64),
+                            format!("node {node}: step {value}/{max}"),
+                        )
+                        .await;
+                }
+                if stream && let Some(e) = event_json(&ev) {
+                    events.push(e);
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, read).await;
+    }
+    job.set_cancel_on_timeout(false);
+    let outcome = job.wait(limit.saturating_sub(started.elapsed())).await?;
+    guard.armed = false;
+    let status = match outcome.status {
+        JobStatus::Completed => "completed",
+        JobStatus::Error => "error",
+        JobStatus::Interrupted => "interrupted",
+        JobStatus::Timeout => "timeout",
+        _ => "unknown",
+    };
+    let _ = cx
+        .audit
+        .write(
+            Record::new(short, "completed")
+                .prompt_id(prompt_id.as_str())
+                .status(status)
+                .duration(outcome.elapsed),
+        )
+        .await;
+    let progress = job.progress();
+    let mut v = Map::new();
+    v.insert("prompt_id".to_owned(), Value::from(prompt_id));
+    v.insert("status".to_owned(), Value::from(status));
+    if let Some(n) = &progress.node {
+        v.insert("current_node".to_owned(), Value::from(n.as_str()));
+    }
+    if let Some(s) = progress.step {
+        v.insert("step".to_owned(), Value::from(s));
+    }
+    if let Some(t) = progress.total {
+        v.insert("total_steps".to_owned(), Value::from(t));
+    }
+    v.insert(
+        "elapsed_seconds".to_owned(),
+        json!((outcome.elapsed.as_secs_f64() * 100.0).round() / 100.0),
+    );
+    let outputs: Vec<Value> = outcome
+        .files
+        .iter()
+        .filter(|f| matches!(f.media.as_str(), "images" | "gifs"))
+        .map(|f| json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder}))
+        .collect();
+    if !outputs.is_empty() {
+        v.insert("outputs".to_owned(), Value::Array(outputs));
+    }
+    if let Some(err) = outcome.error.filter(|_| status == "error") {
+        v.insert("error".to_owned(), err);
+    }
+    if stream {
+        v.insert("events".to_owned(), Value::Array(events));
+    }
+    Ok(with_warnings(v))
+}
+
+/// A socket event as `{type, data}` for the stream tool.
+fn event_json(ev: &comfy_client::Event) -> Option<Value> {
+    use comfy_client::Event as E;
+    Some(match ev {
+        E::Status { queue_remaining } => {
+            json!({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": queue_remaining}}}})
+        }
+        E::ExecutionStart { prompt_id } => json!({"type": "execution_start", "data": {"prompt_id": prompt_id}}),
+        E::ExecutionCached { prompt_id, nodes } => {
+            json!({"type": "execution_cached", "data": {"prompt_id": prompt_id, "nodes": nodes}})
+        }
+        E::Executing { prompt_id, node } => {
+            json!({"type": "executing", "data": {"prompt_id": prompt_id, "node": node}})
+        }
+        E::Progress {
+            prompt_id,
+            node,
+            value,
+            max,
+        } => json!({"type": "progress", "data": {"prompt_id": prompt_id, "node": node, "value": value, "max": max}}),
+        E::Executed {
+            prompt_id,
+            node,
+            output,
+        } => json!({"type": "executed", "data": {"prompt_id": prompt_id, "node": node, "output": output}}),
+        E::ExecutionSuccess { prompt_id } => json!({"type": "execution_success", "data": {"prompt_id": prompt_id}}),
+        E::ExecutionError { data, .. } => json!({"type": "execution_error", "data": data}),
+        E::ExecutionInterrupted { data, .. } => json!({"type": "execution_interrupted", "data": data}),
+        _ => return None,
+    })
+}

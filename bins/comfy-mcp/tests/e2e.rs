@@ -504,3 +504,61 @@ async fn files_upload_transform_upscale_and_come_back() {
     assert!(embedded["prompt"].is_object(), "{embedded}");
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_subgraph_settings_and_bulk_cancel_tools() {
+    let s = start("").await;
+    let detailed = ok(&s.call("comfyui_list_models_detailed", json!({})).await).clone();
+    assert_eq!(detailed["folder"], "checkpoints");
+    assert_eq!(detailed["count"], detailed["models"].as_array().unwrap().len());
+    let preview = ok(&s
+        .call(
+            "comfyui_get_model_preview",
+            json!({"folder": "checkpoints", "path_index": 0, "filename": "v1-5-pruned-emaonly.safetensors"}),
+        )
+        .await)
+    .clone();
+    assert_eq!(preview["available"], false);
+    let r = s
+        .call(
+            "comfyui_get_model_preview",
+            json!({"folder": "checkpoints", "path_index": 0, "filename": "../../x"}),
+        )
+        .await;
+    assert!(text(&r).contains("`filename`"), "{}", text(&r));
+    let r = s
+        .call(
+            "comfyui_get_model_metadata",
+            json!({"folder": "..", "filename": "a.safetensors"}),
+        )
+        .await;
+    assert!(text(&r).contains("`folder`"), "{}", text(&r));
+
+    ok(&s.call("comfyui_list_workflows", json!({})).await);
+    assert_eq!(ok(&s.call("comfyui_list_subgraphs", json!({})).await)["count"], 0);
+    assert_eq!(
+        ok(&s.call("comfyui_get_subgraph", json!({"subgraph_id": "nope"})).await).clone(),
+        json!({"available": false, "subgraph_id": "nope"})
+    );
+
+    let updated = ok(&s
+        .call("comfyui_update_settings", json!({"settings": {"Comfy.Test.Value": 3}}))
+        .await)
+    .clone();
+    assert_eq!(
+        updated,
+        json!({"status": "updated", "settings": {"Comfy.Test.Value": 3}})
+    );
+    let settings = ok(&s.call("comfyui_get_settings", json!({})).await).clone();
+    assert_eq!(settings["Comfy.Test.Value"], 3);
+    let r = s.call("comfyui_update_settings", json!({"settings": {}})).await;
+    assert!(text(&r).contains("non-empty"), "{}", text(&r));
+
+    let id = "00000000-0000-0000-0000-000000000000";
+    let bulk = ok(&s.call("comfyui_cancel_jobs", json!({"job_ids": [id]})).await).clone();
+    assert_eq!(bulk["cancelled"], 0);
+    assert_eq!(bulk["result"][id], "not queued or running");
+    let r = s.call("comfyui_cancel_jobs", json!({"job_ids": ["x"]})).await;
+    assert!(text(&r).contains("lowercase UUID"), "{}", text(&r));
+    s.client.cancel().await.unwrap();
+}

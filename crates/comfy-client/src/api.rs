@@ -452,6 +452,83 @@ impl Client {
             .await
     }
 
+    /// `GET /experiment/models/{folder}`: the folder's files with their
+    /// path index and dates, or `None` for an unknown folder.
+    pub async fn models_detailed(&self, folder: &str) -> Result<Option<Value>, Error> {
+        let target = format!("/experiment/models/{}", segment(folder));
+        self.get_json_or_none(&target, self.inner.http.config.limits.json, "model details")
+            .await
+    }
+
+    /// `GET /experiment/models/preview/{folder}/{path_index}/{filename}`:
+    /// the model's preview image, or `None` when it has none.
+    pub async fn model_preview(
+        &self,
+        folder: &str,
+        path_index: u64,
+        filename: &str,
+    ) -> Result<Option<Download>, Error> {
+        const WHAT: &str = "model preview";
+        let target = format!(
+            "/experiment/models/preview/{}/{path_index}/{}",
+            segment(folder),
+            segment(filename)
+        );
+        let reply = self.get_raw(&target, self.inner.http.config.limits.file, WHAT).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        check(&reply, WHAT)?;
+        let content_type = reply
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Some(Download {
+            bytes: reply.body,
+            content_type,
+        }))
+    }
+
+    /// `GET /view_metadata/{folder}?filename=`: a safetensors file's
+    /// `__metadata__`, or `None` when it has none.
+    pub async fn model_metadata(&self, folder: &str, filename: &str) -> Result<Option<Value>, Error> {
+        let target = with_query(
+            &format!("/view_metadata/{}", segment(folder)),
+            &[("filename", filename.to_owned())],
+        );
+        self.get_json_or_none(&target, self.inner.http.config.limits.json, "model metadata")
+            .await
+    }
+
+    /// `GET /workflow_templates`: custom-node pack → example workflow names.
+    pub async fn workflow_templates(&self) -> Result<Value, Error> {
+        self.get_json("/workflow_templates").await
+    }
+
+    /// `GET /global_subgraphs`: the subgraph blueprints custom nodes ship.
+    pub async fn subgraphs(&self) -> Result<Value, Error> {
+        self.get_json("/global_subgraphs").await
+    }
+
+    /// `GET /global_subgraphs/{id}`, or `None` when there is no such one.
+    pub async fn subgraph(&self, id: &str) -> Result<Option<Value>, Error> {
+        let target = format!("/global_subgraphs/{}", segment(id));
+        self.get_json_or_none(&target, self.inner.http.config.limits.json, "subgraph")
+            .await
+    }
+
+    /// `GET /settings`.
+    pub async fn settings(&self) -> Result<Value, Error> {
+        self.get_json("/settings").await
+    }
+
+    /// `POST /settings`: merges `settings` into ComfyUI's settings.
+    pub async fn update_settings(&self, settings: &Map<String, Value>) -> Result<(), Error> {
+        self.post_ok("/settings", &Value::Object(settings.clone()), "updating settings")
+            .await
+    }
+
     /// `GET /api/jobs` with the given query pairs (`status`, `limit`, ...).
     pub async fn jobs(&self, query: &[(&str, String)]) -> Result<Value, Error> {
         self.get_json_capped(

@@ -148,6 +148,16 @@ fn folder(args: &Args) -> Result<String, ToolError> {
     Ok(f.to_owned())
 }
 
+/// A model file name, possibly in a subfolder, that stays in its folder.
+fn model_file(args: &Args) -> Result<String, ToolError> {
+    let f = str_arg(args, "filename");
+    if f.is_empty() {
+        return Err(ToolError::rejected("`filename` must not be empty"));
+    }
+    comfy_guard::path::check_node_path(f).map_err(|e| ToolError::rejected(format!("`filename`: {e}")))?;
+    Ok(f.to_owned())
+}
+
 /// Runs tool `name` with prepared `args`.
 ///
 /// # Errors
@@ -169,7 +179,7 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         "comfyui_get_queue" => Ok(Output::Json(c.get_json("/queue").await?)),
         "comfyui_get_queue_status" => Ok(Output::Json(c.get_json("/prompt").await?)),
         "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),
-        "comfyui_get_settings" => Ok(Output::Json(c.get_json("/settings").await?)),
+        "comfyui_get_settings" => Ok(Output::Json(c.settings().await?)),
         "comfyui_get_history" => history(args, c).await,
         "comfyui_get_job" => {
             let id = prompt_id(args, "prompt_id")?;
@@ -284,6 +294,117 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
             Ok(Output::Json(serde_json::to_value(audit).unwrap_or(Value::Null)))
         }
         "comfyui_get_system_info" => system_info(c).await,
+        "comfyui_list_models_detailed" => {
+            let f = folder(args)?;
+            match c.models_detailed(&f).await? {
+                Some(Value::Array(models)) => Ok(Output::Json(
+                    json!({"folder": f, "count": models.len(), "models": models}),
+                )),
+                Some(_) | None => Err(ToolError::failed(format!(
+                    "ComfyUI has no model folder '{f}' (comfyui_list_model_folders lists them)"
+                ))),
+            }
+        }
+        "comfyui_get_model_preview" => {
+            let f = folder(args)?;
+            let file = model_file(args)?;
+            let index = u64_arg(args, "path_index").unwrap_or(0);
+            match c.model_preview(&f, index, &file).await? {
+                None => Ok(Output::Json(json!({"available": false, "folder": f, "filename": file}))),
+                Some(d) => {
+                    use base64::Engine as _;
+                    let mime = d.content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
+                    Ok(Output::Json(json!({
+                        "available": true, "folder": f, "filename": file, "mime_type": mime,
+                        "size_bytes": d.bytes.len(),
+                        "data_base64": base64::engine::general_purpose::STANDARD.encode(&d.bytes),
+                    })))
+                }
+            }
+        }
+        "comfyui_get_model_metadata" => {
+            let f = folder(args)?;
+            let file = model_file(args)?;
+            match c.model_metadata(&f, &file).await? {
+                Some(meta) => Ok(Output::Json(meta)),
+                None => Err(ToolError::failed(format!(
+                    "ComfyUI has no metadata for '{file}' in '{f}' (only .safetensors files carry it)"
+                ))),
+            }
+        }
+        "comfyui_list_workflows" => {
+            let templates = c.workflow_templates().await?;
+            let items: Vec<Value> = templates
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(package, names)| json!({"package": package, "templates": names}))
+                .collect();
+            Ok(Output::Json(paginate(items, args)))
+        }
+        "comfyui_list_subgraphs" => {
+            let all = c.subgraphs().await?;
+            let count = all.as_object().map_or(0, Map::len);
+            Ok(Output::Json(json!({"subgraphs": all, "count": count})))
+        }
+        "comfyui_get_subgraph" => {
+            let id = str_arg(args, "subgraph_id");
+            match c.subgraph(id).await? {
+                Some(v) => Ok(Output::Json(v)),
+                None => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
+            }
+        }
+        "comfyui_update_settings" => {
+            let Some(settings) = args
+                .get("settings")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+            else {
+                return Err(ToolError::rejected(
+                    "`settings` must be a non-empty object of setting ids and values",
+                ));
+            };
+            c.update_settings(settings).await?;
+            Ok(Output::Json(json!({"status": "updated", "settings": settings})))
+        }
+        "comfyui_cancel_jobs" => {
+            let ids: Vec<String> = args
+                .get("job_ids")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
+                .unwrap_or_default();
+            if ids.is_empty() {
+                return Err(ToolError::rejected("`job_ids` must list at least one prompt id"));
+            }
+            let mut checked = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let mut one = Args::new();
+                one.insert("prompt_id".to_owned(), Value::from(id.as_str()));
+                checked.push(prompt_id(&one, "prompt_id")?);
+            }
+            let queue = c.queue().await?;
+            let mut result = Map::new();
+            let mut pending = Vec::new();
+            for id in &checked {
+                let state = if queue.running.iter().any(|q| &q.prompt_id == id) {
+                    c.interrupt(Some(id)).await?;
+                    "interrupted"
+                } else if queue.pending.iter().any(|q| &q.prompt_id == id) {
+                    pending.push(id.clone());
+                    "removed from the queue"
+                } else {
+                    "not queued or running"
+                };
+                result.insert(id.clone(), Value::from(state));
+            }
+            if !pending.is_empty() {
+                c.delete_from_queue(&pending).await?;
+            }
+            let cancelled = result.values().filter(|v| *v != "not queued or running").count();
+            Ok(Output::Json(
+                json!({"cancelled": cancelled, "job_ids": checked, "result": result}),
+            ))
+        }
         other => Err(ToolError::rejected(format!("Unknown tool: '{other}'"))),
     }
 }

@@ -562,3 +562,48 @@ async fn model_subgraph_settings_and_bulk_cancel_tools() {
     assert!(text(&r).contains("lowercase UUID"), "{}", text(&r));
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_are_listed_and_read_through_the_stack() {
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let s = start("").await;
+    let resources = s.client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "comfyui://nodes/installed",
+            "comfyui://queue",
+            "comfyui://system",
+            "comfyui://settings"
+        ]
+    );
+    let templates = s.client.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates[0].uri_template, "comfyui://models/{folder}");
+
+    let read = |uri: &str| {
+        let params = ReadResourceRequestParams::new(uri.to_owned());
+        let client = &s.client;
+        async move { client.read_resource(params).await }
+    };
+    let json_of = |contents: &[ResourceContents]| -> Value {
+        match &contents[0] {
+            ResourceContents::TextResourceContents { text, mime_type, .. } => {
+                assert_eq!(mime_type.as_deref(), Some("application/json"));
+                serde_json::from_str(text).unwrap()
+            }
+            other => panic!("not text: {other:?}"),
+        }
+    };
+    let queue = json_of(&read("comfyui://queue").await.unwrap().contents);
+    assert_eq!(queue, json!({"running": 0, "pending": 0}));
+    let nodes = json_of(&read("comfyui://nodes/installed").await.unwrap().contents);
+    assert_eq!(nodes["count"], 571);
+    let models = json_of(&read("comfyui://models/checkpoints").await.unwrap().contents);
+    assert_eq!(models["folder"], "checkpoints");
+    assert!(models["count"].as_u64().unwrap() >= 1);
+    assert!(json_of(&read("comfyui://system").await.unwrap().contents)["comfyui_version"].is_string());
+    assert!(read("comfyui://models/../../etc").await.is_err());
+    assert!(read("comfyui://nope").await.is_err());
+    s.client.cancel().await.unwrap();
+}

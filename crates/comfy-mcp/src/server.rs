@@ -7,8 +7,9 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceContents, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -16,7 +17,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
-use crate::tools::{Catalog, ToolContext};
+use crate::tools::{Catalog, ToolContext, resources};
 
 /// What the server tells clients at `initialize` (the peer's text, with
 /// the real tool names).
@@ -126,6 +127,55 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(Catalog::get().list()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let call = ToolCall {
+            name: format!("resource:{uri}"),
+            args: None,
+            ctx: Some(context),
+            transport: self.transport,
+        };
+        let reply = match self.stack.clone().oneshot(call).await {
+            Ok(reply) => reply,
+            Err(never) => match never {},
+        };
+        if let Some(message) = reply.error_text() {
+            return Err(if message.starts_with("Unknown resource") {
+                ErrorData::resource_not_found(message, None)
+            } else {
+                ErrorData::internal_error(format!("Error reading resource '{uri}': {message}"), None)
+            });
+        }
+        let text = reply
+            .result
+            .structured_content
+            .map_or_else(String::new, |v| v.to_string());
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("application/json"),
+        ])
+        .into())
     }
 
     async fn call_tool(

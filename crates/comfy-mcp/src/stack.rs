@@ -232,12 +232,14 @@ fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
 }
 
 async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
-    let Some(def) = Catalog::get().find(&call.name) else {
-        return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected);
-    };
-    let args = match def.prepare(call.args) {
-        Ok(a) => a,
-        Err(message) => return Reply::error(message, Outcome::Rejected),
+    let (def, args) = match Catalog::get().find(&call.name) {
+        Some(def) => match def.prepare(call.args) {
+            Ok(a) => (Some(def), a),
+            Err(message) => return Reply::error(message, Outcome::Rejected),
+        },
+        // Resource reads take no arguments.
+        None if call.name.starts_with("resource:") => (None, JsonObject::new()),
+        None => return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected),
     };
     let reporter = Reporter {
         target: call
@@ -245,7 +247,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             .as_ref()
             .and_then(|c| Some((c.peer.clone(), c.meta.get_progress_token()?))),
     };
-    let work = run(&def.name, &args, tools, &reporter);
+    let work = run(&call.name, &args, tools, &reporter);
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {
         Some(ct) => tokio::select! {
             r = work => r,
@@ -260,7 +262,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         },
         Ok(Output::Text(s)) => {
             let mut result = CallToolResult::success(vec![ContentBlock::text(s.clone())]);
-            if def.wraps_string {
+            if def.is_some_and(|d| d.wraps_string) {
                 result.structured_content = Some(json!({"result": s}));
             }
             Reply {

@@ -405,7 +405,10 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
                 json!({"cancelled": cancelled, "job_ids": checked, "result": result}),
             ))
         }
-        other => Err(ToolError::rejected(format!("Unknown tool: '{other}'"))),
+        other => match other.strip_prefix("resource:") {
+            Some(uri) => Box::pin(super::resources::read(uri, cx)).await,
+            None => Err(ToolError::rejected(format!("Unknown tool: '{other}'"))),
+        },
     }
 }
 

@@ -10,6 +10,7 @@
 mod files;
 mod generate;
 mod impls;
+pub mod resources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

@@ -1,16 +1,20 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: exactly what CI runs: format check, clippy with warnings denied,
-//!   the dependency-layering check, every test, then the examples.
+//!   the dependency-layering check, every test, the examples, then the
+//!   Python SDK suite.
 //! - `deps`: fails when a crate depends on one the layering forbids
 //!   (`docs/architecture.md` explains the layers).
 //! - `examples`: runs the `comfy-client` examples against `comfy-sim`
 //!   (part of `ci`).
+//! - `pytest`: the end-to-end suite through the official MCP Python SDK
+//!   (a virtualenv under `target/pyenv`; part of `ci`).
 //! - `bench`: the benchmarks, in release mode (figures go in
 //!   `docs/performance.md`).
 
 mod deps;
 mod examples;
+mod pytest;
 
 use std::process::Command;
 use std::time::Instant;
@@ -34,6 +38,7 @@ fn main() -> Result<()> {
             }
         }
         Some("examples") => examples::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
+        Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             step(
@@ -52,7 +57,7 @@ fn main() -> Result<()> {
                 &["bench", "--locked", "-p", "comfy-audit", "--bench", "audit"],
             )
         }
-        _ => bail!("usage: cargo xtask <ci|deps|examples|bench>"),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|bench>"),
     }
 }
 
@@ -94,6 +99,7 @@ fn ci() -> Result<()> {
     step("deps", &cargo, &["xtask", "deps"])?;
     step("test", &cargo, &["test", "--workspace", "--locked"])?;
     examples::run(&cargo)?;
+    pytest::run(&cargo)?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,0 +1,102 @@
+"""comfy-mcp driven by the official MCP Python SDK against comfy-sim."""
+
+import time
+
+import anyio
+
+from conftest import audit_records, session, structured, text
+
+
+def test_tools_resources_and_discovery(home, sim_url):
+    async def main():
+        async with session(home, sim_url) as s:
+            tools = (await s.list_tools()).tools
+            names = {t.name for t in tools}
+            assert len(tools) == 37
+            assert {"comfyui_generate_image", "comfyui_get_queue", "comfyui_upload_image"} <= names
+            assert all(t.input_schema.get("additionalProperties") is False for t in tools)
+
+            page = structured(await s.call_tool("comfyui_list_nodes", {"limit": 3}))
+            assert len(page["items"]) == 3 and page["total"] == 571 and page["has_more"]
+            info = structured(await s.call_tool("comfyui_get_system_info", {}))
+            assert set(info) == {"comfyui_version", "devices", "queue"}
+
+            resources = (await s.list_resources()).resources
+            assert [str(r.uri) for r in resources][:2] == ["comfyui://nodes/installed", "comfyui://queue"]
+            queue = await s.read_resource("comfyui://queue")
+            assert '"running":0' in queue.contents[0].text
+
+    anyio.run(main)
+
+
+def test_generation_waits_with_progress(home, sim_url):
+    async def main():
+        seen = []
+
+        async def on_progress(progress, total, message):
+            seen.append((progress, total, message))
+
+        async with session(home, sim_url) as s:
+            result = await s.call_tool(
+                "comfyui_generate_image",
+                {"prompt": "a lighthouse", "steps": 3, "wait": True},
+                progress_callback=on_progress,
+            )
+            done = structured(result)
+            assert done["status"] == "completed"
+            assert done["outputs"][0]["filename"].endswith(".png")
+            assert seen and seen[-1][1] == 3.0
+
+    anyio.run(main)
+
+
+def test_bad_input_is_an_error_that_names_it(home, sim_url):
+    async def main():
+        async with session(home, sim_url) as s:
+            for tool, args, needle in [
+                ("comfyui_list_models", {"limit": 0}, "`limit`"),
+                ("comfyui_get_image", {"filename": "../../etc/passwd.png"}, "`filename`"),
+                ("comfyui_get_job", {"prompt_id": "x"}, "lowercase UUID"),
+                ("comfyui_run_workflow", {"workflow": "[]"}, "`workflow`"),
+            ]:
+                result = await s.call_tool(tool, args)
+                assert result.is_error, (tool, args)
+                assert needle in text(result), text(result)
+
+    anyio.run(main)
+
+
+def test_rate_limits_per_category_and_the_audit_log(home, sim_url):
+    async def main():
+        async with session(home, sim_url, "rate_limits:\n  read_only: 2\n") as s:
+            results = [await s.call_tool("comfyui_get_queue", {}) for _ in range(3)]
+            assert [r.is_error for r in results] == [False, False, True]
+            assert text(results[2]).startswith("Rate limit exceeded for tool 'comfyui_get_queue'. Max 2 requests/minute.")
+            assert not (await s.call_tool("comfyui_interrupt", {})).is_error
+
+    anyio.run(main)
+    # The server closes its log when stdin closes; give it a moment.
+    for _ in range(50):
+        records = audit_records(home)
+        if sum(r["action"] == "completed" for r in records) >= 4:
+            break
+        time.sleep(0.1)
+    completed = [r for r in records if r["action"] == "completed"]
+    assert [r["outcome"] for r in completed] == ["ok", "ok", "rate_limited", "ok"]
+    assert all(r["client"].startswith("mcp") for r in completed), completed[0]
+
+
+def test_enforce_mode_refuses_a_flagged_workflow(home, sim_url):
+    workflow = (
+        '{"1": {"class_type": "PrimitiveString", "inputs": {"value": "__import__(\'os\')"}},'
+        ' "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
+        ' "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url, "security:\n  mode: enforce\n") as s:
+            result = await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+            assert result.is_error
+            assert text(result).startswith("Workflow blocked — dangerous nodes: [")
+
+    anyio.run(main)

@@ -29,6 +29,10 @@ struct Args {
     /// Log level for stderr (overridden by RUST_LOG).
     #[arg(long, global = true, default_value = "warn")]
     log_level: String,
+    /// Start an in-process ComfyUI simulator (comfy-sim) and use it instead of
+    /// comfyui.url: try every tool without a GPU. Never used unless asked.
+    #[arg(long, global = true)]
+    sim: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -96,6 +100,23 @@ fn load(args: &Args) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
+/// With `--sim`, a simulator on a free loopback port, and the config
+/// pointed at it. The handle stops the simulator when dropped.
+async fn with_sim(args: &Args, mut config: Config) -> Result<(Config, Option<comfy_sim::SimHandle>), String> {
+    if !args.sim {
+        return Ok((config, None));
+    }
+    let sim = comfy_sim::Sim::builder()
+        .steps_per_second(20.0)
+        .start()
+        .await
+        .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    tracing::warn!("--sim: using the ComfyUI simulator at {}", sim.url());
+    config.comfyui.url = sim.url();
+    config.comfyui.external_url = None;
+    Ok((config, Some(sim)))
+}
+
 pub(crate) fn main() -> ExitCode {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -125,7 +146,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
     match &args.command {
         None | Some(Command::Serve) => {
             let loaded = load(&args)?;
-            serve(loaded.config).await
+            let (config, _sim) = with_sim(&args, loaded.config).await?;
+            serve(config).await
         }
         Some(Command::Tools) => {
             let tools = comfy_mcp::tools::Catalog::get().list();
@@ -141,7 +163,8 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             let serde_json::Value::Object(map) = parsed else {
                 return Err("arguments must be a JSON object".to_owned());
             };
-            let server = Server::new(loaded.config, None).map_err(|e| e.to_string())?;
+            let (config, _sim) = with_sim(&args, loaded.config).await?;
+            let server = Server::new(config, None).map_err(|e| e.to_string())?;
             let reply = server.call(tool, Some(map)).await;
             server.close();
             let text = serde_json::to_string_pretty(&reply.result).map_err(|e| e.to_string())?;

@@ -108,3 +108,25 @@ fn call_runs_one_tool_through_the_stack() {
         "{log}"
     );
 }
+
+#[test]
+fn sim_runs_every_tool_without_a_comfyui() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .args([
+            "--sim",
+            "call",
+            "comfyui_generate_image",
+            r#"{"prompt": "a fox", "steps": 2, "wait": true}"#,
+        ])
+        .env("HOME", home.path())
+        // Ignored with --sim: the simulator takes comfyui.url's place.
+        .env("COMFYUI_URL", "http://127.0.0.1:9")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["structuredContent"]["status"], "completed", "{result}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sim: using the ComfyUI simulator at http://127.0.0.1:"));
+}

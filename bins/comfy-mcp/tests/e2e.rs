@@ -63,7 +63,12 @@ impl Session {
 }
 
 async fn start(config: &str) -> Session {
-    let sim = Sim::builder().steps_per_second(500.0).start().await.unwrap();
+    start_at(config, 500.0).await
+}
+
+/// A session whose simulator samples `steps_per_second`.
+async fn start_at(config: &str, steps_per_second: f64) -> Session {
+    let sim = Sim::builder().steps_per_second(steps_per_second).start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let config_dir = home.path().join(".comfyui-mcp");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -606,4 +611,58 @@ async fn resources_are_listed_and_read_through_the_stack() {
     assert!(read("comfyui://models/../../etc").await.is_err());
     assert!(read("comfyui://nope").await.is_err());
     s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_wait_ends_with_timeout_and_the_prompt_id() {
+    let s = start_at("comfyui:\n  timeout_read: 1\n", 20.0).await;
+    let started = std::time::Instant::now();
+    let r = ok(&s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "slow", "steps": 100, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(r["status"], "timeout", "{r}");
+    let id = r["prompt_id"].as_str().unwrap().to_owned();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // The job was left running for the caller to poll.
+    let state = ok(&s.call("comfyui_get_progress", json!({"prompt_id": id})).await).clone();
+    assert!(
+        matches!(state["status"].as_str(), Some("running" | "queued")),
+        "{state}"
+    );
+    ok(&s.call("comfyui_cancel_job", json!({"prompt_id": id})).await);
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_interrupts_its_job() {
+    let s = start_at("", 20.0).await;
+    let Value::Object(args) = json!({"prompt": "slow", "steps": 100, "wait": true}) else {
+        unreachable!()
+    };
+    let call = s
+        .client
+        .call_tool(CallToolRequestParams::new("comfyui_generate_image").with_arguments(args));
+    // Dropping the call sends notifications/cancelled for it.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(700), call)
+            .await
+            .is_err()
+    );
+    for _ in 0..50 {
+        let queue = ok(&s.call("comfyui_get_queue", json!({})).await).clone();
+        let busy = queue["queue_running"].as_array().unwrap().len() + queue["queue_pending"].as_array().unwrap().len();
+        if busy == 0 {
+            let history = ok(&s.call("comfyui_get_history", json!({})).await).clone();
+            let status = &history["items"][0]["status"];
+            assert_ne!(status["status_str"], "success", "{history}");
+            s.client.cancel().await.unwrap();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the job kept running after the call was cancelled");
 }

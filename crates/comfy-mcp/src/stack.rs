@@ -246,6 +246,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             .ctx
             .as_ref()
             .and_then(|c| Some((c.peer.clone(), c.meta.get_progress_token()?))),
+        peer: call.ctx.as_ref().map(|c| c.peer.clone()),
     };
     let work = run(&call.name, &args, tools, &reporter);
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {

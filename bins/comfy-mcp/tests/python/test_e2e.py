@@ -100,3 +100,45 @@ def test_enforce_mode_refuses_a_flagged_workflow(home, sim_url):
             assert text(result).startswith("Workflow blocked — dangerous nodes: [")
 
     anyio.run(main)
+
+
+def test_enforce_mode_asks_the_user_when_the_client_can(home, sim_url):
+    from mcp import ClientSession, StdioServerParameters, types
+    from mcp.client.stdio import stdio_client
+
+    from conftest import MCP_BIN
+
+    workflow = (
+        '{"1": {"class_type": "PrimitiveString", "inputs": {"value": "eval(\'1\')"}},'
+        ' "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
+        ' "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}'
+    )
+    (home / ".comfyui-mcp" / "config.yaml").write_text("security:\n  mode: enforce\n")
+    asked = []
+
+    def answering(proceed):
+        async def callback(context, params):
+            asked.append(params.message)
+            if proceed is None:
+                return types.ElicitResult(action="decline")
+            return types.ElicitResult(action="accept", content={"proceed": proceed})
+
+        return callback
+
+    async def main(proceed):
+        params = StdioServerParameters(command=MCP_BIN, env={"HOME": str(home), "COMFYUI_URL": sim_url})
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write, elicitation_callback=answering(proceed)) as s:
+                await s.initialize()
+                return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+
+    accepted = anyio.run(main, True)
+    assert not accepted.is_error, text(accepted)
+    assert accepted.structured_content["status"] == "submitted"
+    assert asked[-1].startswith("Workflow has 1 warning(s) in enforce mode: [")
+    refused = anyio.run(main, False)
+    assert refused.is_error and text(refused).startswith("Workflow blocked by user — dangerous nodes: [")
+    declined = anyio.run(main, None)
+    assert declined.is_error and text(declined).startswith("Workflow blocked by user")
+    actions = [r["action"] for r in audit_records(home)]
+    assert "eliciting_confirmation" in actions and "elicitation_accepted" in actions and "elicitation_declined" in actions

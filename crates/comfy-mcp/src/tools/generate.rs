@@ -4,9 +4,9 @@
 //!
 //! Every workflow is inspected by `comfy-guard` before it is submitted.
 //! In audit mode the findings come back as `warnings` (the peer's
-//! wording); in enforce mode a workflow with classes outside the allowlist,
-//! or with any finding, is refused (the confirmation the peer asks for
-//! through elicitation is not offered yet, so refusal is the safe answer).
+//! wording); in enforce mode a workflow with classes outside the allowlist
+//! is refused, and one with other findings runs only if the user confirms
+//! through elicitation (refused when the client cannot ask).
 //! `POST /prompt` is never retried. A waiting call that the client cancels
 //! (or that the deadline ends) interrupts or dequeues its job, so ComfyUI
 //! is never left busy for nobody.
@@ -27,11 +27,22 @@ use serde_json::{Map, Value, json};
 
 use super::impls::{Output, ToolContext, ToolError};
 
-/// Where progress goes: the client's progress token, when it sent one.
+/// The calling client: where progress goes (its progress token, when it
+/// sent one), and whom to ask for confirmation in enforce mode.
 #[derive(Default)]
 pub struct Reporter {
     pub(crate) target: Option<(Peer<RoleServer>, ProgressToken)>,
+    pub(crate) peer: Option<Peer<RoleServer>>,
 }
+
+/// The enforce-mode confirmation the user answers.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct Confirm {
+    /// Submit the workflow despite the warnings.
+    proceed: bool,
+}
+
+rmcp::elicit_safe!(Confirm);
 
 impl Reporter {
     async fn report(&self, progress: f64, total: Option<f64>, message: String) {
@@ -142,7 +153,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Re
         (built.workflow, wait, false, None)
     };
     let short = name.trim_start_matches("comfyui_");
-    let mut warnings = inspect(short, &wf, cx).await?;
+    let mut warnings = inspect(short, &wf, cx, reporter).await?;
     if matches!(
         name,
         "comfyui_generate_image" | "comfyui_run_workflow" | "comfyui_run_workflow_stream"
@@ -182,8 +193,10 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
     )))
 }
 
-/// Inspects `wf`: warnings in audit mode, a refusal in enforce mode.
-async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext) -> Result<Vec<String>, ToolError> {
+/// Inspects `wf`: warnings in audit mode; in enforce mode a refusal for
+/// classes outside the allowlist, and for other findings the user's
+/// confirmation when the client can ask for it (a refusal otherwise).
+async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Vec<String>, ToolError> {
     let report: Inspection =
         comfy_guard::inspect(wf, &cx.policy, None).map_err(|e| ToolError::rejected(e.to_string()))?;
     let warnings = report.warnings();
@@ -198,9 +211,35 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext) -> Result<Vec<Str
         return Err(ToolError::rejected(blocked.message));
     }
     if report.mode == Mode::Enforce && report.needs_confirmation() {
+        let list = python_list(&warnings);
+        if let Some(peer) = &reporter.peer {
+            let message = format!(
+                "Workflow has {} warning(s) in enforce mode: {list}. Proceed with submission?",
+                warnings.len()
+            );
+            let _ = cx
+                .audit
+                .write(Record::new(short, "eliciting_confirmation").warnings(warnings.clone()))
+                .await;
+            match peer
+                .elicit_with_timeout::<Confirm>(message, Some(Duration::from_secs(300)))
+                .await
+            {
+                Ok(Some(Confirm { proceed: true })) => {
+                    let _ = cx.audit.write(Record::new(short, "elicitation_accepted")).await;
+                    return Ok(warnings);
+                }
+                Err(rmcp::service::ElicitationError::CapabilityNotSupported) => {}
+                Ok(_) | Err(_) => {
+                    let _ = cx.audit.write(Record::new(short, "elicitation_declined")).await;
+                    return Err(ToolError::rejected(format!(
+                        "Workflow blocked by user — dangerous nodes: {list}"
+                    )));
+                }
+            }
+        }
         return Err(ToolError::rejected(format!(
-            "Workflow blocked — dangerous nodes: {}",
-            python_list(&warnings)
+            "Workflow blocked — dangerous nodes: {list}"
         )));
     }
     Ok(warnings)

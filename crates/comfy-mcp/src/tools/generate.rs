@@ -222,7 +222,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
                 .write(Record::new(short, "eliciting_confirmation").warnings(warnings.clone()))
                 .await;
             match peer
-                .elicit_with_timeout::<Confirm>(message, Some(Duration::from_secs(300)))
+                .elicit_with_timeout::<Confirm>(message, Some(Duration::from_mins(5)))
                 .await
             {
                 Ok(Some(Confirm { proceed: true })) => {

@@ -666,3 +666,38 @@ async fn a_cancelled_call_interrupts_its_job() {
     }
     panic!("the job kept running after the call was cancelled");
 }
+
+/// Representative results, snapshotted (ids and times redacted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn representative_results() {
+    let s = start("").await;
+    let mut results = serde_json::Map::new();
+    for (name, tool, args) in [
+        ("list_models", "comfyui_list_models", json!({"limit": 5})),
+        ("list_model_folders", "comfyui_list_model_folders", json!({"limit": 3})),
+        ("get_queue_status", "comfyui_get_queue_status", json!({})),
+        ("clear_queue", "comfyui_clear_queue", json!({"clear_running": true})),
+        (
+            "generate_wait",
+            "comfyui_generate_image",
+            json!({"prompt": "a fox", "steps": 2, "wait": true, "seed": 1}),
+        ),
+        ("bad_limit", "comfyui_list_nodes", json!({"limit": 101})),
+        ("unknown_folder", "comfyui_list_models", json!({"folder": "nope"})),
+    ] {
+        let mut r = serde_json::to_value(s.call(tool, args).await).unwrap();
+        // Where the job was when it ended depends on timing; the rest does not.
+        if let Some(sc) = r.get_mut("structuredContent").and_then(Value::as_object_mut) {
+            for key in ["current_node", "step", "total_steps"] {
+                sc.remove(key);
+            }
+        }
+        results.insert(name.to_owned(), r);
+    }
+    insta::assert_json_snapshot!(results, {
+        ".generate_wait.structuredContent.prompt_id" => "[prompt id]",
+        ".generate_wait.structuredContent.elapsed_seconds" => "[seconds]",
+        ".generate_wait.content[0].text" => "[json text of structuredContent]",
+    });
+    s.client.cancel().await.unwrap();
+}

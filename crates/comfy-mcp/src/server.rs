@@ -129,6 +129,22 @@ impl ServerHandler for Server {
         Ok(ListToolsResult::with_all_items(Catalog::get().list()))
     }
 
+    /// `logging/setLevel`: accepted, as the peer accepts it. The server's
+    /// logs go to stderr (`--log-level`, `RUST_LOG`); MCP log messages are
+    /// deprecated (SEP-2577) and none are sent.
+    #[allow(
+        deprecated,
+        reason = "the logging capability is deprecated upstream but the peer declares it"
+    )]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!("client asked for log level {:?}", request.level);
+        Ok(())
+    }
+
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,

@@ -701,3 +701,39 @@ async fn representative_results() {
     });
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_over_the_budget_comes_as_a_preview_and_a_link() {
+    let s = start("server:\n  max_inline_bytes: 300\n").await;
+    let done = ok(&s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "big", "steps": 2, "width": 640, "height": 512, "wait": true}),
+        )
+        .await)
+    .clone();
+    let name = done["outputs"][0]["filename"].as_str().unwrap().to_owned();
+    let r = s.call("comfyui_get_image", json!({"filename": name})).await;
+    let sc = ok(&r).clone();
+    assert!(
+        sc["result"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("/view?filename={name}&subfolder=&type=output")),
+        "{sc}"
+    );
+    assert!(sc["size_bytes"].as_u64().unwrap() > 300);
+    let (w, h) = (
+        sc["preview"]["width"].as_u64().unwrap(),
+        sc["preview"]["height"].as_u64().unwrap(),
+    );
+    assert!(w <= 1024 && h <= 1024 && w > h, "aspect kept: {w}x{h}");
+    let image = r.content.iter().find_map(|c| c.as_image()).expect("a preview image");
+    assert_eq!(image.mime_type, "image/jpeg");
+    assert!(
+        r.content.iter().any(|c| c.as_resource_link().is_some()),
+        "a link to the full image"
+    );
+    assert!(text(&r).contains("over the inline budget of 300 bytes"), "{}", text(&r));
+    s.client.cancel().await.unwrap();
+}

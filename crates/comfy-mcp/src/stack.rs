@@ -288,6 +288,34 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
                 outcome: Outcome::Ok,
             }
         }
+        Ok(Output::LargeImage {
+            url,
+            size,
+            budget,
+            preview,
+            width,
+            height,
+        }) => {
+            let note = format!(
+                "The image is {size} bytes, over the inline budget of {budget} bytes (server.max_inline_bytes): \
+                 a {width}x{height} JPEG preview is attached, and the full image is at {url}"
+            );
+            let link = rmcp::model::Resource::new(url.clone(), "full image").with_mime_type("image/png");
+            let mut result = CallToolResult::success(vec![
+                ContentBlock::text(note),
+                ContentBlock::image(preview, "image/jpeg"),
+                ContentBlock::resource_link(link),
+            ]);
+            result.structured_content = Some(json!({
+                "result": url,
+                "size_bytes": size,
+                "preview": {"width": width, "height": height, "mime_type": "image/jpeg"},
+            }));
+            Reply {
+                result,
+                outcome: Outcome::Ok,
+            }
+        }
         Err(e) => Reply::error(e.message, e.outcome),
     }
 }

@@ -204,19 +204,9 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
                 }
                 o.to_owned()
             }
-            None => cx
-                .config
-                .comfyui
-                .external_url
-                .clone()
-                .unwrap_or_else(|| cx.config.comfyui.url.clone()),
+            None => public_base(cx),
         };
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filename", &filename)
-            .append_pair("subfolder", &sub)
-            .append_pair("type", "output")
-            .finish();
-        return Ok(Output::Text(format!("{}/view?{query}", base.trim_end_matches('/'))));
+        return Ok(Output::Text(view_url(&base, &filename, &sub)));
     }
     let q = u8::try_from(quality.unwrap_or(90)).unwrap_or(90);
     let preview = match format {
@@ -244,11 +234,90 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             "refusing to return {kind:?}: only raster images are returned (SVG can carry scripts, GHSA-779p-m5rp-r4h4)"
         )));
     }
+    let budget = cx.config.server.max_inline_bytes;
+    if download.bytes.len() > budget {
+        // Over the budget: a downscaled preview inline, the full file by URL.
+        let url = view_url(&public_base(cx), &file.filename, &file.subfolder);
+        let size = download.bytes.len();
+        let bytes = download.bytes;
+        let made = tokio::task::spawn_blocking(move || make_preview(&bytes, budget))
+            .await
+            .map_err(|e| ToolError::failed(format!("making a preview failed: {e}")))??;
+        return Ok(Output::LargeImage {
+            url,
+            size,
+            budget,
+            preview: base64::engine::general_purpose::STANDARD.encode(&made.jpeg),
+            width: made.width,
+            height: made.height,
+        });
+    }
     let b64 = base64::engine::general_purpose::STANDARD.encode(&download.bytes);
+    drop(download);
     Ok(Output::Image {
         data_uri: format!("data:{kind};base64,{b64}"),
         base64: b64,
         mime: kind,
-        inline: download.bytes.len() <= cx.config.server.max_inline_bytes,
+        inline: true,
     })
+}
+
+/// Where clients fetch files: `comfyui.external_url`, else `comfyui.url`.
+fn public_base(cx: &ToolContext) -> String {
+    cx.config
+        .comfyui
+        .external_url
+        .clone()
+        .unwrap_or_else(|| cx.config.comfyui.url.clone())
+}
+
+/// `{base}/view?filename=..&subfolder=..&type=output`, form-encoded as the
+/// peer writes it.
+fn view_url(base: &str, filename: &str, subfolder: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("filename", filename)
+        .append_pair("subfolder", subfolder)
+        .append_pair("type", "output")
+        .finish();
+    format!("{}/view?{query}", base.trim_end_matches('/'))
+}
+
+/// A JPEG preview of an image, at most 1024 px a side and under `budget`.
+struct Made {
+    jpeg: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+/// Decodes `bytes` (bounded: 16384 px a side, 1 GiB of pixels) and
+/// re-encodes it smaller until it fits `budget`.
+fn make_preview(bytes: &[u8], budget: usize) -> Result<Made, ToolError> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ToolError::failed(format!("cannot read the image: {e}")))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let full = reader
+        .decode()
+        .map_err(|e| ToolError::failed(format!("cannot decode the image for a preview: {e}")))?;
+    for side in [1024, 768, 512, 256, 128] {
+        let small = full.thumbnail(side, side).to_rgb8();
+        let mut jpeg = Vec::new();
+        let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85);
+        encoder
+            .encode_image(&small)
+            .map_err(|e| ToolError::failed(format!("cannot encode the preview: {e}")))?;
+        // Base64 grows by a third; keep the inline content under budget.
+        if jpeg.len() / 3 * 4 <= budget || side == 128 {
+            return Ok(Made {
+                jpeg,
+                width: small.width(),
+                height: small.height(),
+            });
+        }
+    }
+    Err(ToolError::failed("cannot make a preview small enough"))
 }

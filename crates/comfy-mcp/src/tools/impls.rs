@@ -34,6 +34,22 @@ pub enum Output {
         /// Whether to add image content.
         inline: bool,
     },
+    /// An image over the inline budget: a JPEG preview inline, the full
+    /// file by URL.
+    LargeImage {
+        /// Where the full image is.
+        url: String,
+        /// Its size in bytes.
+        size: usize,
+        /// The inline budget it broke.
+        budget: usize,
+        /// The preview, base64 JPEG.
+        preview: String,
+        /// Preview width.
+        width: u32,
+        /// Preview height.
+        height: u32,
+    },
 }
 
 /// Why a tool did not do what was asked.

@@ -130,3 +130,26 @@ fn sim_runs_every_tool_without_a_comfyui() {
     assert_eq!(result["structuredContent"]["status"], "completed", "{result}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--sim: using the ComfyUI simulator at http://127.0.0.1:"));
 }
+
+#[test]
+fn validation_without_a_server_checks_structure_only() {
+    let home = tempfile::tempdir().unwrap();
+    let wf = r#"{"1": {"class_type": "A", "inputs": {"x": ["9", 0]}}}"#;
+    let args = serde_json::json!({"workflow": wf}).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .args(["call", "comfyui_validate_workflow", &args])
+        .env("HOME", home.path())
+        .env("COMFYUI_URL", "http://127.0.0.1:9")
+        .env("COMFYUI_TIMEOUT_CONNECT", "2")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .output()
+        .unwrap();
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &result["structuredContent"];
+    assert_eq!(v["valid"], false, "{result}");
+    assert_eq!(v["errors"][0], "Node '1' input 'x': references non-existent node '9'");
+    assert_eq!(
+        v["warnings"][0],
+        "ComfyUI server unreachable — server validation skipped"
+    );
+}

@@ -737,3 +737,140 @@ async fn an_image_over_the_budget_comes_as_a_preview_and_a_link() {
     assert!(text(&r).contains("over the inline budget of 300 bytes"), "{}", text(&r));
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_tools_presets_guides_and_prompts() {
+    use rmcp::model::GetPromptRequestParams;
+    let s = start("").await;
+    let wf = ok(&s
+        .call(
+            "comfyui_create_workflow",
+            json!({"template": "txt2img", "params": "{\"prompt\": \"a castle\", \"seed\": 7}"}),
+        )
+        .await)
+    .clone();
+    assert_eq!(wf["3"]["inputs"]["text"], "a castle");
+    let r = s.call("comfyui_create_workflow", json!({"template": "nope"})).await;
+    assert!(
+        text(&r).starts_with("Unknown template 'nope'. Available: controlnet_canny, "),
+        "{}",
+        text(&r)
+    );
+    let r = s
+        .call(
+            "comfyui_create_workflow",
+            json!({"template": "txt2img", "params": "[1]"}),
+        )
+        .await;
+    assert!(text(&r).starts_with("params must be a JSON object"), "{}", text(&r));
+
+    let modified = ok(&s
+        .call("comfyui_modify_workflow", json!({"workflow": wf.to_string(), "operations": "[{\"op\": \"set_input\", \"node_id\": \"3\", \"input_name\": \"text\", \"value\": \"a dog\"}]"}))
+        .await)
+    .clone();
+    assert_eq!(modified["3"]["inputs"]["text"], "a dog");
+    let r = s
+        .call(
+            "comfyui_modify_workflow",
+            json!({"workflow": wf.to_string(), "operations": "[{\"op\": \"remove_node\", \"node_id\": \"99\"}]"}),
+        )
+        .await;
+    assert!(
+        text(&r).contains("Operation 0") || text(&r).contains("operation 0"),
+        "{}",
+        text(&r)
+    );
+
+    let valid = ok(&s
+        .call("comfyui_validate_workflow", json!({"workflow": wf.to_string()}))
+        .await)
+    .clone();
+    assert_eq!(valid["valid"], true, "{valid}");
+    assert_eq!(valid["pipeline"], "txt2img");
+    let mut broken = wf.clone();
+    broken["3"]["class_type"] = json!("NotInstalledNode");
+    let invalid = ok(&s
+        .call("comfyui_validate_workflow", json!({"workflow": broken.to_string()}))
+        .await)
+    .clone();
+    assert_eq!(invalid["valid"], false);
+    assert!(
+        invalid["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("class_type 'NotInstalledNode' not installed on server"),
+        "{invalid}"
+    );
+
+    let analysis = ok(&s
+        .call("comfyui_analyze_workflow", json!({"workflow": wf.to_string()}))
+        .await)
+    .clone();
+    assert_eq!(analysis["pipeline"], "txt2img");
+    assert_eq!(analysis["models"][0]["type"], "checkpoints");
+    assert!(analysis["flow"][0]["inputs"].is_object());
+    let summary = s
+        .call("comfyui_summarize_workflow", json!({"workflow": wf.to_string()}))
+        .await;
+    assert!(
+        text(&summary).starts_with("Workflow: 7 nodes\nPipeline: txt2img"),
+        "{}",
+        text(&summary)
+    );
+    let mermaid = s
+        .call(
+            "comfyui_summarize_workflow",
+            json!({"workflow": wf.to_string(), "output_format": "mermaid"}),
+        )
+        .await;
+    assert!(text(&mermaid).starts_with("flowchart LR"));
+
+    let presets = ok(&s
+        .call(
+            "comfyui_get_model_presets",
+            json!({"model_name": "sd_xl_base_1.0.safetensors"}),
+        )
+        .await)
+    .clone();
+    assert_eq!(presets["family"], "sdxl");
+    let r = s.call("comfyui_get_model_presets", json!({})).await;
+    assert_eq!(text(&r), "Provide either model_name or model_family");
+    let guide = ok(&s
+        .call("comfyui_get_prompting_guide", json!({"model_family": "flux"}))
+        .await)
+    .clone();
+    assert_eq!(guide["family"], "flux");
+    let r = s
+        .call("comfyui_get_prompting_guide", json!({"model_family": "bogus"}))
+        .await;
+    assert_eq!(
+        text(&r),
+        "Unknown model family: bogus. Supported families: cascade, flux, sd15, sd3, sdxl"
+    );
+
+    let prompts = s.client.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 4);
+    let Value::Object(args) = json!({"prompt": "a cat"}) else {
+        unreachable!()
+    };
+    let got = s
+        .client
+        .get_prompt(GetPromptRequestParams::new("txt2img_prompt").with_arguments(args))
+        .await
+        .unwrap();
+    let first = serde_json::to_value(&got.messages[0]).unwrap();
+    assert!(
+        first["content"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Use comfyui_generate_image"),
+        "{first}"
+    );
+    assert!(
+        s.client
+            .get_prompt(GetPromptRequestParams::new("txt2img_prompt"))
+            .await
+            .is_err()
+    );
+    s.client.cancel().await.unwrap();
+}

@@ -7,9 +7,10 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ResourceContents, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ResourceContents, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -17,7 +18,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
-use crate::tools::{Catalog, ToolContext, resources};
+use crate::tools::{Catalog, ToolContext, prompts, resources};
 
 /// What the server tells clients at `initialize` (the peer's text, with
 /// the real tool names).
@@ -143,6 +144,41 @@ impl ServerHandler for Server {
     ) -> Result<(), ErrorData> {
         tracing::debug!("client asked for log level {:?}", request.level);
         Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let call = ToolCall {
+            name: format!("prompt:{}", request.name),
+            args: request.arguments,
+            ctx: Some(context),
+            transport: self.transport,
+        };
+        let reply = match self.stack.clone().oneshot(call).await {
+            Ok(reply) => reply,
+            Err(never) => match never {},
+        };
+        if let Some(message) = reply.error_text() {
+            return Err(ErrorData::invalid_params(message, None));
+        }
+        let v = reply.result.structured_content.unwrap_or_default();
+        let text = v.get("text").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        let mut result = GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]);
+        if let Some(d) = v.get("description").and_then(|d| d.as_str()) {
+            result = result.with_description(d);
+        }
+        Ok(result.into())
     }
 
     async fn list_resources(

@@ -237,8 +237,10 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             Ok(a) => (Some(def), a),
             Err(message) => return Reply::error(message, Outcome::Rejected),
         },
-        // Resource reads take no arguments.
+        // Resource reads take no arguments; prompt arguments are checked
+        // by the prompt.
         None if call.name.starts_with("resource:") => (None, JsonObject::new()),
+        None if call.name.starts_with("prompt:") => (None, call.args.unwrap_or_default()),
         None => return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected),
     };
     let reporter = Reporter {

@@ -61,3 +61,28 @@ fn the_tool_list_is_stable() {
         .collect();
     insta::assert_json_snapshot!(list);
 }
+
+#[test]
+fn prompts_match_the_peers_names_and_arguments() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/peer/prompts.json");
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let theirs: Vec<Value> = doc["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::json!({"name": p["name"], "arguments": p["arguments"]}))
+        .collect();
+    let ours: Vec<Value> = comfy_mcp::tools::prompts::list()
+        .iter()
+        .map(|p| {
+            let args: Vec<Value> = p
+                .arguments
+                .iter()
+                .flatten()
+                .map(|a| serde_json::json!({"name": a.name, "required": a.required}))
+                .collect();
+            serde_json::json!({"name": p.name, "arguments": args})
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+}

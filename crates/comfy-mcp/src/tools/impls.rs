@@ -192,6 +192,13 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         | "comfyui_get_image"
         | "comfyui_list_outputs"
         | "comfyui_get_workflow_from_image" => super::files::run(name, args, cx).await,
+        "comfyui_create_workflow"
+        | "comfyui_modify_workflow"
+        | "comfyui_validate_workflow"
+        | "comfyui_analyze_workflow"
+        | "comfyui_summarize_workflow"
+        | "comfyui_get_model_presets"
+        | "comfyui_get_prompting_guide" => super::workflow::run(name, args, cx).await,
         "comfyui_get_queue" => Ok(Output::Json(c.get_json("/queue").await?)),
         "comfyui_get_queue_status" => Ok(Output::Json(c.get_json("/prompt").await?)),
         "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),
@@ -421,10 +428,15 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
                 json!({"cancelled": cancelled, "job_ids": checked, "result": result}),
             ))
         }
-        other => match other.strip_prefix("resource:") {
-            Some(uri) => Box::pin(super::resources::read(uri, cx)).await,
-            None => Err(ToolError::rejected(format!("Unknown tool: '{other}'"))),
-        },
+        other => {
+            if let Some(uri) = other.strip_prefix("resource:") {
+                Box::pin(super::resources::read(uri, cx)).await
+            } else if let Some(prompt) = other.strip_prefix("prompt:") {
+                super::prompts::run(prompt, args, cx)
+            } else {
+                Err(ToolError::rejected(format!("Unknown tool: '{other}'")))
+            }
+        }
     }
 }
 

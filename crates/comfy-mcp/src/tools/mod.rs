@@ -10,7 +10,9 @@
 mod files;
 mod generate;
 mod impls;
+pub mod prompts;
 pub mod resources;
+mod workflow;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};

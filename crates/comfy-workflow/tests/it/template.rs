@@ -193,3 +193,23 @@ fn fixed_templates_take_the_python_servers_parameters() {
         Some(&json!(0.3))
     );
 }
+
+/// The text and Mermaid summaries of every built-in template (no catalog,
+/// so class names stand for display names).
+#[test]
+fn every_template_summarises() {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for t in comfy_workflow::template::TEMPLATES {
+        let wf = comfy_workflow::template::default_graph(t.name).unwrap();
+        let analysis = wf.analyze(None);
+        let _ = write!(
+            out,
+            "## {}\n\n{}\n\n{}\n\n",
+            t.name,
+            analysis.to_text(),
+            wf.to_mermaid(&analysis, None)
+        );
+    }
+    insta::assert_snapshot!(out);
+}

@@ -1,0 +1,116 @@
+//! The peer's four MCP prompts, with its names and arguments
+//! (`txt2img_prompt`, `img2img_prompt`, `inpaint_prompt`,
+//! `upscale_prompt`): each returns one user message, a recipe naming the
+//! `comfyui_*` tools to call. Rendered through the same stack as tool
+//! calls (as `prompt:<name>`), so they are audited and rate-limited.
+
+use rmcp::model::{Prompt, PromptArgument};
+use serde_json::{Map, Value, json};
+
+use super::impls::{Output, ToolContext, ToolError};
+
+/// A prompt: name, description, and its arguments with whether each is
+/// required.
+type PromptSpec = (&'static str, &'static str, &'static [(&'static str, bool)]);
+
+const PROMPTS: &[PromptSpec] = &[
+    (
+        "txt2img_prompt",
+        "A text-to-image recipe for a prompt and a style, using comfyui_generate_image.",
+        &[("prompt", true), ("style", false)],
+    ),
+    (
+        "img2img_prompt",
+        "An image-to-image recipe: transform an uploaded image guided by a prompt and a style.",
+        &[("image", true), ("prompt", true), ("style", false)],
+    ),
+    (
+        "inpaint_prompt",
+        "An inpainting recipe: repaint the masked part of an uploaded image.",
+        &[("image", true), ("mask", true), ("prompt", true), ("style", false)],
+    ),
+    (
+        "upscale_prompt",
+        "An upscaling recipe for an uploaded image and an upscale model.",
+        &[("image", true), ("upscale_model", false)],
+    ),
+];
+
+/// The prompts as `prompts/list` gives them.
+pub fn list() -> Vec<Prompt> {
+    PROMPTS
+        .iter()
+        .map(|(name, description, args)| {
+            let arguments = args
+                .iter()
+                .map(|(a, required)| PromptArgument::new(*a).with_required(*required))
+                .collect();
+            Prompt::new(*name, Some(*description), Some(arguments))
+        })
+        .collect()
+}
+
+/// Renders prompt `name`: `{"description", "text"}`.
+///
+/// # Errors
+/// An unknown prompt or a missing required argument.
+pub(super) fn render(name: &str, args: &Map<String, Value>) -> Result<Output, ToolError> {
+    let Some((_, description, spec)) = PROMPTS.iter().find(|(n, _, _)| *n == name) else {
+        return Err(ToolError::rejected(format!("Unknown prompt: '{name}'")));
+    };
+    for (arg, required) in *spec {
+        let given = args
+            .get(*arg)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty());
+        if *required && !given {
+            return Err(ToolError::rejected(format!("prompt {name} needs the argument `{arg}`")));
+        }
+    }
+    let get = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
+    let style = match get("style") {
+        "" => "photorealistic",
+        s => s,
+    };
+    let style_note = format!(
+        "Target style: {style}.\nFor {style} results, pick settings that suit the style — use comfyui_get_model_presets \
+         to look up the recommended sampler, steps and CFG for your model family, and comfyui_get_prompting_guide for \
+         how to phrase the prompt."
+    );
+    let text = match name {
+        "txt2img_prompt" => format!(
+            "Use comfyui_generate_image to generate an image.\n\nPrompt: {}\n{style_note}",
+            get("prompt")
+        ),
+        "img2img_prompt" => format!(
+            "Use comfyui_transform_image to transform the image '{}' (upload it first with comfyui_upload_image if it \
+             is not in ComfyUI's input folder).\n\nPrompt: {}\n{style_note}",
+            get("image"),
+            get("prompt")
+        ),
+        "inpaint_prompt" => format!(
+            "Use comfyui_inpaint_image to repaint the masked part of '{}' with the mask '{}' (upload both first with \
+             comfyui_upload_image if needed).\n\nPrompt: {}\n{style_note}",
+            get("image"),
+            get("mask"),
+            get("prompt")
+        ),
+        _ => {
+            let model = match get("upscale_model") {
+                "" => "RealESRGAN_x4plus.pth",
+                m => m,
+            };
+            format!(
+                "Use comfyui_upscale_image to upscale '{}' with the upscale model '{model}' (comfyui_list_models with \
+                 folder upscale_models lists the installed ones).",
+                get("image")
+            )
+        }
+    };
+    Ok(Output::Json(json!({"description": description, "text": text})))
+}
+
+/// Keeps the signature uniform with the other tool modules.
+pub(super) fn run(name: &str, args: &Map<String, Value>, _cx: &ToolContext) -> Result<Output, ToolError> {
+    render(name, args)
+}

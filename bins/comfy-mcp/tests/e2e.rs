@@ -874,3 +874,30 @@ async fn workflow_tools_presets_guides_and_prompts() {
     );
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_groups_limit_the_surface() {
+    let s = start("tools:\n  groups: [jobs, settings]\n").await;
+    let names: Vec<String> = s
+        .client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(names.contains(&"comfyui_get_queue".to_owned()) && names.contains(&"comfyui_get_settings".to_owned()));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "comfyui_generate_image" || n == "comfyui_list_nodes"),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 12);
+    let r = s.call("comfyui_list_nodes", json!({})).await;
+    assert_eq!(
+        text(&r),
+        "comfyui_list_nodes is not enabled on this server (tools.groups does not include 'discovery')"
+    );
+    s.client.cancel().await.unwrap();
+}

@@ -202,6 +202,24 @@ impl Default for Server {
     }
 }
 
+/// `tools:` (ours): which tool groups the server exposes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ToolsConfig {
+    /// Enabled groups (default: all): generation, jobs, files, discovery,
+    /// workflow, custom_nodes, models, settings. Tools of other groups are
+    /// absent from `tools/list` and refused if called.
+    pub groups: Vec<String>,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            groups: crate::tools::GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -222,6 +240,8 @@ pub struct Config {
     pub tasks: Tasks,
     /// `server:` (ours).
     pub server: Server,
+    /// `tools:` (ours).
+    pub tools: ToolsConfig,
 }
 
 /// Where a value came from.
@@ -326,6 +346,7 @@ const KNOWN: &[&str] = &[
     "server.tool_deadline",
     "server.max_concurrent_calls",
     "server.max_inline_bytes",
+    "tools.groups",
 ];
 
 /// Keys whose values are secrets.
@@ -580,6 +601,19 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             "must be at least 1",
         ));
     }
+    if let Some(bad) = c
+        .tools
+        .groups
+        .iter()
+        .find(|g| !crate::tools::GROUPS.contains(&g.as_str()))
+    {
+        return Err(invalid(
+            &origin("tools.groups"),
+            "tools.groups",
+            bad,
+            format!("unknown group; the groups are {}", crate::tools::GROUPS.join(", ")),
+        ));
+    }
     if !c.tasks.backend_url.starts_with("memory://") {
         return Err(invalid(
             &origin("tasks.backend_url"),
@@ -643,6 +677,7 @@ impl serde::Serialize for ShowConfig<'_> {
             "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
                        "max_inline_bytes": c.server.max_inline_bytes},
+            "tools": {"groups": c.tools.groups},
         })
         .serialize(s)
     }

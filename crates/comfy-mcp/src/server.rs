@@ -46,6 +46,7 @@ pub struct Server {
     stack: ToolService,
     audit: Arc<AuditLog>,
     transport: &'static str,
+    groups: Arc<Vec<String>>,
 }
 
 impl Server {
@@ -80,6 +81,7 @@ impl Server {
         let audit = Arc::new(AuditLog::open(audit)?);
         let limits = Arc::new(Limits::new(&config));
         let policy = config.security.policy();
+        let groups = Arc::new(config.tools.groups.clone());
         let tools = Arc::new(ToolContext {
             client,
             config: Arc::new(config),
@@ -91,6 +93,7 @@ impl Server {
             stack,
             audit,
             transport: "stdio",
+            groups,
         })
     }
 
@@ -127,7 +130,9 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(Catalog::get().list()))
+        Ok(ListToolsResult::with_all_items(
+            Catalog::get().list_enabled(&self.groups),
+        ))
     }
 
     /// `logging/setLevel`: accepted, as the peer accepts it. The server's

@@ -232,6 +232,17 @@ fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
 }
 
 async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
+    if let Some(def) = Catalog::get().find(&call.name)
+        && !tools.config.tools.groups.iter().any(|g| *g == def.group)
+    {
+        return Reply::error(
+            format!(
+                "{} is not enabled on this server (tools.groups does not include '{}')",
+                call.name, def.group
+            ),
+            Outcome::Rejected,
+        );
+    }
     let (def, args) = match Catalog::get().find(&call.name) {
         Some(def) => match def.prepare(call.args) {
             Ok(a) => (Some(def), a),

@@ -126,6 +126,11 @@ fn bad_values_name_the_origin_key_and_value() {
             "must be `audit` or `enforce`",
         ),
         ("comfyui: [1, 2\n", &[], "config file"),
+        (
+            "tools:\n  groups: [jobs, nope]\n",
+            &[],
+            "`tools.groups` = \"nope\": unknown group",
+        ),
     ];
     for (text, env, needle) in cases {
         let path = file(dir.path(), text);

@@ -43,6 +43,7 @@ pub enum Category {
 struct Entry {
     name: String,
     category: Category,
+    group: String,
     description: String,
     input_schema: JsonObject,
     #[serde(default)]
@@ -56,6 +57,8 @@ pub struct ToolDef {
     pub name: String,
     /// Its rate-limit category.
     pub category: Category,
+    /// Its group (`tools.groups` enables groups).
+    pub group: String,
     tool: Tool,
     validator: jsonschema::Validator,
     defaults: Map<String, Value>,
@@ -113,6 +116,7 @@ impl Catalog {
             tools.push(ToolDef {
                 name: e.name,
                 category: e.category,
+                group: e.group,
                 tool,
                 validator,
                 defaults,
@@ -122,9 +126,18 @@ impl Catalog {
         Self { tools, index }
     }
 
-    /// The tools as `tools/list` publishes them.
+    /// Every tool as `tools/list` publishes it.
     pub fn list(&self) -> Vec<Tool> {
         self.tools.iter().map(|t| t.tool.clone()).collect()
+    }
+
+    /// The tools of the enabled groups.
+    pub fn list_enabled(&self, groups: &[String]) -> Vec<Tool> {
+        self.tools
+            .iter()
+            .filter(|t| groups.iter().any(|g| *g == t.group))
+            .map(|t| t.tool.clone())
+            .collect()
     }
 
     /// The tool called `name`.
@@ -137,6 +150,18 @@ impl Catalog {
         &self.tools
     }
 }
+
+/// Every tool group, in documentation order.
+pub const GROUPS: &[&str] = &[
+    "generation",
+    "jobs",
+    "files",
+    "discovery",
+    "workflow",
+    "custom_nodes",
+    "models",
+    "settings",
+];
 
 /// `comfyui_list_models` → `Comfyui List Models`, the peer's titles.
 fn title(name: &str) -> String {

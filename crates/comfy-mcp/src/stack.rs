@@ -233,7 +233,7 @@ fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
 
 async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
     if let Some(def) = Catalog::get().find(&call.name)
-        && !tools.config.tools.groups.iter().any(|g| *g == def.group)
+        && !tools.config.tools.groups.contains(&def.group)
     {
         return Reply::error(
             format!(

@@ -135,7 +135,7 @@ impl Catalog {
     pub fn list_enabled(&self, groups: &[String]) -> Vec<Tool> {
         self.tools
             .iter()
-            .filter(|t| groups.iter().any(|g| *g == t.group))
+            .filter(|t| groups.contains(&t.group))
             .map(|t| t.tool.clone())
             .collect()
     }

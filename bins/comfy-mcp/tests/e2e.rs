@@ -68,7 +68,12 @@ async fn start(config: &str) -> Session {
 
 /// A session whose simulator samples `steps_per_second`.
 async fn start_at(config: &str, steps_per_second: f64) -> Session {
-    let sim = Sim::builder().steps_per_second(steps_per_second).start().await.unwrap();
+    start_sim(config, Sim::builder().steps_per_second(steps_per_second)).await
+}
+
+/// A session against a simulator built by `sim`.
+async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
+    let sim = sim.start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
     let config_dir = home.path().join(".comfyui-mcp");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -899,5 +904,93 @@ async fn tool_groups_limit_the_surface() {
         text(&r),
         "comfyui_list_nodes is not enabled on this server (tools.groups does not include 'discovery')"
     );
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_downloads_go_through_the_validator_and_model_manager() {
+    let url = "https://huggingface.co/org/repo/resolve/main/new-model.safetensors";
+    // Without Model-Manager: the URL is still checked first, then a clear error.
+    let s = start("").await;
+    let r = s
+        .call(
+            "comfyui_download_model",
+            json!({"url": "http://huggingface.co/a/b/resolve/main/x.safetensors", "folder": "checkpoints"}),
+        )
+        .await;
+    assert!(text(&r).contains("https"), "{}", text(&r));
+    let r = s
+        .call("comfyui_download_model", json!({"url": url, "folder": "checkpoints"}))
+        .await;
+    assert!(
+        text(&r).starts_with("ComfyUI-Model-Manager is not installed"),
+        "{}",
+        text(&r)
+    );
+    s.client.cancel().await.unwrap();
+
+    let s = start_sim("", Sim::builder().steps_per_second(500.0).model_manager(true)).await;
+    for (args, needle) in [
+        (
+            json!({"url": "https://evil.example/x.safetensors", "folder": "checkpoints"}),
+            "evil.example",
+        ),
+        (
+            json!({"url": "https://127.0.0.1/x.safetensors", "folder": "checkpoints"}),
+            "IP",
+        ),
+        (
+            json!({"url": "https://user:pw@huggingface.co/a/b/resolve/main/x.safetensors", "folder": "checkpoints"}),
+            "user",
+        ),
+        (
+            json!({"url": "https://huggingface.co/a/b/resolve/main/x.exe", "folder": "checkpoints"}),
+            ".exe",
+        ),
+        (
+            json!({"url": url, "folder": "checkpoints", "filename": "../../x.safetensors"}),
+            "file name",
+        ),
+        (json!({"url": url, "folder": "../etc"}), "`folder`"),
+        (
+            json!({"url": "https://huggingface.co/a/b/resolve/main/v1-5-pruned-emaonly.safetensors", "folder": "checkpoints"}),
+            "File already exists",
+        ),
+    ] {
+        let r = s.call("comfyui_download_model", args.clone()).await;
+        assert_eq!(r.is_error, Some(true), "{args}");
+        assert!(text(&r).contains(needle), "{args}: {}", text(&r));
+    }
+    let started = ok(&s
+        .call("comfyui_download_model", json!({"url": url, "folder": "checkpoints"}))
+        .await)
+    .clone();
+    assert_eq!(started["status"], "started");
+    assert_eq!(started["filename"], "new-model.safetensors");
+    let id = started["task_id"].as_str().unwrap().to_owned();
+    let pickle = ok(&s
+        .call(
+            "comfyui_download_model",
+            json!({"url": "https://huggingface.co/a/b/resolve/main/old.ckpt", "folder": "checkpoints"}),
+        )
+        .await)
+    .clone();
+    assert!(pickle["warnings"][0].as_str().unwrap().contains("pickle"), "{pickle}");
+
+    let tasks = ok(&s.call("comfyui_get_download_tasks", json!({})).await).clone();
+    assert!(
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["taskId"] == id.as_str()),
+        "{tasks}"
+    );
+    let cancelled = ok(&s.call("comfyui_cancel_download", json!({"task_id": id})).await).clone();
+    assert_eq!(cancelled["success"], true);
+    let r = s.call("comfyui_cancel_download", json!({"task_id": id})).await;
+    assert!(text(&r).contains("not found"), "{}", text(&r));
+    let r = s.call("comfyui_cancel_download", json!({"task_id": "../x"})).await;
+    assert!(text(&r).contains("`task_id`"), "{}", text(&r));
     s.client.cancel().await.unwrap();
 }

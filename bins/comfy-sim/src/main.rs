@@ -23,6 +23,9 @@ struct Args {
     /// Send a JPEG preview frame with every simulated sampler step.
     #[arg(long)]
     previews: bool,
+    /// Serve ComfyUI-Model-Manager's routes (`/model-manager/...`).
+    #[arg(long)]
+    model_manager: bool,
 }
 
 #[tokio::main]
@@ -35,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     let mut builder = comfy_sim::Sim::builder()
         .port(args.port)
         .steps_per_second(args.steps_per_second)
-        .previews(args.previews);
+        .previews(args.previews)
+        .model_manager(args.model_manager);
     if let Some(dir) = args.models_dir {
         builder = builder.models_dir(dir);
     }

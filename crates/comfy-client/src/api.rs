@@ -529,6 +529,77 @@ impl Client {
             .await
     }
 
+    /// Whether ComfyUI-Model-Manager is installed (`GET /model-manager/models`
+    /// answers `{"success": true, ...}`).
+    pub async fn model_manager_available(&self) -> Result<bool, Error> {
+        let reply = self
+            .get_raw(
+                "/model-manager/models",
+                self.inner.http.config.limits.json,
+                "Model-Manager probe",
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Ok(false);
+        }
+        Ok(serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("success").and_then(Value::as_bool))
+            .unwrap_or(false))
+    }
+
+    /// `POST /model-manager/model` (form-encoded): asks Model-Manager to
+    /// download a model. Returns its `{success, data | error}` answer.
+    pub async fn model_manager_download(&self, form: &[(&str, &str)]) -> Result<Value, Error> {
+        const WHAT: &str = "Model-Manager download";
+        // The serializer is not `Send`: finish it before any await.
+        let bytes = {
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                body.append_pair(k, v);
+            }
+            Bytes::from(body.finish())
+        };
+        let cap = self.inner.http.config.limits.json;
+        let reply = self
+            .inner
+            .http
+            .send(
+                Method::POST,
+                "/model-manager/model",
+                Some(("application/x-www-form-urlencoded".into(), bytes)),
+                cap,
+                WHAT,
+            )
+            .await?;
+        check(&reply, WHAT)?;
+        decode(&reply.body, WHAT)
+    }
+
+    /// `GET /model-manager/download/task`: Model-Manager's download tasks.
+    pub async fn model_manager_tasks(&self) -> Result<Value, Error> {
+        self.get_json_capped(
+            "/model-manager/download/task",
+            self.inner.http.config.limits.json,
+            "Model-Manager tasks",
+        )
+        .await
+    }
+
+    /// `DELETE /model-manager/download/{task_id}`: cancels and removes a
+    /// download task. Returns Model-Manager's `{success, error?}` answer.
+    pub async fn model_manager_cancel(&self, task_id: &str) -> Result<Value, Error> {
+        const WHAT: &str = "Model-Manager cancel";
+        let target = format!("/model-manager/download/{}", segment(task_id));
+        let reply = self
+            .inner
+            .http
+            .send(Method::DELETE, &target, None, self.inner.http.config.limits.json, WHAT)
+            .await?;
+        check(&reply, WHAT)?;
+        decode(&reply.body, WHAT)
+    }
+
     /// `GET /api/jobs` with the given query pairs (`status`, `limit`, ...).
     pub async fn jobs(&self, query: &[(&str, String)]) -> Result<Value, Error> {
         self.get_json_capped(

@@ -87,6 +87,7 @@ impl Server {
             config: Arc::new(config),
             policy,
             audit: Arc::clone(&audit),
+            probes: std::sync::Mutex::default(),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {

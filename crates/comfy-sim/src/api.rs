@@ -308,6 +308,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     if parts.method == Method::OPTIONS {
         return empty(200);
     }
+    let path = parts.uri.path();
+    let bare = path.strip_prefix("/api").filter(|p| p.starts_with('/')).unwrap_or(path);
+    if shared.model_manager && bare.starts_with("/model-manager/") {
+        let bare = bare.to_owned();
+        return crate::model_manager::handle(&shared, &parts.method, &bare, body)
+            .await
+            .unwrap_or_else(not_found_route);
+    }
     let Some((route, canonical)) = resolve(parts.uri.path()) else {
         return not_found_route();
     };

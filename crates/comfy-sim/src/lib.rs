@@ -33,6 +33,7 @@ mod files;
 mod image;
 mod jobs;
 mod log;
+mod model_manager;
 mod pyjson;
 mod server;
 mod state;

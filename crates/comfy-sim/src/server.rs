@@ -31,6 +31,7 @@ pub struct SimBuilder {
     steps_per_second: f64,
     previews: bool,
     faults: Faults,
+    model_manager: bool,
 }
 
 impl Default for SimBuilder {
@@ -42,6 +43,7 @@ impl Default for SimBuilder {
             steps_per_second: DEFAULT_STEPS_PER_SECOND,
             previews: false,
             faults: Faults::default(),
+            model_manager: false,
         }
     }
 }
@@ -82,6 +84,14 @@ impl SimBuilder {
     #[must_use]
     pub fn previews(mut self, on: bool) -> Self {
         self.previews = on;
+        self
+    }
+
+    /// Serves ComfyUI-Model-Manager's routes (`/model-manager/...`), as a
+    /// server with that plugin installed does (off by default).
+    #[must_use]
+    pub fn model_manager(mut self, on: bool) -> Self {
+        self.model_manager = on;
         self
     }
 
@@ -152,7 +162,7 @@ impl SimBuilder {
         })?;
         let catalog = Catalog::new(&models);
         let (faults_tx, faults_rx) = watch::channel(self.faults);
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             catalog,
             models,
             self.models_dir.clone(),
@@ -160,7 +170,9 @@ impl SimBuilder {
             self.steps_per_second,
             self.previews,
             faults_tx,
-        ));
+        );
+        shared.model_manager = self.model_manager;
+        let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");
         shared
             .log

@@ -169,6 +169,10 @@ pub(crate) struct Shared {
     pub(crate) requests: Mutex<std::collections::HashMap<String, u64>>,
     /// Serialises read-modify-write of the settings file.
     pub(crate) settings_lock: Mutex<()>,
+    /// Whether ComfyUI-Model-Manager's routes are served.
+    pub(crate) model_manager: bool,
+    /// Model-Manager download tasks.
+    pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
 }
 
 impl Shared {
@@ -199,7 +203,13 @@ impl Shared {
             settings_lock: Mutex::new(()),
             requests: Mutex::new(std::collections::HashMap::new()),
             log: crate::log::Log::default(),
+            model_manager: false,
+            model_tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    pub(crate) fn model_tasks(&self) -> MutexGuard<'_, Vec<crate::model_manager::Task>> {
+        self.model_tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -97,6 +97,15 @@ pub struct ToolContext {
     pub policy: Policy,
     /// The audit log.
     pub audit: Arc<comfy_audit::AuditLog>,
+    /// Cached answers to "is this plugin installed?".
+    pub probes: std::sync::Mutex<Probes>,
+}
+
+/// Plugin probes with the time they were made.
+#[derive(Debug, Default)]
+pub struct Probes {
+    /// ComfyUI-Model-Manager.
+    pub model_manager: Option<(bool, std::time::Instant)>,
 }
 
 type Args = Map<String, Value>;
@@ -192,6 +201,9 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         | "comfyui_get_image"
         | "comfyui_list_outputs"
         | "comfyui_get_workflow_from_image" => super::files::run(name, args, cx).await,
+        "comfyui_download_model" | "comfyui_get_download_tasks" | "comfyui_cancel_download" => {
+            super::models::run(name, args, cx).await
+        }
         "comfyui_create_workflow"
         | "comfyui_modify_workflow"
         | "comfyui_validate_workflow"

@@ -10,6 +10,7 @@
 mod files;
 mod generate;
 mod impls;
+mod models;
 pub mod prompts;
 pub mod resources;
 mod workflow;
@@ -22,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use generate::Reporter;
-pub use impls::{Output, ToolContext, ToolError, run};
+pub use impls::{Output, Probes, ToolContext, ToolError, run};
 
 /// The rate-limit category of a tool (the peer's intended mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

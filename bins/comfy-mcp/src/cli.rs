@@ -109,6 +109,7 @@ async fn with_sim(args: &Args, mut config: Config) -> Result<(Config, Option<com
     let sim = comfy_sim::Sim::builder()
         .steps_per_second(20.0)
         .model_manager(true)
+        .manager(true)
         .start()
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;

@@ -994,3 +994,81 @@ async fn model_downloads_go_through_the_validator_and_model_manager() {
     assert!(text(&r).contains("`task_id`"), "{}", text(&r));
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_nodes_through_the_manager_with_gates() {
+    let s = start("").await;
+    let r = s
+        .call(
+            "comfyui_install_custom_node",
+            json!({"node_id": "https://evil.example/pack.git"}),
+        )
+        .await;
+    assert!(text(&r).contains("`node_id`"), "{}", text(&r));
+    let r = s
+        .call("comfyui_install_custom_node", json!({"node_id": "comfyui-easynodes"}))
+        .await;
+    assert!(text(&r).starts_with("ComfyUI-Manager is not installed"), "{}", text(&r));
+    s.client.cancel().await.unwrap();
+
+    let s = start_sim("", Sim::builder().steps_per_second(500.0).manager(true)).await;
+    for bad in ["../x", "a b", "", ".hidden", "x/y", "pack;rm"] {
+        let r = s.call("comfyui_install_custom_node", json!({"node_id": bad})).await;
+        assert_eq!(r.is_error, Some(true), "{bad}");
+    }
+    let r = s
+        .call(
+            "comfyui_install_custom_node",
+            json!({"node_id": "comfyui-easynodes", "version": "1.2.7"}),
+        )
+        .await;
+    let said = text(&r);
+    assert!(
+        said.starts_with("Node pack 'comfyui-easynodes' operation completed. Restart required"),
+        "{said}"
+    );
+    assert!(said.contains("Security audit: 571 nodes scanned"), "{said}");
+    let found = ok(&s.call("comfyui_search_custom_nodes", json!({"query": "easy"})).await).clone();
+    assert_eq!(found["items"][0]["id"], "comfyui-easynodes");
+    assert_eq!(found["items"][0]["version"], "1.2.7");
+    assert_eq!(found["query"], "easy");
+    let status = ok(&s.call("comfyui_get_custom_node_status", json!({})).await).clone();
+    assert_eq!(status["is_processing"], false);
+    let r = s
+        .call(
+            "comfyui_update_custom_node",
+            json!({"node_id": "comfyui-easynodes", "restart": true}),
+        )
+        .await;
+    assert!(text(&r).contains("ComfyUI restarted."), "{}", text(&r));
+    let r = s
+        .call("comfyui_uninstall_custom_node", json!({"node_id": "comfyui-easynodes"}))
+        .await;
+    assert_eq!(text(&r), "Node pack 'comfyui-easynodes' operation completed.");
+    let found = ok(&s.call("comfyui_search_custom_nodes", json!({"query": "easy"})).await).clone();
+    assert_eq!(found["total"], 0);
+    s.client.cancel().await.unwrap();
+
+    // Enforce mode: only packs on the allowlist.
+    let s = start_sim(
+        "security:\n  mode: enforce\n  allowed_custom_nodes: [comfyui-kjnodes]\n",
+        Sim::builder().steps_per_second(500.0).manager(true),
+    )
+    .await;
+    let r = s
+        .call("comfyui_install_custom_node", json!({"node_id": "comfyui-easynodes"}))
+        .await;
+    assert_eq!(
+        text(&r),
+        "Refusing to install node pack 'comfyui-easynodes' in enforce mode: it is not in security.allowed_custom_nodes"
+    );
+    let r = s
+        .call("comfyui_install_custom_node", json!({"node_id": "comfyui-kjnodes"}))
+        .await;
+    assert!(
+        text(&r).starts_with("Node pack 'comfyui-kjnodes' operation completed."),
+        "{}",
+        text(&r)
+    );
+    s.client.cancel().await.unwrap();
+}

@@ -26,6 +26,9 @@ struct Args {
     /// Serve ComfyUI-Model-Manager's routes (`/model-manager/...`).
     #[arg(long)]
     model_manager: bool,
+    /// Serve ComfyUI-Manager V4's routes (`/v2/manager/...`, `/v2/customnode/...`).
+    #[arg(long)]
+    manager: bool,
 }
 
 #[tokio::main]
@@ -39,7 +42,8 @@ async fn main() -> anyhow::Result<()> {
         .port(args.port)
         .steps_per_second(args.steps_per_second)
         .previews(args.previews)
-        .model_manager(args.model_manager);
+        .model_manager(args.model_manager)
+        .manager(args.manager);
     if let Some(dir) = args.models_dir {
         builder = builder.models_dir(dir);
     }

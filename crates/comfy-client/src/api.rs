@@ -600,6 +600,58 @@ impl Client {
         decode(&reply.body, WHAT)
     }
 
+    /// ComfyUI-Manager's version (`GET /v2/manager/version`), or `None`
+    /// when it is not installed.
+    pub async fn manager_version(&self) -> Result<Option<String>, Error> {
+        let reply = self
+            .get_raw(
+                "/v2/manager/version",
+                self.inner.http.config.limits.json,
+                "Manager probe",
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&reply.body).trim().to_owned();
+        Ok((!text.is_empty() && text.len() < 64).then_some(text))
+    }
+
+    /// `GET /v2/customnode/installed`: the installed node packs.
+    pub async fn manager_installed(&self) -> Result<Value, Error> {
+        self.get_json("/v2/customnode/installed").await
+    }
+
+    /// `POST /v2/manager/queue/task`: queues an install, uninstall or
+    /// update task.
+    pub async fn manager_queue_task(&self, task: &Value) -> Result<(), Error> {
+        self.post_ok("/v2/manager/queue/task", task, "queueing a Manager task")
+            .await
+    }
+
+    /// `GET /v2/manager/queue/start`: runs the queued tasks.
+    pub async fn manager_queue_start(&self) -> Result<(), Error> {
+        const WHAT: &str = "starting the Manager queue";
+        let reply = self
+            .get_raw("/v2/manager/queue/start", self.inner.http.config.limits.json, WHAT)
+            .await?;
+        check(&reply, WHAT)
+    }
+
+    /// `GET /v2/manager/queue/status`.
+    pub async fn manager_queue_status(&self) -> Result<Value, Error> {
+        self.get_json("/v2/manager/queue/status").await
+    }
+
+    /// `GET /v2/manager/reboot`: restarts ComfyUI.
+    pub async fn manager_reboot(&self) -> Result<(), Error> {
+        const WHAT: &str = "restarting ComfyUI";
+        let reply = self
+            .get_raw("/v2/manager/reboot", self.inner.http.config.limits.json, WHAT)
+            .await?;
+        check(&reply, WHAT)
+    }
+
     /// `GET /api/jobs` with the given query pairs (`status`, `limit`, ...).
     pub async fn jobs(&self, query: &[(&str, String)]) -> Result<Value, Error> {
         self.get_json_capped(

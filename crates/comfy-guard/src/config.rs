@@ -30,6 +30,9 @@ pub struct SecurityConfig {
     pub allowed_download_domains: Vec<String>,
     /// Extensions downloaded models may have.
     pub allowed_model_extensions: Vec<String>,
+    /// Custom node packs that may be installed, updated or removed in
+    /// enforce mode (registry ids); ours.
+    pub allowed_custom_nodes: Vec<String>,
 }
 
 impl Default for SecurityConfig {
@@ -44,6 +47,7 @@ impl Default for SecurityConfig {
             allowed_extensions: owned(&[".png", ".jpg", ".jpeg", ".webp", ".gif", ".json"]),
             allowed_download_domains: owned(&["huggingface.co", "civitai.com"]),
             allowed_model_extensions: owned(&[".safetensors", ".ckpt", ".pt", ".pth", ".bin"]),
+            allowed_custom_nodes: Vec::new(),
         }
     }
 }

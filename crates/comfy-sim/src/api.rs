@@ -227,6 +227,11 @@ pub(crate) fn server_error() -> Response<Body> {
     text(500, ERROR_500)
 }
 
+/// The 404 ComfyUI answers for a route it does not have.
+pub(crate) fn not_found_route_pub() -> Response<Body> {
+    not_found_route()
+}
+
 fn not_found_route() -> Response<Body> {
     response(404, Some("application/octet-stream"), Body::Chunked(None))
 }
@@ -310,6 +315,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     let path = parts.uri.path();
     let bare = path.strip_prefix("/api").filter(|p| p.starts_with('/')).unwrap_or(path);
+    if shared.manager_on && (bare.starts_with("/v2/manager/") || bare.starts_with("/v2/customnode/")) {
+        let bare = bare.to_owned();
+        return crate::manager::handle(&shared, &parts.method, &bare, body).await;
+    }
     if shared.model_manager && bare.starts_with("/model-manager/") {
         let bare = bare.to_owned();
         return crate::model_manager::handle(&shared, &parts.method, &bare, body)

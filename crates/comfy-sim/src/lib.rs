@@ -33,6 +33,7 @@ mod files;
 mod image;
 mod jobs;
 mod log;
+mod manager;
 mod model_manager;
 mod pyjson;
 mod server;

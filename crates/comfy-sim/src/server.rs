@@ -32,6 +32,7 @@ pub struct SimBuilder {
     previews: bool,
     faults: Faults,
     model_manager: bool,
+    manager: bool,
 }
 
 impl Default for SimBuilder {
@@ -44,6 +45,7 @@ impl Default for SimBuilder {
             previews: false,
             faults: Faults::default(),
             model_manager: false,
+            manager: false,
         }
     }
 }
@@ -92,6 +94,15 @@ impl SimBuilder {
     #[must_use]
     pub fn model_manager(mut self, on: bool) -> Self {
         self.model_manager = on;
+        self
+    }
+
+    /// Serves ComfyUI-Manager V4's routes (`/v2/manager/...`,
+    /// `/v2/customnode/...`), as a server with that plugin does (off by
+    /// default).
+    #[must_use]
+    pub fn manager(mut self, on: bool) -> Self {
+        self.manager = on;
         self
     }
 
@@ -172,6 +183,7 @@ impl SimBuilder {
             faults_tx,
         );
         shared.model_manager = self.model_manager;
+        shared.manager_on = self.manager;
         let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");
         shared

@@ -173,6 +173,10 @@ pub(crate) struct Shared {
     pub(crate) model_manager: bool,
     /// Model-Manager download tasks.
     pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
+    /// Whether ComfyUI-Manager's routes are served.
+    pub(crate) manager_on: bool,
+    /// ComfyUI-Manager's state.
+    pub(crate) manager_state: Mutex<crate::manager::ManagerState>,
 }
 
 impl Shared {
@@ -205,7 +209,13 @@ impl Shared {
             log: crate::log::Log::default(),
             model_manager: false,
             model_tasks: Mutex::new(Vec::new()),
+            manager_on: false,
+            manager_state: Mutex::new(crate::manager::ManagerState::default()),
         }
+    }
+
+    pub(crate) fn manager(&self) -> MutexGuard<'_, crate::manager::ManagerState> {
+        self.manager_state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn model_tasks(&self) -> MutexGuard<'_, Vec<crate::model_manager::Task>> {

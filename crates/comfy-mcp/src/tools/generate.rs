@@ -44,6 +44,21 @@ struct Confirm {
 
 rmcp::elicit_safe!(Confirm);
 
+/// Asks the user `message` through elicitation: `Some(true)` to go on,
+/// `Some(false)` when declined or dismissed, `None` when the client cannot
+/// be asked.
+pub(super) async fn confirm(reporter: &Reporter, message: String) -> Option<bool> {
+    let peer = reporter.peer.as_ref()?;
+    match peer
+        .elicit_with_timeout::<Confirm>(message, Some(Duration::from_mins(5)))
+        .await
+    {
+        Ok(Some(Confirm { proceed })) => Some(proceed),
+        Err(rmcp::service::ElicitationError::CapabilityNotSupported) => None,
+        Ok(None) | Err(_) => Some(false),
+    }
+}
+
 impl Reporter {
     async fn report(&self, progress: f64, total: Option<f64>, message: String) {
         if let Some((peer, token)) = &self.target {
@@ -212,7 +227,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
     }
     if report.mode == Mode::Enforce && report.needs_confirmation() {
         let list = python_list(&warnings);
-        if let Some(peer) = &reporter.peer {
+        if reporter.peer.is_some() {
             let message = format!(
                 "Workflow has {} warning(s) in enforce mode: {list}. Proceed with submission?",
                 warnings.len()
@@ -221,21 +236,18 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
                 .audit
                 .write(Record::new(short, "eliciting_confirmation").warnings(warnings.clone()))
                 .await;
-            match peer
-                .elicit_with_timeout::<Confirm>(message, Some(Duration::from_mins(5)))
-                .await
-            {
-                Ok(Some(Confirm { proceed: true })) => {
+            match confirm(reporter, message).await {
+                Some(true) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_accepted")).await;
                     return Ok(warnings);
                 }
-                Err(rmcp::service::ElicitationError::CapabilityNotSupported) => {}
-                Ok(_) | Err(_) => {
+                Some(false) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_declined")).await;
                     return Err(ToolError::rejected(format!(
                         "Workflow blocked by user — dangerous nodes: {list}"
                     )));
                 }
+                None => {}
             }
         }
         return Err(ToolError::rejected(format!(

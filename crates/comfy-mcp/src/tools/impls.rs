@@ -106,6 +106,8 @@ pub struct ToolContext {
 pub struct Probes {
     /// ComfyUI-Model-Manager.
     pub model_manager: Option<(bool, std::time::Instant)>,
+    /// ComfyUI-Manager.
+    pub manager: Option<(bool, std::time::Instant)>,
 }
 
 type Args = Map<String, Value>;
@@ -201,6 +203,11 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         | "comfyui_get_image"
         | "comfyui_list_outputs"
         | "comfyui_get_workflow_from_image" => super::files::run(name, args, cx).await,
+        "comfyui_search_custom_nodes"
+        | "comfyui_install_custom_node"
+        | "comfyui_uninstall_custom_node"
+        | "comfyui_update_custom_node"
+        | "comfyui_get_custom_node_status" => super::nodes::run(name, args, cx, reporter).await,
         "comfyui_download_model" | "comfyui_get_download_tasks" | "comfyui_cancel_download" => {
             super::models::run(name, args, cx).await
         }

@@ -11,6 +11,7 @@ mod files;
 mod generate;
 mod impls;
 mod models;
+mod nodes;
 pub mod prompts;
 pub mod resources;
 mod workflow;

@@ -110,12 +110,16 @@ async fn with_sim(args: &Args, mut config: Config) -> Result<(Config, Option<com
         .steps_per_second(20.0)
         .model_manager(true)
         .manager(true)
+        .model_search(true)
         .start()
         .await
         .map_err(|e| format!("cannot start the simulator: {e}"))?;
     tracing::warn!("--sim: using the ComfyUI simulator at {}", sim.url());
     config.comfyui.url = sim.url();
     config.comfyui.external_url = None;
+    // The simulator also answers CivitAI's and HuggingFace's search APIs.
+    config.model_search.civitai_api_base = sim.url();
+    config.model_search.huggingface_api_base = sim.url();
     Ok((config, Some(sim)))
 }
 

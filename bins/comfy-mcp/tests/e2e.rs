@@ -31,7 +31,7 @@ struct Session {
     client: RunningService<RoleClient, Collector>,
     progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     home: tempfile::TempDir,
-    _sim: SimHandle,
+    sim: SimHandle,
 }
 
 impl Session {
@@ -77,7 +77,8 @@ async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
     let home = tempfile::tempdir().unwrap();
     let config_dir = home.path().join(".comfyui-mcp");
     std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(config_dir.join("config.yaml"), config).unwrap();
+    // `{sim}` in the config stands for the simulator's URL.
+    std::fs::write(config_dir.join("config.yaml"), config.replace("{sim}", &sim.url())).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
     cmd.env("HOME", home.path())
         .env("COMFYUI_URL", sim.url())
@@ -90,7 +91,7 @@ async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
         client,
         progress,
         home,
-        _sim: sim,
+        sim,
     }
 }
 
@@ -1069,6 +1070,71 @@ async fn custom_nodes_through_the_manager_with_gates() {
         text(&r).starts_with("Node pack 'comfyui-kjnodes' operation completed."),
         "{}",
         text(&r)
+    );
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_search_on_civitai_and_huggingface_sends_each_token_home() {
+    let config = "model_search:\n  civitai_api_base: \"{sim}\"\n  huggingface_api_base: \"{sim}\"\n  civitai_api_key: civ-key-123\n  huggingface_token: hf_tokenvalue456\n  max_search_results: 3\n";
+    let s = start_sim(config, Sim::builder().model_search(true)).await;
+    let found = ok(&s.call("comfyui_search_models", json!({"query": "dream"})).await).clone();
+    assert_eq!(found["source"], "civitai");
+    assert_eq!(found["items"][0]["name"], "DreamShaper");
+    assert_eq!(found["items"][0]["filename"], "dreamshaper_8.safetensors");
+    assert!(
+        found["items"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/api/download/models/")
+    );
+    assert_eq!(found["items"][0]["size_mb"], 2033.8);
+    let loras = ok(&s
+        .call(
+            "comfyui_search_models",
+            json!({"query": "a", "model_type": "LORA", "limit": 10}),
+        )
+        .await)
+    .clone();
+    assert!(
+        loras["items"].as_array().unwrap().iter().all(|i| i["type"] == "LORA"),
+        "{loras}"
+    );
+    assert_eq!(loras["limit"], 3, "capped at max_search_results");
+    let hf = ok(&s
+        .call(
+            "comfyui_search_models",
+            json!({"query": "detail", "source": "huggingface"}),
+        )
+        .await)
+    .clone();
+    assert_eq!(hf["items"][0]["name"], "sim/detail-tweaker");
+    assert_eq!(hf["items"][0]["filename"], "add_detail.safetensors");
+    assert!(
+        hf["items"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/sim/detail-tweaker/resolve/main/add_detail.safetensors")
+    );
+    let r = s.call("comfyui_search_models", json!({"query": ""})).await;
+    assert!(text(&r).contains("`query`"), "{}", text(&r));
+    let seen = s.sim.search_authorizations();
+    assert!(
+        seen.iter()
+            .any(|a| a.starts_with("GET /api/v1/models: Bearer civ-key-123")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|a| a.contains("civ-key"))
+            .all(|a| a.starts_with("GET /api/v1/")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .filter(|a| a.contains("hf_token"))
+            .all(|a| a.starts_with("GET /api/models")),
+        "{seen:?}"
     );
     s.client.cancel().await.unwrap();
 }

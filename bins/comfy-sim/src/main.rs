@@ -29,6 +29,9 @@ struct Args {
     /// Serve ComfyUI-Manager V4's routes (`/v2/manager/...`, `/v2/customnode/...`).
     #[arg(long)]
     manager: bool,
+    /// Answer CivitAI's and HuggingFace's model-search APIs (for model_search.*_api_base).
+    #[arg(long)]
+    model_search: bool,
 }
 
 #[tokio::main]
@@ -43,7 +46,8 @@ async fn main() -> anyhow::Result<()> {
         .steps_per_second(args.steps_per_second)
         .previews(args.previews)
         .model_manager(args.model_manager)
-        .manager(args.manager);
+        .manager(args.manager)
+        .model_search(args.model_search);
     if let Some(dir) = args.models_dir {
         builder = builder.models_dir(dir);
     }

@@ -138,6 +138,10 @@ pub struct ModelSearch {
     pub civitai_api_key: String,
     /// Results fetched per search.
     pub max_search_results: u32,
+    /// CivitAI's API base (ours; tests point it at a simulation).
+    pub civitai_api_base: String,
+    /// HuggingFace's API base (ours; `HF_ENDPOINT` sets it too).
+    pub huggingface_api_base: String,
 }
 
 impl Default for ModelSearch {
@@ -146,6 +150,8 @@ impl Default for ModelSearch {
             huggingface_token: String::new(),
             civitai_api_key: String::new(),
             max_search_results: 10,
+            civitai_api_base: "https://civitai.com".to_owned(),
+            huggingface_api_base: "https://huggingface.co".to_owned(),
         }
     }
 }
@@ -156,6 +162,8 @@ impl fmt::Debug for ModelSearch {
             .field("huggingface_token", &mask(&self.huggingface_token))
             .field("civitai_api_key", &mask(&self.civitai_api_key))
             .field("max_search_results", &self.max_search_results)
+            .field("civitai_api_base", &self.civitai_api_base)
+            .field("huggingface_api_base", &self.huggingface_api_base)
             .finish()
     }
 }
@@ -342,6 +350,8 @@ const KNOWN: &[&str] = &[
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "model_search.max_search_results",
+    "model_search.civitai_api_base",
+    "model_search.huggingface_api_base",
     "tasks.enabled",
     "tasks.backend_url",
     "server.tool_deadline",
@@ -368,6 +378,8 @@ const ENV: &[(&str, &str)] = &[
     ("COMFYUI_ALLOWED_DOWNLOAD_DOMAINS", "security.allowed_download_domains"),
     ("COMFYUI_TASKS_ENABLED", "tasks.enabled"),
     ("COMFYUI_TASKS_BACKEND_URL", "tasks.backend_url"),
+    // As HuggingFace's own tools read it.
+    ("HF_ENDPOINT", "model_search.huggingface_api_base"),
 ];
 
 fn mask(s: &str) -> &'static str {
@@ -534,6 +546,7 @@ fn apply_env(c: &mut Config, var: &str, key: &str, value: &str) -> Result<(), Co
         }
         "COMFYUI_TASKS_ENABLED" => c.tasks.enabled = env_bool(value),
         "COMFYUI_TASKS_BACKEND_URL" => value.clone_into(&mut c.tasks.backend_url),
+        "HF_ENDPOINT" if !value.is_empty() => value.clone_into(&mut c.model_search.huggingface_api_base),
         _ => {}
     }
     Ok(())
@@ -557,6 +570,15 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
         _ => format!("file {file}"),
     };
     check_url(&c.comfyui.url).map_err(|r| invalid(&origin("comfyui.url"), "comfyui.url", &c.comfyui.url, r))?;
+    for (key, base) in [
+        ("model_search.civitai_api_base", &c.model_search.civitai_api_base),
+        (
+            "model_search.huggingface_api_base",
+            &c.model_search.huggingface_api_base,
+        ),
+    ] {
+        check_url(base).map_err(|r| invalid(&origin(key), key, base, r))?;
+    }
     if let Some(ext) = &c.comfyui.external_url {
         check_url(ext).map_err(|r| invalid(&origin("comfyui.external_url"), "comfyui.external_url", ext, r))?;
     }
@@ -675,7 +697,9 @@ impl serde::Serialize for ShowConfig<'_> {
                         "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
             "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port}},
             "model_search": {"huggingface_token": c.model_search.huggingface_token, "civitai_api_key": c.model_search.civitai_api_key,
-                             "max_search_results": c.model_search.max_search_results},
+                             "max_search_results": c.model_search.max_search_results,
+                             "civitai_api_base": c.model_search.civitai_api_base,
+                             "huggingface_api_base": c.model_search.huggingface_api_base},
             "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
                        "max_inline_bytes": c.server.max_inline_bytes},

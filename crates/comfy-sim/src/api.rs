@@ -315,6 +315,26 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     }
     let path = parts.uri.path();
     let bare = path.strip_prefix("/api").filter(|p| p.starts_with('/')).unwrap_or(path);
+    if shared.model_search
+        && parts.method == Method::GET
+        && (path == "/api/v1/models" || path.starts_with("/api/models"))
+    {
+        if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+            && let Ok(mut seen) = shared.search_auth.lock()
+        {
+            seen.push(format!("GET {path}: {auth}"));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let own_url = format!("http://{host}");
+        if let Some(resp) = crate::search::handle(path, &query(&parts), &own_url) {
+            return resp;
+        }
+        return not_found_route();
+    }
     if shared.manager_on && (bare.starts_with("/v2/manager/") || bare.starts_with("/v2/customnode/")) {
         let bare = bare.to_owned();
         return crate::manager::handle(&shared, &parts.method, &bare, body).await;

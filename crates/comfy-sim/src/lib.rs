@@ -36,6 +36,7 @@ mod log;
 mod manager;
 mod model_manager;
 mod pyjson;
+mod search;
 mod server;
 mod state;
 mod userdata;

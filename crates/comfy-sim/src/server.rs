@@ -31,8 +31,15 @@ pub struct SimBuilder {
     steps_per_second: f64,
     previews: bool,
     faults: Faults,
+    plugins: Plugins,
+}
+
+/// The plugin simulations a [`SimBuilder`] turns on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Plugins {
     model_manager: bool,
     manager: bool,
+    model_search: bool,
 }
 
 impl Default for SimBuilder {
@@ -44,8 +51,7 @@ impl Default for SimBuilder {
             steps_per_second: DEFAULT_STEPS_PER_SECOND,
             previews: false,
             faults: Faults::default(),
-            model_manager: false,
-            manager: false,
+            plugins: Plugins::default(),
         }
     }
 }
@@ -93,7 +99,7 @@ impl SimBuilder {
     /// server with that plugin installed does (off by default).
     #[must_use]
     pub fn model_manager(mut self, on: bool) -> Self {
-        self.model_manager = on;
+        self.plugins.model_manager = on;
         self
     }
 
@@ -102,7 +108,15 @@ impl SimBuilder {
     /// default).
     #[must_use]
     pub fn manager(mut self, on: bool) -> Self {
-        self.manager = on;
+        self.plugins.manager = on;
+        self
+    }
+
+    /// Serves a small CivitAI and HuggingFace model-search simulation
+    /// (`/api/v1/models`, `/api/models`) for tests (off by default).
+    #[must_use]
+    pub fn model_search(mut self, on: bool) -> Self {
+        self.plugins.model_search = on;
         self
     }
 
@@ -182,8 +196,9 @@ impl SimBuilder {
             self.previews,
             faults_tx,
         );
-        shared.model_manager = self.model_manager;
-        shared.manager_on = self.manager;
+        shared.model_manager = self.plugins.model_manager;
+        shared.manager_on = self.plugins.manager;
+        shared.model_search = self.plugins.model_search;
         let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");
         shared
@@ -270,6 +285,12 @@ pub struct SimHandle {
 }
 
 impl SimHandle {
+    /// The `Authorization` headers the search simulation received, with
+    /// the path each came with (`GET /api/v1/models: Bearer ...`).
+    pub fn search_authorizations(&self) -> Vec<String> {
+        self.shared.search_auth.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     /// The base URL, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

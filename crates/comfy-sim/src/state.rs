@@ -150,6 +150,10 @@ fn sift_up(heap: &mut [Job], mut pos: usize) {
 
 /// Everything the handlers and the worker share.
 #[derive(Debug)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches: previews and the three plugin simulations"
+)]
 pub(crate) struct Shared {
     pub(crate) catalog: Catalog,
     pub(crate) models: Models,
@@ -175,6 +179,10 @@ pub(crate) struct Shared {
     pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
     /// Whether ComfyUI-Manager's routes are served.
     pub(crate) manager_on: bool,
+    /// Whether the CivitAI/HuggingFace search simulation is served.
+    pub(crate) model_search: bool,
+    /// Requests to the search simulation that carried `Authorization`.
+    pub(crate) search_auth: Mutex<Vec<String>>,
     /// ComfyUI-Manager's state.
     pub(crate) manager_state: Mutex<crate::manager::ManagerState>,
 }
@@ -210,6 +218,8 @@ impl Shared {
             model_manager: false,
             model_tasks: Mutex::new(Vec::new()),
             manager_on: false,
+            model_search: false,
+            search_auth: Mutex::new(Vec::new()),
             manager_state: Mutex::new(crate::manager::ManagerState::default()),
         }
     }

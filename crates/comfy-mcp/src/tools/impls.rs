@@ -208,6 +208,7 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         | "comfyui_uninstall_custom_node"
         | "comfyui_update_custom_node"
         | "comfyui_get_custom_node_status" => super::nodes::run(name, args, cx, reporter).await,
+        "comfyui_search_models" => super::search::run(args, cx).await,
         "comfyui_download_model" | "comfyui_get_download_tasks" | "comfyui_cancel_download" => {
             super::models::run(name, args, cx).await
         }

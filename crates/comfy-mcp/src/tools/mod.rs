@@ -14,6 +14,7 @@ mod models;
 mod nodes;
 pub mod prompts;
 pub mod resources;
+mod search;
 mod workflow;
 
 use std::collections::HashMap;

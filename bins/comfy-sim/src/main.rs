@@ -7,6 +7,7 @@ use clap::Parser;
 /// A ComfyUI 0.8.0 simulator: a real HTTP + WebSocket server on 127.0.0.1.
 #[derive(Debug, Parser)]
 #[command(name = "comfy-sim", version)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line switches")]
 struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8188)]

@@ -145,6 +145,13 @@ async fn tail_prints_the_last_records_then_follows() {
             run_tail(&path, 2, &mut go, &mut out).unwrap();
         })
     };
+    // Let the tail print what is there before anything new is written.
+    for _ in 0..50 {
+        if String::from_utf8_lossy(&out.0.lock().unwrap()).lines().count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut cfg = AuditConfig::new(&path);
     cfg.flush = FlushPolicy::EveryRecord;
     let log = AuditLog::open(cfg).unwrap();

@@ -1138,3 +1138,20 @@ async fn model_search_on_civitai_and_huggingface_sends_each_token_home() {
     );
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editor_format_workflows_are_converted_for_every_workflow_tool() {
+    let s = start("").await;
+    let editor = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/workflows/editor/sdxl_simple_example.json"
+    ))
+    .unwrap();
+    let valid = ok(&s.call("comfyui_validate_workflow", json!({"workflow": editor})).await).clone();
+    assert!(valid["node_count"].as_u64().unwrap() > 5, "{valid}");
+    let analysis = ok(&s.call("comfyui_analyze_workflow", json!({"workflow": editor})).await).clone();
+    assert_eq!(analysis["pipeline"], "txt2img", "{analysis}");
+    let summary = s.call("comfyui_summarize_workflow", json!({"workflow": editor})).await;
+    assert!(text(&summary).starts_with("Workflow: "), "{}", text(&summary));
+    s.client.cancel().await.unwrap();
+}

@@ -142,3 +142,52 @@ def test_enforce_mode_asks_the_user_when_the_client_can(home, sim_url):
     assert declined.is_error and text(declined).startswith("Workflow blocked by user")
     actions = [r["action"] for r in audit_records(home)]
     assert "eliciting_confirmation" in actions and "elicitation_accepted" in actions and "elicitation_declined" in actions
+
+
+def test_installing_a_custom_node_asks_the_user_first(home, sim_url, tmp_path_factory):
+    """Runs against a simulator with ComfyUI-Manager (started here)."""
+    import subprocess
+    import threading
+
+    from mcp import ClientSession, StdioServerParameters, types
+    from mcp.client.stdio import stdio_client
+
+    from conftest import MCP_BIN, SIM_BIN
+
+    data = tmp_path_factory.mktemp("sim-manager")
+    proc = subprocess.Popen(
+        [SIM_BIN, "--port", "0", "--manager", "--data-dir", str(data)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    url = None
+    for line in proc.stderr:
+        if " listening on " in line:
+            url = line.split(" listening on ")[1].split()[0]
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    asked = []
+
+    def answering(proceed):
+        async def callback(context, params):
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"proceed": proceed})
+
+        return callback
+
+    async def main(proceed):
+        params = StdioServerParameters(command=MCP_BIN, env={"HOME": str(home), "COMFYUI_URL": url})
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write, elicitation_callback=answering(proceed)) as s:
+                await s.initialize()
+                return await s.call_tool("comfyui_install_custom_node", {"node_id": "comfyui-easynodes"})
+
+    try:
+        declined = anyio.run(main, False)
+        assert declined.is_error and text(declined) == "The user declined to install node pack 'comfyui-easynodes'"
+        assert asked[-1].startswith("Install custom node pack 'comfyui-easynodes' on the ComfyUI server?")
+        accepted = anyio.run(main, True)
+        assert not accepted.is_error, text(accepted)
+        assert text(accepted).startswith("Node pack 'comfyui-easynodes' operation completed.")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -124,6 +124,14 @@ async fn discovery_and_queue_tools_answer_from_comfyui() {
     assert_eq!(server.name, "ComfyUI");
     assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
     assert!(info.instructions.as_deref().unwrap().contains("comfyui_run_workflow"));
+    let caps = serde_json::to_value(&info.capabilities).unwrap();
+    for cap in ["tools", "resources", "prompts", "logging"] {
+        assert!(
+            caps.get(cap).is_some(),
+            "the peer's capabilities: {cap} missing in {caps}"
+        );
+    }
+    assert!(!info.capabilities.supports_tasks(), "tasks only with tasks.enabled");
     let tools = s.client.list_all_tools().await.unwrap();
     assert!(tools.len() >= 18);
 
@@ -1154,4 +1162,110 @@ async fn editor_format_workflows_are_converted_for_every_workflow_tool() {
     let summary = s.call("comfyui_summarize_workflow", json!({"workflow": editor})).await;
     assert!(text(&summary).starts_with("Workflow: "), "{}", text(&summary));
     s.client.cancel().await.unwrap();
+}
+
+/// A client that supports the tasks extension.
+#[derive(Clone, Default)]
+struct TaskClient;
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder().enable_tasks().build(),
+            rmcp::model::Implementation::new("task-client", "1.0"),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
+    use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
+    let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        "tasks:\n  enabled: true\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
+    cmd.env("HOME", home.path())
+        .env("COMFYUI_URL", sim.url())
+        .env_remove("COMFYUI_MCP_CONFIG");
+    let client = TaskClient.serve(TaskChildProcess(cmd)).await.unwrap();
+    let info = client.peer_info().unwrap();
+    assert!(info.capabilities.supports_tasks());
+
+    let Value::Object(args) = json!({"prompt": "a fox", "steps": 3, "wait": true}) else {
+        unreachable!()
+    };
+    let response = client
+        .call_tool_once(CallToolRequestParams::new("comfyui_generate_image").with_arguments(args.clone()))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = response else {
+        panic!("expected a task, got {response:?}")
+    };
+    let id = created.task.task_id.clone();
+    let mut finished = None;
+    for _ in 0..100 {
+        let got = client.get_task(GetTaskParams::new(id.clone())).await.unwrap();
+        if got.task.status() != TaskStatus::Working {
+            finished = Some(got);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let finished = finished.expect("the task ended");
+    assert_eq!(finished.task.status(), TaskStatus::Completed);
+    let wire = serde_json::to_value(&finished).unwrap();
+    assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
+
+    // A task cancelled mid-job ends as cancelled and its job is interrupted.
+    let Value::Object(slow) = json!({"prompt": "slow", "steps": 100, "wait": true}) else {
+        unreachable!()
+    };
+    let CallToolResponse::Task(created) = client
+        .call_tool_once(CallToolRequestParams::new("comfyui_generate_image").with_arguments(slow))
+        .await
+        .unwrap()
+    else {
+        panic!("expected a task")
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    client
+        .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
+        .await
+        .unwrap();
+    let mut status = TaskStatus::Working;
+    for _ in 0..50 {
+        status = client
+            .get_task(GetTaskParams::new(created.task.task_id.clone()))
+            .await
+            .unwrap()
+            .task
+            .status();
+        if status != TaskStatus::Working {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, TaskStatus::Cancelled);
+    assert!(client.get_task(GetTaskParams::new("nope")).await.is_err());
+
+    // Without waiting, a call is answered at once as before.
+    let mut quick = args;
+    quick.insert("wait".to_owned(), json!(false));
+    let response = client
+        .call_tool_once(CallToolRequestParams::new("comfyui_generate_image").with_arguments(quick))
+        .await
+        .unwrap();
+    assert!(matches!(response, CallToolResponse::Complete(_)), "{response:?}");
+    client.cancel().await.unwrap();
+}
+
+/// `TokioChildProcess` for a command, as a function for readability.
+#[allow(non_snake_case, reason = "reads like the transport's name")]
+fn TaskChildProcess(cmd: Command) -> TokioChildProcess {
+    TokioChildProcess::new(cmd).unwrap()
 }

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod server;
 pub mod stack;
+pub mod tasks;
 pub mod tools;
 
 pub use config::{Config, load};

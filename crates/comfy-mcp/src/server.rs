@@ -7,10 +7,11 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    ResourceContents, Role, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -18,6 +19,7 @@ use tower::ServiceExt;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
+use crate::tasks::Tasks;
 use crate::tools::{Catalog, ToolContext, prompts, resources};
 
 /// What the server tells clients at `initialize` (the peer's text, with
@@ -28,6 +30,28 @@ Use comfyui_list_models and comfyui_list_nodes to discover available resources. 
 IMPORTANT: Before running custom workflows with comfyui_run_workflow, always check the response for warnings \
 about dangerous nodes or suspicious inputs. If warnings are present, inform the user and ask for confirmation \
 before proceeding with execution.";
+
+/// Whether a call runs as an MCP task: a generation tool asked to wait
+/// (or the streaming one), from a client that supports the extension.
+fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>) -> bool {
+    let supports = context
+        .peer
+        .peer_info()
+        .is_some_and(|info| info.capabilities.supports_tasks());
+    let long = match Catalog::get().find(&request.name) {
+        Some(def) if def.category == crate::tools::Category::Generation => {
+            request.name == "comfyui_run_workflow_stream"
+                || request
+                    .arguments
+                    .as_ref()
+                    .and_then(|a| a.get("wait"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false)
+        }
+        _ => false,
+    };
+    supports && long
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +71,8 @@ pub struct Server {
     audit: Arc<AuditLog>,
     transport: &'static str,
     groups: Arc<Vec<String>>,
+    /// MCP tasks, when `tasks.enabled`.
+    tasks: Option<Tasks>,
 }
 
 impl Server {
@@ -82,6 +108,7 @@ impl Server {
         let limits = Arc::new(Limits::new(&config));
         let policy = config.security.policy();
         let groups = Arc::new(config.tools.groups.clone());
+        let tasks = config.tasks.enabled.then(Tasks::default);
         let tools = Arc::new(ToolContext {
             client,
             config: Arc::new(config),
@@ -95,6 +122,7 @@ impl Server {
             audit,
             transport: "stdio",
             groups,
+            tasks,
         })
     }
 
@@ -119,9 +147,22 @@ impl Server {
 }
 
 impl ServerHandler for Server {
+    #[allow(
+        deprecated,
+        reason = "the peer declares the logging capability, deprecated upstream (SEP-2577)"
+    )]
     fn get_info(&self) -> ServerConfig {
-        let mut info =
-            ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(INSTRUCTIONS);
+        let builder = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_prompts()
+            .enable_resources()
+            .enable_tools();
+        let capabilities = if self.tasks.is_some() {
+            builder.enable_tasks().build()
+        } else {
+            builder.build()
+        };
+        let mut info = ServerConfig::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("ComfyUI", env!("CARGO_PKG_VERSION"));
         info
     }
@@ -241,6 +282,28 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
+            let (id, task, cancel) = tasks.create();
+            let mut context = context;
+            // The task, not the request, now decides when the call stops.
+            context.ct = cancel;
+            let call = ToolCall {
+                name: request.name.to_string(),
+                args: request.arguments,
+                ctx: Some(context),
+                transport: self.transport,
+            };
+            let (stack, tasks) = (self.stack.clone(), tasks.clone());
+            tokio::spawn(async move {
+                let reply = match stack.oneshot(call).await {
+                    Ok(reply) => reply,
+                    Err(never) => match never {},
+                };
+                let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
+                tasks.finish(&id, reply.result, cancelled);
+            });
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
         let call = ToolCall {
             name: request.name.to_string(),
             args: request.arguments,
@@ -250,6 +313,33 @@ impl ServerHandler for Server {
         match self.stack.clone().oneshot(call).await {
             Ok(reply) => Ok(reply.result.into()),
             Err(never) => match never {},
+        }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks
+            .as_ref()
+            .and_then(|t| t.get(&request.task_id))
+            .map(GetTaskResult::new)
+            .ok_or_else(|| ErrorData::invalid_params(format!("no task {:?}", request.task_id), None))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if self.tasks.as_ref().is_some_and(|t| t.cancel(&request.task_id)) {
+            Ok(())
+        } else {
+            Err(ErrorData::invalid_params(
+                format!("no task {:?}", request.task_id),
+                None,
+            ))
         }
     }
 }

@@ -13,6 +13,7 @@
 
 #![allow(clippy::print_stdout, reason = "a command-line front end prints its output")]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -171,7 +172,29 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             };
             let (config, _sim) = with_sim(&args, loaded.config).await?;
             let server = Server::new(config, None).map_err(|e| e.to_string())?;
-            let reply = server.call(tool, Some(map)).await;
+            // A progress bar on stderr, when it is a terminal.
+            let bar: Option<comfy_mcp::stack::ProgressFn> = std::io::stderr().is_terminal().then(|| {
+                let draw: comfy_mcp::stack::ProgressFn =
+                    std::sync::Arc::new(|done: f64, total: Option<f64>, message: &str| {
+                        let line = match total.filter(|t| *t > 0.0) {
+                            Some(t) => {
+                                let filled = ((done / t).clamp(0.0, 1.0) * 30.0).round() as usize;
+                                format!(
+                                    "[{}{}] {done}/{t} {message}",
+                                    "#".repeat(filled),
+                                    ".".repeat(30 - filled)
+                                )
+                            }
+                            None => message.to_owned(),
+                        };
+                        eprint!("\r\x1b[2K{line}");
+                    });
+                draw
+            });
+            let reply = server.call_with_progress(tool, Some(map), bar.clone()).await;
+            if bar.is_some() {
+                eprintln!();
+            }
             server.close();
             let text = serde_json::to_string_pretty(&reply.result).map_err(|e| e.to_string())?;
             println!("{text}");
@@ -234,8 +257,9 @@ async fn check(args: &Args) -> Result<ExitCode, String> {
         .as_ref()
         .map_or_else(|| "none (defaults)".to_owned(), |f| f.display().to_string());
     println!("config: ok ({file})");
-    let url = loaded.config.comfyui.url.clone();
-    let server = Server::new(loaded.config, None).map_err(|e| e.to_string())?;
+    let (config, _sim) = with_sim(args, loaded.config).await?;
+    let url = config.comfyui.url.clone();
+    let server = Server::new(config, None).map_err(|e| e.to_string())?;
     let mut ok = true;
     let reply = server.call("comfyui_get_system_info", None).await;
     if let (Some(info), Some(false) | None) = (&reply.result.structured_content, reply.result.is_error) {
@@ -249,8 +273,21 @@ async fn check(args: &Args) -> Result<ExitCode, String> {
         ok = false;
         println!("comfyui: FAILED ({url}): {}", reply.error_text().unwrap_or_default());
     }
-    // The call above wrote its records: the audit log is writable if it
-    // was not refused for that reason.
+    if ok {
+        for (plugin, tool) in [
+            ("ComfyUI-Manager", "comfyui_get_custom_node_status"),
+            ("ComfyUI-Model-Manager", "comfyui_get_download_tasks"),
+        ] {
+            let r = server.call(tool, None).await;
+            match r.error_text() {
+                None => println!("plugin {plugin}: installed"),
+                Some(t) if t.contains("is not installed") => println!("plugin {plugin}: not installed (optional)"),
+                Some(t) => println!("plugin {plugin}: unknown ({t})"),
+            }
+        }
+    }
+    // The calls above wrote their records: the audit log is writable if
+    // none was refused for that reason.
     if reply.error_text().is_some_and(|t| t.contains("audit record")) {
         ok = false;
         println!("audit log: FAILED: {}", reply.error_text().unwrap_or_default());

@@ -128,7 +128,12 @@ fn sim_runs_every_tool_without_a_comfyui() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["structuredContent"]["status"], "completed", "{result}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--sim: using the ComfyUI simulator at http://127.0.0.1:"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--sim: using the ComfyUI simulator at http://127.0.0.1:"));
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no progress bar when stderr is not a terminal"
+    );
 }
 
 #[test]
@@ -152,4 +157,28 @@ fn validation_without_a_server_checks_structure_only() {
         v["warnings"][0],
         "ComfyUI server unreachable — server validation skipped"
     );
+}
+
+#[test]
+fn check_reports_comfyui_plugins_and_the_audit_log() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["--sim", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("comfyui: ok (http://127.0.0.1:"), "{text}");
+    assert!(text.contains("version 0.8.0"), "{text}");
+    assert!(text.contains("plugin ComfyUI-Manager: installed"), "{text}");
+    assert!(text.contains("plugin ComfyUI-Model-Manager: installed"), "{text}");
+    assert!(text.contains("audit log: ok"), "{text}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .arg("check")
+        .env("HOME", home.path())
+        .env("COMFYUI_URL", "http://127.0.0.1:9")
+        .env("COMFYUI_TIMEOUT_CONNECT", "2")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("comfyui: FAILED (http://127.0.0.1:9)"));
 }

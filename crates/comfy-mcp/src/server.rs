@@ -128,11 +128,22 @@ impl Server {
 
     /// Runs one call through the stack (for `comfy-mcp call` and tests).
     pub async fn call(&self, name: &str, args: Option<rmcp::model::JsonObject>) -> Reply {
+        self.call_with_progress(name, args, None).await
+    }
+
+    /// Runs one call through the stack, reporting progress to `on_progress`.
+    pub async fn call_with_progress(
+        &self,
+        name: &str,
+        args: Option<rmcp::model::JsonObject>,
+        on_progress: Option<crate::stack::ProgressFn>,
+    ) -> Reply {
         let call = ToolCall {
             name: name.to_owned(),
             args,
             ctx: None,
             transport: "cli",
+            on_progress,
         };
         match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -211,6 +222,7 @@ impl ServerHandler for Server {
             args: request.arguments,
             ctx: Some(context),
             transport: self.transport,
+            on_progress: None,
         };
         let reply = match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -255,6 +267,7 @@ impl ServerHandler for Server {
             args: None,
             ctx: Some(context),
             transport: self.transport,
+            on_progress: None,
         };
         let reply = match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -292,6 +305,7 @@ impl ServerHandler for Server {
                 args: request.arguments,
                 ctx: Some(context),
                 transport: self.transport,
+                on_progress: None,
             };
             let (stack, tasks) = (self.stack.clone(), tasks.clone());
             tokio::spawn(async move {
@@ -309,6 +323,7 @@ impl ServerHandler for Server {
             args: request.arguments,
             ctx: Some(context),
             transport: self.transport,
+            on_progress: None,
         };
         match self.stack.clone().oneshot(call).await {
             Ok(reply) => Ok(reply.result.into()),

@@ -49,7 +49,13 @@ pub struct ToolCall {
     pub ctx: Option<RequestContext<RoleServer>>,
     /// `stdio`, `http` or `cli`.
     pub transport: &'static str,
+    /// Where progress goes for calls without an MCP request (the command
+    /// line's progress bar).
+    pub on_progress: Option<ProgressFn>,
 }
+
+/// A progress callback: `(progress, total, message)`.
+pub type ProgressFn = Arc<dyn Fn(f64, Option<f64>, &str) + Send + Sync>;
 
 /// A call's result and how it ended.
 pub struct Reply {
@@ -260,6 +266,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             .as_ref()
             .and_then(|c| Some((c.peer.clone(), c.meta.get_progress_token()?))),
         peer: call.ctx.as_ref().map(|c| c.peer.clone()),
+        local: call.on_progress.clone(),
     };
     let work = run(&call.name, &args, tools, &reporter);
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {

@@ -33,6 +33,7 @@ use super::impls::{Output, ToolContext, ToolError};
 pub struct Reporter {
     pub(crate) target: Option<(Peer<RoleServer>, ProgressToken)>,
     pub(crate) peer: Option<Peer<RoleServer>>,
+    pub(crate) local: Option<crate::stack::ProgressFn>,
 }
 
 /// The enforce-mode confirmation the user answers.
@@ -61,6 +62,9 @@ pub(super) async fn confirm(reporter: &Reporter, message: String) -> Option<bool
 
 impl Reporter {
     async fn report(&self, progress: f64, total: Option<f64>, message: String) {
+        if let Some(local) = &self.local {
+            local(progress, total, &message);
+        }
         if let Some((peer, token)) = &self.target {
             let mut p = ProgressNotificationParam::new(token.clone(), progress).with_message(message);
             if let Some(t) = total {

@@ -488,6 +488,13 @@ async fn files_upload_transform_upscale_and_come_back() {
     let image = s.call("comfyui_get_image", json!({"filename": name})).await;
     assert_ne!(image.is_error, Some(true), "{}", text(&image));
     assert!(text(&image).starts_with("data:image/png;base64,"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(text(&image).trim_start_matches("data:image/png;base64,"))
+        .unwrap();
+    assert!(
+        decoded.starts_with(b"\x89PNG\r\n\x1a\n") && decoded.len() > 100,
+        "streamed encoding is whole"
+    );
     assert!(
         image.content.iter().any(|c| c.as_image().is_some()),
         "image content for the client to show"

@@ -4,6 +4,9 @@
 //! `SafeSubfolder`) before anything is sent; uploads are decoded, bounded
 //! by `security.max_upload_size_mb` and must be what their extension says;
 //! downloads must be images (never SVG, which can carry scripts).
+//! Images within the inline budget are base64-encoded as they arrive from
+//! ComfyUI (the raw image is never held whole); larger ones become a
+//! bounded, downscaled preview and a link.
 
 use base64::Engine as _;
 use comfy_client::types::FileRef;
@@ -219,10 +222,9 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         subfolder: sub,
         kind: "output".to_owned(),
     };
-    let download = cx.client.view(&file, preview).await?;
-    let kind = download
-        .content_type
-        .as_deref()
+    let mut stream = cx.client.view_stream(&file, preview).await?;
+    let kind = stream
+        .content_type()
         .unwrap_or_default()
         .split(';')
         .next()
@@ -235,30 +237,49 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         )));
     }
     let budget = cx.config.server.max_inline_bytes;
-    if download.bytes.len() > budget {
-        // Over the budget: a downscaled preview inline, the full file by URL.
-        let url = view_url(&public_base(cx), &file.filename, &file.subfolder);
-        let size = download.bytes.len();
-        let bytes = download.bytes;
-        let made = tokio::task::spawn_blocking(move || make_preview(&bytes, budget))
-            .await
-            .map_err(|e| ToolError::failed(format!("making a preview failed: {e}")))??;
-        return Ok(Output::LargeImage {
-            url,
-            size,
-            budget,
-            preview: base64::engine::general_purpose::STANDARD.encode(&made.jpeg),
-            width: made.width,
-            height: made.height,
-        });
+    if stream.content_length().is_none_or(|n| n <= budget as u64) {
+        // Encoded as it arrives: the raw image is never held whole.
+        let prefix = format!("data:{kind};base64,");
+        let start = prefix.len();
+        let mut encoder =
+            base64::write::EncoderStringWriter::from_consumer(prefix, &base64::engine::general_purpose::STANDARD);
+        let mut total = 0usize;
+        let mut fits = true;
+        while let Some(chunk) = stream.next_chunk().await? {
+            total += chunk.len();
+            if total > budget {
+                fits = false;
+                break;
+            }
+            std::io::Write::write_all(&mut encoder, &chunk)
+                .map_err(|e| ToolError::failed(format!("encoding the image failed: {e}")))?;
+        }
+        if fits {
+            let data_uri = encoder.into_inner();
+            let base64 = data_uri[start..].to_owned();
+            return Ok(Output::Image {
+                data_uri,
+                base64,
+                mime: kind,
+                inline: true,
+            });
+        }
     }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&download.bytes);
-    drop(download);
-    Ok(Output::Image {
-        data_uri: format!("data:{kind};base64,{b64}"),
-        base64: b64,
-        mime: kind,
-        inline: true,
+    // Over the budget: a downscaled preview inline, the full file by URL.
+    let download = cx.client.view(&file, preview).await?;
+    let url = view_url(&public_base(cx), &file.filename, &file.subfolder);
+    let size = download.bytes.len();
+    let bytes = download.bytes;
+    let made = tokio::task::spawn_blocking(move || make_preview(&bytes, budget))
+        .await
+        .map_err(|e| ToolError::failed(format!("making a preview failed: {e}")))??;
+    Ok(Output::LargeImage {
+        url,
+        size,
+        budget,
+        preview: base64::engine::general_purpose::STANDARD.encode(&made.jpeg),
+        width: made.width,
+        height: made.height,
     })
 }
 

@@ -471,6 +471,33 @@ async fn files_upload_transform_upscale_and_come_back() {
         .await)
     .clone();
     assert_eq!(done["status"], "completed", "{done}");
+    let mask = s
+        .call(
+            "comfyui_upload_mask",
+            json!({"filename": "mask.png", "mask_data": b64, "original_image": "cat.png"}),
+        )
+        .await;
+    assert_eq!(
+        text(&mask),
+        "Uploaded mask mask.png to ComfyUI input directory",
+        "{}",
+        text(&mask)
+    );
+    let r = s
+        .call(
+            "comfyui_upload_mask",
+            json!({"filename": "mask.png", "mask_data": b64, "original_image": "../cat.png"}),
+        )
+        .await;
+    assert!(text(&r).contains("`original_image`"), "{}", text(&r));
+    let inpainted = ok(&s
+        .call(
+            "comfyui_inpaint_image",
+            json!({"image": "cat.png", "mask": "mask.png", "prompt": "a hat", "steps": 2, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(inpainted["status"], "completed", "{inpainted}");
     let upscaled = ok(&s
         .call("comfyui_upscale_image", json!({"image": "cat.png", "wait": true}))
         .await)

@@ -355,6 +355,11 @@ async fn run_workflow_inspects_reports_node_errors_and_streams() {
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("ComfyUI refused the workflow"), "{}", text(&r));
     assert!(text(&r).contains("node 1 (EmptyImage)"), "{}", text(&r));
+    let details = r
+        .structured_content
+        .as_ref()
+        .expect("node_errors as structured content");
+    assert_eq!(details["node_errors"]["1"]["class_type"], "EmptyImage", "{details}");
 
     let fine = json!({
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},

@@ -336,6 +336,10 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
                 outcome: Outcome::Ok,
             }
         }
-        Err(e) => Reply::error(e.message, e.outcome),
+        Err(e) => {
+            let mut reply = Reply::error(e.message, e.outcome);
+            reply.result.structured_content = e.details;
+            reply
+        }
     }
 }

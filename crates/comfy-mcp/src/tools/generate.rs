@@ -346,7 +346,9 @@ async fn submit(
     };
     let mut job = cx.client.submit(wf, options).await.map_err(|e| match e {
         comfy_client::Error::ValidationFailed { error, node_errors } => {
-            ToolError::failed(node_errors_text(&error, &node_errors))
+            let mut e = ToolError::failed(node_errors_text(&error, &node_errors));
+            e.details = Some(json!({"error": *error, "node_errors": *node_errors}));
+            e
         }
         other => ToolError::from(other),
     })?;

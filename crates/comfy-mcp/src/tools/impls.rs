@@ -59,6 +59,9 @@ pub struct ToolError {
     pub message: String,
     /// How the audit log records it.
     pub outcome: Outcome,
+    /// Structured details for the assistant (`structuredContent` of the
+    /// error), e.g. ComfyUI's `node_errors`.
+    pub details: Option<Value>,
 }
 
 impl ToolError {
@@ -67,6 +70,7 @@ impl ToolError {
         Self {
             message: message.into(),
             outcome: Outcome::Error,
+            details: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl ToolError {
         Self {
             message: message.into(),
             outcome: Outcome::Rejected,
+            details: None,
         }
     }
 }

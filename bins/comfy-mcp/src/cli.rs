@@ -300,7 +300,19 @@ async fn check(args: &Args) -> Result<ExitCode, String> {
 
 async fn serve(config: Config) -> Result<ExitCode, String> {
     use rmcp::ServiceExt;
+    let remote = config.transport.remote.clone();
     let server = Server::new(config, None).map_err(|e| e.to_string())?;
+    if remote.enabled {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let addr = comfy_mcp::http::serve(server.clone(), &remote, stop.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!("comfy-mcp: MCP over Streamable HTTP at http://{addr}/mcp (health: /healthz)");
+        shutdown_signal().await;
+        stop.cancel();
+        server.close();
+        return Ok(ExitCode::SUCCESS);
+    }
     let running = server
         .clone()
         .serve(rmcp::transport::stdio())

@@ -99,7 +99,7 @@ impl Default for Logging {
 }
 
 /// `transport.remote:`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Remote {
     /// Serve Streamable HTTP instead of stdio.
@@ -108,6 +108,28 @@ pub struct Remote {
     pub host: String,
     /// Listen port.
     pub port: u16,
+    /// Bearer token every request must carry (secret); ours.
+    pub auth_token: Option<String>,
+    /// Serve on a non-loopback address without a token; ours.
+    pub allow_unauthenticated: bool,
+    /// Allowed `Origin` values (default: loopback origins); ours.
+    pub allowed_origins: Vec<String>,
+    /// Allowed `Host` names (default: loopback names); ours.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("enabled", &self.enabled)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("auth_token", &self.auth_token.as_deref().map(mask))
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
 }
 
 impl Default for Remote {
@@ -116,6 +138,10 @@ impl Default for Remote {
             enabled: false,
             host: "127.0.0.1".to_owned(),
             port: 8080,
+            auth_token: None,
+            allow_unauthenticated: false,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -347,6 +373,10 @@ const KNOWN: &[&str] = &[
     "transport.remote.enabled",
     "transport.remote.host",
     "transport.remote.port",
+    "transport.remote.auth_token",
+    "transport.remote.allow_unauthenticated",
+    "transport.remote.allowed_origins",
+    "transport.remote.allowed_hosts",
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "model_search.max_search_results",
@@ -361,7 +391,11 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Keys whose values are secrets.
-const SECRET: &[&str] = &["model_search.huggingface_token", "model_search.civitai_api_key"];
+const SECRET: &[&str] = &[
+    "model_search.huggingface_token",
+    "model_search.civitai_api_key",
+    "transport.remote.auth_token",
+];
 
 /// The 13 environment variables, with the key each sets.
 const ENV: &[(&str, &str)] = &[
@@ -378,6 +412,7 @@ const ENV: &[(&str, &str)] = &[
     ("COMFYUI_ALLOWED_DOWNLOAD_DOMAINS", "security.allowed_download_domains"),
     ("COMFYUI_TASKS_ENABLED", "tasks.enabled"),
     ("COMFYUI_TASKS_BACKEND_URL", "tasks.backend_url"),
+    ("COMFYUI_MCP_AUTH_TOKEN", "transport.remote.auth_token"),
     // As HuggingFace's own tools read it.
     ("HF_ENDPOINT", "model_search.huggingface_api_base"),
 ];
@@ -546,6 +581,7 @@ fn apply_env(c: &mut Config, var: &str, key: &str, value: &str) -> Result<(), Co
         }
         "COMFYUI_TASKS_ENABLED" => c.tasks.enabled = env_bool(value),
         "COMFYUI_TASKS_BACKEND_URL" => value.clone_into(&mut c.tasks.backend_url),
+        "COMFYUI_MCP_AUTH_TOKEN" => c.transport.remote.auth_token = (!value.is_empty()).then(|| value.to_owned()),
         "HF_ENDPOINT" if !value.is_empty() => value.clone_into(&mut c.model_search.huggingface_api_base),
         _ => {}
     }
@@ -695,7 +731,11 @@ impl serde::Serialize for ShowConfig<'_> {
                             "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only},
             "logging": {"audit_file": c.logging.audit_file, "audit_flush": c.logging.audit_flush, "audit_failure": c.logging.audit_failure,
                         "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
-            "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port}},
+            "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port,
+                                     "auth_token": c.transport.remote.auth_token.as_deref().unwrap_or_default(),
+                                     "allow_unauthenticated": c.transport.remote.allow_unauthenticated,
+                                     "allowed_origins": c.transport.remote.allowed_origins,
+                                     "allowed_hosts": c.transport.remote.allowed_hosts}},
             "model_search": {"huggingface_token": c.model_search.huggingface_token, "civitai_api_key": c.model_search.civitai_api_key,
                              "max_search_results": c.model_search.max_search_results,
                              "civitai_api_base": c.model_search.civitai_api_base,

@@ -15,6 +15,7 @@
 //! and never depends on the simulator (only the binary wires it in).
 
 pub mod config;
+pub mod http;
 pub mod server;
 pub mod stack;
 pub mod tasks;

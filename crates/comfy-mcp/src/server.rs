@@ -126,6 +126,14 @@ impl Server {
         })
     }
 
+    /// The same server, recording `transport` in the audit log.
+    #[must_use]
+    pub fn with_transport(&self, transport: &'static str) -> Self {
+        let mut s = self.clone();
+        s.transport = transport;
+        s
+    }
+
     /// Runs one call through the stack (for `comfy-mcp call` and tests).
     pub async fn call(&self, name: &str, args: Option<rmcp::model::JsonObject>) -> Reply {
         self.call_with_progress(name, args, None).await

@@ -1,0 +1,195 @@
+//! The Streamable HTTP transport of the real binary: safe defaults, the
+//! bearer token, the refusal to serve a public address without one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Running {
+    child: Child,
+    addr: String,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `comfy-mcp --sim` with the remote transport on a free port.
+fn start(remote: &str, env: &[(&str, &str)]) -> Running {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        format!("transport:\n  remote:\n    enabled: true\n    port: 0\n{remote}"),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
+    cmd.arg("--sim")
+        .env("HOME", home.path())
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("the server printed its address").unwrap();
+        if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Running {
+        child,
+        addr,
+        _home: home,
+    }
+}
+
+/// Sends one raw HTTP/1.1 request; returns the status line and the rest.
+fn send(addr: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the headers and some body, or the connection closes.
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&out);
+                if text.contains("\r\n\r\n") && (text.contains("\"jsonrpc\"") || !text.contains("event-stream")) {
+                    break;
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+fn post(addr: &str, extra_headers: &str, body: &str) -> (u16, String) {
+    send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn safe_defaults_on_loopback() {
+    let s = start("", &[]);
+    let (status, body) = send(
+        &s.addr,
+        &format!("GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", s.addr),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(&s.addr, "", INIT);
+    assert_eq!(status, 200, "a loopback client initialises");
+    for origin in [
+        "https://evil.example",
+        "null",
+        "http://localhost.evil.example:80",
+        "http://127.0.0.1.nip.io:80",
+    ] {
+        let (status, _) = post(&s.addr, &format!("Origin: {origin}\r\n"), INIT);
+        assert_eq!(status, 403, "Origin {origin}");
+    }
+    let (status, _) = post(&s.addr, "Origin: http://localhost:3000\r\n", INIT);
+    assert_eq!(status, 200, "a loopback origin passes");
+    let (status, _) = send(
+        &s.addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            INIT.len()
+        ),
+    );
+    assert_eq!(status, 403, "a foreign Host (DNS rebinding)");
+    let (status, _) = send(
+        &s.addr,
+        &format!(
+            "GET /elsewhere HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.addr
+        ),
+    );
+    assert_eq!(status, 404);
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#,
+        "a".repeat(5 << 20)
+    );
+    let (status, _) = post(&s.addr, "", &big);
+    assert_eq!(status, 413, "bodies are bounded");
+    let (status, _) = post(&s.addr, "", "{not json");
+    assert!(
+        (400..500).contains(&status) || status == 200,
+        "malformed JSON is a JSON-RPC or HTTP error, got {status}"
+    );
+}
+
+#[test]
+fn the_bearer_token_is_required_and_never_taken_from_the_query() {
+    let s = start("    auth_token: s3cret-token\n", &[]);
+    let (status, text) = post(&s.addr, "", INIT);
+    assert_eq!(status, 401);
+    assert!(text.to_lowercase().contains("www-authenticate: bearer"), "{text}");
+    let (status, _) = post(&s.addr, "Authorization: Bearer wrong\r\n", INIT);
+    assert_eq!(status, 401);
+    let (status, _) = post(&s.addr, "Authorization: Bearer s3cret-token\r\n", INIT);
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        &s.addr,
+        &format!(
+            "POST /mcp?token=s3cret-token HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            s.addr,
+            INIT.len()
+        ),
+    );
+    assert_eq!(status, 400, "no tokens in URLs");
+    // The environment variable works too.
+    let s = start("", &[("COMFYUI_MCP_AUTH_TOKEN", "from-env")]);
+    assert_eq!(post(&s.addr, "", INIT).0, 401);
+    assert_eq!(post(&s.addr, "Authorization: Bearer from-env\r\n", INIT).0, 200);
+}
+
+#[test]
+fn a_public_address_needs_a_token_or_an_explicit_opt_out() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        "transport:\n  remote:\n    enabled: true\n    host: 0.0.0.0\n    port: 0\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .arg("--sim")
+        .env("HOME", home.path())
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("refusing to serve on 0.0.0.0 without transport.remote.auth_token")
+    );
+}

@@ -12,6 +12,7 @@
 //! - `bench`: the benchmarks, in release mode (figures go in
 //!   `docs/performance.md`).
 
+mod conformance;
 mod deps;
 mod examples;
 mod pytest;
@@ -38,6 +39,7 @@ fn main() -> Result<()> {
             }
         }
         Some("examples") => examples::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
+        Some("conformance") => conformance::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -57,7 +59,7 @@ fn main() -> Result<()> {
                 &["bench", "--locked", "-p", "comfy-audit", "--bench", "audit"],
             )
         }
-        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|bench>"),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|bench>"),
     }
 }
 
@@ -100,6 +102,7 @@ fn ci() -> Result<()> {
     step("test", &cargo, &["test", "--workspace", "--locked"])?;
     examples::run(&cargo)?;
     pytest::run(&cargo)?;
+    conformance::run(&cargo)?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -283,7 +283,7 @@ impl ServerHandler for Server {
         };
         if let Some(message) = reply.error_text() {
             return Err(if message.starts_with("Unknown resource") {
-                ErrorData::resource_not_found(message, None)
+                ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
             } else {
                 ErrorData::internal_error(format!("Error reading resource '{uri}': {message}"), None)
             });

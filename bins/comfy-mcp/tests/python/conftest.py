@@ -47,17 +47,67 @@ def home(tmp_path):
     return tmp_path
 
 
+# Which transport `session` uses; test modules that run over both set it
+# through a parametrized fixture.
+TRANSPORT = {"name": "stdio"}
+TOKEN = "e2e-t0ken"
+
+
 @asynccontextmanager
-async def session(home: Path, sim_url: str, config: str = ""):
+async def session(home: Path, sim_url: str, config: str = "", elicitation_callback=None):
+    """The server started by the SDK (stdio) or as a Streamable HTTP server
+    with a bearer token, per TRANSPORT, with an initialized client session."""
+    if TRANSPORT["name"] == "http":
+        async with _http_session(home, sim_url, config, elicitation_callback) as s:
+            yield s
+        return
     (home / ".comfyui-mcp" / "config.yaml").write_text(config)
     params = StdioServerParameters(
         command=MCP_BIN,
         env={"HOME": str(home), "COMFYUI_URL": sim_url, "RUST_LOG": "warn"},
     )
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as s:
+        async with ClientSession(read, write, elicitation_callback=elicitation_callback) as s:
             await s.initialize()
             yield s
+
+
+def start_remote(home: Path, sim_url: str, extra: str = "", config: str = ""):
+    """Starts the binary with the remote transport on a free port; returns
+    the process and the /mcp URL."""
+    (home / ".comfyui-mcp" / "config.yaml").write_text(
+        config + "transport:\n  remote:\n    enabled: true\n    port: 0\n" + extra
+    )
+    env = dict(os.environ, HOME=str(home), COMFYUI_URL=sim_url, RUST_LOG="warn")
+    env.pop("COMFYUI_MCP_AUTH_TOKEN", None)
+    proc = subprocess.Popen(
+        [MCP_BIN], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    addr = None
+    for line in proc.stderr:
+        if "Streamable HTTP at http://" in line:
+            addr = line.split("Streamable HTTP at http://")[1].split("/")[0]
+            break
+    assert addr, "the server did not start"
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    return proc, f"http://{addr}/mcp"
+
+
+@asynccontextmanager
+async def _http_session(home: Path, sim_url: str, config: str, elicitation_callback):
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    proc, url = start_remote(home, sim_url, f"    auth_token: {TOKEN}\n", config)
+    try:
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1], elicitation_callback=elicitation_callback) as s:
+                await s.initialize()
+                yield s
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def structured(result):

@@ -1,10 +1,19 @@
-"""comfy-mcp driven by the official MCP Python SDK against comfy-sim."""
+"""comfy-mcp driven by the official MCP Python SDK against comfy-sim, each
+test over stdio and again over Streamable HTTP (with a bearer token)."""
 
 import time
 
 import anyio
+import pytest
 
-from conftest import audit_records, session, structured, text
+from conftest import TRANSPORT, audit_records, session, structured, text
+
+
+@pytest.fixture(params=["stdio", "http"], autouse=True)
+def transport(request):
+    TRANSPORT["name"] = request.param
+    yield request.param
+    TRANSPORT["name"] = "stdio"
 
 
 def test_tools_resources_and_discovery(home, sim_url):
@@ -103,17 +112,13 @@ def test_enforce_mode_refuses_a_flagged_workflow(home, sim_url):
 
 
 def test_enforce_mode_asks_the_user_when_the_client_can(home, sim_url):
-    from mcp import ClientSession, StdioServerParameters, types
-    from mcp.client.stdio import stdio_client
-
-    from conftest import MCP_BIN
+    from mcp import types
 
     workflow = (
         '{"1": {"class_type": "PrimitiveString", "inputs": {"value": "eval(\'1\')"}},'
         ' "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
         ' "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}'
     )
-    (home / ".comfyui-mcp" / "config.yaml").write_text("security:\n  mode: enforce\n")
     asked = []
 
     def answering(proceed):
@@ -126,11 +131,8 @@ def test_enforce_mode_asks_the_user_when_the_client_can(home, sim_url):
         return callback
 
     async def main(proceed):
-        params = StdioServerParameters(command=MCP_BIN, env={"HOME": str(home), "COMFYUI_URL": sim_url})
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write, elicitation_callback=answering(proceed)) as s:
-                await s.initialize()
-                return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+        async with session(home, sim_url, "security:\n  mode: enforce\n", answering(proceed)) as s:
+            return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
 
     accepted = anyio.run(main, True)
     assert not accepted.is_error, text(accepted)
@@ -149,10 +151,9 @@ def test_installing_a_custom_node_asks_the_user_first(home, sim_url, tmp_path_fa
     import subprocess
     import threading
 
-    from mcp import ClientSession, StdioServerParameters, types
-    from mcp.client.stdio import stdio_client
+    from mcp import types
 
-    from conftest import MCP_BIN, SIM_BIN
+    from conftest import SIM_BIN
 
     data = tmp_path_factory.mktemp("sim-manager")
     proc = subprocess.Popen(
@@ -175,11 +176,8 @@ def test_installing_a_custom_node_asks_the_user_first(home, sim_url, tmp_path_fa
         return callback
 
     async def main(proceed):
-        params = StdioServerParameters(command=MCP_BIN, env={"HOME": str(home), "COMFYUI_URL": url})
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write, elicitation_callback=answering(proceed)) as s:
-                await s.initialize()
-                return await s.call_tool("comfyui_install_custom_node", {"node_id": "comfyui-easynodes"})
+        async with session(home, url, "", answering(proceed)) as s:
+            return await s.call_tool("comfyui_install_custom_node", {"node_id": "comfyui-easynodes"})
 
     try:
         declined = anyio.run(main, False)

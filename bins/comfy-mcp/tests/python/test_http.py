@@ -1,34 +1,11 @@
 """The same server over Streamable HTTP, through the Python SDK's HTTP client."""
 
-import os
-import subprocess
-import threading
-
 import anyio
 import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import MCP_BIN, structured, text
-
-
-def start_remote(home, sim_url, extra=""):
-    (home / ".comfyui-mcp" / "config.yaml").write_text(
-        "transport:\n  remote:\n    enabled: true\n    port: 0\n" + extra
-    )
-    env = dict(os.environ, HOME=str(home), COMFYUI_URL=sim_url)
-    env.pop("COMFYUI_MCP_AUTH_TOKEN", None)
-    proc = subprocess.Popen(
-        [MCP_BIN], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    addr = None
-    for line in proc.stderr:
-        if "Streamable HTTP at http://" in line:
-            addr = line.split("Streamable HTTP at http://")[1].split("/")[0]
-            break
-    assert addr, "the server did not start"
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, f"http://{addr}/mcp"
+from conftest import start_remote, structured, text
 
 
 def test_tools_over_streamable_http_with_a_token(home, sim_url):

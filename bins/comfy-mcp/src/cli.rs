@@ -307,7 +307,8 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         let addr = comfy_mcp::http::serve(server.clone(), &remote, stop.clone())
             .await
             .map_err(|e| e.to_string())?;
-        eprintln!("comfy-mcp: MCP over Streamable HTTP at http://{addr}/mcp (health: /healthz)");
+        let scheme = if remote.tls_cert.is_some() { "https" } else { "http" };
+        eprintln!("comfy-mcp: MCP over Streamable HTTP at {scheme}://{addr}/mcp (health: /healthz)");
         shutdown_signal().await;
         stop.cancel();
         server.close();

@@ -46,7 +46,8 @@ fn start(remote: &str, env: &[(&str, &str)]) -> Running {
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
         let line = lines.next().expect("the server printed its address").unwrap();
-        if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
+        if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
+            let rest = rest.split("://").nth(1).unwrap();
             break rest.split('/').next().unwrap().to_owned();
         }
     };
@@ -138,11 +139,133 @@ fn safe_defaults_on_loopback() {
     );
     let (status, _) = post(&s.addr, "", &big);
     assert_eq!(status, 413, "bodies are bounded");
-    let (status, _) = post(&s.addr, "", "{not json");
-    assert!(
-        (400..500).contains(&status) || status == 200,
-        "malformed JSON is a JSON-RPC or HTTP error, got {status}"
+    for (body, code, needle) in [
+        ("{not json", "-32700", "Parse error"),
+        (
+            &format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)) as &str,
+            "-32700",
+            "64 levels",
+        ),
+        (
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":{}1{}}}}}"#,
+                "[".repeat(80),
+                "]".repeat(80)
+            ),
+            "-32700",
+            "64 levels",
+        ),
+        (
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
+            "-32600",
+            "batches are not supported",
+        ),
+    ] {
+        let (status, text) = post(&s.addr, "", body);
+        assert_eq!(status, 400, "{text}");
+        let json = text.split("\r\n\r\n").nth(1).unwrap();
+        assert!(
+            json.contains(&format!(r#""code":{code}"#)) && json.contains(needle),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#""jsonrpc":"2.0""#) && json.contains(r#""id":null"#),
+            "{json}"
+        );
+    }
+}
+
+/// The `Mcp-Session-Id` of an `initialize` answer.
+fn session_of(text: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session id in {text}"))
+}
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the server is another process: its idle timer runs on the real clock"
+)]
+fn sessions_are_capped_and_expire_when_idle() {
+    let s = start("    max_sessions: 2\n    session_idle_timeout: 2\n", &[]);
+    let (status, first) = post(&s.addr, "", INIT);
+    assert_eq!(status, 200, "{first}");
+    let first = session_of(&first);
+    let (status, second) = post(&s.addr, "", INIT);
+    assert_eq!(status, 200);
+    let second = session_of(&second);
+    let (status, text) = post(&s.addr, "", INIT);
+    assert_eq!(status, 503, "a third session is refused: {text}");
+    assert!(text.to_lowercase().contains("retry-after: 30"), "{text}");
+    // Ending one makes room.
+    let (status, _) = send(
+        &s.addr,
+        &format!(
+            "DELETE /mcp HTTP/1.1\r\nHost: {}\r\nMcp-Session-Id: {second}\r\nConnection: close\r\n\r\n",
+            s.addr
+        ),
     );
+    assert!(status == 200 || status == 202 || status == 204, "DELETE: {status}");
+    let (status, third) = post(&s.addr, "", INIT);
+    assert_eq!(status, 200, "{third}");
+    // A used session lives on; an idle one is gone (404, start again).
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let session = |id: &str| format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+    let (status, text) = post(&s.addr, &session(&first), ping);
+    assert_eq!(status, 200, "{text}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, text) = post(&s.addr, &session(&first), ping);
+    assert_eq!(status, 404, "an idle session expires: {text}");
+    // Expired sessions no longer count against the cap.
+    assert_eq!(post(&s.addr, "", INIT).0, 200);
+    assert_eq!(post(&s.addr, "", INIT).0, 200);
+}
+
+#[test]
+fn slow_clients_cannot_hold_a_connection() {
+    let s = start("    header_timeout: 1\n    request_timeout: 1\n", &[]);
+    // Headers that never end (slow loris): the server hangs up.
+    let started = std::time::Instant::now();
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the server waited {:?}",
+        started.elapsed()
+    );
+    // A body that never arrives: 408.
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"jsonrpc\"",
+            s.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = c.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! deps` forbids them).
 //!
 //! - [`record`]: the record, with the peer's fields in the peer's order
-//!   plus outcome, transport, client, session;
+//!   plus outcome, transport, client, session, principal;
 //! - [`redact`]: secret keys masked at any depth, secret-looking values
 //!   masked anywhere, large values replaced by size and hash;
 //! - [`writer`]: [`AuditLog`], one writer thread behind a bounded queue,

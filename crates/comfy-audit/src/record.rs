@@ -63,6 +63,10 @@ pub struct Record {
     /// The MCP session, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// Who authenticated (the bearer token's principal), when there is
+    /// authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
 }
 
 impl Record {
@@ -130,6 +134,13 @@ impl Record {
         self.transport = Some(transport.into());
         self.client = client;
         self.session = session;
+        self
+    }
+
+    /// Sets who authenticated.
+    #[must_use]
+    pub fn principal(mut self, principal: Option<String>) -> Self {
+        self.principal = principal;
         self
     }
 }

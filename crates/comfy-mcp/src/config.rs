@@ -116,6 +116,23 @@ pub struct Remote {
     pub allowed_origins: Vec<String>,
     /// Allowed `Host` names (default: loopback names); ours.
     pub allowed_hosts: Vec<String>,
+    /// Named bearer tokens, principal name to token (secrets); ours. Each
+    /// principal sees only its own jobs unless `share_jobs` is set.
+    pub auth_tokens: BTreeMap<String, String>,
+    /// Let every authenticated principal see every job; ours.
+    pub share_jobs: bool,
+    /// Most MCP sessions alive at once; ours.
+    pub max_sessions: usize,
+    /// Seconds a session may sit unused before it is closed; ours.
+    pub session_idle_timeout: u64,
+    /// Seconds a client has to send its request headers; ours.
+    pub header_timeout: u64,
+    /// Seconds a client has to send its request body; ours.
+    pub request_timeout: u64,
+    /// PEM certificate chain: serve HTTPS (with `tls_key`); ours.
+    pub tls_cert: Option<String>,
+    /// PEM private key for `tls_cert`; ours.
+    pub tls_key: Option<String>,
 }
 
 impl fmt::Debug for Remote {
@@ -128,6 +145,17 @@ impl fmt::Debug for Remote {
             .field("allow_unauthenticated", &self.allow_unauthenticated)
             .field("allowed_origins", &self.allowed_origins)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field(
+                "auth_tokens",
+                &self.auth_tokens.keys().map(|k| (k, "****")).collect::<BTreeMap<_, _>>(),
+            )
+            .field("share_jobs", &self.share_jobs)
+            .field("max_sessions", &self.max_sessions)
+            .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("header_timeout", &self.header_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -142,6 +170,14 @@ impl Default for Remote {
             allow_unauthenticated: false,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            auth_tokens: BTreeMap::new(),
+            share_jobs: false,
+            max_sessions: 100,
+            session_idle_timeout: 900,
+            header_timeout: 10,
+            request_timeout: 30,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -377,6 +413,14 @@ const KNOWN: &[&str] = &[
     "transport.remote.allow_unauthenticated",
     "transport.remote.allowed_origins",
     "transport.remote.allowed_hosts",
+    "transport.remote.auth_tokens",
+    "transport.remote.share_jobs",
+    "transport.remote.max_sessions",
+    "transport.remote.session_idle_timeout",
+    "transport.remote.header_timeout",
+    "transport.remote.request_timeout",
+    "transport.remote.tls_cert",
+    "transport.remote.tls_key",
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "model_search.max_search_results",
@@ -652,6 +696,35 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             "must be `fail_closed` or `fail_open`",
         ));
     }
+    let r = &c.transport.remote;
+    if r.max_sessions == 0 || r.session_idle_timeout == 0 || r.header_timeout == 0 || r.request_timeout == 0 {
+        return Err(invalid(
+            &origin("transport.remote"),
+            "transport.remote.max_sessions / session_idle_timeout / header_timeout / request_timeout",
+            "0",
+            "must be at least 1",
+        ));
+    }
+    if r.tls_cert.is_some() != r.tls_key.is_some() {
+        return Err(invalid(
+            &origin("transport.remote"),
+            "transport.remote.tls_cert / tls_key",
+            if r.tls_cert.is_some() {
+                "tls_cert only"
+            } else {
+                "tls_key only"
+            },
+            "set both or neither",
+        ));
+    }
+    if let Some((name, _)) = r.auth_tokens.iter().find(|(n, t)| n.is_empty() || t.len() < 16) {
+        return Err(invalid(
+            &origin("transport.remote.auth_tokens"),
+            "transport.remote.auth_tokens",
+            name,
+            "needs a non-empty principal name and a token of at least 16 characters",
+        ));
+    }
     if c.server.tool_deadline == 0 || c.server.max_concurrent_calls == 0 {
         return Err(invalid(
             &origin("server"),
@@ -735,7 +808,15 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "auth_token": c.transport.remote.auth_token.as_deref().unwrap_or_default(),
                                      "allow_unauthenticated": c.transport.remote.allow_unauthenticated,
                                      "allowed_origins": c.transport.remote.allowed_origins,
-                                     "allowed_hosts": c.transport.remote.allowed_hosts}},
+                                     "allowed_hosts": c.transport.remote.allowed_hosts,
+                                     "auth_tokens": c.transport.remote.auth_tokens.keys().map(|k| (k.clone(), "****")).collect::<BTreeMap<_, _>>(),
+                                     "share_jobs": c.transport.remote.share_jobs,
+                                     "max_sessions": c.transport.remote.max_sessions,
+                                     "session_idle_timeout": c.transport.remote.session_idle_timeout,
+                                     "header_timeout": c.transport.remote.header_timeout,
+                                     "request_timeout": c.transport.remote.request_timeout,
+                                     "tls_cert": c.transport.remote.tls_cert,
+                                     "tls_key": c.transport.remote.tls_key}},
             "model_search": {"huggingface_token": c.model_search.huggingface_token, "civitai_api_key": c.model_search.civitai_api_key,
                              "max_search_results": c.model_search.max_search_results,
                              "civitai_api_base": c.model_search.civitai_api_base,

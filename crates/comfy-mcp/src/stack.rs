@@ -156,15 +156,17 @@ fn audit_layer(inner: ToolService, log: Arc<AuditLog>) -> ToolService {
             let started = Instant::now();
             let name = call.name.clone();
             let client = client_name(call.ctx.as_ref());
+            let who = crate::caller::Caller::of(call.ctx.as_ref());
+            let (session, principal) = (who.session_tag(), who.principal.map(|p| p.0.to_string()));
             let transport = call.transport;
             let args = call
                 .args
                 .clone()
                 .map_or(Value::Object(JsonObject::new()), Value::Object);
-            let called =
-                Record::new(&name, "called")
-                    .extra(json!({"arguments": args}))
-                    .peer(transport, client.clone(), None);
+            let called = Record::new(&name, "called")
+                .extra(json!({"arguments": args}))
+                .peer(transport, client.clone(), session.clone())
+                .principal(principal.clone());
             if let Err(e) = log.write(called).await {
                 return Ok(Reply::error(
                     format!("The call was not run: its audit record could not be written ({e})."),
@@ -175,7 +177,8 @@ fn audit_layer(inner: ToolService, log: Arc<AuditLog>) -> ToolService {
             let mut done = Record::new(&name, "completed")
                 .outcome(reply.outcome)
                 .duration(started.elapsed())
-                .peer(transport, client, None);
+                .peer(transport, client, session)
+                .principal(principal);
             if let Some(text) = reply.error_text() {
                 done = done.status(text.chars().take(500).collect::<String>());
             }

@@ -1,0 +1,452 @@
+//! The remote transport: MCP Streamable HTTP at `/mcp` on
+//! `transport.remote.host:port`, safe by default.
+//!
+//! rmcp's `StreamableHttpService` speaks the protocol (sessions for
+//! 2025-11-25, stateless 2026-07-28, `Mcp-Method` headers) and checks Host
+//! and Origin; in front of it this module adds what rmcp leaves to the
+//! deployment:
+//! - Origin validation switched on, with loopback origins allowed by
+//!   default (rmcp checks nothing unless origins are configured), so a
+//!   foreign or `null` Origin gets 403; foreign Host headers get 403;
+//! - an optional bearer token (`transport.remote.auth_token` or
+//!   `COMFYUI_MCP_AUTH_TOKEN`) compared in constant time, 401 with
+//!   `WWW-Authenticate` otherwise, and tokens in the query string refused;
+//! - a refusal to start on a non-loopback address without a token, unless
+//!   `transport.remote.allow_unauthenticated` says so;
+//! - named tokens (`transport.remote.auth_tokens`): the token's name is the
+//!   request's [`Principal`], written to the audit log and used to keep one
+//!   principal's jobs from another (see [`crate::caller`]);
+//! - a body limit (413), a header-read timeout and a body-read timeout
+//!   (slow clients cannot hold a connection), a JSON check before rmcp sees
+//!   the body (malformed JSON or nesting deeper than [`MAX_JSON_DEPTH`]
+//!   → 400 with JSON-RPC -32700; a batch → 400 with -32600, batches left
+//!   the protocol in 2025-06-18), so the answer is JSON-RPC, not rmcp's
+//!   plain-text 415;
+//! - bounded sessions ([`sessions::Sessions`]): a cap (503 with
+//!   `Retry-After` for one more `initialize`) and idle expiry (404, the
+//!   client starts again);
+//! - optional TLS (rustls, `transport.remote.tls_cert` / `tls_key`);
+//! - `/healthz` for load balancers, 404 elsewhere.
+//!
+//! Every tool call still goes through the same tower stack as over stdio.
+
+pub mod sessions;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::caller::{Principal, ShareJobs};
+use crate::config::Remote;
+use crate::server::Server;
+use sessions::Sessions;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 4 << 20;
+/// Deepest nesting of arrays and objects accepted in a request body
+/// (workflows nest about 6 deep; serde_json itself stops at 128).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The principal of `transport.remote.auth_token`.
+pub const DEFAULT_PRINCIPAL: &str = "default";
+
+/// Why the HTTP transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Refused by policy (no token on a public address, bad settings).
+    #[error("{0}")]
+    Refused(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+fn plain(status: StatusCode, body: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The accepted bearer tokens and their principals.
+struct Tokens(Vec<(Principal, String)>);
+
+impl Tokens {
+    fn from(remote: &Remote) -> Self {
+        let mut all = Vec::new();
+        if let Some(t) = remote.auth_token.as_ref().filter(|t| !t.is_empty()) {
+            all.push((Principal(DEFAULT_PRINCIPAL.into()), t.clone()));
+        }
+        for (name, t) in &remote.auth_tokens {
+            all.push((Principal(name.as_str().into()), t.clone()));
+        }
+        Self(all)
+    }
+
+    fn required(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The principal whose token `given` is, comparing every token in
+    /// constant time.
+    fn principal(&self, given: &str) -> Option<Principal> {
+        let mut found = None;
+        for (principal, token) in &self.0 {
+            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) && !given.is_empty() {
+                found = Some(principal.clone());
+            }
+        }
+        found
+    }
+}
+
+/// Checks the bearer token: the principal, or the refusal.
+fn authenticate<B>(req: &Request<B>, tokens: &Tokens) -> Result<Option<Principal>, Box<Reply>> {
+    let query = req.uri().query().unwrap_or_default().to_ascii_lowercase();
+    if ["token=", "access_token=", "auth=", "key="]
+        .iter()
+        .any(|k| query.contains(k))
+    {
+        return Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            "tokens are not accepted in the query string; send Authorization: Bearer <token>\n",
+        )));
+    }
+    if !tokens.required() {
+        return Ok(None);
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if let Some(principal) = tokens.principal(given) {
+        return Ok(Some(principal));
+    }
+    let mut r = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"comfy-mcp\""),
+    );
+    Err(Box::new(r))
+}
+
+/// A JSON-RPC error response with no id (the request could not be read).
+fn jsonrpc_error(status: StatusCode, code: i32, message: &str) -> Reply {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Whether the JSON text in `body` nests arrays and objects more than
+/// `max` deep (brackets inside strings do not count). A byte scan, so it
+/// costs nothing like a parse and cannot itself recurse.
+fn nested_deeper_than(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Checks a POST body before rmcp reads it: JSON, not too deep, not a batch.
+fn check_body(body: &[u8]) -> Result<(), Box<Reply>> {
+    if nested_deeper_than(body, MAX_JSON_DEPTH) {
+        return Err(Box::new(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            &format!("Parse error: JSON nested more than {MAX_JSON_DEPTH} levels deep"),
+        )));
+    }
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(Box::new(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32700,
+            &format!("Parse error: {e}"),
+        )));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Box::new(jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "Invalid Request: JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per request",
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `body` is an `initialize` request.
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Probe<'_>>(body).is_ok_and(|p| p.method.as_deref() == Some("initialize"))
+}
+
+/// Loads the TLS certificate chain and key.
+fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, HttpError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let refused = |what: &str, path: &str, e: &dyn std::fmt::Display| {
+        HttpError::Refused(format!("transport.remote.{what} {path}: {e}"))
+    };
+    let cert_path = comfy_audit::expand_home(cert);
+    let key_path = comfy_audit::expand_home(key);
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| refused("tls_cert", cert, &e))?;
+    if chain.is_empty() {
+        return Err(refused("tls_cert", cert, &"no certificate in the file"));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| refused("tls_key", key, &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpError::Refused(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| refused("tls_key", key, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// What every connection needs.
+struct Shared {
+    mcp: StreamableHttpService<Server, Sessions>,
+    sessions: Arc<Sessions>,
+    tokens: Tokens,
+    share_jobs: bool,
+    request_timeout: Duration,
+}
+
+/// Answers one HTTP request.
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    if path == "/healthz" {
+        return plain(StatusCode::OK, "ok\n");
+    }
+    if path != "/mcp" {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let principal = match authenticate(&req, &shared.tokens) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
+    let (mut parts, body) = req.into_parts();
+    if let Some(p) = principal {
+        parts.extensions.insert(p);
+    }
+    if shared.share_jobs {
+        parts.extensions.insert(ShareJobs);
+    }
+    // Read the whole body, bounded in size and time, and check it.
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    let bytes = match tokio::time::timeout(shared.request_timeout, limited.collect()).await {
+        Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "request body not received in time\n"),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        Ok(Err(_)) => return plain(StatusCode::BAD_REQUEST, "request body could not be read\n"),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    if parts.method == http::Method::POST {
+        if let Err(refused) = check_body(&bytes) {
+            return *refused;
+        }
+        if !parts.headers.contains_key("mcp-session-id") && shared.sessions.is_full() && is_initialize(&bytes) {
+            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many MCP sessions; retry later\n");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+            return r;
+        }
+    }
+    let mut mcp = shared.mcp.clone();
+    match tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))).await {
+        Ok(reply) => reply,
+        Err(never) => match never {},
+    }
+}
+
+/// Serves one connection (plain or TLS).
+async fn connection<IO>(shared: Arc<Shared>, io: IO, header_timeout: Duration)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+}
+
+/// Serves MCP over HTTP until `stop` is cancelled.
+///
+/// # Errors
+/// [`HttpError`] when the settings are refused or the address cannot be
+/// bound.
+pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> Result<SocketAddr, HttpError> {
+    let tokens = Tokens::from(remote);
+    if !is_loopback(&remote.host) && !tokens.required() && !remote.allow_unauthenticated {
+        return Err(HttpError::Refused(format!(
+            "refusing to serve on {} without transport.remote.auth_token (or COMFYUI_MCP_AUTH_TOKEN); \
+             set transport.remote.allow_unauthenticated: true to do it anyway",
+            remote.host
+        )));
+    }
+    if !tokens.required() && !is_loopback(&remote.host) {
+        tracing::warn!("serving MCP on {} without authentication", remote.host);
+    }
+    let tls = match (&remote.tls_cert, &remote.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let addr = format!("{}:{}", remote.host, remote.port);
+    let listener = TcpListener::bind(&addr).await.map_err(|e| HttpError::Bind {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let local = listener.local_addr().map_err(|e| HttpError::Bind {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    let mut hosts = remote.allowed_hosts.clone();
+    if hosts.is_empty() {
+        hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    }
+    if !is_loopback(&remote.host) && remote.host != "0.0.0.0" && !hosts.contains(&remote.host) {
+        hosts.push(remote.host.clone());
+    }
+    let mut origins = remote.allowed_origins.clone();
+    if origins.is_empty() {
+        origins = vec![
+            "http://localhost:*".into(),
+            "http://127.0.0.1:*".into(),
+            "http://[::1]:*".into(),
+            "https://localhost:*".into(),
+            "https://127.0.0.1:*".into(),
+        ];
+    }
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .with_max_request_body_bytes(MAX_BODY)
+        .with_cancellation_token(stop.clone());
+    let idle = Duration::from_secs(remote.session_idle_timeout);
+    let sessions = Arc::new(Sessions::new(remote.max_sessions, idle));
+    let factory_server = server.with_transport("http");
+    let mcp = StreamableHttpService::new(move || Ok(factory_server.clone()), Arc::clone(&sessions), config);
+    let shared = Arc::new(Shared {
+        mcp,
+        sessions: Arc::clone(&sessions),
+        tokens,
+        share_jobs: remote.share_jobs,
+        request_timeout: Duration::from_secs(remote.request_timeout),
+    });
+    let header_timeout = Duration::from_secs(remote.header_timeout);
+    // Close idle sessions nobody names again.
+    let sweep_stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_secs(1), Duration::from_mins(1)));
+        loop {
+            tokio::select! {
+                () = sweep_stop.cancelled() => break,
+                _ = tick.tick() => sessions.sweep().await,
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = stop.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let (shared, tls) = (Arc::clone(&shared), tls.clone());
+            tokio::spawn(async move {
+                match tls {
+                    None => connection(shared, tcp, header_timeout).await,
+                    Some(acceptor) => {
+                        // The handshake is bounded like the headers.
+                        if let Ok(Ok(stream)) = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                            connection(shared, stream, header_timeout).await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nested_deeper_than;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nested_deeper_than(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(nested_deeper_than(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        assert!(!nested_deeper_than(br#"{"a":"[[[[[[\"[[[["}"#, 1));
+        assert!(nested_deeper_than(&vec![b'['; 100_000], 64));
+        assert!(
+            !nested_deeper_than(br#"{"a":"\\"}"#, 1),
+            "an escaped backslash ends the escape"
+        );
+    }
+}

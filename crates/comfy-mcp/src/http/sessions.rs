@@ -1,0 +1,191 @@
+//! Bounded MCP sessions for the Streamable HTTP transport.
+//!
+//! rmcp's `LocalSessionManager` keeps every session until the client sends
+//! DELETE: a session whose worker stopped on its idle timer stays in its map
+//! (so `has_session` still says yes), and nothing caps how many exist. This
+//! wrapper adds the two bounds a public endpoint needs:
+//! - at most `max` live sessions; `initialize` beyond that is refused (the
+//!   HTTP layer answers 503 before it gets here, see [`Sessions::is_full`]);
+//! - a session unused for `idle` is closed: the next request naming it gets
+//!   404 (the client starts a new session, as the spec says), and a sweeper
+//!   closes idle sessions nobody names again.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_core::Stream;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::ServerSseMessage;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, SessionConfig,
+};
+use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionsError {
+    /// The session cap is reached.
+    #[error("too many MCP sessions (at most {0}); retry later")]
+    Full(usize),
+    /// rmcp's own error.
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+/// rmcp's in-memory sessions with a cap and idle expiry.
+pub struct Sessions {
+    inner: LocalSessionManager,
+    max: usize,
+    idle: Duration,
+    /// When each live session was last used.
+    seen: Mutex<HashMap<SessionId, Instant>>,
+}
+
+impl Sessions {
+    /// At most `max` sessions, each closed after `idle` without a request.
+    #[must_use]
+    pub fn new(max: usize, idle: Duration) -> Self {
+        let mut config = SessionConfig::default();
+        config.keep_alive = Some(idle);
+        let mut inner = LocalSessionManager::default();
+        inner.session_config = config;
+        Self {
+            inner,
+            max,
+            idle,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Instant>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many sessions are live.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.seen().len()
+    }
+
+    /// Whether no session is live.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a new session would be refused (after dropping expired ones
+    /// from the count; [`Sessions::sweep`] closes them).
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        let idle = self.idle;
+        let seen = self.seen();
+        seen.values().filter(|t| t.elapsed() < idle).count() >= self.max
+    }
+
+    /// Marks `id` used now; `false` when it is unknown or has expired.
+    fn touch(&self, id: &SessionId) -> bool {
+        let mut seen = self.seen();
+        match seen.get_mut(id) {
+            Some(t) if t.elapsed() < self.idle => {
+                *t = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes every session idle for longer than the limit.
+    pub async fn sweep(&self) {
+        let expired: Vec<SessionId> = {
+            let mut seen = self.seen();
+            let ids: Vec<SessionId> = seen
+                .iter()
+                .filter(|(_, t)| t.elapsed() >= self.idle)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                seen.remove(id);
+            }
+            ids
+        };
+        for id in expired {
+            tracing::debug!(session = %id, "closing an idle MCP session");
+            let _ = self.inner.close_session(&id).await;
+        }
+    }
+
+    async fn expire(&self, id: &SessionId) {
+        self.seen().remove(id);
+        let _ = self.inner.close_session(id).await;
+    }
+}
+
+impl SessionManager for Sessions {
+    type Error = SessionsError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        if self.is_full() {
+            return Err(SessionsError::Full(self.max));
+        }
+        let (id, transport) = self.inner.create_session().await?;
+        self.seen().insert(id.clone(), Instant::now());
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        if self.touch(id) {
+            return Ok(self.inner.has_session(id).await?);
+        }
+        if self.inner.has_session(id).await? {
+            self.expire(id).await;
+        }
+        Ok(false)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.seen().remove(id);
+        Ok(self.inner.close_session(id).await?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
+        self.touch(id);
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.touch(id);
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+}

@@ -316,3 +316,77 @@ fn a_public_address_needs_a_token_or_an_explicit_opt_out() {
             .contains("refusing to serve on 0.0.0.0 without transport.remote.auth_token")
     );
 }
+
+#[test]
+fn tls_with_a_certificate_and_key() {
+    use rustls_pki_types::{CertificateDer, ServerName};
+
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let s = start(
+        &format!(
+            "    auth_token: tls-t0ken-0123456789\n    tls_cert: {}\n    tls_key: {}\n",
+            cert.display(),
+            key.display()
+        ),
+        &[],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from(certified.cert.der().to_vec())).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(&s.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer tls-t0ken-0123456789\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            s.addr,
+            INIT.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"serverInfo\""), "{answer}");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let (status, _) = post(&s.addr, "Authorization: Bearer tls-t0ken-0123456789\r\n", INIT);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn a_missing_tls_key_stops_the_start_with_its_name() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        "transport:\n  remote:\n    enabled: true\n    port: 0\n    tls_cert: /nonexistent/cert.pem\n    tls_key: /nonexistent/key.pem\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .arg("--sim")
+        .env("HOME", home.path())
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("transport.remote.tls_cert /nonexistent/cert.pem"),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,7 @@
 pub mod caller;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod server;
 pub mod stack;
 pub mod tasks;

@@ -115,6 +115,7 @@ impl Server {
             policy,
             audit: Arc::clone(&audit),
             probes: std::sync::Mutex::default(),
+            jobs: crate::jobs::Jobs::default(),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {

@@ -271,7 +271,13 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         peer: call.ctx.as_ref().map(|c| c.peer.clone()),
         local: call.on_progress.clone(),
     };
-    let work = run(&call.name, &args, tools, &reporter);
+    let owner = crate::caller::Caller::of(call.ctx.as_ref()).owner().cloned();
+    if let Some(owner) = &owner
+        && let Err(e) = crate::jobs::before(&call.name, &args, owner, tools).await
+    {
+        return Reply::error(e.message, e.outcome);
+    }
+    let work = crate::jobs::scope(owner.clone(), run(&call.name, &args, tools, &reporter));
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {
         Some(ct) => tokio::select! {
             r = work => r,
@@ -280,10 +286,15 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         None => work.await,
     };
     match result {
-        Ok(Output::Json(v)) => Reply {
-            result: CallToolResult::structured(v),
-            outcome: Outcome::Ok,
-        },
+        Ok(Output::Json(mut v)) => {
+            if let Some(owner) = &owner {
+                crate::jobs::after(&call.name, &mut v, owner, tools);
+            }
+            Reply {
+                result: CallToolResult::structured(v),
+                outcome: Outcome::Ok,
+            }
+        }
         Ok(Output::Text(s)) => {
             let mut result = CallToolResult::success(vec![ContentBlock::text(s.clone())]);
             if def.is_some_and(|d| d.wraps_string) {

@@ -1,5 +1,7 @@
 """The same server over Streamable HTTP, through the Python SDK's HTTP client."""
 
+import json
+
 import anyio
 import httpx2
 from mcp import ClientSession
@@ -33,3 +35,101 @@ def test_tools_over_streamable_http_with_a_token(home, sim_url):
         proc.wait(timeout=10)
     records = [line for line in (home / ".comfyui-mcp" / "audit.log").read_text().splitlines() if '"called"' in line]
     assert records and all('"transport":"http"' in r for r in records)
+
+
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789abc"
+
+
+def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
+    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+
+    async def as_client(token, body):
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                return await body(s)
+
+    async def main():
+        async def alice_generates(s):
+            return structured(await s.call_tool("comfyui_generate_image", {"prompt": "x", "steps": 2, "wait": True}))
+
+        done = await as_client(ALICE, alice_generates)
+        job, image = done["prompt_id"], done["outputs"][0]["filename"]
+
+        async def bob_tries(s):
+            for tool, args in [
+                ("comfyui_get_job", {"prompt_id": job}),
+                ("comfyui_get_progress", {"prompt_id": job}),
+                ("comfyui_cancel_job", {"prompt_id": job}),
+                ("comfyui_cancel_jobs", {"job_ids": [job]}),
+                ("comfyui_interrupt", {"prompt_id": job}),
+            ]:
+                r = await s.call_tool(tool, args)
+                assert r.is_error and f"has no job {job}" in text(r), (tool, text(r))
+            r = await s.call_tool("comfyui_get_image", {"filename": image})
+            assert r.is_error and "among your jobs' outputs" in text(r), text(r)
+            for tool in ["comfyui_clear_queue", "comfyui_interrupt"]:
+                r = await s.call_tool(tool, {})
+                assert r.is_error and "comfyui_cancel_jobs" in text(r) or "prompt_id" in text(r), text(r)
+            history = structured(await s.call_tool("comfyui_get_history", {}))
+            assert all(e["prompt_id"] != job for e in history["items"]), history
+            outputs = structured(await s.call_tool("comfyui_list_outputs", {}))
+            assert all(o["filename"] != image for o in outputs["items"]), outputs
+            jobs = structured(await s.call_tool("comfyui_list_jobs", {}))
+            assert all(j["id"] != job for j in jobs["jobs"]), jobs
+
+        await as_client(BOB, bob_tries)
+
+        async def alice_reads(s):
+            assert structured(await s.call_tool("comfyui_get_job", {"prompt_id": job}))["id"] == job
+            assert not (await s.call_tool("comfyui_get_image", {"filename": image})).is_error
+            outputs = structured(await s.call_tool("comfyui_list_outputs", {}))
+            assert any(o["filename"] == image for o in outputs["items"]), outputs
+            history = structured(await s.call_tool("comfyui_get_history", {}))
+            assert [e["prompt_id"] for e in history["items"]] == [job], history
+
+        await as_client(ALICE, alice_reads)
+
+    try:
+        anyio.run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    records = [json.loads(line) for line in (home / ".comfyui-mcp" / "audit.log").read_text().splitlines()]
+    calls = [r for r in records if r["action"] == "called"]
+    assert {r.get("principal") for r in calls} == {"alice", "bob"}
+    assert all(len(r["session"]) == 8 for r in calls), calls[0]
+    refused = [r for r in records if r["action"] == "completed" and r.get("principal") == "bob" and r["tool"] == "comfyui_get_job"]
+    assert refused and refused[0]["outcome"] == "rejected"
+
+
+def test_shared_jobs_when_configured(home, sim_url):
+    proc, url = start_remote(
+        home, sim_url, f"    share_jobs: true\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
+    )
+
+    async def as_client(token, body):
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                return await body(s)
+
+    async def main():
+        async def alice_generates(s):
+            return structured(await s.call_tool("comfyui_generate_image", {"prompt": "x", "steps": 2, "wait": True}))
+
+        job = (await as_client(ALICE, alice_generates))["prompt_id"]
+
+        async def bob_reads(s):
+            return structured(await s.call_tool("comfyui_get_job", {"prompt_id": job}))
+
+        assert (await as_client(BOB, bob_reads))["id"] == job
+
+    try:
+        anyio.run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -391,11 +391,13 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
     let sessions = Arc::new(Sessions::new(remote.max_sessions, idle));
     let factory_server = server.with_transport("http");
     let mcp = StreamableHttpService::new(move || Ok(factory_server.clone()), Arc::clone(&sessions), config);
+    let shared_tokens = tokens.0.len();
     let shared = Arc::new(Shared {
         mcp,
         sessions: Arc::clone(&sessions),
         tokens,
-        share_jobs: remote.share_jobs,
+        // With one principal there is nobody to keep jobs from.
+        share_jobs: remote.share_jobs || shared_tokens < 2,
         request_timeout: Duration::from_secs(remote.request_timeout),
     });
     let header_timeout = Duration::from_secs(remote.header_timeout);

@@ -128,7 +128,11 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
         "comfyui_list_outputs" => {
             let history = c.history(Some(100), None).await?;
             let mut seen = std::collections::BTreeSet::new();
-            for entry in history.values() {
+            let owner = crate::jobs::current_owner();
+            for (id, entry) in &history {
+                if owner.as_ref().is_some_and(|o| !cx.jobs.owns(id, o)) {
+                    continue;
+                }
                 for node in entry
                     .get("outputs")
                     .and_then(Value::as_object)

@@ -104,6 +104,8 @@ pub struct ToolContext {
     pub audit: Arc<comfy_audit::AuditLog>,
     /// Cached answers to "is this plugin installed?".
     pub probes: std::sync::Mutex<Probes>,
+    /// Which principal owns which job (HTTP with authentication).
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// Plugin probes with the time they were made.
@@ -130,7 +132,7 @@ fn bool_arg(args: &Args, name: &str) -> bool {
 }
 
 /// A prompt id as ComfyUI makes them: a lowercase UUID.
-fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
+pub(crate) fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
     let id = str_arg(args, name);
     let ok = id.len() == 36
         && id.char_indices().all(|(i, c)| match i {

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use generate::Reporter;
+pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
 
 /// The rate-limit category of a tool (the peer's intended mapping).

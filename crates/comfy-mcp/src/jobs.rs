@@ -1,0 +1,329 @@
+//! Per-principal jobs: with authentication on the HTTP transport, one
+//! principal cannot inspect, cancel or read the outputs of another's jobs
+//! (unless `transport.remote.share_jobs` is set).
+//!
+//! ComfyUI has one queue and one history for everybody, so the server keeps
+//! the ownership itself: the prompt ids its tools submitted, with their
+//! principal, and the output files seen in those jobs' results. Around each
+//! tool call of an owning caller ([`crate::caller::Caller::owner`]):
+//! - [`before`] refuses calls that name someone else's job or file, and the
+//!   global ones (`comfyui_clear_queue`, `comfyui_interrupt` without a
+//!   prompt id) that would act on everybody's jobs;
+//! - [`after`] records what a submission started and filters listings
+//!   (queue, history, jobs) down to the caller's own entries;
+//!   `comfyui_list_outputs` filters as it lists, through [`current_owner`].
+//!
+//! A job that is not ours looks exactly like a job that does not exist, so
+//! prompt ids cannot be probed. The tables are bounded: the oldest entries
+//! go first. Callers without an owner (stdio, no token, shared jobs) pass
+//! untouched.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, PoisonError};
+
+use serde_json::{Map, Value};
+
+use crate::caller::Principal;
+use crate::tools::{ToolContext, ToolError};
+
+tokio::task_local! {
+    /// The owner of the call running on this task, for tools that filter
+    /// as they list (so pagination counts only the caller's entries).
+    static OWNER: Principal;
+}
+
+/// The owner of the current call, when jobs are kept apart.
+#[must_use]
+pub fn current_owner() -> Option<Principal> {
+    OWNER.try_with(Clone::clone).ok()
+}
+
+/// Runs `work` as a call of `owner`.
+pub async fn scope<F: std::future::Future>(owner: Option<Principal>, work: F) -> F::Output {
+    match owner {
+        Some(owner) => OWNER.scope(owner, work).await,
+        None => work.await,
+    }
+}
+
+/// Most jobs remembered.
+pub const MAX_JOBS: usize = 10_000;
+/// Most output files remembered.
+pub const MAX_FILES: usize = 50_000;
+
+/// A bounded map that forgets its oldest keys.
+#[derive(Default)]
+struct Bounded<K> {
+    map: HashMap<K, Principal>,
+    order: VecDeque<K>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Bounded<K> {
+    fn insert(&mut self, key: K, owner: Principal, max: usize) {
+        if self.map.insert(key.clone(), owner).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > max {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// An output file: subfolder and name.
+type FileKey = (String, String);
+
+/// Who owns which job and output file.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<Bounded<String>>,
+    files: Mutex<Bounded<FileKey>>,
+}
+
+impl Jobs {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Bounded<String>> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, Bounded<FileKey>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `owner` started job `id`.
+    pub fn record(&self, id: &str, owner: &Principal) {
+        self.jobs().insert(id.to_owned(), owner.clone(), MAX_JOBS);
+    }
+
+    /// Whether `owner` started job `id`.
+    #[must_use]
+    pub fn owns(&self, id: &str, owner: &Principal) -> bool {
+        self.jobs().map.get(id) == Some(owner)
+    }
+
+    fn owns_file(&self, key: &FileKey, owner: &Principal) -> bool {
+        self.files().map.get(key) == Some(owner)
+    }
+
+    /// Records every output file named in `v` as `owner`'s.
+    fn record_files(&self, v: &Value, owner: &Principal) {
+        let mut files = self.files();
+        walk_files(v, &mut |key| files.insert(key, owner.clone(), MAX_FILES));
+    }
+}
+
+/// Calls `f` with `(subfolder, filename)` of every output file object in `v`
+/// (ComfyUI's `{filename, subfolder, type}` and our `{filename, subfolder}`).
+fn walk_files(v: &Value, f: &mut impl FnMut(FileKey)) {
+    match v {
+        Value::Object(m) => {
+            if let Some(name) = m.get("filename").and_then(Value::as_str) {
+                let kind = m.get("type").and_then(Value::as_str).unwrap_or("output");
+                if kind == "output" {
+                    let sub = m.get("subfolder").and_then(Value::as_str).unwrap_or_default();
+                    f((sub.to_owned(), name.to_owned()));
+                }
+            }
+            m.values().for_each(|x| walk_files(x, f));
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk_files(x, f)),
+        _ => {}
+    }
+}
+
+fn not_found(id: &str) -> ToolError {
+    ToolError::rejected(format!(
+        "ComfyUI has no job {id} (it may have been cleared from history)"
+    ))
+}
+
+fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(Value::as_str)
+}
+
+/// The prompt id argument when it is well formed; a malformed one is left
+/// for the tool to refuse with its own message.
+fn id_arg(args: &Map<String, Value>) -> Option<String> {
+    crate::tools::prompt_id(args, "prompt_id").ok()
+}
+
+/// Refreshes the owner's output files from ComfyUI's recent history.
+async fn refresh_files(cx: &ToolContext, owner: &Principal) {
+    if let Ok(history) = cx.client.history(Some(200), None).await {
+        for (id, entry) in &history {
+            if cx.jobs.owns(id, owner) {
+                cx.jobs.record_files(entry, owner);
+            }
+        }
+    }
+}
+
+/// Checks a call against the owner's jobs before it runs.
+///
+/// # Errors
+/// A refusal naming what the caller may not touch.
+pub async fn before(
+    name: &str,
+    args: &Map<String, Value>,
+    owner: &Principal,
+    cx: &ToolContext,
+) -> Result<(), ToolError> {
+    let jobs = &cx.jobs;
+    match name {
+        "comfyui_get_job" | "comfyui_get_progress" | "comfyui_cancel_job" => {
+            if let Some(id) = id_arg(args)
+                && !jobs.owns(&id, owner)
+            {
+                return Err(not_found(&id));
+            }
+        }
+        "comfyui_get_history" | "comfyui_interrupt" => match id_arg(args) {
+            Some(id) if !jobs.owns(&id, owner) => return Err(not_found(&id)),
+            None if name == "comfyui_interrupt" && args.get("prompt_id").is_none_or(Value::is_null) => {
+                return Err(ToolError::rejected(
+                    "comfyui_interrupt without a prompt_id stops whatever runs, which may be another client's job; \
+                     pass the prompt_id of one of your jobs",
+                ));
+            }
+            _ => {}
+        },
+        "comfyui_cancel_jobs" => {
+            for id in args.get("job_ids").and_then(Value::as_array).into_iter().flatten() {
+                let mut one = Map::new();
+                one.insert("prompt_id".to_owned(), id.clone());
+                // A malformed id makes the tool refuse the whole call.
+                let Ok(id) = crate::tools::prompt_id(&one, "prompt_id") else {
+                    return Ok(());
+                };
+                if !jobs.owns(&id, owner) {
+                    return Err(not_found(&id));
+                }
+            }
+        }
+        "comfyui_clear_queue" => {
+            return Err(ToolError::rejected(
+                "comfyui_clear_queue acts on every client's jobs; pass your job ids to comfyui_cancel_jobs instead",
+            ));
+        }
+        "comfyui_get_image" | "comfyui_get_workflow_from_image" => {
+            let key = (
+                arg(args, "subfolder").unwrap_or_default().to_owned(),
+                arg(args, "filename").unwrap_or_default().to_owned(),
+            );
+            if !jobs.owns_file(&key, owner) {
+                refresh_files(cx, owner).await;
+                if !jobs.owns_file(&key, owner) {
+                    return Err(ToolError::rejected(format!(
+                        "no output '{}' among your jobs' outputs",
+                        key.1
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Keeps the entries of `list` that `keep` accepts; whether any went.
+fn retain(list: Option<&mut Value>, keep: impl Fn(&Value) -> bool) -> bool {
+    let Some(Value::Array(items)) = list.map(|v| &mut *v) else {
+        return false;
+    };
+    let before = items.len();
+    items.retain(keep);
+    items.len() != before
+}
+
+/// Fixes `count` and `total` of a paginated listing after filtering.
+fn recount(v: &mut Value, removed: bool) {
+    let count = v.get("items").and_then(Value::as_array).map_or(0, Vec::len);
+    if let Some(m) = v.as_object_mut() {
+        if m.contains_key("count") {
+            m.insert("count".to_owned(), Value::from(count));
+        }
+        if removed && m.contains_key("total") {
+            m.insert("total".to_owned(), Value::Null);
+        }
+    }
+}
+
+/// Records and filters a successful result for its owner.
+pub fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContext) {
+    let jobs = &cx.jobs;
+    match name {
+        "comfyui_generate_image"
+        | "comfyui_transform_image"
+        | "comfyui_inpaint_image"
+        | "comfyui_upscale_image"
+        | "comfyui_run_workflow"
+        | "comfyui_run_workflow_stream" => {
+            if let Some(id) = v.get("prompt_id").and_then(Value::as_str) {
+                jobs.record(id, owner);
+                jobs.record_files(v, owner);
+            }
+        }
+        "comfyui_get_job" | "comfyui_get_progress" => jobs.record_files(v, owner),
+        "comfyui_get_queue" => {
+            for key in ["queue_running", "queue_pending"] {
+                retain(v.get_mut(key), |item| {
+                    item.get(1)
+                        .and_then(Value::as_str)
+                        .is_some_and(|id| jobs.owns(id, owner))
+                });
+            }
+        }
+        "comfyui_list_jobs" => {
+            retain(v.get_mut("jobs"), |job| {
+                job.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| jobs.owns(id, owner))
+            });
+        }
+        "comfyui_get_history" => {
+            let removed = retain(v.get_mut("items"), |entry| {
+                entry
+                    .get("prompt_id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| jobs.owns(id, owner))
+            });
+            recount(v, removed);
+            jobs.record_files(v, owner);
+        }
+        // comfyui_list_outputs filters as it lists (see `current_owner`).
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_are_bounded_and_keep_the_newest() {
+        let jobs = Jobs::default();
+        let (a, b) = (Principal("a".into()), Principal("b".into()));
+        for i in 0..MAX_JOBS + 5 {
+            jobs.record(&i.to_string(), &a);
+        }
+        assert!(!jobs.owns("0", &a) && !jobs.owns("4", &a));
+        assert!(jobs.owns("5", &a) && jobs.owns(&(MAX_JOBS + 4).to_string(), &a));
+        assert!(!jobs.owns("5", &b));
+        assert_eq!(jobs.jobs().map.len(), MAX_JOBS);
+    }
+
+    #[test]
+    fn output_files_are_found_at_any_depth() {
+        let jobs = Jobs::default();
+        let a = Principal("a".into());
+        let v = serde_json::json!({"outputs": {"9": {"images": [
+            {"filename": "x.png", "subfolder": "s", "type": "output"},
+            {"filename": "t.png", "subfolder": "", "type": "temp"}]}}});
+        jobs.record_files(&v, &a);
+        assert!(jobs.owns_file(&("s".into(), "x.png".into()), &a));
+        assert!(
+            !jobs.owns_file(&(String::new(), "t.png".into()), &a),
+            "temp previews are not outputs"
+        );
+    }
+}

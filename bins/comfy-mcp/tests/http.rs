@@ -390,3 +390,27 @@ fn a_missing_tls_key_stops_the_start_with_its_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn older_protocol_revisions_keep_working() {
+    let s = start("", &[]);
+    for version in ["2025-03-26", "2025-06-18", "2025-11-25"] {
+        let init = INIT.replace("2025-11-25", version);
+        let (status, text) = post(&s.addr, "", &init);
+        assert_eq!(status, 200, "{version}: {text}");
+        assert!(
+            text.contains(&format!(r#""protocolVersion":"{version}""#)),
+            "{version}: {text}"
+        );
+        let session = format!("Mcp-Session-Id: {}\r\n", session_of(&text));
+        let (status, _) = post(
+            &s.addr,
+            &session,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert_eq!(status, 202, "{version}");
+        let (status, text) = post(&s.addr, &session, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+        assert_eq!(status, 200, "{version}: {text}");
+        assert!(text.contains(r#""tools":[{"#), "{version}: {text}");
+    }
+}

@@ -25,6 +25,7 @@
 //! - bounded sessions ([`sessions::Sessions`]): a cap (503 with
 //!   `Retry-After` for one more `initialize`) and idle expiry (404, the
 //!   client starts again);
+//! - at most [`MAX_CONNECTIONS`] connections at once;
 //! - optional TLS (rustls, `transport.remote.tls_cert` / `tls_key`);
 //! - `/healthz` for load balancers, 404 elsewhere.
 //!
@@ -54,6 +55,8 @@ use sessions::Sessions;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 4 << 20;
+/// Most connections served at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Deepest nesting of arrays and objects accepted in a request body
 /// (workflows nest about 6 deep; serde_json itself stops at 128).
 pub const MAX_JSON_DEPTH: usize = 64;
@@ -412,6 +415,7 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
             }
         }
     });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -419,8 +423,14 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
                 a = listener.accept() => a,
             };
             let Ok((tcp, _)) = accepted else { continue };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                tracing::warn!("{MAX_CONNECTIONS} connections open; closing a new one");
+                drop(tcp);
+                continue;
+            };
             let (shared, tls) = (Arc::clone(&shared), tls.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 match tls {
                     None => connection(shared, tcp, header_timeout).await,
                     Some(acceptor) => {

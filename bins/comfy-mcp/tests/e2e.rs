@@ -2,119 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+mod support;
 
-use comfy_sim::{Sim, SimHandle};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
-};
-use rmcp::service::{NotificationContext, RunningService};
+use std::path::Path;
+
+use comfy_sim::Sim;
+use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ServiceExt};
 use serde_json::{Value, json};
+use support::{Session, ok, records, start, start_at, start_sim, text};
 use tokio::process::Command;
-
-/// A client that keeps the progress notifications it receives.
-#[derive(Clone, Default)]
-struct Collector {
-    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-}
-
-impl ClientHandler for Collector {
-    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
-        self.progress.lock().unwrap().push(params);
-    }
-}
-
-struct Session {
-    client: RunningService<RoleClient, Collector>,
-    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-    home: tempfile::TempDir,
-    sim: SimHandle,
-}
-
-impl Session {
-    fn audit_file(&self) -> PathBuf {
-        self.home.path().join(".comfyui-mcp/audit.log")
-    }
-
-    /// A call with a progress token.
-    async fn call_with_progress(&self, tool: &str, args: Value) -> CallToolResult {
-        let Value::Object(map) = args else {
-            panic!("arguments must be an object")
-        };
-        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(map);
-        let mut meta = RequestMetaObject::new();
-        meta.set_progress_token(ProgressToken(NumberOrString::Number(7)));
-        params.meta = Some(meta);
-        self.client.call_tool(params).await.unwrap()
-    }
-
-    async fn call(&self, tool: &str, args: Value) -> CallToolResult {
-        let Value::Object(map) = args else {
-            panic!("arguments must be an object")
-        };
-        self.client
-            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
-            .await
-            .unwrap()
-    }
-}
-
-async fn start(config: &str) -> Session {
-    start_at(config, 500.0).await
-}
-
-/// A session whose simulator samples `steps_per_second`.
-async fn start_at(config: &str, steps_per_second: f64) -> Session {
-    start_sim(config, Sim::builder().steps_per_second(steps_per_second)).await
-}
-
-/// A session against a simulator built by `sim`.
-async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
-    let sim = sim.start().await.unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let config_dir = home.path().join(".comfyui-mcp");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    // `{sim}` in the config stands for the simulator's URL.
-    std::fs::write(config_dir.join("config.yaml"), config.replace("{sim}", &sim.url())).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
-    cmd.env("HOME", home.path())
-        .env("COMFYUI_URL", sim.url())
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env("RUST_LOG", "warn");
-    let collector = Collector::default();
-    let progress = Arc::clone(&collector.progress);
-    let client = collector.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
-    Session {
-        client,
-        progress,
-        home,
-        sim,
-    }
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn ok(r: &CallToolResult) -> &Value {
-    assert_ne!(r.is_error, Some(true), "tool failed: {}", text(r));
-    r.structured_content.as_ref().expect("structured content")
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_queue_tools_answer_from_comfyui() {

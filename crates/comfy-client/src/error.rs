@@ -29,7 +29,7 @@ pub enum Error {
         reason: String,
     },
     /// The call did not finish in time.
-    #[error("{what} timed out after {after:?}")]
+    #[error("ComfyUI did not answer {what} within {after:?}")]
     Timeout {
         /// What was being done.
         what: String,
@@ -47,7 +47,7 @@ pub enum Error {
         body: String,
     },
     /// A response body larger than the cap for it.
-    #[error("{what}: response larger than the limit of {limit} bytes")]
+    #[error("{what}: ComfyUI's response is larger than the limit of {limit} bytes")]
     TooLarge {
         /// What was being read.
         what: String,
@@ -55,7 +55,7 @@ pub enum Error {
         limit: usize,
     },
     /// A response that is not the JSON expected.
-    #[error("{what}: unexpected response: {reason}")]
+    #[error("{what}: unexpected response from ComfyUI: {reason}")]
     Decode {
         /// What was being read.
         what: String,

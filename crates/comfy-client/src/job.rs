@@ -203,6 +203,14 @@ impl Job {
         self.cancel_on_timeout = cancel;
     }
 
+    /// Stops listening to the WebSocket for this job and follows it by
+    /// polling from now on: for a socket that is connected but silent, which
+    /// only polling can see past.
+    pub fn follow_by_polling(&mut self) {
+        self.events = None;
+        self.tracking = Tracking::Polling;
+    }
+
     /// The job's events as they come (empty when polling).
     pub fn events(&mut self) -> JobEvents<'_> {
         JobEvents { job: self }

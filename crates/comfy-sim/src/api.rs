@@ -352,6 +352,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let fault = faults.routes.get(&canonical).cloned();
     match fault {
         Some(HttpFault::Status(code)) => return text(code, &reason(code)),
+        Some(HttpFault::Hang) => std::future::pending::<()>().await,
+        Some(HttpFault::RetryAfter(secs)) => {
+            let mut r = text(503, &reason(503));
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        Some(HttpFault::Html) => {
+            return response(
+                200,
+                Some("text/html; charset=utf-8"),
+                Body::full("<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login</body></html>"),
+            );
+        }
         Some(fault @ (HttpFault::Oversized(n) | HttpFault::OversizedChunked(n))) => {
             return response(
                 200,
@@ -389,6 +404,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
             r
+        }
+        Some(HttpFault::Truncated) => {
+            mangle(resp, |(parts, bytes)| {
+                let declared = bytes.len() as u64;
+                let half = bytes.slice(..bytes.len() / 2);
+                (
+                    parts,
+                    Body::Short {
+                        data: Some(half),
+                        declared,
+                    },
+                )
+            })
+            .await
         }
         Some(HttpFault::ResetMidBody) => {
             mangle(resp, |(parts, bytes)| {

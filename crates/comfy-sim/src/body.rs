@@ -26,6 +26,9 @@ pub(crate) enum Body {
         declared: u64,
         pause: Option<Pin<Box<tokio::time::Sleep>>>,
     },
+    /// Declares `declared` bytes, sends fewer, then ends: the connection
+    /// closes with the body cut short (no reset).
+    Short { data: Option<Bytes>, declared: u64 },
     /// Streams `remaining` bytes of `[0,0,0,...` without holding them.
     /// `declared` sends a `Content-Length`; otherwise it goes chunked.
     Oversized {
@@ -52,7 +55,9 @@ impl HttpBody for Body {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
         let out = match this {
-            Body::Full(data) | Body::Chunked(data) => data.take().filter(|d| !d.is_empty()).map(|d| Ok(Frame::data(d))),
+            Body::Full(data) | Body::Chunked(data) | Body::Short { data, .. } => {
+                data.take().filter(|d| !d.is_empty()).map(|d| Ok(Frame::data(d)))
+            }
             Body::Reset { data, pause, .. } => {
                 if let Some(d) = data.take() {
                     Some(Ok(Frame::data(d)))
@@ -91,6 +96,7 @@ impl HttpBody for Body {
         match self {
             Body::Full(d) => d.as_ref().is_none_or(Bytes::is_empty),
             Body::Chunked(_) | Body::Reset { .. } => false,
+            Body::Short { data, .. } => data.is_none(),
             Body::Oversized { remaining, .. } => *remaining == 0,
         }
     }
@@ -99,7 +105,7 @@ impl HttpBody for Body {
         match self {
             Body::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
             Body::Chunked(_) => SizeHint::default(),
-            Body::Reset { declared, .. } => SizeHint::with_exact(*declared),
+            Body::Reset { declared, .. } | Body::Short { declared, .. } => SizeHint::with_exact(*declared),
             Body::Oversized {
                 remaining, declared, ..
             } => {

@@ -29,6 +29,17 @@ pub enum HttpFault {
     /// Like `Oversized`, but without a `Content-Length` (chunked), so only
     /// a reader that counts what arrives can catch it.
     OversizedChunked(u64),
+    /// Accept the request and never answer (a blackhole): the connection
+    /// stays open until the client gives up.
+    Hang,
+    /// Answer 503 with `Retry-After: <seconds>`, without running the handler.
+    RetryAfter(u64),
+    /// Answer 200 with an HTML page (a proxy's or captive portal's), without
+    /// running the handler.
+    Html,
+    /// Run the handler, then send half its body under the full
+    /// `Content-Length` and end the response: a truncated body.
+    Truncated,
 }
 
 /// How the WebSocket misbehaves for connections opened while it is set.
@@ -43,6 +54,11 @@ pub enum WsFault {
     /// Send a junk message (bad JSON, an unknown type, an unknown binary
     /// event) before every real message.
     Junk,
+    /// Send another prompt's `executing` and `progress` events before every
+    /// real message.
+    Foreign,
+    /// Send one text frame of this many bytes before the first message.
+    OversizedFrame(usize),
 }
 
 /// How queued jobs misbehave while it is set.
@@ -69,6 +85,8 @@ pub struct Faults {
     pub job: Option<JobFault>,
     /// Refuse TCP connections: the listener is closed until this is cleared.
     pub refuse_connections: bool,
+    /// Accept TCP connections and close them at once, before any answer.
+    pub reset_connections: bool,
 }
 
 impl Faults {
@@ -109,6 +127,13 @@ impl Faults {
     #[must_use]
     pub fn refuse_connections(mut self, refuse: bool) -> Self {
         self.refuse_connections = refuse;
+        self
+    }
+
+    /// Accepts new TCP connections and closes them before answering.
+    #[must_use]
+    pub fn reset_connections(mut self, reset: bool) -> Self {
+        self.reset_connections = reset;
         self
     }
 }

@@ -231,6 +231,7 @@ async fn accept_loop(
         if refuse {
             // Closing the listener makes the kernel refuse new connections.
             listener = None;
+            conns.abort_all();
             if faults.changed().await.is_err() {
                 return;
             }
@@ -251,6 +252,10 @@ async fn accept_loop(
             accepted = l.accept() => {
                 listener = Some(l);
                 let Ok((stream, _)) = accepted else { continue };
+                if faults.borrow().reset_connections {
+                    drop(stream);
+                    continue;
+                }
                 let shared = shared.clone();
                 conns.spawn(async move {
                     let io = TokioIo::new(stream);
@@ -268,6 +273,12 @@ async fn accept_loop(
             changed = faults.changed() => {
                 listener = Some(l);
                 if changed.is_err() { return; }
+                // A server that goes down or starts resetting drops the
+                // connections it has, too (clients would reuse them).
+                let f = faults.borrow();
+                if f.refuse_connections || f.reset_connections {
+                    conns.abort_all();
+                }
             }
         }
     }

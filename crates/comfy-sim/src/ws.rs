@@ -235,6 +235,34 @@ pub(crate) async fn serve(hub: Arc<Hub>, fut: fastwebsockets::upgrade::UpgradeFu
             {
                 break;
             }
+            if let Some(WsFault::OversizedFrame(n)) = fault
+                && sent == 0
+                && !matches!(msg, WsMsg::Control(..))
+            {
+                let mut big = Vec::with_capacity(n);
+                big.extend_from_slice(br#"{"type": "sim_big", "data": ""#);
+                big.resize(n.saturating_sub(3).max(big.len()), b'x');
+                big.extend_from_slice(br#""}}"#);
+                if wr.write_frame(Frame::text(Payload::Owned(big))).await.is_err() {
+                    break;
+                }
+            }
+            if fault == Some(WsFault::Foreign) && !matches!(msg, WsMsg::Control(..)) {
+                let other = "00000000-0000-4000-8000-00000000f00d";
+                let frames = [
+                    format!(
+                        r#"{{"type": "executing", "data": {{"node": "3", "display_node": "3", "prompt_id": "{other}"}}}}"#
+                    ),
+                    format!(
+                        r#"{{"type": "progress", "data": {{"value": 1, "max": 1, "prompt_id": "{other}", "node": "3"}}}}"#
+                    ),
+                    format!(r#"{{"type": "execution_success", "data": {{"prompt_id": "{other}", "timestamp": 0}}}}"#),
+                ];
+                let one = frames[(sent as usize) % frames.len()].clone().into_bytes();
+                if wr.write_frame(Frame::text(Payload::Owned(one))).await.is_err() {
+                    break;
+                }
+            }
             if fault == Some(WsFault::Junk) && !matches!(msg, WsMsg::Control(..)) {
                 let junk = match sent % 3 {
                     0 => Frame::text(Payload::Owned(b"{not json".to_vec())),

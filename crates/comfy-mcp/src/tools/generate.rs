@@ -277,6 +277,10 @@ async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
 
 /// Interrupts or dequeues a job when dropped while armed (the caller was
 /// cancelled or timed out mid-wait).
+/// How long the WebSocket may stay quiet during a wait before ComfyUI is
+/// asked directly whether the job ended.
+const SILENCE: Duration = Duration::from_secs(1);
+
 struct JobGuard {
     client: comfy_client::Client,
     prompt_id: String,
@@ -380,10 +384,38 @@ async fn submit(
     ));
     let started = Instant::now();
     let mut events = Vec::new();
+    let mut silent = false;
+    let mut lost = false;
     {
         let mut stream_events = job.events();
+        let client = cx.client.clone();
         let read = async {
-            while let Some(ev) = stream_events.next().await {
+            loop {
+                let ev = match tokio::time::timeout(SILENCE, stream_events.next()).await {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // The socket has said nothing for a while: it may be
+                        // connected but dead. Ask ComfyUI whether the job ended.
+                        match client.job_info(&prompt_id).await {
+                            // ComfyUI no longer knows the job (it restarted).
+                            Ok(None) => {
+                                lost = true;
+                                break;
+                            }
+                            Ok(Some(j))
+                                if matches!(
+                                    j.get("status").and_then(Value::as_str),
+                                    Some("completed" | "failed" | "cancelled")
+                                ) =>
+                            {
+                                silent = true;
+                                break;
+                            }
+                            _ => continue,
+                        }
+                    }
+                };
                 if let comfy_client::Event::Progress { node, value, max, .. } = &ev {
                     #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
                     reporter
@@ -401,23 +433,34 @@ async fn submit(
         };
         let _ = tokio::time::timeout(limit, read).await;
     }
+    if silent {
+        job.follow_by_polling();
+    }
     job.set_cancel_on_timeout(false);
-    let outcome = job.wait(limit.saturating_sub(started.elapsed())).await?;
+    // A lost job is not waited for (nor resubmitted: POST /prompt is never
+    // retried).
+    let outcome = if lost {
+        None
+    } else {
+        Some(job.wait(limit.saturating_sub(started.elapsed())).await?)
+    };
     guard.armed = false;
-    let status = match outcome.status {
-        JobStatus::Completed => "completed",
-        JobStatus::Error => "error",
-        JobStatus::Interrupted => "interrupted",
-        JobStatus::Timeout => "timeout",
+    let status = match outcome.as_ref().map(|o| &o.status) {
+        Some(JobStatus::Completed) => "completed",
+        Some(JobStatus::Error) => "error",
+        Some(JobStatus::Interrupted) => "interrupted",
+        Some(JobStatus::Timeout) => "timeout",
+        Some(JobStatus::Lost) | None => "lost",
         _ => "unknown",
     };
+    let elapsed = outcome.as_ref().map_or_else(|| started.elapsed(), |o| o.elapsed);
     let _ = cx
         .audit
         .write(
             Record::new(short, "completed")
                 .prompt_id(prompt_id.as_str())
                 .status(status)
-                .duration(outcome.elapsed),
+                .duration(elapsed),
         )
         .await;
     let progress = job.progress();
@@ -435,24 +478,84 @@ async fn submit(
     }
     v.insert(
         "elapsed_seconds".to_owned(),
-        json!((outcome.elapsed.as_secs_f64() * 100.0).round() / 100.0),
+        json!((elapsed.as_secs_f64() * 100.0).round() / 100.0),
     );
+    if status == "lost" {
+        v.insert(
+            "message".to_owned(),
+            Value::from("ComfyUI no longer knows this job (it restarted or dropped it); it was not resubmitted"),
+        );
+    }
     let outputs: Vec<Value> = outcome
-        .files
         .iter()
+        .flat_map(|o| o.files.iter())
         .filter(|f| matches!(f.media.as_str(), "images" | "gifs"))
         .map(|f| json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder}))
         .collect();
     if !outputs.is_empty() {
         v.insert("outputs".to_owned(), Value::Array(outputs));
     }
-    if let Some(err) = outcome.error.filter(|_| status == "error") {
-        v.insert("error".to_owned(), err);
+    if let Some(err) = outcome.and_then(|o| o.error).filter(|_| status == "error") {
+        v.insert("error".to_owned(), execution_error(&err));
     }
     if stream {
         v.insert("events".to_owned(), Value::Array(events));
     }
     Ok(with_warnings(v))
+}
+
+/// Longest exception message passed on.
+const MAX_ERROR_MESSAGE: usize = 500;
+
+/// ComfyUI's `execution_error` as the assistant needs it: which node, the
+/// exception's type and message (trimmed, host paths cut to file names),
+/// and nothing of the traceback, the inputs or the server's layout.
+fn execution_error(err: &Value) -> Value {
+    let field = |k: &str| err.get(k).cloned().unwrap_or(Value::Null);
+    let message = err.get("exception_message").and_then(Value::as_str).map(|m| {
+        let m = without_host_paths(m.trim());
+        match m.char_indices().nth(MAX_ERROR_MESSAGE) {
+            Some((i, _)) => format!("{}…", &m[..i]),
+            None => m,
+        }
+    });
+    json!({
+        "node_id": field("node_id"),
+        "node_type": field("node_type"),
+        "exception_type": field("exception_type"),
+        "exception_message": message,
+    })
+}
+
+/// `text` with every absolute path (`/home/me/ComfyUI/models/x.safetensors`,
+/// `C:\\ComfyUI\\models\\x.ckpt`) cut to its file name (`…/x.safetensors`).
+fn without_host_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '\'' | '"' | '(' | ')' | ',' | '[' | ']'))
+            .unwrap_or(rest.len());
+        let (token, tail) = rest.split_at(split);
+        let bytes = token.as_bytes();
+        let unix = token.starts_with('/') && token[1..].contains('/');
+        let windows =
+            bytes.len() > 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && matches!(bytes[2], b'\\' | b'/');
+        if unix || windows {
+            let name = token.rsplit(['/', '\\']).next().unwrap_or_default();
+            out.push('…');
+            out.push(if unix { '/' } else { '\\' });
+            out.push_str(name);
+        } else {
+            out.push_str(token);
+        }
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 /// A socket event as `{type, data}` for the stream tool.
@@ -485,4 +588,38 @@ fn event_json(ev: &comfy_client::Event) -> Option<Value> {
         E::ExecutionInterrupted { data, .. } => json!({"type": "execution_interrupted", "data": data}),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::{execution_error, without_host_paths};
+    use serde_json::json;
+
+    #[test]
+    fn host_paths_become_file_names() {
+        assert_eq!(
+            without_host_paths("Error while loading '/home/me/ComfyUI/models/checkpoints/x.safetensors': bad header"),
+            "Error while loading '…/x.safetensors': bad header"
+        );
+        assert_eq!(
+            without_host_paths(r"cannot open C:\ComfyUI\models\y.ckpt"),
+            r"cannot open …\y.ckpt"
+        );
+        assert_eq!(without_host_paths("a/b and /tmp and 1/2"), "a/b and /tmp and 1/2");
+    }
+
+    #[test]
+    fn tracebacks_and_inputs_are_dropped() {
+        let e = execution_error(&json!({
+            "node_id": "4", "node_type": "KSampler", "exception_type": "RuntimeError",
+            "exception_message": format!("  {}  ", "x".repeat(2000)),
+            "traceback": ["  File \"/srv/comfy/execution.py\", line 1"],
+            "current_inputs": {"seed": [1]},
+        }));
+        assert_eq!(e["node_type"], "KSampler");
+        assert!(e.get("traceback").is_none() && e.get("current_inputs").is_none());
+        let m = e["exception_message"].as_str().unwrap();
+        assert_eq!(m.chars().count(), 501);
+        assert!(m.starts_with('x') && m.ends_with('…'));
+    }
 }

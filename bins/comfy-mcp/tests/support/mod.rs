@@ -1,0 +1,118 @@
+//! What the end-to-end tests share: the real binary started over stdio by
+//! rmcp's client, against an in-process comfy-sim, with its own `$HOME`.
+
+#![allow(dead_code, reason = "each test crate uses part of it")]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use comfy_sim::{Sim, SimHandle};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::Value;
+use tokio::process::Command;
+
+/// A client that keeps the progress notifications it receives.
+#[derive(Clone, Default)]
+pub(crate) struct Collector {
+    pub(crate) progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Collector {
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+pub(crate) struct Session {
+    pub(crate) client: RunningService<RoleClient, Collector>,
+    pub(crate) progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) sim: SimHandle,
+}
+
+impl Session {
+    pub(crate) fn audit_file(&self) -> PathBuf {
+        self.home.path().join(".comfyui-mcp/audit.log")
+    }
+
+    /// A call with a progress token.
+    pub(crate) async fn call_with_progress(&self, tool: &str, args: Value) -> CallToolResult {
+        let Value::Object(map) = args else {
+            panic!("arguments must be an object")
+        };
+        let mut params = CallToolRequestParams::new(tool.to_owned()).with_arguments(map);
+        let mut meta = RequestMetaObject::new();
+        meta.set_progress_token(ProgressToken(NumberOrString::Number(7)));
+        params.meta = Some(meta);
+        self.client.call_tool(params).await.unwrap()
+    }
+
+    pub(crate) async fn call(&self, tool: &str, args: Value) -> CallToolResult {
+        let Value::Object(map) = args else {
+            panic!("arguments must be an object")
+        };
+        self.client
+            .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
+            .await
+            .unwrap()
+    }
+}
+
+pub(crate) async fn start(config: &str) -> Session {
+    start_at(config, 500.0).await
+}
+
+/// A session whose simulator samples `steps_per_second`.
+pub(crate) async fn start_at(config: &str, steps_per_second: f64) -> Session {
+    start_sim(config, Sim::builder().steps_per_second(steps_per_second)).await
+}
+
+/// A session against a simulator built by `sim`.
+pub(crate) async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
+    let sim = sim.start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let config_dir = home.path().join(".comfyui-mcp");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    // `{sim}` in the config stands for the simulator's URL.
+    std::fs::write(config_dir.join("config.yaml"), config.replace("{sim}", &sim.url())).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
+    cmd.env("HOME", home.path())
+        .env("COMFYUI_URL", sim.url())
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env("RUST_LOG", "warn");
+    let collector = Collector::default();
+    let progress = Arc::clone(&collector.progress);
+    let client = collector.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    Session {
+        client,
+        progress,
+        home,
+        sim,
+    }
+}
+
+pub(crate) fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub(crate) fn ok(r: &CallToolResult) -> &Value {
+    assert_ne!(r.is_error, Some(true), "tool failed: {}", text(r));
+    r.structured_content.as_ref().expect("structured content")
+}
+
+pub(crate) fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

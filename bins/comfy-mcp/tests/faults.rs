@@ -57,12 +57,11 @@ async fn row(s: &Session, name: &str, faults: Faults, tool: &str, args: Value, e
     assert_ne!(again.is_error, Some(true), "{name}: after the fault: {}", text(&again));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_faults_on_a_read() {
-    let s = start_sim(CONFIG, Sim::builder().steps_per_second(500.0)).await;
-    let q = || ("comfyui_get_queue", json!({}));
-    let route = |f: HttpFault| Faults::none().route("/queue", f);
-    let rows: Vec<(&str, Faults, Expect)> = vec![
+/// The faults every route can meet: the server down or resetting, and the
+/// route hanging, failing, or answering with a broken body.
+fn connection_and_body_faults(path: &str) -> Vec<(&'static str, Faults, Expect)> {
+    let route = |f: HttpFault| Faults::none().route(path, f);
+    vec![
         (
             "down",
             Faults::none().refuse_connections(true),
@@ -74,16 +73,6 @@ async fn http_faults_on_a_read() {
             Expect::Error("ComfyUI"),
         ),
         ("blackhole", route(HttpFault::Hang), Expect::Error("ComfyUI")),
-        (
-            "slow within the deadline",
-            Faults::none().latency(Duration::from_millis(800)),
-            Expect::Ok,
-        ),
-        (
-            "slow beyond the deadline",
-            Faults::none().latency(Duration::from_secs(30)),
-            Expect::Error("ComfyUI"),
-        ),
         ("500", route(HttpFault::Status(500)), Expect::Error("500")),
         (
             "503 with Retry-After",
@@ -101,21 +90,36 @@ async fn http_faults_on_a_read() {
             route(HttpFault::Oversized(64 << 20)),
             Expect::Error("ComfyUI"),
         ),
-        (
-            "oversized chunked body",
-            route(HttpFault::OversizedChunked(64 << 20)),
-            Expect::Error("ComfyUI"),
-        ),
         ("truncated body", route(HttpFault::Truncated), Expect::Error("ComfyUI")),
         (
             "reset mid-body",
             route(HttpFault::ResetMidBody),
             Expect::Error("ComfyUI"),
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_faults_on_a_read() {
+    let s = start_sim(CONFIG, Sim::builder().steps_per_second(500.0)).await;
+    let mut rows = connection_and_body_faults("/queue");
+    rows.push((
+        "slow within the deadline",
+        Faults::none().latency(Duration::from_millis(800)),
+        Expect::Ok,
+    ));
+    rows.push((
+        "slow beyond the deadline",
+        Faults::none().latency(Duration::from_secs(30)),
+        Expect::Error("ComfyUI"),
+    ));
+    rows.push((
+        "oversized chunked body",
+        Faults::none().route("/queue", HttpFault::OversizedChunked(64 << 20)),
+        Expect::Error("ComfyUI"),
+    ));
     for (name, faults, expect) in rows {
-        let (tool, args) = q();
-        row(&s, name, faults, tool, args, expect).await;
+        row(&s, name, faults, "comfyui_get_queue", json!({}), expect).await;
     }
     s.client.cancel().await.unwrap();
 }
@@ -123,43 +127,7 @@ async fn http_faults_on_a_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_faults_on_submit_never_send_the_prompt_twice() {
     let s = start_sim(CONFIG, Sim::builder().steps_per_second(500.0)).await;
-    let route = |f: HttpFault| Faults::none().route("/prompt", f);
-    let rows: Vec<(&str, Faults, Expect)> = vec![
-        (
-            "down",
-            Faults::none().refuse_connections(true),
-            Expect::Error("ComfyUI"),
-        ),
-        (
-            "reset on accept",
-            Faults::none().reset_connections(true),
-            Expect::Error("ComfyUI"),
-        ),
-        ("blackhole", route(HttpFault::Hang), Expect::Error("ComfyUI")),
-        ("500", route(HttpFault::Status(500)), Expect::Error("500")),
-        (
-            "503 with Retry-After",
-            route(HttpFault::RetryAfter(1)),
-            Expect::Error("503"),
-        ),
-        (
-            "malformed JSON",
-            route(HttpFault::MalformedJson),
-            Expect::Error("ComfyUI"),
-        ),
-        ("HTML with 200", route(HttpFault::Html), Expect::Error("ComfyUI")),
-        (
-            "oversized body",
-            route(HttpFault::Oversized(64 << 20)),
-            Expect::Error("ComfyUI"),
-        ),
-        ("truncated body", route(HttpFault::Truncated), Expect::Error("ComfyUI")),
-        (
-            "reset mid-body",
-            route(HttpFault::ResetMidBody),
-            Expect::Error("ComfyUI"),
-        ),
-    ];
+    let rows = connection_and_body_faults("/prompt");
     for (name, faults, expect) in rows {
         let sent = s.sim.requests("/prompt");
         let args = json!({"prompt": "x", "steps": 2, "wait": false});

@@ -260,6 +260,9 @@ pub struct Server {
     pub max_concurrent_calls: usize,
     /// Largest result returned inline, bytes.
     pub max_inline_bytes: usize,
+    /// Interrupt (or dequeue) the job of a waiting call whose client
+    /// cancels or goes away; `false` lets it finish.
+    pub interrupt_abandoned_jobs: bool,
 }
 
 impl Default for Server {
@@ -268,6 +271,7 @@ impl Default for Server {
             tool_deadline: 600,
             max_concurrent_calls: 16,
             max_inline_bytes: 1 << 20,
+            interrupt_abandoned_jobs: true,
         }
     }
 }
@@ -431,6 +435,7 @@ const KNOWN: &[&str] = &[
     "server.tool_deadline",
     "server.max_concurrent_calls",
     "server.max_inline_bytes",
+    "server.interrupt_abandoned_jobs",
     "tools.groups",
 ];
 
@@ -823,7 +828,8 @@ impl serde::Serialize for ShowConfig<'_> {
                              "huggingface_api_base": c.model_search.huggingface_api_base},
             "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
-                       "max_inline_bytes": c.server.max_inline_bytes},
+                       "max_inline_bytes": c.server.max_inline_bytes,
+                       "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs},
             "tools": {"groups": c.tools.groups},
         })
         .serialize(s)

@@ -78,8 +78,12 @@ pub(crate) async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Sessi
     let home = tempfile::tempdir().unwrap();
     let config_dir = home.path().join(".comfyui-mcp");
     std::fs::create_dir_all(&config_dir).unwrap();
-    // `{sim}` in the config stands for the simulator's URL.
-    std::fs::write(config_dir.join("config.yaml"), config.replace("{sim}", &sim.url())).unwrap();
+    // `{sim}` in the config stands for the simulator's URL, `{home}` for
+    // the home directory.
+    let config = config
+        .replace("{sim}", &sim.url())
+        .replace("{home}", &home.path().display().to_string());
+    std::fs::write(config_dir.join("config.yaml"), config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
     cmd.env("HOME", home.path())
         .env("COMFYUI_URL", sim.url())

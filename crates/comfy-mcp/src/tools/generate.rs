@@ -376,7 +376,7 @@ async fn submit(
     let mut guard = JobGuard {
         client: cx.client.clone(),
         prompt_id: prompt_id.clone(),
-        armed: true,
+        armed: cx.config.server.interrupt_abandoned_jobs,
     };
     // End before the tool deadline so the caller gets a result to act on.
     let limit = Duration::from_secs(cx.config.comfyui.timeout_read).min(Duration::from_secs(

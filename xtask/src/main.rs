@@ -15,6 +15,7 @@
 mod conformance;
 mod deps;
 mod examples;
+mod fuzz;
 mod pytest;
 
 use std::process::Command;
@@ -40,6 +41,26 @@ fn main() -> Result<()> {
         }
         Some("examples") => examples::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("conformance") => conformance::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
+        Some("fuzz") => {
+            let rest: Vec<String> = std::env::args().skip(2).collect();
+            fuzz::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()), &rest)
+        }
+        Some("soak") => step(
+            "soak",
+            &std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
+            &[
+                "test",
+                "--release",
+                "--locked",
+                "-p",
+                "comfy-mcp-bin",
+                "--test",
+                "soak",
+                "--",
+                "--ignored",
+                "--nocapture",
+            ],
+        ),
         Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
         Some("bench") => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -59,7 +80,7 @@ fn main() -> Result<()> {
                 &["bench", "--locked", "-p", "comfy-audit", "--bench", "audit"],
             )
         }
-        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|bench>"),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak>"),
     }
 }
 

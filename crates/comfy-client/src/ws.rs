@@ -543,6 +543,47 @@ mod tests {
         assert!(err.to_string().contains("limit of 4096 bytes"), "{err}");
     }
 
+    proptest::proptest! {
+        /// Fuzz target `ws_decoder`: no frame makes the decoder panic.
+        #[test]
+        fn fuzz_ws_decoder_never_panics_on_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_text(&bytes);
+            let _ = decode_binary(&bytes);
+        }
+
+        /// Fuzz target `ws_decoder`: ComfyUI-shaped messages with any values.
+        #[test]
+        fn fuzz_ws_decoder_never_panics_on_messages(
+            kind in "(status|progress|executing|executed|execution_start|execution_cached|execution_error|execution_success|execution_interrupted|progress_state|[a-z_]{0,12})",
+            data in proptest_json(),
+        ) {
+            let text = serde_json::json!({"type": kind, "data": data}).to_string();
+            let _ = decode_text(text.as_bytes());
+        }
+    }
+
+    /// Any JSON value, a few levels deep, with ComfyUI's field names.
+    fn proptest_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "\\PC{0,16}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::vec(
+                    ("(prompt_id|node|value|max|nodes|output|status|exec_info|queue_remaining|display_node|[a-z]{1,6})", inner),
+                    0..6
+                )
+                .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
     #[test]
     fn decodes_comfyui_messages_and_skips_junk() {
         let ev = decode_text(br#"{"type": "progress", "data": {"value": 2, "max": 4, "prompt_id": "p", "node": "3"}}"#);

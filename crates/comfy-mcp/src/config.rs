@@ -386,7 +386,7 @@ pub struct Loaded {
 }
 
 /// Every known key, dotted.
-const KNOWN: &[&str] = &[
+pub const KNOWN: &[&str] = &[
     "comfyui.url",
     "comfyui.external_url",
     "comfyui.tls_verify",
@@ -439,6 +439,9 @@ const KNOWN: &[&str] = &[
     "tools.groups",
 ];
 
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Keys whose values are secrets.
 const SECRET: &[&str] = &[
     "model_search.huggingface_token",
@@ -490,6 +493,14 @@ pub fn config_path(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>
 pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
     let path = config_path(explicit, env);
     let shown = path.display().to_string();
+    if let Ok(meta) = std::fs::metadata(&path)
+        && meta.len() > MAX_CONFIG_BYTES
+    {
+        return Err(ConfigError::Read {
+            path: shown,
+            reason: format!("the file is larger than {} KiB", MAX_CONFIG_BYTES >> 10),
+        });
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,

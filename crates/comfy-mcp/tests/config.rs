@@ -166,3 +166,73 @@ fn the_file_can_be_chosen() {
     assert_eq!(load(None, &env).unwrap().config.comfyui.url, "http://chosen:1");
     assert_eq!(load(None, &env).unwrap().sources["comfyui.url"], Source::File);
 }
+
+/// Known keys, a few unknown ones, and YAML's awkward corners.
+fn yaml_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        proptest::sample::select(comfy_mcp::config::KNOWN).prop_map(str::to_owned),
+        "[a-z_.]{1,20}".prop_map(|s| s),
+    ];
+    let value = prop_oneof![
+        Just("null".to_owned()),
+        Just("~".to_owned()),
+        Just("[]".to_owned()),
+        Just("{}".to_owned()),
+        Just("&a [*a]".to_owned()),
+        Just("!!binary aGk=".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        "\\PC{0,30}".prop_map(|s| format!("{s:?}")),
+        "[ -~]{0,30}",
+    ];
+    prop_oneof![
+        proptest::collection::vec((key, value), 0..8).prop_map(|kv| {
+            use std::fmt::Write as _;
+            let mut text = String::new();
+            for (k, v) in kv {
+                // A dotted key becomes nested mappings.
+                let parts: Vec<&str> = k.split('.').collect();
+                for (depth, p) in parts.iter().enumerate() {
+                    let _ = write!(text, "{}{p}:", "  ".repeat(depth));
+                    if depth + 1 < parts.len() {
+                        text.push('\n');
+                    }
+                }
+                let _ = writeln!(text, " {v}");
+            }
+            text
+        }),
+        "\\PC{0,200}",
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+    /// Fuzz target `config_loader`: any file and any environment values
+    /// give a config or an error, never a panic.
+    #[test]
+    fn fuzz_config_loader_never_panics(
+        text in yaml_text(),
+        env_values in proptest::collection::vec("\\PC{0,12}", 13),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), &text);
+        let names = ["COMFYUI_URL", "COMFYUI_EXTERNAL_URL", "COMFYUI_TLS_VERIFY", "COMFYUI_TIMEOUT_CONNECT",
+            "COMFYUI_TIMEOUT_READ", "COMFYUI_SECURITY_MODE", "COMFYUI_AUDIT_FILE", "COMFYUI_HUGGINGFACE_TOKEN",
+            "COMFYUI_CIVITAI_API_KEY", "COMFYUI_MAX_SEARCH_RESULTS", "COMFYUI_ALLOWED_DOWNLOAD_DOMAINS",
+            "COMFYUI_TASKS_ENABLED", "COMFYUI_TASKS_BACKEND_URL"];
+        let pairs: Vec<(&str, &str)> = names.iter().copied().zip(env_values.iter().map(String::as_str)).collect();
+        let _ = load(Some(&path), &env_of(&pairs));
+        let _ = load(Some(&path), &env_of(&[]));
+    }
+}
+
+#[test]
+fn an_oversized_config_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), &format!("# {}\n", "x".repeat(2 << 20)));
+    let err = load(Some(&path), &env_of(&[])).unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}

@@ -33,6 +33,8 @@ pub(crate) struct Session {
     pub(crate) progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
     pub(crate) home: tempfile::TempDir,
     pub(crate) sim: SimHandle,
+    /// The server's process id.
+    pub(crate) pid: u32,
 }
 
 impl Session {
@@ -91,12 +93,15 @@ pub(crate) async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Sessi
         .env("RUST_LOG", "warn");
     let collector = Collector::default();
     let progress = Arc::clone(&collector.progress);
-    let client = collector.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+    let child = TokioChildProcess::new(cmd).unwrap();
+    let pid = child.id().unwrap();
+    let client = collector.serve(child).await.unwrap();
     Session {
         client,
         progress,
         home,
         sim,
+        pid,
     }
 }
 

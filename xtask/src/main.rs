@@ -62,24 +62,7 @@ fn main() -> Result<()> {
             ],
         ),
         Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
-        Some("bench") => {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            step(
-                "bench comfy-workflow",
-                &cargo,
-                &["bench", "--locked", "-p", "comfy-workflow", "--bench", "workflow"],
-            )?;
-            step(
-                "bench comfy-guard",
-                &cargo,
-                &["bench", "--locked", "-p", "comfy-guard", "--bench", "inspect"],
-            )?;
-            step(
-                "bench comfy-audit",
-                &cargo,
-                &["bench", "--locked", "-p", "comfy-audit", "--bench", "audit"],
-            )
-        }
+        Some("bench") => bench(args.get(1).map(String::as_str) == Some("--quick")),
         _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak>"),
     }
 }
@@ -100,6 +83,54 @@ pub(crate) fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
         bail!("step `{name}` failed");
     }
     Ok(())
+}
+
+/// `cargo xtask bench [--quick]`: the end-to-end benchmark of the release
+/// binary (`bins/comfy-bench`); the full run also runs the library
+/// benchmarks and writes its table into `docs/performance.md`. `--quick`
+/// runs fewer iterations and fails only on a gross regression against
+/// `fixtures/bench/baseline.json` (a ratio, never an absolute time).
+fn bench(quick: bool) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let meta = deps::metadata()?;
+    let root = std::path::PathBuf::from(meta["workspace_root"].as_str().context("no workspace_root")?);
+    let target = std::path::PathBuf::from(meta["target_directory"].as_str().context("no target_directory")?);
+    step(
+        "bench build",
+        &cargo,
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "comfy-mcp-bin",
+            "-p",
+            "comfy-bench",
+        ],
+    )?;
+    let bench = target.join("release/comfy-bench").to_string_lossy().into_owned();
+    let bin = target.join("release/comfy-mcp").to_string_lossy().into_owned();
+    if quick {
+        let baseline = root.join("fixtures/bench/baseline.json").to_string_lossy().into_owned();
+        return step(
+            "bench --quick",
+            &bench,
+            &["--bin", &bin, "--quick", "--check", &baseline],
+        );
+    }
+    for (package, target) in [
+        ("comfy-workflow", "workflow"),
+        ("comfy-guard", "inspect"),
+        ("comfy-audit", "audit"),
+    ] {
+        step(
+            &format!("bench {package}"),
+            &cargo,
+            &["bench", "--locked", "-p", package, "--bench", target],
+        )?;
+    }
+    let doc = root.join("docs/performance.md").to_string_lossy().into_owned();
+    step("bench comfy-mcp", &bench, &["--bin", &bin, "--write", &doc])
 }
 
 fn ci() -> Result<()> {
@@ -124,6 +155,7 @@ fn ci() -> Result<()> {
     examples::run(&cargo)?;
     pytest::run(&cargo)?;
     conformance::run(&cargo)?;
+    bench(true)?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -9,6 +9,11 @@ use crate::types::{Download, FileRef, FileStream, HistoryEntry, PromptAccepted, 
 use crate::url::{segment, with_query};
 use crate::{Client, Error};
 
+/// How long a parsed `/object_info` is reused. ComfyUI's node catalog
+/// changes only when custom nodes are installed (and ComfyUI restarted), so
+/// a short reuse saves a multi-megabyte fetch and parse per call.
+pub(crate) const OBJECT_INFO_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Options for `POST /prompt`.
 #[derive(Debug, Clone, Default)]
 pub struct PromptOptions {
@@ -148,9 +153,39 @@ impl Client {
     }
 
     /// `GET /object_info`: every node class, parsed.
-    pub async fn object_info(&self) -> Result<comfy_workflow::ObjectInfo, Error> {
+    pub async fn object_info(&self) -> Result<std::sync::Arc<comfy_workflow::ObjectInfo>, Error> {
+        let cached = |c: &Self| {
+            let slot = c
+                .inner
+                .object_info
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.as_ref()
+                .filter(|(at, _)| at.elapsed() < OBJECT_INFO_TTL)
+                .map(|(_, info)| std::sync::Arc::clone(info))
+        };
+        if let Some(info) = cached(self) {
+            return Ok(info);
+        }
         let raw: Value = self.object_info_raw().await?;
-        Ok(comfy_workflow::ObjectInfo::from_value(&raw))
+        let info = std::sync::Arc::new(comfy_workflow::ObjectInfo::from_value(&raw));
+        *self
+            .inner
+            .object_info
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), std::sync::Arc::clone(&info)));
+        Ok(info)
+    }
+
+    /// Drops the cached `/object_info`, so the next [`Client::object_info`]
+    /// fetches it again (after installing or removing custom nodes).
+    pub fn forget_object_info(&self) {
+        *self
+            .inner
+            .object_info
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// `GET /object_info` as JSON.

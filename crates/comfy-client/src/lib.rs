@@ -74,6 +74,8 @@ struct Inner {
     client_id: String,
     hub: tokio::sync::Mutex<Option<(Arc<ws::Hub>, tokio::task::JoinHandle<()>)>>,
     hub_ready: std::sync::OnceLock<Arc<ws::Hub>>,
+    /// The parsed `/object_info` and when it was fetched.
+    object_info: std::sync::Mutex<Option<(std::time::Instant, Arc<comfy_workflow::ObjectInfo>)>>,
 }
 
 impl Drop for Inner {
@@ -247,6 +249,7 @@ impl ClientBuilder {
                 client_id,
                 hub: tokio::sync::Mutex::new(None),
                 hub_ready: std::sync::OnceLock::new(),
+                object_info: std::sync::Mutex::new(None),
             }),
         })
     }

@@ -219,6 +219,8 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // The node catalog changes with the packs (after ComfyUI restarts).
+    cx.client.forget_object_info();
     let mut message = format!("Node pack '{id}' operation completed.");
     let restart = args.get("restart").and_then(Value::as_bool).unwrap_or(false);
     if restart {

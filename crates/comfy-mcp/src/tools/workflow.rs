@@ -53,7 +53,7 @@ async fn workflow_arg(args: &Args, cx: &ToolContext) -> Result<Workflow, ToolErr
 
 /// The catalog, or `None` when ComfyUI cannot be reached (analysis and
 /// summaries then work without display names).
-async fn catalog(cx: &ToolContext) -> Option<ObjectInfo> {
+async fn catalog(cx: &ToolContext) -> Option<std::sync::Arc<ObjectInfo>> {
     cx.client.object_info().await.ok()
 }
 
@@ -119,14 +119,14 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
         "comfyui_analyze_workflow" => {
             let wf = workflow_arg(args, cx).await?;
             let info = catalog(cx).await;
-            Ok(Output::Json(analysis_json(&wf, info.as_ref())))
+            Ok(Output::Json(analysis_json(&wf, info.as_deref())))
         }
         "comfyui_summarize_workflow" => {
             let wf = workflow_arg(args, cx).await?;
             let info = catalog(cx).await;
-            let analysis = wf.analyze(info.as_ref());
+            let analysis = wf.analyze(info.as_deref());
             Ok(Output::Text(if text(args, "output_format") == "mermaid" {
-                wf.to_mermaid(&analysis, info.as_ref())
+                wf.to_mermaid(&analysis, info.as_deref())
             } else {
                 analysis.to_text()
             }))
@@ -278,7 +278,7 @@ async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         Ok(report) => warnings.extend(report.warnings()),
         Err(e) => warnings.push(format!("Security: {e}")),
     }
-    let analysis = wf.analyze(info.as_ref());
+    let analysis = wf.analyze(info.as_deref());
     Ok(Output::Json(json!({
         "valid": errors.is_empty(),
         "errors": errors,

@@ -242,3 +242,30 @@ async fn job_faults() {
     assert_eq!(s.sim.requests("/prompt") - sent, 1, "not resubmitted");
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_never_ends_is_interrupted_at_the_wait_limit_when_configured() {
+    use comfy_sim::JobFault;
+    let config = "comfyui:\n  timeout_read: 2\nserver:\n  tool_deadline: 10\n  interrupt_on_wait_timeout: true\n";
+    let s = start_sim(config, Sim::builder().steps_per_second(40.0)).await;
+    s.sim.set_faults(Faults::none().job(JobFault::Hang));
+    let started = Instant::now();
+    let r = s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 2, "wait": true}),
+        )
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.structured_content.unwrap()["status"], "timeout");
+    s.sim.set_faults(Faults::none());
+    // No cancel needed: the queue is free and the next job runs normally.
+    let next = s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 2, "wait": true}),
+        )
+        .await;
+    assert_eq!(next.structured_content.unwrap()["status"], "completed");
+    s.client.cancel().await.unwrap();
+}

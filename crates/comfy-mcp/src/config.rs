@@ -263,6 +263,9 @@ pub struct Server {
     /// Interrupt (or dequeue) the job of a waiting call whose client
     /// cancels or goes away; `false` lets it finish.
     pub interrupt_abandoned_jobs: bool,
+    /// Interrupt (or dequeue) a job whose waiting call ran out of time,
+    /// instead of leaving it for the caller to poll or cancel.
+    pub interrupt_on_wait_timeout: bool,
 }
 
 impl Default for Server {
@@ -272,6 +275,7 @@ impl Default for Server {
             max_concurrent_calls: 16,
             max_inline_bytes: 1 << 20,
             interrupt_abandoned_jobs: true,
+            interrupt_on_wait_timeout: false,
         }
     }
 }
@@ -436,6 +440,7 @@ pub const KNOWN: &[&str] = &[
     "server.max_concurrent_calls",
     "server.max_inline_bytes",
     "server.interrupt_abandoned_jobs",
+    "server.interrupt_on_wait_timeout",
     "tools.groups",
 ];
 
@@ -840,7 +845,8 @@ impl serde::Serialize for ShowConfig<'_> {
             "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
                        "max_inline_bytes": c.server.max_inline_bytes,
-                       "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs},
+                       "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs,
+                       "interrupt_on_wait_timeout": c.server.interrupt_on_wait_timeout},
             "tools": {"groups": c.tools.groups},
         })
         .serialize(s)

@@ -436,7 +436,10 @@ async fn submit(
     if silent {
         job.follow_by_polling();
     }
-    job.set_cancel_on_timeout(false);
+    // By default the job outlives the wait (the peer's answer: `timeout`
+    // with the prompt id to poll or cancel); `server.interrupt_on_wait_timeout`
+    // stops it instead, so a job that never ends cannot hold the queue.
+    job.set_cancel_on_timeout(cx.config.server.interrupt_on_wait_timeout);
     // A lost job is not waited for (nor resubmitted: POST /prompt is never
     // retried).
     let outcome = if lost {

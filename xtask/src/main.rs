@@ -130,7 +130,60 @@ fn bench(quick: bool) -> Result<()> {
         )?;
     }
     let doc = root.join("docs/performance.md").to_string_lossy().into_owned();
-    step("bench comfy-mcp", &bench, &["--bin", &bin, "--write", &doc])
+    let mut args = vec!["--bin".to_owned(), bin, "--write".to_owned(), doc];
+    match peer_venv(&target) {
+        Ok(peer) => args.extend(["--peer".to_owned(), peer.to_string_lossy().into_owned()]),
+        Err(e) => eprintln!("bench: the peer is not measured in this run: {e:#}"),
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    step("bench comfy-mcp", &bench, &args)
+}
+
+/// The peer, `comfyui-mcp-secure` 2.3.0 from PyPI, in a virtualenv under
+/// `target/peer` made with the first Python ≥ 3.12 found (`PEER_PYTHON`,
+/// `python3.13`, `python3.12`, or a pyenv version); its command.
+fn peer_venv(target: &std::path::Path) -> Result<std::path::PathBuf> {
+    const PEER: &str = "comfyui-mcp-secure==2.3.0";
+    let venv = target.join("peer");
+    let command = venv.join("bin/comfyui-mcp-secure");
+    let stamp = venv.join("installed.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(PEER) && command.exists() {
+        return Ok(command);
+    }
+    let mut candidates: Vec<String> = std::env::var("PEER_PYTHON").into_iter().collect();
+    candidates.extend(["python3.13".to_owned(), "python3.12".to_owned()]);
+    let pyenv = std::env::var("PYENV_ROOT")
+        .map(std::path::PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".pyenv")));
+    if let Ok(root) = pyenv {
+        let mut versions: Vec<String> = std::fs::read_dir(root.join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin/python3").to_string_lossy().into_owned())
+            .collect();
+        versions.sort();
+        versions.reverse();
+        candidates.extend(versions);
+    }
+    let python = candidates
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("no Python >= 3.12 (set PEER_PYTHON)")?;
+    let _ = std::fs::remove_dir_all(&venv);
+    step("peer venv", &python, &["-m", "venv", &venv.to_string_lossy()])?;
+    step(
+        "peer install",
+        &venv.join("bin/pip").to_string_lossy(),
+        &["install", "--quiet", "--disable-pip-version-check", PEER],
+    )?;
+    std::fs::write(&stamp, PEER)?;
+    Ok(command)
 }
 
 fn ci() -> Result<()> {

@@ -64,7 +64,10 @@ pub struct ToolDef {
     /// Its group (`tools.groups` enables groups).
     pub group: String,
     tool: Tool,
-    validator: jsonschema::Validator,
+    /// Compiled on the tool's first call: compiling all 53 at start-up
+    /// costs start-up time and memory for tools a session never calls.
+    validator: std::sync::OnceLock<jsonschema::Validator>,
+    schema: Value,
     defaults: Map<String, Value>,
     /// Whether the result is a string wrapped as `{"result": "..."}` (the
     /// peer's framework does this for string results).
@@ -94,9 +97,7 @@ impl Catalog {
         let mut tools = Vec::with_capacity(entries.len());
         let mut index = HashMap::new();
         for e in entries {
-            #[allow(clippy::expect_used, reason = "constant data, covered by tests")]
-            let validator =
-                jsonschema::validator_for(&Value::Object(e.input_schema.clone())).expect("input schemas compile");
+            let schema = Value::Object(e.input_schema.clone());
             let defaults = e
                 .input_schema
                 .get("properties")
@@ -122,7 +123,8 @@ impl Catalog {
                 category: e.category,
                 group: e.group,
                 tool,
-                validator,
+                validator: std::sync::OnceLock::new(),
+                schema,
                 defaults,
                 wraps_string,
             });
@@ -187,7 +189,11 @@ impl ToolDef {
     pub fn prepare(&self, args: Option<Map<String, Value>>) -> Result<Map<String, Value>, String> {
         let mut args = args.unwrap_or_default();
         let value = Value::Object(args.clone());
-        if let Some(e) = self.validator.iter_errors(&value).next() {
+        #[allow(clippy::expect_used, reason = "constant data; every schema is compiled by a test")]
+        let validator = self
+            .validator
+            .get_or_init(|| jsonschema::validator_for(&self.schema).expect("input schemas compile"));
+        if let Some(e) = validator.iter_errors(&value).next() {
             let path = e.instance_path().to_string();
             let arg = path.trim_start_matches('/');
             return Err(if arg.is_empty() {
@@ -205,5 +211,17 @@ impl ToolDef {
     /// The published definition.
     pub fn tool(&self) -> &Tool {
         &self.tool
+    }
+}
+
+#[cfg(test)]
+mod catalog_tests {
+    use super::Catalog;
+
+    #[test]
+    fn every_input_schema_compiles() {
+        for t in Catalog::get().all() {
+            assert!(jsonschema::validator_for(&t.schema).is_ok(), "{}", t.name);
+        }
     }
 }

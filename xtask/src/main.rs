@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
 //! - `ci`: exactly what CI runs: format check, clippy with warnings denied,
-//!   the dependency-layering check, every test, the examples, then the
-//!   Python SDK suite.
+//!   the dependency-layering check, every test, `cargo install` of the
+//!   three commands, the examples, the Python SDK suite, the conformance
+//!   suite and the quick benchmark.
 //! - `deps`: fails when a crate depends on one the layering forbids
 //!   (`docs/architecture.md` explains the layers).
 //! - `examples`: runs the `comfy-client` examples against `comfy-sim`
@@ -82,6 +83,46 @@ pub(crate) fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
     if !status.success() {
         bail!("step `{name}` failed");
     }
+    Ok(())
+}
+
+/// `cargo install --locked` from the repository path gives the three
+/// commands the README promises (`comfy-mcp`, `comfyui-mcp-secure`,
+/// `comfy-lint`). Checked with the dev profile into `target/install-check`,
+/// reusing the test build, so it costs seconds; the release profile is
+/// built by the benchmark step.
+fn install_check(cargo: &str) -> Result<()> {
+    let root = std::path::Path::new("target/install-check");
+    let _ = std::fs::remove_dir_all(root);
+    for package in ["bins/comfy-mcp", "bins/comfy-lint"] {
+        step(
+            "install",
+            cargo,
+            &[
+                "install",
+                "--locked",
+                "--debug",
+                "--quiet",
+                "--path",
+                package,
+                "--root",
+                "target/install-check",
+                "--target-dir",
+                "target",
+            ],
+        )?;
+    }
+    for bin in ["comfy-mcp", "comfyui-mcp-secure", "comfy-lint"] {
+        let path = root.join("bin").join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+        let out = Command::new(&path)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cargo install did not give {}", path.display()))?;
+        if !out.status.success() {
+            bail!("{} --version failed", path.display());
+        }
+    }
+    eprintln!("<== install: comfy-mcp, comfyui-mcp-secure and comfy-lint installed and run");
     Ok(())
 }
 
@@ -205,6 +246,7 @@ fn ci() -> Result<()> {
     )?;
     step("deps", &cargo, &["xtask", "deps"])?;
     step("test", &cargo, &["test", "--workspace", "--locked"])?;
+    install_check(&cargo)?;
     examples::run(&cargo)?;
     pytest::run(&cargo)?;
     conformance::run(&cargo)?;

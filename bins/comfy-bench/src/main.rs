@@ -706,7 +706,7 @@ impl Bench {
             mib,
             "MiB",
             false,
-            "stripped (profile.release)".into(),
+            "stripped, fat LTO, one codegen unit (profile.release)".into(),
             Some(137.0),
             "< 15 MB",
         );

@@ -2,6 +2,7 @@
 //! so MCP client configs written for the Python server work unchanged.
 
 mod cli;
+mod hook;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -6,7 +6,10 @@
 //! - `comfy-mcp config show`: the effective configuration and where each
 //!   value came from (secrets masked);
 //! - `comfy-mcp check`: configuration, ComfyUI, audit log;
-//! - `comfy-mcp audit verify [FILE...]` and `comfy-mcp audit tail [FILE]`.
+//! - `comfy-mcp audit verify [FILE...]` and `comfy-mcp audit tail [FILE]`;
+//! - `comfy-mcp hook post-tool-use`: the Claude Code plugin's security hook;
+//! - `comfy-mcp completions SHELL` and `comfy-mcp man`: shell completions
+//!   and the man page, generated from this definition.
 //!
 //! Logs go to stderr only; stdout carries MCP messages (serve) or the
 //! command's output.
@@ -17,7 +20,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use comfy_mcp::config::{self, Loaded};
 use comfy_mcp::{Config, Server};
 
@@ -63,6 +66,29 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Claude Code hooks (the plugin's hooks/hooks.json runs these).
+    Hook {
+        #[command(subcommand)]
+        event: HookEvent,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `comfy-mcp man > comfy-mcp.1`.
+    Man,
+}
+
+#[derive(Subcommand)]
+enum HookEvent {
+    /// Read a PostToolUse hook input on stdin; print one warning line when the
+    /// tool's result carries security findings. Always exits 0.
+    PostToolUse {
+        /// `json`: the hook output Claude Code reads; `text`: the bare warning.
+        #[arg(long, value_enum, default_value = "json")]
+        format: crate::hook::Format,
     },
 }
 
@@ -126,6 +152,30 @@ async fn with_sim(args: &Args, mut config: Config) -> Result<(Config, Option<com
 
 pub(crate) fn main() -> ExitCode {
     let args = Args::parse();
+    // Commands that need no logging, config or runtime answer at once.
+    match &args.command {
+        Some(Command::Hook {
+            event: HookEvent::PostToolUse { format },
+        }) => {
+            crate::hook::run(*format);
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = Args::command();
+            clap_complete::generate(*shell, &mut cmd, "comfy-mcp", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("comfy-mcp: cannot write the man page: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
     tracing_subscriber::fmt()
@@ -213,6 +263,7 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         }
         Some(Command::Check) => check(&args).await,
         Some(Command::Audit { command }) => audit(&args, command),
+        Some(Command::Hook { .. } | Command::Completions { .. } | Command::Man) => Ok(ExitCode::SUCCESS),
     }
 }
 

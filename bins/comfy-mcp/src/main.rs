@@ -1,6 +1,7 @@
 //! `comfy-mcp`: the MCP server for ComfyUI. See `comfy-mcp --help`.
 
 mod cli;
+mod hook;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -800,7 +800,67 @@ async fn workflow_tools_presets_guides_and_prompts() {
     );
 
     let prompts = s.client.list_all_prompts().await.unwrap();
-    assert_eq!(prompts.len(), 4);
+    let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "txt2img_prompt",
+            "img2img_prompt",
+            "inpaint_prompt",
+            "upscale_prompt",
+            "gen",
+            "workflow",
+            "workflows",
+            "status",
+            "progress",
+            "history",
+            "models",
+            "troubleshooting"
+        ]
+    );
+    // A skill as a prompt: its SKILL.md body with the arguments in place.
+    let Value::Object(args) = json!({"prompt": "a red fox", "model": "sdxl.safetensors"}) else {
+        unreachable!()
+    };
+    let got = s
+        .client
+        .get_prompt(GetPromptRequestParams::new("gen").with_arguments(args))
+        .await
+        .unwrap();
+    let first = serde_json::to_value(&got.messages[0]).unwrap();
+    let body = first["content"]["text"].as_str().unwrap();
+    assert!(body.starts_with("# Generate an image"), "{body}");
+    assert!(
+        body.contains("The request: prompt: a red fox\nmodel: sdxl.safetensors"),
+        "{body}"
+    );
+    assert!(!body.contains("$ARGUMENTS"));
+    assert!(
+        got.description
+            .unwrap()
+            .starts_with("Generate an image from a text prompt")
+    );
+    let err = s
+        .client
+        .get_prompt(GetPromptRequestParams::new("gen"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("prompt gen needs the argument `prompt`"),
+        "{err}"
+    );
+    let got = s
+        .client
+        .get_prompt(GetPromptRequestParams::new("status"))
+        .await
+        .unwrap();
+    let first = serde_json::to_value(&got.messages[0]).unwrap();
+    assert!(
+        first["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("comfyui_get_queue()")
+    );
     let Value::Object(args) = json!({"prompt": "a cat"}) else {
         unreachable!()
     };

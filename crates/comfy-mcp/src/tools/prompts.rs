@@ -1,8 +1,15 @@
-//! The peer's four MCP prompts, with its names and arguments
-//! (`txt2img_prompt`, `img2img_prompt`, `inpaint_prompt`,
-//! `upscale_prompt`): each returns one user message, a recipe naming the
+//! The MCP prompts: each returns one user message, a recipe naming the
 //! `comfyui_*` tools to call. Rendered through the same stack as tool
 //! calls (as `prompt:<name>`), so they are audited and rate-limited.
+//!
+//! - The peer's four, with its names and arguments (`txt2img_prompt`,
+//!   `img2img_prompt`, `inpaint_prompt`, `upscale_prompt`).
+//! - The Claude Code plugin's eight skills (`gen`, `workflow`, `workflows`,
+//!   `status`, `progress`, `history`, `models`, `troubleshooting`), so
+//!   clients without skills get the same recipes. Their text is the
+//!   repository's `skills/<name>/SKILL.md`, compiled in: one source for
+//!   both, and the skills' own test checks every tool and parameter they
+//!   name against the catalog.
 
 use rmcp::model::{Prompt, PromptArgument};
 use serde_json::{Map, Value, json};
@@ -36,18 +43,95 @@ const PROMPTS: &[PromptSpec] = &[
     ),
 ];
 
+/// A skill offered as a prompt: name, its `SKILL.md`, and its arguments
+/// with whether each is required.
+type SkillSpec = (&'static str, &'static str, &'static [(&'static str, bool)]);
+
+/// The plugin's skills, in the order the README lists them.
+pub const SKILLS: &[SkillSpec] = &[
+    (
+        "gen",
+        include_str!("../../../../skills/gen/SKILL.md"),
+        &[("prompt", true), ("model", false), ("size", false)],
+    ),
+    (
+        "workflow",
+        include_str!("../../../../skills/workflow/SKILL.md"),
+        &[("request", true), ("template", false)],
+    ),
+    ("workflows", include_str!("../../../../skills/workflows/SKILL.md"), &[]),
+    ("status", include_str!("../../../../skills/status/SKILL.md"), &[]),
+    (
+        "progress",
+        include_str!("../../../../skills/progress/SKILL.md"),
+        &[("prompt_id", false)],
+    ),
+    (
+        "history",
+        include_str!("../../../../skills/history/SKILL.md"),
+        &[("limit", false)],
+    ),
+    (
+        "models",
+        include_str!("../../../../skills/models/SKILL.md"),
+        &[("folder", false)],
+    ),
+    (
+        "troubleshooting",
+        include_str!("../../../../skills/troubleshooting/SKILL.md"),
+        &[("problem", false)],
+    ),
+];
+
+/// A `SKILL.md` split into its front matter's `description` and its body.
+/// `None` when the file has no front matter (the skills test rules that out).
+pub fn split_skill(md: &str) -> Option<(&str, &str)> {
+    let rest = md.strip_prefix("---\n")?;
+    let (front, body) = rest.split_once("\n---\n")?;
+    let description = front.lines().find_map(|l| l.strip_prefix("description:"))?.trim();
+    Some((description, body.trim_start()))
+}
+
 /// The prompts as `prompts/list` gives them.
 pub fn list() -> Vec<Prompt> {
-    PROMPTS
+    let peer = PROMPTS
         .iter()
+        .map(|(name, description, args)| (*name, *description, *args));
+    let skills = SKILLS
+        .iter()
+        .map(|(name, md, args)| (*name, split_skill(md).map_or("", |(d, _)| d), *args));
+    peer.chain(skills)
         .map(|(name, description, args)| {
             let arguments = args
                 .iter()
                 .map(|(a, required)| PromptArgument::new(*a).with_required(*required))
                 .collect();
-            Prompt::new(*name, Some(*description), Some(arguments))
+            Prompt::new(name, Some(description), Some(arguments))
         })
         .collect()
+}
+
+/// Renders a skill prompt: its body, with `$ARGUMENTS` replaced by the
+/// arguments given (`name: value`, one per line).
+fn render_skill(name: &str, md: &str, spec: &[(&str, bool)], args: &Map<String, Value>) -> Result<Output, ToolError> {
+    let Some((description, body)) = split_skill(md) else {
+        return Err(ToolError::failed(format!("prompt {name} has no text")));
+    };
+    let mut given = Vec::new();
+    for (arg, required) in spec {
+        match args.get(*arg).and_then(Value::as_str).map(str::trim) {
+            Some(v) if !v.is_empty() => given.push(format!("{arg}: {v}")),
+            _ if *required => return Err(ToolError::rejected(format!("prompt {name} needs the argument `{arg}`"))),
+            _ => {}
+        }
+    }
+    let arguments = if given.is_empty() {
+        "(nothing more given)".to_owned()
+    } else {
+        given.join("\n")
+    };
+    let text = body.replace("$ARGUMENTS", &arguments);
+    Ok(Output::Json(json!({"description": description, "text": text})))
 }
 
 /// Renders prompt `name`: `{"description", "text"}`.
@@ -55,6 +139,9 @@ pub fn list() -> Vec<Prompt> {
 /// # Errors
 /// An unknown prompt or a missing required argument.
 pub(super) fn render(name: &str, args: &Map<String, Value>) -> Result<Output, ToolError> {
+    if let Some((_, md, spec)) = SKILLS.iter().find(|(n, _, _)| *n == name) {
+        return render_skill(name, md, spec, args);
+    }
     let Some((_, description, spec)) = PROMPTS.iter().find(|(n, _, _)| *n == name) else {
         return Err(ToolError::rejected(format!("Unknown prompt: '{name}'")));
     };

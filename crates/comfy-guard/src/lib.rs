@@ -31,6 +31,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod cost;
 pub mod download;
 pub mod inspect;
 pub mod local;
@@ -39,6 +40,7 @@ pub mod path;
 
 pub use catalog::{NodeAudit, audit_catalog};
 pub use config::SecurityConfig;
+pub use cost::{JobLimits, OverLimit, check_job};
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};

@@ -266,6 +266,10 @@ pub struct Server {
     /// Interrupt (or dequeue) a job whose waiting call ran out of time,
     /// instead of leaving it for the caller to poll or cancel.
     pub interrupt_on_wait_timeout: bool,
+    /// The wedge watchdog: a job being waited on that has started and then
+    /// reports no progress for this many seconds is interrupted and
+    /// reported as `stalled`; 0 turns it off.
+    pub stall_timeout: u64,
 }
 
 impl Default for Server {
@@ -276,6 +280,7 @@ impl Default for Server {
             max_inline_bytes: 1 << 20,
             interrupt_abandoned_jobs: true,
             interrupt_on_wait_timeout: false,
+            stall_timeout: 600,
         }
     }
 }
@@ -320,6 +325,8 @@ pub struct Config {
     pub server: Server,
     /// `tools:` (ours).
     pub tools: ToolsConfig,
+    /// `limits:` (ours): what one job may cost.
+    pub limits: comfy_guard::JobLimits,
 }
 
 /// Where a value came from.
@@ -441,7 +448,13 @@ pub const KNOWN: &[&str] = &[
     "server.max_inline_bytes",
     "server.interrupt_abandoned_jobs",
     "server.interrupt_on_wait_timeout",
+    "server.stall_timeout",
     "tools.groups",
+    "limits.max_pixels",
+    "limits.max_batch_size",
+    "limits.max_frames",
+    "limits.max_steps",
+    "limits.max_upscale_factor",
 ];
 
 /// Largest config file read.
@@ -683,6 +696,15 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
     if let Some(ext) = &c.comfyui.external_url {
         check_url(ext).map_err(|r| invalid(&origin("comfyui.external_url"), "comfyui.external_url", ext, r))?;
     }
+    let f = c.limits.max_upscale_factor;
+    if !f.is_finite() || f < 0.0 {
+        return Err(invalid(
+            &origin("limits.max_upscale_factor"),
+            "limits.max_upscale_factor",
+            &f.to_string(),
+            "must be a number, 0 (no limit) or more",
+        ));
+    }
     c.security.check().map_err(|e| {
         invalid(
             &origin("security.max_upload_size_mb"),
@@ -846,8 +868,12 @@ impl serde::Serialize for ShowConfig<'_> {
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
                        "max_inline_bytes": c.server.max_inline_bytes,
                        "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs,
-                       "interrupt_on_wait_timeout": c.server.interrupt_on_wait_timeout},
+                       "interrupt_on_wait_timeout": c.server.interrupt_on_wait_timeout,
+                       "stall_timeout": c.server.stall_timeout},
             "tools": {"groups": c.tools.groups},
+            "limits": {"max_pixels": c.limits.max_pixels, "max_batch_size": c.limits.max_batch_size,
+                       "max_frames": c.limits.max_frames, "max_steps": c.limits.max_steps,
+                       "max_upscale_factor": c.limits.max_upscale_factor},
         })
         .serialize(s)
     }

@@ -21,7 +21,16 @@ fn peer() -> BTreeMap<String, Value> {
 }
 
 /// Additions we chose; each is also in `docs/compatibility.md`.
-const ADDED_PARAMETERS: &[(&str, &str)] = &[("comfyui_generate_image", "seed")];
+const ADDED_PARAMETERS: &[(&str, &str)] = &[
+    ("comfyui_generate_image", "seed"),
+    ("comfyui_list_nodes", "category"),
+    ("comfyui_list_nodes", "name"),
+    ("comfyui_list_nodes", "input_type"),
+    ("comfyui_list_nodes", "output_type"),
+    ("comfyui_list_nodes", "pack"),
+    ("comfyui_list_nodes", "fields"),
+    ("comfyui_get_node_info", "raw"),
+];
 
 #[test]
 fn every_tool_matches_the_peers_schema() {

@@ -189,3 +189,42 @@ def test_installing_a_custom_node_asks_the_user_first(home, sim_url, tmp_path_fa
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_filtered_discovery_and_compact_node_info(home, sim_url):
+    async def main():
+        async with session(home, sim_url) as s:
+            page = structured(
+                await s.call_tool(
+                    "comfyui_list_nodes",
+                    {"input_type": "LATENT", "output_type": "IMAGE", "fields": ["pack", "category"], "limit": 50},
+                )
+            )
+            names = [i["name"] for i in page["items"]]
+            assert "VAEDecode" in names and page["total"] < 50, page
+            assert all(set(i) == {"name", "pack", "category"} for i in page["items"])
+            info = structured(await s.call_tool("comfyui_get_node_info", {"node_class": "EmptyLatentImage"}))
+            assert [i["name"] for i in info["inputs"]] == ["width", "height", "batch_size"]
+            assert info["outputs"] == [{"index": 0, "name": "LATENT", "type": "LATENT", "is_list": False}]
+            raw = structured(await s.call_tool("comfyui_get_node_info", {"node_class": "EmptyLatentImage", "raw": True}))
+            assert "input" in raw and "inputs" not in raw
+
+    anyio.run(main)
+
+
+def test_job_limits_are_named_before_anything_is_queued(home, sim_url):
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 4096, "height": 4096, "batch_size": 32, "color": 0}},'
+        ' "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url, "limits:\n  max_batch_size: 8\n") as s:
+            checked = structured(await s.call_tool("comfyui_validate_workflow", {"workflow": workflow}))
+            assert "Node 1 (EmptyImage): batch_size 32 is over the limit limits.max_batch_size = 8" in checked["warnings"]
+        async with session(home, sim_url, "limits:\n  max_batch_size: 8\nsecurity:\n  mode: enforce\n") as s:
+            result = await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+            assert result.is_error
+            assert text(result).startswith("Workflow blocked — over the job limits: Node 1 (EmptyImage): batch_size 32")
+
+    anyio.run(main)

@@ -218,7 +218,26 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
 async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Vec<String>, ToolError> {
     let report: Inspection =
         comfy_guard::inspect(wf, &cx.policy, None).map_err(|e| ToolError::rejected(e.to_string()))?;
-    let warnings = report.warnings();
+    let mut warnings = report.warnings();
+    // What the job may cost (`limits:`): refused in enforce mode, warned
+    // about in audit mode, named either way.
+    let over: Vec<String> = comfy_guard::check_job(wf, &cx.config.limits)
+        .into_iter()
+        .map(|o| o.message)
+        .collect();
+    if report.mode == Mode::Enforce && !over.is_empty() {
+        let message = format!("Workflow blocked — over the job limits: {}", over.join("; "));
+        let _ = cx
+            .audit
+            .write(
+                Record::new(short, "inspected")
+                    .nodes_used(report.nodes_used.iter().map(ToString::to_string).collect())
+                    .warnings(over),
+            )
+            .await;
+        return Err(ToolError::rejected(message));
+    }
+    warnings.extend(over);
     let record = Record::new(short, "inspected")
         .nodes_used(report.nodes_used.iter().map(ToString::to_string).collect())
         .warnings(warnings.clone());
@@ -386,7 +405,14 @@ async fn submit(
     let mut events = Vec::new();
     let mut silent = false;
     let mut lost = false;
+    // The wedge watchdog (`server.stall_timeout`): a job that has started
+    // and then reports nothing for that long is interrupted, so it cannot
+    // hold a shared GPU.
+    let stall = Duration::from_secs(cx.config.server.stall_timeout);
+    let mut stalled = false;
     {
+        let mut running = false;
+        let mut last_activity = Instant::now();
         let mut stream_events = job.events();
         let client = cx.client.clone();
         let read = async {
@@ -412,10 +438,31 @@ async fn submit(
                                 silent = true;
                                 break;
                             }
-                            _ => continue,
+                            Ok(Some(j)) => {
+                                if j.get("status").and_then(Value::as_str) == Some("in_progress") {
+                                    running = true;
+                                }
+                                if running && !stall.is_zero() && last_activity.elapsed() >= stall {
+                                    stalled = true;
+                                    break;
+                                }
+                                continue;
+                            }
+                            Err(_) => continue,
                         }
                     }
                 };
+                if matches!(
+                    ev,
+                    comfy_client::Event::ExecutionStart { .. }
+                        | comfy_client::Event::Executing { .. }
+                        | comfy_client::Event::Progress { .. }
+                        | comfy_client::Event::Executed { .. }
+                        | comfy_client::Event::ExecutionCached { .. }
+                ) {
+                    running = true;
+                    last_activity = Instant::now();
+                }
                 if let comfy_client::Event::Progress { node, value, max, .. } = &ev {
                     #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
                     reporter
@@ -432,6 +479,43 @@ async fn submit(
             }
         };
         let _ = tokio::time::timeout(limit, read).await;
+    }
+    if stalled {
+        guard.armed = false;
+        let _ = cx.client.interrupt(Some(&prompt_id)).await;
+        let _ = cx.client.delete_from_queue(std::slice::from_ref(&prompt_id)).await;
+        let progress = job.progress();
+        let message = format!(
+            "The job reported no progress for {} s (server.stall_timeout) and was interrupted{}",
+            stall.as_secs(),
+            progress
+                .node
+                .as_ref()
+                .map(|n| format!(" while running node {n}"))
+                .unwrap_or_default()
+        );
+        let _ = cx
+            .audit
+            .write(
+                Record::new(short, "stalled")
+                    .prompt_id(prompt_id.as_str())
+                    .status("stalled")
+                    .duration(started.elapsed())
+                    .extra(json!({"stall_timeout_s": stall.as_secs(), "node": progress.node.as_deref()})),
+            )
+            .await;
+        let mut v = Map::new();
+        v.insert("prompt_id".to_owned(), Value::from(prompt_id));
+        v.insert("status".to_owned(), Value::from("stalled"));
+        if let Some(n) = &progress.node {
+            v.insert("current_node".to_owned(), Value::from(n.as_str()));
+        }
+        v.insert(
+            "elapsed_seconds".to_owned(),
+            json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0),
+        );
+        v.insert("message".to_owned(), Value::from(message));
+        return Ok(with_warnings(v));
     }
     if silent {
         job.follow_by_polling();

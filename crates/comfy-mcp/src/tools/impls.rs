@@ -117,9 +117,9 @@ pub struct Probes {
     pub manager: Option<(bool, std::time::Instant)>,
 }
 
-type Args = Map<String, Value>;
+pub(super) type Args = Map<String, Value>;
 
-fn str_arg<'a>(args: &'a Args, name: &str) -> &'a str {
+pub(super) fn str_arg<'a>(args: &'a Args, name: &str) -> &'a str {
     args.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -321,18 +321,23 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
             args,
         ))),
         "comfyui_list_nodes" => {
+            let filter = super::discovery::NodeFilter::from_args(args)?;
             let raw = c.object_info_raw().await?;
-            let mut names: Vec<&String> = raw.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-            names.sort();
+            let mut classes: Vec<(&String, &Value)> = raw
+                .as_object()
+                .map(|m| m.iter().filter(|(k, v)| filter.matches(k, v)).collect())
+                .unwrap_or_default();
+            classes.sort_by(|a, b| a.0.cmp(b.0));
             Ok(Output::Json(paginate(
-                names.into_iter().map(|n| Value::from(n.as_str())).collect(),
+                classes.into_iter().map(|(k, v)| filter.item(k, v)).collect(),
                 args,
             )))
         }
         "comfyui_get_node_info" => {
             let class = str_arg(args, "node_class");
             match c.object_info_class(class).await? {
-                Some(info) => Ok(Output::Json(info)),
+                Some(info) if bool_arg(args, "raw") => Ok(Output::Json(info)),
+                Some(info) => Ok(Output::Json(super::discovery::summary(class, &info))),
                 None => Err(ToolError::failed(format!(
                     "ComfyUI has no node class {class:?} (class names are case-sensitive; comfyui_list_nodes lists them)"
                 ))),

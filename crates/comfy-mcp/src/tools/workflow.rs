@@ -278,6 +278,11 @@ async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         Ok(report) => warnings.extend(report.warnings()),
         Err(e) => warnings.push(format!("Security: {e}")),
     }
+    warnings.extend(
+        comfy_guard::check_job(&wf, &cx.config.limits)
+            .into_iter()
+            .map(|o| o.message),
+    );
     let analysis = wf.analyze(info.as_deref());
     Ok(Output::Json(json!({
         "valid": errors.is_empty(),

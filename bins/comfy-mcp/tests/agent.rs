@@ -1,0 +1,215 @@
+//! Agent experience, through the real binary and rmcp's client against
+//! comfy-sim: discovery that fits a context window, limits on what a job
+//! may cost, and the wedge watchdog.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use comfy_sim::{Faults, JobFault, Sim};
+use serde_json::{Value, json};
+use support::{ok, records, start, start_sim, text};
+
+const CONFIG: &str = "rate_limits:\n  workflow: 1000\n  generation: 1000\n  file_ops: 1000\n  read_only: 1000\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_discovery_on_the_full_recorded_catalog() {
+    let s = start(CONFIG).await;
+    // The peer's answer is unchanged: bare names, 571 classes.
+    let all = ok(&s.call("comfyui_list_nodes", json!({"limit": 2})).await).clone();
+    assert_eq!(all["total"], 571);
+    assert!(all["items"][0].is_string());
+
+    let loaders = ok(&s
+        .call(
+            "comfyui_list_nodes",
+            json!({"category": "loaders", "output_type": "model", "fields": ["pack", "output_types"], "limit": 100}),
+        )
+        .await)
+    .clone();
+    let items = loaders["items"].as_array().unwrap();
+    assert!(loaders["total"].as_u64().unwrap() < 30, "{loaders}");
+    assert!(items.iter().any(|i| i["name"] == "CheckpointLoaderSimple"));
+    for i in items {
+        assert!(i["output_types"].as_array().unwrap().contains(&json!("MODEL")), "{i}");
+    }
+    let ck = items.iter().find(|i| i["name"] == "CheckpointLoaderSimple").unwrap();
+    assert_eq!(ck["pack"], "comfy_core");
+
+    let decoders = ok(&s
+        .call(
+            "comfyui_list_nodes",
+            json!({"input_type": "LATENT", "output_type": "IMAGE", "name": "decode"}),
+        )
+        .await)
+    .clone();
+    assert!(
+        decoders["items"].as_array().unwrap().contains(&json!("VAEDecode")),
+        "{decoders}"
+    );
+    let api = ok(&s.call("comfyui_list_nodes", json!({"pack": "comfy_api_nodes"})).await).clone();
+    assert_eq!(api["total"], 122);
+
+    let bad = s.call("comfyui_list_nodes", json!({"fields": ["secrets"]})).await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(text(&bad).contains("fields"), "{}", text(&bad));
+
+    // Node info: a compact summary by default, ComfyUI's entry on request.
+    let summary = ok(&s.call("comfyui_get_node_info", json!({"node_class": "KSampler"})).await).clone();
+    let steps = summary["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "steps")
+        .unwrap();
+    assert_eq!(steps["type"], "INT");
+    assert_eq!(steps["default"], 20);
+    assert_eq!(summary["outputs"][0]["type"], "LATENT");
+    let raw = ok(&s
+        .call("comfyui_get_node_info", json!({"node_class": "KSampler", "raw": true}))
+        .await)
+    .clone();
+    assert!(raw["input"]["required"]["seed"][1]["tooltip"].is_string());
+    assert!(summary.to_string().len() < raw.to_string().len());
+    s.client.cancel().await.unwrap();
+}
+
+fn workflow(width: u64, steps: u64) -> String {
+    json!({
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat", "clip": ["1", 1]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": width, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+              "latent_image": ["3", 0], "seed": 1, "steps": steps, "cfg": 7.0, "sampler_name": "euler",
+              "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "t"}},
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_limits_warn_in_audit_mode_and_refuse_in_enforce_mode() {
+    let limits = "limits:\n  max_pixels: 1048576\n  max_steps: 50\n";
+    let s = start(&format!("{CONFIG}{limits}")).await;
+    // Within the limits: no warning.
+    let fine = ok(&s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": workflow(1024, 20), "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(fine["status"], "completed", "{fine}");
+    assert!(fine.get("warnings").is_none(), "{fine}");
+    // Over two limits in audit mode: the job runs, both are named.
+    let over = ok(&s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": workflow(2048, 80), "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(over["status"], "completed");
+    let warnings: Vec<&str> = over["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "Node 3 (EmptyLatentImage): width×height 2048×2048 = 4194304 is over the limit limits.max_pixels = 1048576",
+            "Node 4 (KSampler): steps 80 is over the limit limits.max_steps = 50",
+        ]
+    );
+    // The validator reports them too, before anything is queued.
+    let checked = ok(&s
+        .call("comfyui_validate_workflow", json!({"workflow": workflow(2048, 20)}))
+        .await)
+    .clone();
+    assert!(
+        checked["warnings"].to_string().contains("limits.max_pixels"),
+        "{checked}"
+    );
+    s.client.cancel().await.unwrap();
+
+    let s = start(&format!("{CONFIG}{limits}security:\n  mode: enforce\n")).await;
+    let queued = s.sim.requests("/prompt");
+    let refused = s
+        .call("comfyui_run_workflow", json!({"workflow": workflow(1024, 80)}))
+        .await;
+    assert_eq!(refused.is_error, Some(true));
+    assert_eq!(
+        text(&refused),
+        "Workflow blocked — over the job limits: Node 4 (KSampler): steps 80 is over the limit limits.max_steps = 50"
+    );
+    let refused = s
+        .call("comfyui_generate_image", json!({"prompt": "x", "steps": 60}))
+        .await;
+    assert!(text(&refused).contains("limits.max_steps = 50"), "{}", text(&refused));
+    assert_eq!(s.sim.requests("/prompt"), queued, "nothing reached the queue");
+    let audit = records(&s.audit_file());
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["action"] == "inspected" && r["warnings"].to_string().contains("limits.max_steps")),
+        "{audit:?}"
+    );
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_job_is_interrupted_by_the_watchdog() {
+    let config = format!("{CONFIG}comfyui:\n  timeout_read: 30\nserver:\n  tool_deadline: 60\n  stall_timeout: 2\n");
+    let s = start_sim(&config, Sim::builder().steps_per_second(40.0)).await;
+    s.sim.set_faults(Faults::none().job(JobFault::Hang));
+    let started = Instant::now();
+    let r = s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 2, "wait": true}),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    s.sim.set_faults(Faults::none());
+    let v = ok(&r).clone();
+    assert_eq!(v["status"], "stalled", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("no progress for 2 s"), "{v}");
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
+        "{elapsed:?}"
+    );
+    // Recorded, and the GPU is free: the next job runs at once.
+    let audit = records(&s.audit_file());
+    let stalled: Vec<&Value> = audit.iter().filter(|r| r["action"] == "stalled").collect();
+    assert_eq!(stalled.len(), 1, "{audit:?}");
+    assert_eq!(stalled[0]["prompt_id"], v["prompt_id"]);
+    let next = ok(&s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 2, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(next["status"], "completed");
+    // A job that keeps reporting progress is never stalled, however long.
+    let slow = start_sim(
+        &format!("{CONFIG}server:\n  stall_timeout: 1\n"),
+        Sim::builder().steps_per_second(2.0),
+    )
+    .await;
+    let r = ok(&slow
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 6, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(r["status"], "completed", "{r}");
+    slow.client.cancel().await.unwrap();
+    s.client.cancel().await.unwrap();
+}

@@ -213,3 +213,100 @@ async fn a_stalled_job_is_interrupted_by_the_watchdog() {
     slow.client.cancel().await.unwrap();
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_the_inline_budget_are_trimmed_as_json_with_a_note() {
+    let s = start(&format!("{CONFIG}server:\n  max_inline_bytes: 4000\n")).await;
+    // A page: the first items that fit, and where to continue.
+    let r = s
+        .call(
+            "comfyui_list_nodes",
+            json!({"fields": ["display_name", "category", "description"], "limit": 100}),
+        )
+        .await;
+    let page = ok(&r).clone();
+    let json_text = r.content[0].as_text().unwrap().text.clone();
+    assert!(json_text.len() <= 4000, "{}", json_text.len());
+    assert_eq!(serde_json::from_str::<Value>(&json_text).unwrap(), page);
+    let k = page["items"].as_array().unwrap().len();
+    assert!(k > 0 && k < 100, "{k}");
+    assert_eq!(page["has_more"], true);
+    let note = r.content[1].as_text().unwrap().text.clone();
+    assert!(note.contains(&format!("Continue with offset={k}")), "{note}");
+    // Continuing from there gives the next classes.
+    let next = ok(&s
+        .call(
+            "comfyui_list_nodes",
+            json!({"fields": ["display_name"], "limit": 5, "offset": k}),
+        )
+        .await)
+    .clone();
+    assert_ne!(next["items"][0]["name"], page["items"][k - 1]["name"]);
+    // Any other result: its largest parts shortened, still valid JSON.
+    let r = s
+        .call(
+            "comfyui_get_node_info",
+            json!({"node_class": "ModelMergeQwenImage", "raw": true}),
+        )
+        .await;
+    let raw = ok(&r).clone();
+    assert!(raw.to_string().len() <= 4000);
+    assert!(raw["input"]["required"]["model1"].is_array(), "{raw}");
+    assert_eq!(raw["name"], "ModelMergeQwenImage");
+    assert!(r.content[1].as_text().unwrap().text.contains("server.max_inline_bytes"));
+    // Within the budget, no note.
+    let r = s.call("comfyui_get_queue", json!({})).await;
+    assert_eq!(r.content.len(), 1);
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_workflows_come_back_with_a_verdict_and_repair_hints() {
+    let s = start(CONFIG).await;
+    // A near-miss model name: the closest installed checkpoint.
+    let wf = workflow(512, 20).replace("v1-5-pruned-emaonly.safetensors", "v1-5-pruned-emaonly.ckpt");
+    let r = s.call("comfyui_run_workflow", json!({"workflow": wf})).await;
+    assert_eq!(r.is_error, Some(true));
+    let shown = text(&r);
+    assert!(
+        shown.contains("Hints:\n- node 1: `ckpt_name` must be one of 2 choices; the closest to 'v1-5-pruned-emaonly.ckpt' is 'v1-5-pruned-emaonly.safetensors'"),
+        "{shown}"
+    );
+    let verdict = &r.structured_content.as_ref().unwrap()["verdict"];
+    assert_eq!(verdict["kind"], "validation_failed");
+    let p = &verdict["problems"][0];
+    assert_eq!(
+        (p["node_id"].as_str(), p["input"].as_str()),
+        (Some("1"), Some("ckpt_name"))
+    );
+    assert_eq!(p["hint"]["closest"], "v1-5-pruned-emaonly.safetensors");
+
+    // Out of range: the allowed range.
+    let r = s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": workflow(512, 20).replace("\"steps\":20", "\"steps\":20000")}),
+        )
+        .await;
+    let p = &r.structured_content.as_ref().unwrap()["verdict"]["problems"][0];
+    assert_eq!(p["input"], "steps");
+    assert_eq!(p["hint"]["max"], 10000, "{p}");
+
+    // A misspelt class: the closest installed class.
+    let r = s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": workflow(512, 20).replace("\"VAEDecode\"", "\"VAEDecod\"")}),
+        )
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    let p = &r.structured_content.as_ref().unwrap()["verdict"]["problems"][0];
+    assert_eq!(p["error_type"], "unknown_class", "{p}");
+    assert_eq!(p["hint"]["closest"], "VAEDecode");
+    assert!(
+        text(&r).contains("the closest installed one is 'VAEDecode'"),
+        "{}",
+        text(&r)
+    );
+    s.client.cancel().await.unwrap();
+}

@@ -14,6 +14,7 @@
 //! it joins the client, the workflow model, the guard and the audit log,
 //! and never depends on the simulator (only the binary wires it in).
 
+pub mod budget;
 pub mod caller;
 pub mod config;
 pub mod http;

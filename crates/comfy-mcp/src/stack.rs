@@ -290,13 +290,28 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             if let Some(owner) = &owner {
                 crate::jobs::after(&call.name, &mut v, owner, tools);
             }
+            // Tool results fit the inline budget; a resource is read whole
+            // because the client asked for exactly that document.
+            let note = if call.name.starts_with("resource:") {
+                None
+            } else {
+                crate::budget::fit(&mut v, tools.config.server.max_inline_bytes)
+            };
+            let mut result = CallToolResult::structured(v);
+            if let Some(note) = note {
+                result.content.push(ContentBlock::text(note));
+            }
             Reply {
-                result: CallToolResult::structured(v),
+                result,
                 outcome: Outcome::Ok,
             }
         }
-        Ok(Output::Text(s)) => {
+        Ok(Output::Text(mut s)) => {
+            let note = crate::budget::fit_text(&mut s, tools.config.server.max_inline_bytes);
             let mut result = CallToolResult::success(vec![ContentBlock::text(s.clone())]);
+            if let Some(note) = note {
+                result.content.push(ContentBlock::text(note));
+            }
             if def.is_some_and(|d| d.wraps_string) {
                 result.structured_content = Some(json!({"result": s}));
             }

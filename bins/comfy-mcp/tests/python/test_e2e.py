@@ -228,3 +228,26 @@ def test_job_limits_are_named_before_anything_is_queued(home, sim_url):
             assert text(result).startswith("Workflow blocked — over the job limits: Node 1 (EmptyImage): batch_size 32")
 
     anyio.run(main)
+
+
+def test_oversized_results_are_trimmed_and_refusals_carry_hints(home, sim_url):
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 100000, "height": 8, "batch_size": 1, "color": 0}},'
+        ' "2": {"class_type": "SaveImag", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url, "server:\n  max_inline_bytes: 3000\n") as s:
+            result = await s.call_tool("comfyui_list_nodes", {"fields": ["description"], "limit": 100})
+            page = structured(result)
+            assert 0 < len(page["items"]) < 100 and page["has_more"]
+            assert len(result.content[0].text) <= 3000
+            assert f"Continue with offset={len(page['items'])}" in result.content[1].text
+
+            result = await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+            assert result.is_error
+            verdict = result.structured_content["verdict"]
+            assert verdict["problems"][0]["hint"]["closest"] == "SaveImage", verdict
+            assert "closest installed one is 'SaveImage'" in text(result)
+
+    anyio.run(main)

@@ -367,14 +367,33 @@ async fn submit(
         partial_execution_targets: targets,
         ..PromptOptions::default()
     };
-    let mut job = cx.client.submit(wf, options).await.map_err(|e| match e {
-        comfy_client::Error::ValidationFailed { error, node_errors } => {
-            let mut e = ToolError::failed(node_errors_text(&error, &node_errors));
-            e.details = Some(json!({"error": *error, "node_errors": *node_errors}));
-            e
+    let mut job = match cx.client.submit(wf, options).await {
+        Ok(job) => job,
+        Err(comfy_client::Error::ValidationFailed { error, node_errors }) => {
+            // The verdict, with hints from the installed classes when
+            // ComfyUI's catalog can be read.
+            let info = cx.client.object_info().await.ok();
+            let classes: Vec<&str> = info.as_deref().map(|i| i.names()).unwrap_or_default();
+            let verdict = super::verdict::validation(&error, &node_errors, &classes);
+            let mut text = node_errors_text(&error, &node_errors);
+            let hints: Vec<String> = verdict["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    let hint = p.get("hint")?.get("text")?.as_str()?;
+                    Some(format!("- node {}: {hint}", p["node_id"].as_str().unwrap_or("?")))
+                })
+                .collect();
+            if !hints.is_empty() {
+                let _ = write!(text, "\nHints:\n{}", hints.join("\n"));
+            }
+            let mut e = ToolError::failed(text);
+            e.details = Some(json!({"error": *error, "node_errors": *node_errors, "verdict": verdict}));
+            return Err(e);
         }
-        other => ToolError::from(other),
-    })?;
+        Err(other) => return Err(ToolError::from(other)),
+    };
     let prompt_id = job.prompt_id().to_owned();
     let _ = cx
         .audit
@@ -606,12 +625,20 @@ fn execution_error(err: &Value) -> Value {
             None => m,
         }
     });
-    json!({
+    let hint = super::verdict::execution_hint(
+        err.get("exception_type").and_then(Value::as_str).unwrap_or_default(),
+        err.get("exception_message").and_then(Value::as_str).unwrap_or_default(),
+    );
+    let mut v = json!({
         "node_id": field("node_id"),
         "node_type": field("node_type"),
         "exception_type": field("exception_type"),
         "exception_message": message,
-    })
+    });
+    if let Some(h) = hint {
+        v["hint"] = Value::from(h);
+    }
+    v
 }
 
 /// `text` with every absolute path (`/home/me/ComfyUI/models/x.safetensors`,

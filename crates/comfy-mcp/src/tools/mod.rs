@@ -16,6 +16,7 @@ mod nodes;
 pub mod prompts;
 pub mod resources;
 mod search;
+mod verdict;
 mod workflow;
 
 use std::collections::HashMap;

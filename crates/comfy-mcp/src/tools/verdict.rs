@@ -1,0 +1,321 @@
+//! Failures the assistant can fix: ComfyUI's refusals and run-time errors
+//! as a structured verdict with repair hints.
+//!
+//! ComfyUI answers a bad prompt with `node_errors` (per node, a list of
+//! `{type, message, details, extra_info}`) or an `invalid_prompt` error,
+//! and a failed run with an `execution_error`. [`validation`] and
+//! [`execution`] turn them into one shape:
+//!
+//! ```json
+//! {"kind": "validation_failed", "message": "...", "problems": [
+//!   {"node_id": "1", "class_type": "CheckpointLoaderSimple", "input": "ckpt_name",
+//!    "error_type": "value_not_in_list", "message": "...", "received": "nope.safetensors",
+//!    "hint": {"closest": "sd_xl_base_1.0.safetensors", "choices": 2, "text": "..."}}]}
+//! ```
+//!
+//! Hints: the closest allowed choice for a value not in the list (a model
+//! name, a sampler), the allowed range for a number out of it, the closest
+//! installed class for a class ComfyUI does not have, and what to change
+//! for running out of memory. Messages are trimmed and carry no host
+//! paths (the caller cuts them).
+
+use serde_json::{Map, Value, json};
+
+/// Longest message passed on.
+const MAX_MESSAGE: usize = 300;
+
+fn trimmed(s: &str) -> String {
+    match s.char_indices().nth(MAX_MESSAGE) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// The candidate closest to `wanted` (case-insensitive edit distance,
+/// normalised by length), when it is close enough to be a likely typo or
+/// near miss.
+pub(super) fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // File names are compared without their extension, so a shared
+    // `.safetensors` does not make unrelated models look alike.
+    let stem = |s: &str| -> String {
+        let lower = s.to_lowercase();
+        match lower.rsplit_once('.') {
+            Some((stem, ext))
+                if !stem.is_empty()
+                    && (1..=12).contains(&ext.len())
+                    && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                stem.to_owned()
+            }
+            _ => lower,
+        }
+    };
+    let w = stem(wanted);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_levenshtein(&w, &stem(c)), c))
+        .filter(|(score, _)| *score >= 0.5)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// The choices of a combo input config (`[[a, b], {...}]` or
+/// `["COMBO", {"options": [...]}]`).
+fn choices(config: &Value) -> Option<Vec<&str>> {
+    let list = match config.get(0) {
+        Some(Value::Array(a)) => a,
+        _ => config.get(1)?.get("options")?.as_array()?,
+    };
+    Some(list.iter().filter_map(Value::as_str).collect())
+}
+
+fn hint_for(error_type: &str, extra: &Value) -> Option<Value> {
+    let config = extra.get("input_config").unwrap_or(&Value::Null);
+    let received = extra.get("received_value").unwrap_or(&Value::Null);
+    let input = extra.get("input_name").and_then(Value::as_str).unwrap_or("the input");
+    match error_type {
+        "value_not_in_list" => {
+            let list = choices(config)?;
+            let got = received.as_str().unwrap_or_default();
+            let best = closest(got, list.iter().copied());
+            let text = match best {
+                Some(b) => format!(
+                    "`{input}` must be one of {} choices; the closest to '{got}' is '{b}'",
+                    list.len()
+                ),
+                None => format!(
+                    "`{input}` must be one of {} choices: {}",
+                    list.len(),
+                    list.iter().take(10).copied().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let mut h = Map::new();
+            if let Some(b) = best {
+                h.insert("closest".to_owned(), Value::from(b));
+            }
+            h.insert("choices".to_owned(), Value::from(list.len()));
+            h.insert(
+                "first_choices".to_owned(),
+                json!(list.iter().take(20).collect::<Vec<_>>()),
+            );
+            h.insert("text".to_owned(), Value::from(text));
+            Some(Value::Object(h))
+        }
+        "value_bigger_than_max" | "value_smaller_than_min" => {
+            let opts = config.get(1)?;
+            let (min, max) = (opts.get("min").cloned(), opts.get("max").cloned());
+            let range = |v: &Option<Value>| v.as_ref().map_or_else(|| "…".to_owned(), ToString::to_string);
+            Some(json!({
+                "min": min, "max": max,
+                "text": format!("`{input}` must be between {} and {} (got {received})", range(&min), range(&max)),
+            }))
+        }
+        "required_input_missing" => Some(json!({
+            "text": format!("connect `{input}` to a node's output of the right type, or set it (comfyui_get_node_info shows what it takes)"),
+        })),
+        "return_type_mismatch" => Some(json!({
+            "text": format!("`{input}` is linked to an output of the wrong type; link it to an output of type {}", config.get(0).map_or_else(|| "it expects".to_owned(), ToString::to_string)),
+        })),
+        _ => None,
+    }
+}
+
+/// A refused prompt as a verdict. `classes` are the installed node
+/// classes, for the closest-class hint.
+pub(super) fn validation(error: &Value, node_errors: &Value, classes: &[&str]) -> Value {
+    let mut problems = Vec::new();
+    for (id, ne) in node_errors.as_object().into_iter().flatten() {
+        let class = ne.get("class_type").and_then(Value::as_str).unwrap_or_default();
+        for e in ne.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            let error_type = e.get("type").and_then(Value::as_str).unwrap_or("error");
+            let extra = e.get("extra_info").unwrap_or(&Value::Null);
+            let mut p = Map::new();
+            p.insert("node_id".to_owned(), Value::from(id.as_str()));
+            p.insert("class_type".to_owned(), Value::from(class));
+            if let Some(input) = extra.get("input_name").and_then(Value::as_str) {
+                p.insert("input".to_owned(), Value::from(input));
+            }
+            p.insert("error_type".to_owned(), Value::from(error_type));
+            let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
+            let details = e.get("details").and_then(Value::as_str).unwrap_or_default();
+            let full = if details.is_empty() {
+                message.to_owned()
+            } else {
+                format!("{message}: {details}")
+            };
+            p.insert("message".to_owned(), Value::from(trimmed(&full)));
+            if let Some(received) = extra.get("received_value") {
+                p.insert("received".to_owned(), received.clone());
+            }
+            if let Some(h) = hint_for(error_type, extra) {
+                p.insert("hint".to_owned(), h);
+            }
+            problems.push(Value::Object(p));
+        }
+    }
+    let error_type = error.get("type").and_then(Value::as_str).unwrap_or_default();
+    let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+    // "Cannot execute because node X does not exist." (details: "Node ID '#1'")
+    if error_type == "invalid_prompt"
+        && let Some(class) = message
+            .strip_prefix("Cannot execute because node ")
+            .and_then(|r| r.strip_suffix(" does not exist."))
+    {
+        let node = error
+            .get("details")
+            .and_then(Value::as_str)
+            .and_then(|d| d.strip_prefix("Node ID '#"))
+            .and_then(|d| d.strip_suffix('\''))
+            .unwrap_or_default();
+        let best = closest(class, classes.iter().copied());
+        let text = match best {
+            Some(b) => format!(
+                "ComfyUI has no node class '{class}'; the closest installed one is '{b}' (class names are case-sensitive). If it comes from a custom node pack, comfyui_search_custom_nodes finds the pack."
+            ),
+            None => format!(
+                "ComfyUI has no node class '{class}'. If it comes from a custom node pack, comfyui_search_custom_nodes finds the pack; comfyui_list_nodes lists what is installed."
+            ),
+        };
+        let mut hint = Map::new();
+        if let Some(b) = best {
+            hint.insert("closest".to_owned(), Value::from(b));
+        }
+        hint.insert("text".to_owned(), Value::from(text));
+        problems.push(json!({
+            "node_id": node, "class_type": class, "error_type": "unknown_class",
+            "message": trimmed(message), "hint": hint,
+        }));
+    }
+    json!({
+        "kind": if error_type == "invalid_prompt" { "invalid_prompt" } else { "validation_failed" },
+        "message": trimmed(&if let Some(d) = error.get("details").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+            format!("{message} ({d})")
+        } else {
+            message.to_owned()
+        }),
+        "problems": problems,
+    })
+}
+
+/// The repair hint for a run-time error, from its exception type and
+/// message, when there is a usual fix.
+pub(super) fn execution_hint(exception_type: &str, message: &str) -> Option<&'static str> {
+    let m = message.to_lowercase();
+    let t = exception_type.to_lowercase();
+    if t.contains("outofmemory") || m.contains("out of memory") || m.contains("allocation on device") {
+        return Some(
+            "The GPU ran out of memory: lower the width and height, the batch size or the number of frames, or use a smaller model, then run it again.",
+        );
+    }
+    if m.contains("no such file") || m.contains("not found") && (m.contains("model") || m.contains("file")) {
+        return Some(
+            "A file the node needs is missing: check the model or image names with comfyui_list_models or comfyui_list_outputs.",
+        );
+    }
+    if m.contains("size mismatch") || m.contains("shape") && m.contains("mismatch") {
+        return Some(
+            "Tensor shapes do not match: the model, LoRA, VAE or ControlNet are likely for different model families (e.g. SD 1.5 with SDXL); use matching ones.",
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../../fixtures/comfyui/http/{name}.body.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn verdict(name: &str, classes: &[&str]) -> Value {
+        let f = fixture(name);
+        validation(&f["error"], &f["node_errors"], classes)
+    }
+
+    #[test]
+    fn a_model_not_in_the_list_gets_the_closest_installed_one() {
+        let v = verdict("post_prompt_err_bad_combo_ckpt", &[]);
+        assert_eq!(v["kind"], "validation_failed");
+        let p = &v["problems"][0];
+        assert_eq!(
+            (p["node_id"].as_str(), p["input"].as_str()),
+            (Some("1"), Some("ckpt_name"))
+        );
+        assert_eq!(p["received"], "nope.safetensors");
+        assert_eq!(p["hint"]["choices"], 2);
+        // Nothing is close to "nope": the choices are listed instead.
+        assert!(p["hint"].get("closest").is_none());
+        assert!(
+            p["hint"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("sd_xl_base_1.0.safetensors")
+        );
+        let mut f = fixture("post_prompt_err_bad_combo_ckpt");
+        f["node_errors"]["1"]["errors"][0]["extra_info"]["received_value"] = json!("sd_xl_base_1.safetensors");
+        let v = validation(&f["error"], &f["node_errors"], &[]);
+        assert_eq!(v["problems"][0]["hint"]["closest"], "sd_xl_base_1.0.safetensors");
+    }
+
+    #[test]
+    fn out_of_range_numbers_get_the_range_and_missing_inputs_a_fix() {
+        let v = verdict("post_prompt_err_number_above_max", &[]);
+        let p = &v["problems"][0];
+        assert_eq!(p["hint"]["max"], 16384);
+        assert_eq!(p["hint"]["text"], "`width` must be between 1 and 16384 (got 100000)");
+        let v = verdict("post_prompt_err_missing_required_input", &[]);
+        assert_eq!(v["problems"][0]["input"], "images");
+        assert!(
+            v["problems"][0]["hint"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("connect `images`")
+        );
+    }
+
+    #[test]
+    fn an_unknown_class_gets_the_closest_installed_class() {
+        let mut f = fixture("post_prompt_err_unknown_class_type");
+        f["error"]["message"] = json!("Cannot execute because node KSamplr does not exist.");
+        let v = validation(
+            &f["error"],
+            &f["node_errors"],
+            &["KSampler", "KSamplerAdvanced", "SaveImage"],
+        );
+        assert_eq!(v["kind"], "invalid_prompt");
+        let p = &v["problems"][0];
+        assert_eq!(
+            (p["node_id"].as_str(), p["class_type"].as_str()),
+            (Some("1"), Some("KSamplr"))
+        );
+        assert_eq!(p["hint"]["closest"], "KSampler");
+        let v = verdict("post_prompt_err_unknown_class_type", &["KSampler"]);
+        assert!(v["problems"][0]["hint"].get("closest").is_none());
+    }
+
+    #[test]
+    fn hostile_shapes_give_a_verdict_without_panicking() {
+        for (e, n) in [
+            (json!(null), json!(null)),
+            (json!({"type": 5}), json!({"1": {"errors": "x"}})),
+            (
+                json!({}),
+                json!({"1": {"errors": [{"type": "value_not_in_list", "extra_info": {"input_config": 7}}]}}),
+            ),
+            (
+                json!({"type": "invalid_prompt", "message": "Cannot execute because node  does not exist."}),
+                json!([]),
+            ),
+        ] {
+            let v = validation(&e, &n, &[]);
+            assert!(v["problems"].is_array());
+        }
+        assert!(execution_hint("torch.OutOfMemoryError", "CUDA out of memory").is_some());
+        assert!(execution_hint("ValueError", "bad").is_none());
+    }
+}

@@ -310,3 +310,127 @@ async fn refused_workflows_come_back_with_a_verdict_and_repair_hints() {
     );
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
+    use base64::Engine as _;
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    // Chunks follow the inline budget (3/4 of it, for base64): small here.
+    let s = start(&format!("{CONFIG}server:\n  max_inline_bytes: 2000\n")).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    // A data: URI is an upload source (the peer refuses it).
+    let wf = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "seed"}},
+    });
+    let done = ok(&s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": wf.to_string(), "wait": true}),
+        )
+        .await)
+    .clone();
+    let img = s
+        .call("comfyui_get_image", json!({"filename": done["outputs"][0]["filename"]}))
+        .await;
+    let png = b64
+        .decode(text(&img).trim_start_matches("data:image/png;base64,"))
+        .unwrap();
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "from_data_uri.png", "image_data": format!("data:image/png;base64,{}", b64.encode(&png))}),
+        )
+        .await;
+    assert_eq!(text(&up), "Uploaded from_data_uri.png to ComfyUI input directory");
+
+    // A job's outputs name their resources.
+    let wf = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "from_data_uri.png"}},
+        "2": {"class_type": "ImageScaleBy", "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "scale_by": 8.0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "big"}},
+    });
+    let done = ok(&s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": wf.to_string(), "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(done["status"], "completed", "{done}");
+    let uri = done["outputs"][0]["uri"].as_str().unwrap().to_owned();
+    assert_eq!(
+        uri,
+        format!("comfyui://output/{}/0", done["prompt_id"].as_str().unwrap())
+    );
+    let templates = s.client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "comfyui://output/{prompt_id}/{index}")
+    );
+
+    // Read it whole, chunk by chunk, and compare with get_image's bytes.
+    let mut bytes = Vec::new();
+    let mut next = Some(uri.clone());
+    let mut reads = 0;
+    let mut size = None;
+    while let Some(u) = next.take() {
+        let r = s
+            .client
+            .read_resource(ReadResourceRequestParams::new(u.clone()))
+            .await
+            .unwrap();
+        let ResourceContents::BlobResourceContents {
+            blob, mime_type, meta, ..
+        } = &r.contents[0]
+        else {
+            panic!("not a blob: {r:?}")
+        };
+        assert_eq!(mime_type.as_deref(), Some("image/png"));
+        let meta = &meta.as_ref().unwrap().0;
+        assert_eq!(meta["offset"].as_u64().unwrap(), bytes.len() as u64);
+        bytes.extend(b64.decode(blob).unwrap());
+        size = meta["size"].as_u64();
+        next = meta["next"].as_str().map(str::to_owned);
+        reads += 1;
+        assert!(reads < 50);
+    }
+    assert_eq!(Some(bytes.len() as u64), size);
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(bytes.len() > 1500, "{}", bytes.len());
+    assert!(reads > 1, "a file over the chunk size comes in chunks");
+
+    // Bad output URIs are errors naming the problem.
+    for (bad, needle) in [
+        (format!("{uri}9"), "output file(s)"),
+        ("comfyui://output/not-a-uuid/0".to_owned(), "prompt id"),
+        (format!("{uri}?offset=99999999999"), "past the end"),
+        (format!("{uri}?length=5"), "only query parameter"),
+    ] {
+        let err = s
+            .client
+            .read_resource(ReadResourceRequestParams::new(bad.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(needle), "{bad}: {err}");
+    }
+
+    // An output is an upload source: fed back as an input without the client.
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "again.png", "image_data": uri}),
+        )
+        .await;
+    assert_eq!(text(&up), "Uploaded again.png to ComfyUI input directory");
+    let bad = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "x.png", "image_data": "comfyui://output/00000000-0000-4000-8000-000000000000/0"}),
+        )
+        .await;
+    assert!(text(&bad).contains("no finished job"), "{}", text(&bad));
+    s.client.cancel().await.unwrap();
+}

@@ -352,8 +352,12 @@ async fn files_upload_transform_upscale_and_come_back() {
             "do not match the extension",
         ),
         (
-            json!({"filename": "cat.png", "image_data": format!("data:image/png;base64,{b64}")}),
-            "without a `data:",
+            json!({"filename": "cat.png", "image_data": format!("data:image/png,{b64}")}),
+            "must be a base64 data: URI",
+        ),
+        (
+            json!({"filename": "cat.jpg", "image_data": format!("data:image/jpeg;base64,{b64}")}),
+            "do not match the extension",
         ),
         (json!({"filename": "cat.png", "image_data": "!!!"}), "not valid base64"),
         (
@@ -647,6 +651,7 @@ async fn representative_results() {
     }
     insta::assert_json_snapshot!(results, {
         ".generate_wait.structuredContent.prompt_id" => "[prompt id]",
+        ".generate_wait.structuredContent.outputs[].uri" => "[comfyui://output/{prompt id}/0]",
         ".generate_wait.structuredContent.elapsed_seconds" => "[seconds]",
         ".generate_wait.content[0].text" => "[json text of structuredContent]",
     });

@@ -289,6 +289,30 @@ impl ServerHandler for Server {
                 ErrorData::internal_error(format!("Error reading resource '{uri}': {message}"), None)
             });
         }
+        if uri.starts_with("comfyui://output/")
+            && let Some(v) = &reply.result.structured_content
+            && let Some(blob) = v.get("blob").and_then(|b| b.as_str())
+        {
+            // An output file (or a chunk of one): the bytes as a blob, the
+            // rest (size, offset, length, next) in `_meta`.
+            let mut meta = rmcp::model::JsonObject::new();
+            for k in ["filename", "subfolder", "size", "offset", "length", "next"] {
+                if let Some(x) = v.get(k) {
+                    meta.insert(k.to_owned(), x.clone());
+                }
+            }
+            let mime = v
+                .get("mime_type")
+                .and_then(|m| m.as_str())
+                .unwrap_or("application/octet-stream");
+            let contents = ResourceContents::BlobResourceContents {
+                uri: uri.clone(),
+                mime_type: Some(mime.to_owned()),
+                blob: blob.to_owned(),
+                meta: Some(rmcp::model::MetaObject(meta)),
+            };
+            return Ok(ReadResourceResult::new(vec![contents]).into());
+        }
         let text = reply
             .result
             .structured_content

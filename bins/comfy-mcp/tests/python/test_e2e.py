@@ -251,3 +251,28 @@ def test_oversized_results_are_trimmed_and_refusals_carry_hints(home, sim_url):
             assert "closest installed one is 'SaveImage'" in text(result)
 
     anyio.run(main)
+
+
+def test_outputs_as_resources_and_upload_sources(home, sim_url):
+    import base64
+
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 7}},'
+        ' "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "py"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url) as s:
+            done = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow, "wait": True}))
+            uri = done["outputs"][0]["uri"]
+            assert uri == f"comfyui://output/{done['prompt_id']}/0"
+            read = await s.read_resource(uri)
+            blob = base64.b64decode(read.contents[0].blob)
+            assert blob.startswith(b"\x89PNG") and read.contents[0].mime_type == "image/png"
+            data_uri = "data:image/png;base64," + base64.b64encode(blob).decode()
+            up = await s.call_tool("comfyui_upload_image", {"filename": "py_in.png", "image_data": data_uri})
+            assert text(up) == "Uploaded py_in.png to ComfyUI input directory", text(up)
+            up = await s.call_tool("comfyui_upload_image", {"filename": "py_in2.png", "image_data": uri})
+            assert not up.is_error, text(up)
+
+    anyio.run(main)

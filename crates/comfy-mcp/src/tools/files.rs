@@ -34,14 +34,42 @@ fn subfolder(args: &Args, name: &str) -> Result<String, ToolError> {
         .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
 }
 
-/// The bytes of a base64 argument, bounded.
-fn decode(args: &Args, name: &str, max: usize) -> Result<Vec<u8>, ToolError> {
+/// The bytes of an upload argument, bounded by `max`. The argument is one
+/// of:
+/// - plain base64 (the peer's form);
+/// - a `data:` URI with base64 content (`data:image/png;base64,...`);
+/// - `comfyui://output/{prompt_id}/{index}`: an output of a finished job
+///   (one of the caller's own when jobs are kept apart), fetched from
+///   ComfyUI, so a result can be fed back as an input without passing
+///   through the client.
+async fn source_bytes(args: &Args, name: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
     let raw = text(args, name).trim();
-    if raw.starts_with("data:") {
+    if let Some(rest) = raw.strip_prefix("data:") {
+        let Some((header, data)) = rest.split_once(',') else {
+            return Err(ToolError::rejected(format!(
+                "`{name}` is a data: URI without a `,` before its data"
+            )));
+        };
+        if !header.split(';').any(|p| p.eq_ignore_ascii_case("base64")) {
+            return Err(ToolError::rejected(format!(
+                "`{name}` must be a base64 data: URI (`data:image/png;base64,...`)"
+            )));
+        }
+        return decode_base64(name, data, max);
+    }
+    if let Some(rest) = raw.strip_prefix("comfyui://output/") {
+        return output_bytes(name, rest, max, cx).await;
+    }
+    if raw.starts_with("https://") || raw.starts_with("http://") {
         return Err(ToolError::rejected(format!(
-            "`{name}` must be plain base64, without a `data:...;base64,` prefix"
+            "`{name}`: fetching uploads from URLs is not supported yet; pass base64, a data: URI, or a \
+             comfyui://output/{{prompt_id}}/{{index}} resource"
         )));
     }
+    decode_base64(name, raw, max)
+}
+
+fn decode_base64(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError> {
     // Base64 is 4 characters per 3 bytes: refuse before decoding.
     if raw.len() / 4 * 3 > max {
         return Err(ToolError::rejected(format!(
@@ -52,6 +80,43 @@ fn decode(args: &Args, name: &str, max: usize) -> Result<Vec<u8>, ToolError> {
     base64::engine::general_purpose::STANDARD
         .decode(raw)
         .map_err(|e| ToolError::rejected(format!("`{name}` is not valid base64: {e}")))
+}
+
+/// The bytes of `comfyui://output/{prompt_id}/{index}` (given without its
+/// prefix), bounded by `max`.
+async fn output_bytes(name: &str, rest: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
+    let bad = |why: String| ToolError::rejected(format!("`{name}`: comfyui://output/{rest}: {why}"));
+    let (id, index) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("expected comfyui://output/{prompt_id}/{index}".to_owned()))?;
+    let mut one = Map::new();
+    one.insert("prompt_id".to_owned(), Value::from(id));
+    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| bad(e.message))?;
+    let index: usize = index
+        .parse()
+        .map_err(|_| bad("the index must be a whole number".to_owned()))?;
+    if let Some(owner) = crate::jobs::current_owner()
+        && !cx.jobs.owns(&id, &owner)
+    {
+        return Err(bad("no such job among yours".to_owned()));
+    }
+    let entry = cx
+        .client
+        .history_entry(&id)
+        .await?
+        .ok_or_else(|| bad("no finished job with this prompt id".to_owned()))?;
+    let files = entry.files();
+    let file = files
+        .get(index)
+        .ok_or_else(|| bad(format!("the job has {} output file(s)", files.len())))?;
+    let download = cx.client.view(&file.file, None).await?;
+    if download.bytes.len() > max {
+        return Err(bad(format!(
+            "the file is larger than the upload limit of {} MiB (security.max_upload_size_mb)",
+            max >> 20
+        )));
+    }
+    Ok(download.bytes.to_vec())
 }
 
 /// Whether `bytes` are what a file named `name` claims to be.
@@ -88,7 +153,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
         "comfyui_upload_image" => {
             let allowed = Extensions::new(&sec.allowed_extensions);
             let filename = file_name(args, "filename", &allowed)?;
-            let bytes = decode(args, "image_data", max)?;
+            let bytes = source_bytes(args, "image_data", max, cx).await?;
             if !content_matches(&filename, &bytes) {
                 return Err(ToolError::rejected(format!(
                     "`image_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"
@@ -109,7 +174,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 subfolder: subfolder(args, "original_subfolder")?,
                 kind: "input".to_owned(),
             };
-            let bytes = decode(args, "mask_data", max)?;
+            let bytes = source_bytes(args, "mask_data", max, cx).await?;
             if !content_matches(&filename, &bytes) {
                 return Err(ToolError::rejected(format!(
                     "`mask_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"

@@ -571,7 +571,7 @@ async fn submit(
         .await;
     let progress = job.progress();
     let mut v = Map::new();
-    v.insert("prompt_id".to_owned(), Value::from(prompt_id));
+    v.insert("prompt_id".to_owned(), Value::from(prompt_id.as_str()));
     v.insert("status".to_owned(), Value::from(status));
     if let Some(n) = &progress.node {
         v.insert("current_node".to_owned(), Value::from(n.as_str()));
@@ -592,11 +592,16 @@ async fn submit(
             Value::from("ComfyUI no longer knows this job (it restarted or dropped it); it was not resubmitted"),
         );
     }
+    // Each output also names its resource (`comfyui://output/{id}/{i}`,
+    // `i` counting every file of the job), where the full file can be read.
     let outputs: Vec<Value> = outcome
         .iter()
-        .flat_map(|o| o.files.iter())
-        .filter(|f| matches!(f.media.as_str(), "images" | "gifs"))
-        .map(|f| json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder}))
+        .flat_map(|o| o.files.iter().enumerate())
+        .filter(|(_, f)| matches!(f.media.as_str(), "images" | "gifs"))
+        .map(|(i, f)| {
+            json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder,
+                   "uri": format!("comfyui://output/{prompt_id}/{i}")})
+        })
         .collect();
     if !outputs.is_empty() {
         v.insert("outputs".to_owned(), Value::Array(outputs));

@@ -1,9 +1,15 @@
 //! The peer's resources: `comfyui://nodes/installed`, `comfyui://queue`,
 //! `comfyui://system`, `comfyui://settings` and the template
-//! `comfyui://models/{folder}`. Reads go through the same stack as tool
-//! calls (as `resource:<uri>`, read-only category), so they are audited
-//! and rate-limited.
+//! `comfyui://models/{folder}`; and ours, `comfyui://output/{prompt_id}/{index}`:
+//! a finished job's output files (in the order of the job's `outputs`),
+//! read in chunks (`?offset=N` continues) whose base64 fits the inline
+//! budget (`server.max_inline_bytes`), so a client can fetch a full-size
+//! file that would not fit in a tool result, piece by piece.
+//! Reads go through the same stack as tool calls (as `resource:<uri>`,
+//! read-only category), so they are audited and rate-limited; with
+//! per-principal jobs, another principal's job reads as unknown.
 
+use base64::Engine as _;
 use rmcp::model::{Resource, ResourceTemplate};
 use serde_json::{Value, json};
 
@@ -40,7 +46,116 @@ pub fn templates() -> Vec<ResourceTemplate> {
         ResourceTemplate::new("comfyui://models/{folder}", "models")
             .with_description("Model files in one folder (checkpoints, loras, vae, ...), with their count.")
             .with_mime_type("application/json"),
+        ResourceTemplate::new("comfyui://output/{prompt_id}/{index}", "output").with_description(
+            "Output file `index` (0-based, in the order of the job's outputs) of a finished job, as a blob; large \
+             files come in chunks: `_meta.next` is the URI of the next one (`?offset=N`).",
+        ),
     ]
+}
+
+/// The MIME type of an output file, from its extension.
+fn mime_of(name: &str) -> &'static str {
+    match name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "flac" => "audio/flac",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Smallest chunk of an output file one read returns.
+pub const MIN_CHUNK: usize = 1024;
+
+/// The `index`-th output file of job `prompt_id`, from byte `offset`.
+async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolError> {
+    let unknown = |why: &str| ToolError::rejected(format!("Unknown resource: '{uri}' ({why})"));
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let Some((id, index)) = path.split_once('/') else {
+        return Err(unknown("expected comfyui://output/{prompt_id}/{index}"));
+    };
+    let mut one = serde_json::Map::new();
+    one.insert("prompt_id".to_owned(), Value::from(id));
+    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| unknown(&e.message))?;
+    let index: usize = index
+        .parse()
+        .ok()
+        .filter(|i| *i < 100_000)
+        .ok_or_else(|| unknown("the index must be a whole number"))?;
+    let mut offset: u64 = 0;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("offset", v)) => offset = v.parse().map_err(|_| unknown("offset must be a whole number"))?,
+            _ => return Err(unknown("the only query parameter is offset")),
+        }
+    }
+    if let Some(owner) = crate::jobs::current_owner()
+        && !cx.jobs.owns(&id, &owner)
+    {
+        return Err(unknown("no such job among yours"));
+    }
+    let Some(entry) = cx.client.history_entry(&id).await? else {
+        return Err(unknown("no finished job with this prompt id"));
+    };
+    let files = entry.files();
+    let Some(file) = files.get(index) else {
+        return Err(unknown(&format!("the job has {} output file(s)", files.len())));
+    };
+    let mut stream = cx.client.view_stream(&file.file, None).await?;
+    let size = stream.content_length();
+    let mime = stream
+        .content_type()
+        .map_or_else(|| mime_of(&file.file.filename).to_owned(), str::to_owned);
+    // Skip to `offset`, then keep at most one chunk; the rest is not read.
+    let chunk_size = (cx.config.server.max_inline_bytes / 4 * 3).max(MIN_CHUNK);
+    let mut skipped: u64 = 0;
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut more = false;
+    while let Some(chunk) = stream.next_chunk().await? {
+        let mut chunk = &chunk[..];
+        if skipped < offset {
+            let skip = usize::try_from((offset - skipped).min(chunk.len() as u64)).unwrap_or(chunk.len());
+            skipped += skip as u64;
+            chunk = &chunk[skip..];
+        }
+        let room = chunk_size - bytes.len();
+        if chunk.len() > room {
+            bytes.extend_from_slice(&chunk[..room]);
+            more = true;
+            break;
+        }
+        bytes.extend_from_slice(chunk);
+    }
+    if offset > 0 && skipped < offset {
+        return Err(unknown(&format!(
+            "offset {offset} is past the end of the file ({skipped} bytes)"
+        )));
+    }
+    let end = offset + bytes.len() as u64;
+    let more = more || size.is_some_and(|s| end < s);
+    let next = more.then(|| format!("comfyui://output/{id}/{index}?offset={end}"));
+    Ok(Output::Json(json!({
+        "blob": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        "mime_type": mime,
+        "filename": file.file.filename,
+        "subfolder": file.file.subfolder,
+        "size": size,
+        "offset": offset,
+        "length": bytes.len(),
+        "next": next,
+    })))
 }
 
 /// Reads `uri`.
@@ -70,6 +185,9 @@ pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolErro
             .await;
         }
         "comfyui://settings" => c.settings().await?,
+        other if other.starts_with("comfyui://output/") => {
+            return output(uri, &other["comfyui://output/".len()..], cx).await;
+        }
         other => {
             let Some(folder) = other.strip_prefix("comfyui://models/") else {
                 return Err(ToolError::rejected(format!("Unknown resource: '{other}'")));

@@ -434,3 +434,88 @@ async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
     assert!(text(&bad).contains("no finished job"), "{}", text(&bad));
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // Off by default, with the key to turn it on named.
+    let s = start(CONFIG).await;
+    let r = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "u.png", "image_data": "https://example.com/u.png"}),
+        )
+        .await;
+    assert!(text(&r).contains("security.allowed_fetch_domains"), "{}", text(&r));
+    s.client.cancel().await.unwrap();
+
+    // A "remote" host: a local server, trusted by exact address as a LAN
+    // host would be.
+    let web = MockServer::start().await;
+    let png = {
+        use base64::Engine as _;
+        // A 1x1 PNG.
+        base64::engine::general_purpose::STANDARD
+            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+            .unwrap()
+    };
+    Mock::given(path("/cat.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(png, "image/png"))
+        .mount(&web)
+        .await;
+    Mock::given(path("/page.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>not an image</html>", "text/html"))
+        .mount(&web)
+        .await;
+    Mock::given(path("/huge.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![0u8; 2 << 20]))
+        .mount(&web)
+        .await;
+    Mock::given(path("/to-metadata"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "http://169.254.169.254/latest/meta-data/"))
+        .mount(&web)
+        .await;
+    Mock::given(path("/to-loopback"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "http://127.0.0.1:9/x.png"))
+        .mount(&web)
+        .await;
+    let addr = web.address();
+    let config = format!(
+        "{CONFIG}security:\n  max_upload_size_mb: 1\n  allowed_fetch_domains: [\"*\"]\n  fetch_trusted_addresses: [\"{addr}\"]\n"
+    );
+    let s = start(&config).await;
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "cat.png", "image_data": format!("{}/cat.png", web.uri())}),
+        )
+        .await;
+    assert_eq!(text(&up), "Uploaded cat.png to ComfyUI input directory");
+    for (url, needle) in [
+        (format!("{}/page.png", web.uri()), "do not match the extension"),
+        (format!("{}/huge.png", web.uri()), "larger than"),
+        (
+            format!("{}/to-metadata", web.uri()),
+            "169.254.169.254, which is not a public address",
+        ),
+        (
+            format!("{}/to-loopback", web.uri()),
+            "127.0.0.1, which is not a public address",
+        ),
+        ("http://localhost:9/x.png".to_owned(), "not a public address"),
+        (
+            "https://10.0.0.8/x.png".to_owned(),
+            "10.0.0.8, which is not a public address",
+        ),
+        ("https://user:pw@example.com/x.png".to_owned(), "user name or password"),
+        ("ftp://example.com/x.png".to_owned(), "not valid base64"),
+    ] {
+        let r = s
+            .call("comfyui_upload_image", json!({"filename": "x.png", "image_data": url}))
+            .await;
+        assert_eq!(r.is_error, Some(true), "{url}");
+        assert!(text(&r).contains(needle), "{url}: {}", text(&r));
+    }
+    s.client.cancel().await.unwrap();
+}

@@ -41,6 +41,7 @@
 mod api;
 mod config;
 mod error;
+pub mod fetch;
 mod job;
 mod transport;
 pub mod types;

@@ -33,6 +33,13 @@ pub struct SecurityConfig {
     /// Custom node packs that may be installed, updated or removed in
     /// enforce mode (registry ids); ours.
     pub allowed_custom_nodes: Vec<String>,
+    /// Hosts uploads may be fetched from by URL (`example.com`,
+    /// `*.example.com`, or `*` for any public host); empty (the default)
+    /// turns URL uploads off; ours.
+    pub allowed_fetch_domains: Vec<String>,
+    /// Exact `ip:port` addresses URL uploads may reach although they are
+    /// not public (a trusted LAN host); ours.
+    pub fetch_trusted_addresses: Vec<std::net::SocketAddr>,
 }
 
 impl Default for SecurityConfig {
@@ -48,6 +55,8 @@ impl Default for SecurityConfig {
             allowed_download_domains: owned(&["huggingface.co", "civitai.com"]),
             allowed_model_extensions: owned(&[".safetensors", ".ckpt", ".pt", ".pth", ".bin"]),
             allowed_custom_nodes: Vec::new(),
+            allowed_fetch_domains: Vec::new(),
+            fetch_trusted_addresses: Vec::new(),
         }
     }
 }

@@ -276,3 +276,16 @@ def test_outputs_as_resources_and_upload_sources(home, sim_url):
             assert not up.is_error, text(up)
 
     anyio.run(main)
+
+
+def test_url_uploads_are_off_by_default_and_refuse_private_addresses(home, sim_url):
+    async def main():
+        async with session(home, sim_url) as s:
+            r = await s.call_tool("comfyui_upload_image", {"filename": "u.png", "image_data": "https://example.com/u.png"})
+            assert r.is_error and "security.allowed_fetch_domains" in text(r), text(r)
+        async with session(home, sim_url, 'security:\n  allowed_fetch_domains: ["*"]\n') as s:
+            for url in ["https://127.0.0.1/x.png", "https://169.254.169.254/latest", "https://[::1]/x.png"]:
+                r = await s.call_tool("comfyui_upload_image", {"filename": "u.png", "image_data": url})
+                assert r.is_error and "not a public address" in text(r), (url, text(r))
+
+    anyio.run(main)

@@ -41,7 +41,9 @@ fn subfolder(args: &Args, name: &str) -> Result<String, ToolError> {
 /// - `comfyui://output/{prompt_id}/{index}`: an output of a finished job
 ///   (one of the caller's own when jobs are kept apart), fetched from
 ///   ComfyUI, so a result can be fed back as an input without passing
-///   through the client.
+///   through the client;
+/// - an `https` URL on `security.allowed_fetch_domains`, fetched by
+///   [`fetch_bytes`].
 async fn source_bytes(args: &Args, name: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
     let raw = text(args, name).trim();
     if let Some(rest) = raw.strip_prefix("data:") {
@@ -61,10 +63,7 @@ async fn source_bytes(args: &Args, name: &str, max: usize, cx: &ToolContext) -> 
         return output_bytes(name, rest, max, cx).await;
     }
     if raw.starts_with("https://") || raw.starts_with("http://") {
-        return Err(ToolError::rejected(format!(
-            "`{name}`: fetching uploads from URLs is not supported yet; pass base64, a data: URI, or a \
-             comfyui://output/{{prompt_id}}/{{index}} resource"
-        )));
+        return fetch_bytes(name, raw, max, cx).await;
     }
     decode_base64(name, raw, max)
 }
@@ -80,6 +79,28 @@ fn decode_base64(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError
     base64::engine::general_purpose::STANDARD
         .decode(raw)
         .map_err(|e| ToolError::rejected(format!("`{name}` is not valid base64: {e}")))
+}
+
+/// The bytes at an `https` URL, through the SSRF-safe fetcher: hosts in
+/// `security.allowed_fetch_domains`, public addresses only (or
+/// `security.fetch_trusted_addresses`), redirects re-checked, the upload
+/// size as the cap. The caller then checks the bytes against the file's
+/// extension.
+async fn fetch_bytes(name: &str, url: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
+    let sec = &cx.config.security;
+    if sec.allowed_fetch_domains.is_empty() {
+        return Err(ToolError::rejected(format!(
+            "`{name}`: uploads from URLs are off; list the hosts they may come from in \
+             security.allowed_fetch_domains (or pass base64, a data: URI, or a comfyui://output resource)"
+        )));
+    }
+    let mut policy = comfy_client::fetch::FetchPolicy::new(sec.allowed_fetch_domains.clone(), max);
+    policy.trusted_addresses.clone_from(&sec.fetch_trusted_addresses);
+    policy.timeout = std::time::Duration::from_secs(cx.config.comfyui.timeout_read.clamp(1, 120));
+    let fetched = comfy_client::fetch::fetch(url, &policy)
+        .await
+        .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))?;
+    Ok(fetched.bytes)
 }
 
 /// The bytes of `comfyui://output/{prompt_id}/{index}` (given without its

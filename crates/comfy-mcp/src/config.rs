@@ -121,6 +121,9 @@ pub struct Remote {
     pub auth_tokens: BTreeMap<String, String>,
     /// Let every authenticated principal see every job; ours.
     pub share_jobs: bool,
+    /// Most jobs one client (principal, else session) may have queued or
+    /// running at once; 0 for no cap; ours.
+    pub max_queued_jobs_per_client: usize,
     /// Most MCP sessions alive at once; ours.
     pub max_sessions: usize,
     /// Seconds a session may sit unused before it is closed; ours.
@@ -150,6 +153,7 @@ impl fmt::Debug for Remote {
                 &self.auth_tokens.keys().map(|k| (k, "****")).collect::<BTreeMap<_, _>>(),
             )
             .field("share_jobs", &self.share_jobs)
+            .field("max_queued_jobs_per_client", &self.max_queued_jobs_per_client)
             .field("max_sessions", &self.max_sessions)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("header_timeout", &self.header_timeout)
@@ -172,6 +176,7 @@ impl Default for Remote {
             allowed_hosts: Vec::new(),
             auth_tokens: BTreeMap::new(),
             share_jobs: false,
+            max_queued_jobs_per_client: 10,
             max_sessions: 100,
             session_idle_timeout: 900,
             header_timeout: 10,
@@ -432,6 +437,7 @@ pub const KNOWN: &[&str] = &[
     "transport.remote.allowed_hosts",
     "transport.remote.auth_tokens",
     "transport.remote.share_jobs",
+    "transport.remote.max_queued_jobs_per_client",
     "transport.remote.max_sessions",
     "transport.remote.session_idle_timeout",
     "transport.remote.header_timeout",
@@ -858,6 +864,7 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "allowed_hosts": c.transport.remote.allowed_hosts,
                                      "auth_tokens": c.transport.remote.auth_tokens.keys().map(|k| (k.clone(), "****")).collect::<BTreeMap<_, _>>(),
                                      "share_jobs": c.transport.remote.share_jobs,
+                                     "max_queued_jobs_per_client": c.transport.remote.max_queued_jobs_per_client,
                                      "max_sessions": c.transport.remote.max_sessions,
                                      "session_idle_timeout": c.transport.remote.session_idle_timeout,
                                      "header_timeout": c.transport.remote.header_timeout,

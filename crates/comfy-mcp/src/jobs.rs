@@ -13,6 +13,12 @@
 //!   (queue, history, jobs) down to the caller's own entries;
 //!   `comfyui_list_outputs` filters as it lists, through [`current_owner`].
 //!
+//! Fairness on the remote transport: one client (its principal, else its
+//! MCP session) may have at most `transport.remote.max_queued_jobs_per_client`
+//! jobs queued or running. [`fair_before`] counts the client's jobs in
+//! ComfyUI's queue before a submission and refuses one over the cap;
+//! [`submitted`] records each prompt id as it is accepted.
+//!
 //! A job that is not ours looks exactly like a job that does not exist, so
 //! prompt ids cannot be probed. The tables are bounded: the oldest entries
 //! go first. Callers without an owner (stdio, no token, shared jobs) pass
@@ -30,6 +36,77 @@ tokio::task_local! {
     /// The owner of the call running on this task, for tools that filter
     /// as they list (so pagination counts only the caller's entries).
     static OWNER: Principal;
+    /// The client a submission counts against for fairness.
+    static CLIENT: Principal;
+}
+
+/// The client a call's jobs count against: its principal, else its MCP
+/// session; `None` over stdio (one local client) and for stateless HTTP
+/// requests without a token.
+#[must_use]
+pub fn client_key(caller: &crate::caller::Caller) -> Option<Principal> {
+    if let Some(p) = &caller.principal {
+        return Some(Principal(format!("principal:{}", p.0).into()));
+    }
+    caller
+        .session
+        .as_ref()
+        .map(|s| Principal(format!("session:{s}").into()))
+}
+
+/// Runs `work` with its submissions counted against `client`.
+pub async fn client_scope<F: std::future::Future>(client: Option<Principal>, work: F) -> F::Output {
+    match client {
+        Some(c) => CLIENT.scope(c, work).await,
+        None => work.await,
+    }
+}
+
+/// The tools that queue a job.
+const SUBMITTING: &[&str] = &[
+    "comfyui_generate_image",
+    "comfyui_transform_image",
+    "comfyui_inpaint_image",
+    "comfyui_upscale_image",
+    "comfyui_run_workflow",
+    "comfyui_run_workflow_stream",
+];
+
+/// Refuses a submission from `client` when it already has the most jobs
+/// queued or running that `transport.remote.max_queued_jobs_per_client`
+/// allows.
+///
+/// # Errors
+/// The refusal, naming the cap.
+pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Result<(), ToolError> {
+    let cap = cx.config.transport.remote.max_queued_jobs_per_client;
+    if cap == 0 || !SUBMITTING.contains(&name) {
+        return Ok(());
+    }
+    let queue = cx.client.queue().await?;
+    let mine = {
+        let clients = cx.jobs.clients();
+        queue
+            .running
+            .iter()
+            .chain(&queue.pending)
+            .filter(|item| clients.map.get(&item.prompt_id) == Some(client))
+            .count()
+    };
+    if mine >= cap {
+        return Err(ToolError::rejected(format!(
+            "You already have {mine} job(s) queued or running, the most one client may have \
+             (transport.remote.max_queued_jobs_per_client = {cap}); wait for one to finish or cancel one"
+        )));
+    }
+    Ok(())
+}
+
+/// Records that the current call's client submitted `prompt_id`.
+pub fn submitted(prompt_id: &str, jobs: &Jobs) {
+    if let Ok(client) = CLIENT.try_with(Clone::clone) {
+        jobs.clients().insert(prompt_id.to_owned(), client, MAX_JOBS);
+    }
 }
 
 /// The owner of the current call, when jobs are kept apart.
@@ -77,17 +154,22 @@ type FileKey = (String, String);
 /// Who owns which job and output file.
 #[derive(Default)]
 pub struct Jobs {
-    jobs: Mutex<Bounded<String>>,
+    owners: Mutex<Bounded<String>>,
     files: Mutex<Bounded<FileKey>>,
+    clients: Mutex<Bounded<String>>,
 }
 
 impl Jobs {
     fn jobs(&self) -> std::sync::MutexGuard<'_, Bounded<String>> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn files(&self) -> std::sync::MutexGuard<'_, Bounded<FileKey>> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, Bounded<String>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records that `owner` started job `id`.

@@ -271,13 +271,24 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         peer: call.ctx.as_ref().map(|c| c.peer.clone()),
         local: call.on_progress.clone(),
     };
-    let owner = crate::caller::Caller::of(call.ctx.as_ref()).owner().cloned();
+    let caller = crate::caller::Caller::of(call.ctx.as_ref());
+    let owner = caller.owner().cloned();
     if let Some(owner) = &owner
         && let Err(e) = crate::jobs::before(&call.name, &args, owner, tools).await
     {
         return Reply::error(e.message, e.outcome);
     }
-    let work = crate::jobs::scope(owner.clone(), run(&call.name, &args, tools, &reporter));
+    let client = crate::jobs::client_key(&caller);
+    if let Some(client) = &client
+        && let Err(e) = crate::jobs::fair_before(&call.name, client, tools).await
+    {
+        return Reply::error(e.message, e.outcome);
+    }
+    // Boxed: the tool futures are large, and this one is awaited in place.
+    let work = Box::pin(crate::jobs::client_scope(
+        client,
+        crate::jobs::scope(owner.clone(), run(&call.name, &args, tools, &reporter)),
+    ));
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {
         Some(ct) => tokio::select! {
             r = work => r,

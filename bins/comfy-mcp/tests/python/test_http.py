@@ -133,3 +133,65 @@ def test_shared_jobs_when_configured(home, sim_url):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
+    # Long jobs (5,000 steps at 500 steps/s), so they stay queued.
+    workflow = json.dumps({
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+              "latent_image": ["3", 0], "seed": 1, "steps": 5000, "cfg": 7.0, "sampler_name": "euler",
+              "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "fair"}},
+    })
+    proc, url = start_remote(
+        home,
+        sim_url,
+        f"    max_queued_jobs_per_client: 2\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
+        "limits:\n  max_steps: 0\n",
+    )
+
+    async def as_client(token, body):
+        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                return await body(s)
+
+    async def main():
+        started = {}
+
+        async def alice(s):
+            ids = []
+            for _ in range(2):
+                ids.append(structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))["prompt_id"])
+            third = await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+            assert third.is_error and "max_queued_jobs_per_client = 2" in text(third), text(third)
+            started["alice"] = ids
+
+        async def bob(s):
+            # Another client is not held back by Alice's jobs.
+            started["bob"] = [structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))["prompt_id"]]
+
+        await as_client(ALICE, alice)
+        await as_client(BOB, bob)
+
+        async def cancel(token, ids):
+            async def body(s):
+                r = structured(await s.call_tool("comfyui_cancel_jobs", {"job_ids": ids}))
+                return r
+
+            return await as_client(token, body)
+
+        # Leave the shared simulator idle for the next test.
+        await cancel(ALICE, started["alice"])
+        await cancel(BOB, started["bob"])
+
+    try:
+        anyio.run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -395,6 +395,7 @@ async fn submit(
         Err(other) => return Err(ToolError::from(other)),
     };
     let prompt_id = job.prompt_id().to_owned();
+    crate::jobs::submitted(&prompt_id, &cx.jobs);
     let _ = cx
         .audit
         .write(Record::new(short, "submitted").prompt_id(prompt_id.as_str()))

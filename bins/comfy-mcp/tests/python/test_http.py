@@ -37,12 +37,8 @@ def test_tools_over_streamable_http_with_a_token(home, sim_url):
     assert records and all('"transport":"http"' in r for r in records)
 
 
-ALICE = "alice-token-0123456789"
-BOB = "bob-token-0123456789abc"
-
-
-def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
-    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+def client_for(url):
+    """`as_client(token, body)`: runs `body(session)` in a session with that token."""
 
     async def as_client(token, body):
         client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -50,6 +46,18 @@ def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
             async with ClientSession(streams[0], streams[1]) as s:
                 await s.initialize()
                 return await body(s)
+
+    return as_client
+
+
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789abc"
+
+
+def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
+    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+
+    as_client = client_for(url)
 
     async def main():
         async def alice_generates(s):
@@ -110,12 +118,7 @@ def test_shared_jobs_when_configured(home, sim_url):
         home, sim_url, f"    share_jobs: true\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
     )
 
-    async def as_client(token, body):
-        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        async with streamable_http_client(url, http_client=client) as streams:
-            async with ClientSession(streams[0], streams[1]) as s:
-                await s.initialize()
-                return await body(s)
+    as_client = client_for(url)
 
     async def main():
         async def alice_generates(s):
@@ -154,12 +157,7 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
         "limits:\n  max_steps: 0\n",
     )
 
-    async def as_client(token, body):
-        client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        async with streamable_http_client(url, http_client=client) as streams:
-            async with ClientSession(streams[0], streams[1]) as s:
-                await s.initialize()
-                return await body(s)
+    as_client = client_for(url)
 
     async def main():
         started = {}

@@ -519,3 +519,95 @@ async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
     }
     s.client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_shows_what_would_run_without_queueing() {
+    let s = start(CONFIG).await;
+    // An editor-format workflow (as the web page saves it) with front-end tokens.
+    let editor = json!({
+        "last_node_id": 3, "last_link_id": 2,
+        "nodes": [
+            {"id": 1, "type": "EmptyImage", "order": 0, "mode": 0, "title": "Canvas",
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
+             "widgets_values": [640, 480, 1, 0]},
+            {"id": 2, "type": "ImageInvert", "order": 1, "mode": 0,
+             "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}], "widgets_values": []},
+            {"id": 3, "type": "SaveImage", "order": 2, "mode": 0,
+             "inputs": [{"name": "images", "type": "IMAGE", "link": 2}],
+             "widgets_values": ["run_%date:yyyy%/%Canvas.width%w"]}
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+        "groups": [], "config": {}, "extra": {}, "version": 0.4
+    });
+    let queued = s.sim.requests("/prompt");
+    let r = s.call("comfyui_dry_run", json!({"workflow": editor.to_string()})).await;
+    let v = ok(&r).clone();
+    assert_eq!(v["queued"], false);
+    assert_eq!(v["converted_from_editor"], true);
+    assert_eq!(v["valid"], true, "{v}");
+    let year = super_year();
+    let change = &v["changes"][0];
+    assert_eq!(change["node"], "3");
+    assert_eq!(change["from"], "run_%date:yyyy%/%Canvas.width%w");
+    assert_eq!(change["to"], format!("run_{year}/640w"));
+    assert_eq!(
+        v["workflow"]["3"]["inputs"]["filename_prefix"],
+        format!("run_{year}/640w")
+    );
+    assert_eq!(v["workflow"]["1"]["class_type"], "EmptyImage");
+    assert_eq!(s.sim.requests("/prompt"), queued, "nothing was queued");
+
+    // Problems in the final graph are reported, still without queueing.
+    let bad = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8192, "height": 8192, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImag", "inputs": {"images": ["1", 0]}},
+    });
+    let v = ok(&s.call("comfyui_dry_run", json!({"workflow": bad.to_string()})).await).clone();
+    assert_eq!(v["valid"], false);
+    assert!(v["errors"].to_string().contains("SaveImag"), "{v}");
+    assert!(v["warnings"].to_string().contains("limits.max_pixels"), "{v}");
+    assert_eq!(v["converted_from_editor"], false);
+    assert_eq!(s.sim.requests("/prompt"), queued);
+
+    // run_workflow submits exactly what the dry run showed.
+    let r = ok(&s
+        .call(
+            "comfyui_run_workflow",
+            json!({"workflow": editor.to_string(), "wait": true}),
+        )
+        .await)
+    .clone();
+    assert!(
+        r["outputs"][0]["filename"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("run_{year}/640w"))
+            || r["outputs"][0]["subfolder"] == format!("run_{year}"),
+        "{r}"
+    );
+    s.client.cancel().await.unwrap();
+}
+
+fn super_year() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Good for this century: days to years, leap days included.
+    let days = secs / 86_400;
+    let mut year = 1970;
+    let mut left = days;
+    loop {
+        let len = if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 {
+            366
+        } else {
+            365
+        };
+        if left < len {
+            return year;
+        }
+        left -= len;
+        year += 1;
+    }
+}

@@ -53,6 +53,7 @@ pub mod preset;
 mod strict;
 mod summary;
 pub mod template;
+pub mod tokens;
 pub mod validate;
 
 pub use analysis::Analysis;
@@ -67,4 +68,5 @@ pub use order::Cycle;
 /// not depend on `smol_str` themselves).
 pub use smol_str::SmolStr;
 pub use strict::parse_json;
+pub use tokens::{DateParts, TokenChange};
 pub use validate::{Problem, ProblemKind};

@@ -289,3 +289,23 @@ def test_url_uploads_are_off_by_default_and_refuse_private_addresses(home, sim_u
                 assert r.is_error and "not a public address" in text(r), (url, text(r))
 
     anyio.run(main)
+
+
+def test_dry_run_expands_tokens_and_queues_nothing(home, sim_url):
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 48, "height": 8, "batch_size": 1, "color": 0},'
+        ' "_meta": {"title": "Canvas"}},'
+        ' "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "w%Canvas.width%"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url) as s:
+            before = structured(await s.call_tool("comfyui_get_queue_status", {}))
+            v = structured(await s.call_tool("comfyui_dry_run", {"workflow": workflow}))
+            assert v["queued"] is False and v["valid"] is True, v
+            assert v["changes"] == [{"node": "2", "input": "filename_prefix", "from": "w%Canvas.width%", "to": "w48"}]
+            assert v["workflow"]["2"]["inputs"]["filename_prefix"] == "w48"
+            after = structured(await s.call_tool("comfyui_get_queue_status", {}))
+            assert before == after
+
+    anyio.run(main)

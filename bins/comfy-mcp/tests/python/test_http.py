@@ -20,7 +20,7 @@ def test_tools_over_streamable_http_with_a_token(home, sim_url):
             async with ClientSession(read, write) as s:
                 await s.initialize()
                 tools = (await s.list_tools()).tools
-                assert len(tools) == 53
+                assert len(tools) == 54
                 page = structured(await s.call_tool("comfyui_list_nodes", {"limit": 2}))
                 assert page["total"] == 571
                 done = structured(await s.call_tool("comfyui_generate_image", {"prompt": "x", "steps": 2, "wait": True}))

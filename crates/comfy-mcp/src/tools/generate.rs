@@ -139,13 +139,42 @@ fn template_params(name: &str, args: &Args) -> Result<(&'static str, Args), Tool
     Ok((template, p))
 }
 
+/// The current time in UTC, for the front end's `%date:...%` tokens.
+pub(super) fn now_utc() -> comfy_workflow::DateParts {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    comfy_workflow::DateParts {
+        year: u32::try_from(year).unwrap_or(0),
+        month: u32::try_from(month).unwrap_or(1),
+        day: u32::try_from(day).unwrap_or(1),
+        hour: (rem / 3600) as u32,
+        minute: (rem % 3600 / 60) as u32,
+        second: (rem % 60) as u32,
+    }
+}
+
 /// Runs a generation tool.
 ///
 /// # Errors
 /// [`ToolError`] with what was wrong.
 pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
     let (wf, wait, stream, targets) = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
-        let wf = parse_workflow(text(args, "workflow"), cx).await?;
+        let mut wf = parse_workflow(text(args, "workflow"), cx).await?;
+        // As the web front end does when it queues (comfyui_dry_run shows it).
+        let _ = wf.expand_frontend_tokens(now_utc());
         let targets: Option<Vec<String>> = args
             .get("partial_execution_targets")
             .and_then(Value::as_array)

@@ -222,6 +222,7 @@ pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter)
         "comfyui_create_workflow"
         | "comfyui_modify_workflow"
         | "comfyui_validate_workflow"
+        | "comfyui_dry_run"
         | "comfyui_analyze_workflow"
         | "comfyui_summarize_workflow"
         | "comfyui_get_model_presets"

@@ -66,7 +66,7 @@ pub struct ToolDef {
     /// Its group (`tools.groups` enables groups).
     pub group: String,
     tool: Tool,
-    /// Compiled on the tool's first call: compiling all 53 at start-up
+    /// Compiled on the tool's first call: compiling all 54 at start-up
     /// costs start-up time and memory for tools a session never calls.
     validator: std::sync::OnceLock<jsonschema::Validator>,
     schema: Value,

@@ -116,6 +116,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             Ok(Output::Json(wf.to_value()))
         }
         "comfyui_validate_workflow" => validate(args, cx).await,
+        "comfyui_dry_run" => dry_run(args, cx).await,
         "comfyui_analyze_workflow" => {
             let wf = workflow_arg(args, cx).await?;
             let info = catalog(cx).await;
@@ -227,6 +228,12 @@ fn analysis_json(wf: &Workflow, info: Option<&ObjectInfo>) -> Value {
 /// (warnings), plus `problems` with each error's structured form.
 async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let wf = workflow_arg(args, cx).await?;
+    Ok(Output::Json(Value::Object(check(&wf, cx).await)))
+}
+
+/// The checks `comfyui_validate_workflow` reports, on a parsed workflow.
+async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
+    let wf = wf.clone();
     let mut warnings: Vec<String> = Vec::new();
     let info = catalog(cx).await;
     let (problems, errors): (Vec<Value>, Vec<String>) = if let Some(info) = &info {
@@ -284,14 +291,34 @@ async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             .map(|o| o.message),
     );
     let analysis = wf.analyze(info.as_deref());
-    Ok(Output::Json(json!({
+    let v = json!({
         "valid": errors.is_empty(),
         "errors": errors,
         "warnings": warnings,
         "node_count": wf.len(),
         "pipeline": analysis.pipeline,
         "problems": problems,
-    })))
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `comfyui_dry_run`: what `comfyui_run_workflow` would submit, checked,
+/// with what changed on the way; nothing is queued.
+async fn dry_run(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
+    let doc = json_arg(args, "workflow", "Workflow")?;
+    let from_editor = doc.is_object() && editor::is_editor_format(&doc);
+    let submitted = workflow_arg(args, cx).await?;
+    let mut resolved = submitted.clone();
+    let changes = resolved.expand_frontend_tokens(super::generate::now_utc());
+    let mut out = check(&resolved, cx).await;
+    out.insert("queued".to_owned(), Value::Bool(false));
+    out.insert("converted_from_editor".to_owned(), Value::Bool(from_editor));
+    out.insert("changes".to_owned(), serde_json::to_value(&changes).unwrap_or_default());
+    out.insert("workflow".to_owned(), resolved.to_value());
+    Ok(Output::Json(Value::Object(out)))
 }
 
 /// The peer's wording where it has one, ours otherwise.

@@ -196,6 +196,36 @@ async fn a_stalled_job_is_interrupted_by_the_watchdog() {
         .await)
     .clone();
     assert_eq!(next["status"], "completed");
+    // A job nobody waits on is watched in the background the same way.
+    s.sim.set_faults(Faults::none().job(JobFault::Hang));
+    let submitted = ok(&s
+        .call("comfyui_generate_image", json!({"prompt": "x", "steps": 2}))
+        .await)
+    .clone();
+    assert_eq!(submitted["status"], "submitted");
+    let id = submitted["prompt_id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let audit = records(&s.audit_file());
+        if let Some(r) = audit.iter().find(|r| r["action"] == "stalled" && r["prompt_id"] == id) {
+            assert_eq!(r["extra"]["waited"], false, "{r}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the detached job was never stalled: {audit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.sim.set_faults(Faults::none());
+    let next = ok(&s
+        .call(
+            "comfyui_generate_image",
+            json!({"prompt": "x", "steps": 2, "wait": true}),
+        )
+        .await)
+    .clone();
+    assert_eq!(next["status"], "completed", "the queue is free again");
     // A job that keeps reporting progress is never stalled, however long.
     let slow = start_sim(
         &format!("{CONFIG}server:\n  stall_timeout: 1\n"),

@@ -271,9 +271,10 @@ pub struct Server {
     /// Interrupt (or dequeue) a job whose waiting call ran out of time,
     /// instead of leaving it for the caller to poll or cancel.
     pub interrupt_on_wait_timeout: bool,
-    /// The wedge watchdog: a job being waited on that has started and then
-    /// reports no progress for this many seconds is interrupted and
-    /// reported as `stalled`; 0 turns it off.
+    /// The wedge watchdog: a job the server submitted that has started and
+    /// then reports no progress for this many seconds is interrupted and
+    /// recorded as `stalled` (a waiting call is answered so); 0 turns it
+    /// off.
     pub stall_timeout: u64,
 }
 

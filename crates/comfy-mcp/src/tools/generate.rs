@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use comfy_audit::Record;
@@ -350,6 +351,107 @@ impl Drop for JobGuard {
     }
 }
 
+/// Most jobs the background watchdog follows at once; more go unwatched.
+const MAX_WATCHED: usize = 256;
+
+static WATCHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a watched job for as long as it lives.
+struct WatchSlot;
+
+impl WatchSlot {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let mut n = WATCHED.load(Ordering::Relaxed);
+        loop {
+            if n >= MAX_WATCHED {
+                return None;
+            }
+            match WATCHED.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(Self),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        WATCHED.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The wedge watchdog for a job submitted without `wait`: follows its
+/// events in a background task until it ends, and interrupts it (with a
+/// `stalled` audit record) when it has started and then reports nothing
+/// for `stall`. Only jobs followed over the WebSocket are watched; at most
+/// [`MAX_WATCHED`] at once.
+fn watch_detached(
+    mut job: comfy_client::Job,
+    stall: Duration,
+    client: comfy_client::Client,
+    audit: Arc<comfy_audit::AuditLog>,
+    short: String,
+) {
+    let Some(slot) = WatchSlot::take() else {
+        tracing::debug!(
+            "watchdog: {MAX_WATCHED} jobs already watched; {} is not",
+            job.prompt_id()
+        );
+        return;
+    };
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let _slot = slot;
+        let prompt_id = job.prompt_id().to_owned();
+        let started = Instant::now();
+        let mut running = false;
+        let mut last_activity = Instant::now();
+        let mut events = job.events();
+        // No polling while the job waits or runs with events flowing: only
+        // when a started job has been quiet for `stall` is ComfyUI asked
+        // whether it ended without telling the socket.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5).min(stall), events.next()).await {
+                // The job ended (or is not followed over the socket).
+                Ok(None) => return,
+                Ok(Some(ev)) => {
+                    if matches!(
+                        ev,
+                        comfy_client::Event::ExecutionStart { .. }
+                            | comfy_client::Event::Executing { .. }
+                            | comfy_client::Event::Progress { .. }
+                            | comfy_client::Event::Executed { .. }
+                            | comfy_client::Event::ExecutionCached { .. }
+                    ) {
+                        running = true;
+                        last_activity = Instant::now();
+                    }
+                }
+                Err(_) if running && last_activity.elapsed() >= stall => match client.job_info(&prompt_id).await {
+                    Ok(Some(j)) if j.get("status").and_then(Value::as_str) == Some("in_progress") => break,
+                    // Ended, forgotten or unreachable: nothing to stop.
+                    _ => return,
+                },
+                Err(_) => {}
+            }
+        }
+        let _ = client.interrupt(Some(&prompt_id)).await;
+        let _ = client.delete_from_queue(std::slice::from_ref(&prompt_id)).await;
+        let _ = audit
+            .write(
+                Record::new(&short, "stalled")
+                    .prompt_id(prompt_id.as_str())
+                    .status("stalled")
+                    .duration(started.elapsed())
+                    .extra(json!({"stall_timeout_s": stall.as_secs(), "node": job.progress().node.as_deref(), "waited": false})),
+            )
+            .await;
+    });
+}
+
 fn node_errors_text(error: &Value, node_errors: &Value) -> String {
     let mut out = format!(
         "ComfyUI refused the workflow: {}",
@@ -436,6 +538,12 @@ async fn submit(
         Output::Json(Value::Object(v))
     };
     if !wait {
+        // Nobody waits on this job: the watchdog follows it in the
+        // background, so it too cannot wedge a shared GPU.
+        let stall = Duration::from_secs(cx.config.server.stall_timeout);
+        if !stall.is_zero() {
+            watch_detached(job, stall, cx.client.clone(), Arc::clone(&cx.audit), short.to_owned());
+        }
         let mut v = Map::new();
         v.insert("status".to_owned(), Value::from("submitted"));
         v.insert("prompt_id".to_owned(), Value::from(prompt_id));

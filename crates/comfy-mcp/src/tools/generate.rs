@@ -351,6 +351,18 @@ impl Drop for JobGuard {
     }
 }
 
+/// Whether an event shows a job doing something (for the wedge watchdog).
+fn is_activity(ev: &comfy_client::Event) -> bool {
+    matches!(
+        ev,
+        comfy_client::Event::ExecutionStart { .. }
+            | comfy_client::Event::Executing { .. }
+            | comfy_client::Event::Progress { .. }
+            | comfy_client::Event::Executed { .. }
+            | comfy_client::Event::ExecutionCached { .. }
+    )
+}
+
 /// Most jobs the background watchdog follows at once; more go unwatched.
 const MAX_WATCHED: usize = 256;
 
@@ -418,14 +430,7 @@ fn watch_detached(
                 // The job ended (or is not followed over the socket).
                 Ok(None) => return,
                 Ok(Some(ev)) => {
-                    if matches!(
-                        ev,
-                        comfy_client::Event::ExecutionStart { .. }
-                            | comfy_client::Event::Executing { .. }
-                            | comfy_client::Event::Progress { .. }
-                            | comfy_client::Event::Executed { .. }
-                            | comfy_client::Event::ExecutionCached { .. }
-                    ) {
+                    if is_activity(&ev) {
                         running = true;
                         last_activity = Instant::now();
                     }
@@ -609,14 +614,7 @@ async fn submit(
                         }
                     }
                 };
-                if matches!(
-                    ev,
-                    comfy_client::Event::ExecutionStart { .. }
-                        | comfy_client::Event::Executing { .. }
-                        | comfy_client::Event::Progress { .. }
-                        | comfy_client::Event::Executed { .. }
-                        | comfy_client::Event::ExecutionCached { .. }
-                ) {
+                if is_activity(&ev) {
                     running = true;
                     last_activity = Instant::now();
                 }

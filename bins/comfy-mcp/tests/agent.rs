@@ -641,3 +641,29 @@ fn super_year() -> u64 {
         year += 1;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_class_names_the_pack_that_provides_it_when_manager_is_there() {
+    let s = start_sim(CONFIG, Sim::builder().steps_per_second(500.0).manager(true)).await;
+    let wf = json!({
+        "1": {"class_type": "ImpactWildcardProcessor", "inputs": {"wildcard_text": "a cat"}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    });
+    let r = s
+        .call("comfyui_run_workflow", json!({"workflow": wf.to_string()}))
+        .await;
+    assert_eq!(r.is_error, Some(true));
+    let p = &r.structured_content.as_ref().unwrap()["verdict"]["problems"][0];
+    assert_eq!(p["error_type"], "unknown_class", "{p}");
+    assert_eq!(
+        p["hint"]["packs"][0]["url"],
+        "https://github.com/ltdrdata/ComfyUI-Impact-Pack"
+    );
+    assert!(
+        text(&r).contains("it comes from the custom node pack 'Impact Pack'"),
+        "{}",
+        text(&r)
+    );
+    s.client.cancel().await.unwrap();
+}

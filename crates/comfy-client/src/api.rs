@@ -652,6 +652,13 @@ impl Client {
         Ok((!text.is_empty() && text.len() < 64).then_some(text))
     }
 
+    /// `GET /v2/customnode/getmappings?mode=local`: ComfyUI-Manager's map
+    /// of node packs (by URL) to the node classes they provide,
+    /// `{url: [[class, ...], {title, title_aux, ...}]}`.
+    pub async fn manager_mappings(&self) -> Result<Value, Error> {
+        self.get_json("/v2/customnode/getmappings?mode=local").await
+    }
+
     /// `GET /v2/customnode/installed`: the installed node packs.
     pub async fn manager_installed(&self) -> Result<Value, Error> {
         self.get_json("/v2/customnode/installed").await

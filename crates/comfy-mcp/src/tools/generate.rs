@@ -510,7 +510,17 @@ async fn submit(
             // ComfyUI's catalog can be read.
             let info = cx.client.object_info().await.ok();
             let classes: Vec<&str> = info.as_deref().map(|i| i.names()).unwrap_or_default();
-            let verdict = super::verdict::validation(&error, &node_errors, &classes);
+            let mut verdict = super::verdict::validation(&error, &node_errors, &classes);
+            // With ComfyUI-Manager, the pack a missing class comes from.
+            let unknown = verdict["problems"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["error_type"] == "unknown_class"));
+            if unknown
+                && super::nodes::available(cx).await.unwrap_or(false)
+                && let Ok(mappings) = cx.client.manager_mappings().await
+            {
+                super::verdict::add_pack_hints(&mut verdict, &mappings);
+            }
             let mut text = node_errors_text(&error, &node_errors);
             let hints: Vec<String> = verdict["problems"]
                 .as_array()

@@ -31,7 +31,8 @@ fn text<'a>(args: &'a Args, name: &str) -> &'a str {
     args.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
-async fn available(cx: &ToolContext) -> Result<bool, ToolError> {
+/// Whether ComfyUI-Manager answers (probed at most once a minute).
+pub(super) async fn available(cx: &ToolContext) -> Result<bool, ToolError> {
     if let Ok(cache) = cx.probes.lock()
         && let Some((ok, at)) = cache.manager
         && at.elapsed() < PROBE_TTL

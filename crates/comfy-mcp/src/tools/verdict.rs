@@ -197,6 +197,63 @@ pub(super) fn validation(error: &Value, node_errors: &Value, classes: &[&str]) -
     })
 }
 
+/// The node packs that provide `class`, from ComfyUI-Manager's mappings:
+/// `(url, title)`, at most 5.
+pub(super) fn packs_providing<'a>(class: &str, mappings: &'a Value) -> Vec<(&'a str, &'a str)> {
+    let mut out = Vec::new();
+    for (url, entry) in mappings.as_object().into_iter().flatten() {
+        let provides = entry
+            .get(0)
+            .and_then(Value::as_array)
+            .is_some_and(|classes| classes.iter().any(|c| c.as_str() == Some(class)));
+        if provides {
+            let meta = entry.get(1);
+            let title = ["title", "title_aux", "nickname"]
+                .iter()
+                .find_map(|k| meta.and_then(|m| m.get(*k)).and_then(Value::as_str))
+                .unwrap_or(url);
+            out.push((url.as_str(), title));
+            if out.len() == 5 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Adds to every unknown-class problem of `verdict` the packs that provide
+/// the class, per ComfyUI-Manager's `mappings`.
+pub(super) fn add_pack_hints(verdict: &mut Value, mappings: &Value) {
+    let Some(problems) = verdict.get_mut("problems").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for p in problems {
+        if p.get("error_type").and_then(Value::as_str) != Some("unknown_class") {
+            continue;
+        }
+        let class = p
+            .get("class_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let packs = packs_providing(&class, mappings);
+        let Some((url, title)) = packs.first().copied() else {
+            continue;
+        };
+        let list: Vec<Value> = packs.iter().map(|(u, t)| json!({"url": u, "title": t})).collect();
+        if let Some(hint) = p.get_mut("hint").and_then(Value::as_object_mut) {
+            hint.insert("packs".to_owned(), Value::from(list));
+            hint.insert(
+                "text".to_owned(),
+                Value::from(format!(
+                    "ComfyUI has no node class '{class}'; it comes from the custom node pack '{title}' ({url}). \
+                     Install it with comfyui_install_custom_node (by its registry id), restart ComfyUI, and run again."
+                )),
+            );
+        }
+    }
+}
+
 /// The repair hint for a run-time error, from its exception type and
 /// message, when there is a usual fix.
 pub(super) fn execution_hint(exception_type: &str, message: &str) -> Option<&'static str> {
@@ -296,6 +353,29 @@ mod tests {
         assert_eq!(p["hint"]["closest"], "KSampler");
         let v = verdict("post_prompt_err_unknown_class_type", &["KSampler"]);
         assert!(v["problems"][0]["hint"].get("closest").is_none());
+    }
+
+    #[test]
+    fn a_class_from_a_custom_pack_names_the_pack() {
+        let mappings: Value = serde_json::from_str(include_str!(
+            "../../../../fixtures/comfyui/manager_v4/get_customnode_getmappings_local.excerpt.json"
+        ))
+        .unwrap_or_default();
+        let mut f = fixture("post_prompt_err_unknown_class_type");
+        f["error"]["message"] = json!("Cannot execute because node ImpactWildcardProcessor does not exist.");
+        let mut v = validation(&f["error"], &f["node_errors"], &["KSampler"]);
+        add_pack_hints(&mut v, &mappings);
+        let hint = &v["problems"][0]["hint"];
+        assert_eq!(
+            hint["packs"][0]["url"],
+            "https://github.com/ltdrdata/ComfyUI-Impact-Pack"
+        );
+        assert!(
+            hint["text"].as_str().unwrap_or_default().contains("'Impact Pack'"),
+            "{hint}"
+        );
+        assert!(packs_providing("NoSuchThing", &mappings).is_empty());
+        assert!(packs_providing("X", &json!([1, 2])).is_empty());
     }
 
     #[test]

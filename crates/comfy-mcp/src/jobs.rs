@@ -25,7 +25,7 @@
 //! untouched.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value};
 
@@ -36,8 +36,9 @@ tokio::task_local! {
     /// The owner of the call running on this task, for tools that filter
     /// as they list (so pagination counts only the caller's entries).
     static OWNER: Principal;
-    /// The client a submission counts against for fairness.
-    static CLIENT: Principal;
+    /// The client a submission counts against for fairness, and the
+    /// call's admission ticket.
+    static CLIENT: (Principal, Option<Arc<Ticket>>);
 }
 
 /// The client a call's jobs count against: its principal, else its MCP
@@ -55,10 +56,44 @@ pub fn client_key(caller: &crate::caller::Caller) -> Option<Principal> {
 }
 
 /// Runs `work` with its submissions counted against `client`.
-pub async fn client_scope<F: std::future::Future>(client: Option<Principal>, work: F) -> F::Output {
+pub async fn client_scope<F: std::future::Future>(
+    client: Option<Principal>,
+    ticket: Option<Arc<Ticket>>,
+    work: F,
+) -> F::Output {
     match client {
-        Some(c) => CLIENT.scope(c, work).await,
+        Some(c) => CLIENT.scope((c, ticket), work).await,
         None => work.await,
+    }
+}
+
+/// A submission admitted by [`fair_before`] and not yet in ComfyUI's
+/// queue: it counts against its client until [`submitted`] records its
+/// prompt id or the call ends, so simultaneous calls cannot all pass the
+/// cap by each seeing the same queue.
+pub struct Ticket {
+    client: Principal,
+    jobs: Arc<Mutex<HashMap<Principal, usize>>>,
+    open: std::sync::atomic::AtomicBool,
+}
+
+impl Ticket {
+    fn close(&self) {
+        if self.open.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            let mut map = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = map.get_mut(&self.client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.client);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -78,10 +113,10 @@ const SUBMITTING: &[&str] = &[
 ///
 /// # Errors
 /// The refusal, naming the cap.
-pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Result<(), ToolError> {
+pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Result<Option<Arc<Ticket>>, ToolError> {
     let cap = cx.config.transport.remote.max_queued_jobs_per_client;
     if cap == 0 || !SUBMITTING.contains(&name) {
-        return Ok(());
+        return Ok(None);
     }
     let queue = cx.client.queue().await?;
     let mine = {
@@ -93,19 +128,33 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
             .filter(|item| clients.map.get(&item.prompt_id) == Some(client))
             .count()
     };
+    // Checked and counted under one lock: admitted calls not yet queued
+    // count too.
+    let mut inflight = cx.jobs.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+    let pending = inflight.get(client).copied().unwrap_or(0);
+    let mine = mine + pending;
     if mine >= cap {
         return Err(ToolError::rejected(format!(
             "You already have {mine} job(s) queued or running, the most one client may have \
              (transport.remote.max_queued_jobs_per_client = {cap}); wait for one to finish or cancel one"
         )));
     }
-    Ok(())
+    *inflight.entry(client.clone()).or_insert(0) += 1;
+    Ok(Some(Arc::new(Ticket {
+        client: client.clone(),
+        jobs: Arc::clone(&cx.jobs.inflight),
+        open: std::sync::atomic::AtomicBool::new(true),
+    })))
 }
 
 /// Records that the current call's client submitted `prompt_id`.
 pub fn submitted(prompt_id: &str, jobs: &Jobs) {
-    if let Ok(client) = CLIENT.try_with(Clone::clone) {
+    if let Ok((client, ticket)) = CLIENT.try_with(Clone::clone) {
         jobs.clients().insert(prompt_id.to_owned(), client, MAX_JOBS);
+        // Now in ComfyUI's queue: counted there, no longer in flight.
+        if let Some(t) = ticket {
+            t.close();
+        }
     }
 }
 
@@ -157,6 +206,7 @@ pub struct Jobs {
     owners: Mutex<Bounded<String>>,
     files: Mutex<Bounded<FileKey>>,
     clients: Mutex<Bounded<String>>,
+    inflight: Arc<Mutex<HashMap<Principal, usize>>>,
 }
 
 impl Jobs {

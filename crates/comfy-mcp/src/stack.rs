@@ -279,14 +279,18 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         return Reply::error(e.message, e.outcome);
     }
     let client = crate::jobs::client_key(&caller);
-    if let Some(client) = &client
-        && let Err(e) = crate::jobs::fair_before(&call.name, client, tools).await
-    {
-        return Reply::error(e.message, e.outcome);
-    }
+    let ticket = match &client {
+        Some(c) => match crate::jobs::fair_before(&call.name, c, tools).await {
+            Ok(t) => t,
+            Err(e) => return Reply::error(e.message, e.outcome),
+        },
+        None => None,
+    };
     // Boxed: the tool futures are large, and this one is awaited in place.
+    // The ticket (if any) is released when the call ends, however it ends.
     let work = Box::pin(crate::jobs::client_scope(
         client,
+        ticket,
         crate::jobs::scope(owner.clone(), run(&call.name, &args, tools, &reporter)),
     ));
     let result = match call.ctx.as_ref().map(|c| c.ct.clone()) {

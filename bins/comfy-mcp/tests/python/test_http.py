@@ -184,9 +184,27 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
 
             return await as_client(token, body)
 
-        # Leave the shared simulator idle for the next test.
         await cancel(ALICE, started["alice"])
         await cancel(BOB, started["bob"])
+
+        # Simultaneous submissions cannot all pass the cap.
+        async def alice_at_once(s):
+            results = []
+
+            async def one():
+                results.append(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(one)
+            accepted = [r.structured_content["prompt_id"] for r in results if not r.is_error]
+            refused = [r for r in results if r.is_error]
+            assert len(accepted) == 2 and len(refused) == 2, [text(r) for r in results]
+            started["alice"] = accepted
+
+        await as_client(ALICE, alice_at_once)
+        # Leave the shared simulator idle for the next test.
+        await cancel(ALICE, started["alice"])
 
     try:
         anyio.run(main)

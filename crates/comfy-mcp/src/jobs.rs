@@ -15,9 +15,10 @@
 //!
 //! Fairness on the remote transport: one client (its principal, else its
 //! MCP session) may have at most `transport.remote.max_queued_jobs_per_client`
-//! jobs queued or running. [`fair_before`] counts the client's jobs in
-//! ComfyUI's queue before a submission and refuses one over the cap;
-//! [`submitted`] records each prompt id as it is accepted.
+//! jobs queued or running. [`fair_before`] takes the client's submission
+//! lock, counts the client's jobs in ComfyUI's queue and refuses one over
+//! the cap; [`submitted`] records each prompt id as it is accepted and
+//! releases the lock.
 //!
 //! A job that is not ours looks exactly like a job that does not exist, so
 //! prompt ids cannot be probed. The tables are bounded: the oldest entries
@@ -67,35 +68,23 @@ pub async fn client_scope<F: std::future::Future>(
     }
 }
 
-/// A submission admitted by [`fair_before`] and not yet in ComfyUI's
-/// queue: it counts against its client until [`submitted`] records its
-/// prompt id or the call ends, so simultaneous calls cannot all pass the
-/// cap by each seeing the same queue.
+/// A submission admitted by [`fair_before`]: it holds its client's
+/// submission lock until [`submitted`] has recorded its prompt id (or the
+/// call ends without submitting), so the next submission of the same
+/// client counts the queue only after this one is in it. Simultaneous
+/// calls cannot all pass the cap by each seeing the same queue.
 pub struct Ticket {
-    client: Principal,
-    jobs: Arc<Mutex<HashMap<Principal, usize>>>,
-    open: std::sync::atomic::AtomicBool,
+    guard: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
 }
 
 impl Ticket {
     fn close(&self) {
-        if self.open.swap(false, std::sync::atomic::Ordering::AcqRel) {
-            let mut map = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = map.get_mut(&self.client) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&self.client);
-                }
-            }
-        }
+        drop(self.guard.lock().unwrap_or_else(PoisonError::into_inner).take());
     }
 }
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
+/// Most clients whose submission locks are kept; idle ones go first.
+const MAX_CLIENT_LOCKS: usize = 4096;
 
 /// The tools that queue a job.
 const SUBMITTING: &[&str] = &[
@@ -118,6 +107,15 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
     if cap == 0 || !SUBMITTING.contains(&name) {
         return Ok(None);
     }
+    // One submission of this client at a time, from counting to queueing.
+    let lock = {
+        let mut locks = cx.jobs.submit_locks.lock().unwrap_or_else(PoisonError::into_inner);
+        if locks.len() >= MAX_CLIENT_LOCKS {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        Arc::clone(locks.entry(client.clone()).or_default())
+    };
+    let guard = lock.lock_owned().await;
     let queue = cx.client.queue().await?;
     let mine = {
         let clients = cx.jobs.clients();
@@ -128,22 +126,14 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
             .filter(|item| clients.map.get(&item.prompt_id) == Some(client))
             .count()
     };
-    // Checked and counted under one lock: admitted calls not yet queued
-    // count too.
-    let mut inflight = cx.jobs.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-    let pending = inflight.get(client).copied().unwrap_or(0);
-    let mine = mine + pending;
     if mine >= cap {
         return Err(ToolError::rejected(format!(
             "You already have {mine} job(s) queued or running, the most one client may have \
              (transport.remote.max_queued_jobs_per_client = {cap}); wait for one to finish or cancel one"
         )));
     }
-    *inflight.entry(client.clone()).or_insert(0) += 1;
     Ok(Some(Arc::new(Ticket {
-        client: client.clone(),
-        jobs: Arc::clone(&cx.jobs.inflight),
-        open: std::sync::atomic::AtomicBool::new(true),
+        guard: Mutex::new(Some(guard)),
     })))
 }
 
@@ -151,7 +141,7 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
 pub fn submitted(prompt_id: &str, jobs: &Jobs) {
     if let Ok((client, ticket)) = CLIENT.try_with(Clone::clone) {
         jobs.clients().insert(prompt_id.to_owned(), client, MAX_JOBS);
-        // Now in ComfyUI's queue: counted there, no longer in flight.
+        // Now in ComfyUI's queue and recorded: the next may count.
         if let Some(t) = ticket {
             t.close();
         }
@@ -206,7 +196,7 @@ pub struct Jobs {
     owners: Mutex<Bounded<String>>,
     files: Mutex<Bounded<FileKey>>,
     clients: Mutex<Bounded<String>>,
-    inflight: Arc<Mutex<HashMap<Principal, usize>>>,
+    submit_locks: Mutex<HashMap<Principal, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Jobs {

@@ -186,6 +186,22 @@ def test_installing_a_custom_node_asks_the_user_first(home, sim_url, tmp_path_fa
         accepted = anyio.run(main, True)
         assert not accepted.is_error, text(accepted)
         assert text(accepted).startswith("Node pack 'comfyui-easynodes' operation completed.")
+
+        # With Manager there, a missing class names the pack that provides it.
+        workflow = (
+            '{"1": {"class_type": "ImpactWildcardProcessor", "inputs": {"wildcard_text": "x"}},'
+            ' "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
+            ' "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}}}'
+        )
+
+        async def missing():
+            async with session(home, url) as s:
+                return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+
+        refused = anyio.run(missing)
+        assert refused.is_error
+        hint = refused.structured_content["verdict"]["problems"][0]["hint"]
+        assert hint["packs"][0]["title"] == "Impact Pack", hint
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -307,5 +323,31 @@ def test_dry_run_expands_tokens_and_queues_nothing(home, sim_url):
             assert v["workflow"]["2"]["inputs"]["filename_prefix"] == "w48"
             after = structured(await s.call_tool("comfyui_get_queue_status", {}))
             assert before == after
+
+    anyio.run(main)
+
+
+def test_the_watchdog_interrupts_a_job_that_stops_progressing(home, sim_url):
+    # FixtureSleep: a node that sits silent for a minute.
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
+        ' "2": {"class_type": "FixtureSleep", "inputs": {"image": ["1", 0], "seconds": 60, "seed": %d}},'
+        ' "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "sleepy"}}}'
+    )
+
+    async def main():
+        async with session(home, sim_url, "server:\n  stall_timeout: 2\n") as s:
+            started = time.monotonic()
+            done = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow % 1, "wait": True}))
+            assert done["status"] == "stalled", done
+            assert "no progress for 2 s" in done["message"]
+            assert time.monotonic() - started < 20
+            submitted = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow % 2}))
+            for _ in range(100):
+                if any(r["action"] == "stalled" and r.get("prompt_id") == submitted["prompt_id"] for r in audit_records(home)):
+                    break
+                await anyio.sleep(0.2)
+            else:
+                raise AssertionError("the job submitted without wait was not stalled")
 
     anyio.run(main)

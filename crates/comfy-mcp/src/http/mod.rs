@@ -294,6 +294,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
     if shared.share_jobs {
         parts.extensions.insert(ShareJobs);
     }
+    // A declared length over the limit is refused before reading a byte.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
     // Read the whole body, bounded in size and time, and check it.
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     let bytes = match tokio::time::timeout(shared.request_timeout, limited.collect()).await {

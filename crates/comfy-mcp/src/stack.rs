@@ -305,16 +305,26 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             if let Some(owner) = &owner {
                 crate::jobs::after(&call.name, &mut v, owner, tools);
             }
-            // Tool results fit the inline budget; a resource is read whole
-            // because the client asked for exactly that document.
-            let note = if call.name.starts_with("resource:") {
-                None
-            } else {
-                crate::budget::fit(&mut v, tools.config.server.max_inline_bytes)
-            };
             let mut result = CallToolResult::structured(v);
-            if let Some(note) = note {
-                result.content.push(ContentBlock::text(note));
+            // Tool results fit the inline budget (measured on the text the
+            // result already carries, so a result within it costs nothing
+            // more); a resource is read whole because the client asked for
+            // exactly that document.
+            let budget = tools.config.server.max_inline_bytes;
+            let over = result
+                .content
+                .first()
+                .and_then(|c| c.as_text())
+                .is_some_and(|t| t.text.len() > budget);
+            if over
+                && !call.name.starts_with("resource:")
+                && let Some(mut v) = result.structured_content.take()
+            {
+                let note = crate::budget::fit(&mut v, budget);
+                result = CallToolResult::structured(v);
+                if let Some(note) = note {
+                    result.content.push(ContentBlock::text(note));
+                }
             }
             Reply {
                 result,

@@ -107,29 +107,10 @@ async fn fetch_bytes(name: &str, url: &str, max: usize, cx: &ToolContext) -> Res
 /// prefix), bounded by `max`.
 async fn output_bytes(name: &str, rest: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
     let bad = |why: String| ToolError::rejected(format!("`{name}`: comfyui://output/{rest}: {why}"));
-    let (id, index) = rest
-        .split_once('/')
-        .ok_or_else(|| bad("expected comfyui://output/{prompt_id}/{index}".to_owned()))?;
-    let mut one = Map::new();
-    one.insert("prompt_id".to_owned(), Value::from(id));
-    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| bad(e.message))?;
-    let index: usize = index
-        .parse()
-        .map_err(|_| bad("the index must be a whole number".to_owned()))?;
-    if let Some(owner) = crate::jobs::current_owner()
-        && !cx.jobs.owns(&id, &owner)
-    {
-        return Err(bad("no such job among yours".to_owned()));
-    }
-    let entry = cx
-        .client
-        .history_entry(&id)
-        .await?
-        .ok_or_else(|| bad("no finished job with this prompt id".to_owned()))?;
-    let files = entry.files();
-    let file = files
-        .get(index)
-        .ok_or_else(|| bad(format!("the job has {} output file(s)", files.len())))?;
+    let (_, _, file) = super::resources::resolve_output(rest, cx).await.map_err(|e| match e {
+        super::resources::Resolve::Bad(why) => bad(why),
+        super::resources::Resolve::Comfy(e) => e,
+    })?;
     let download = cx.client.view(&file.file, None).await?;
     if download.bytes.len() > max {
         return Err(bad(format!(

@@ -142,28 +142,16 @@ fn template_params(name: &str, args: &Args) -> Result<(&'static str, Args), Tool
 
 /// The current time in UTC, for the front end's `%date:...%` tokens.
 pub(super) fn now_utc() -> comfy_workflow::DateParts {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    // `2026-11-25T19:45:00Z`: the fields at fixed places.
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse().ok()).unwrap_or(0);
     comfy_workflow::DateParts {
-        year: u32::try_from(year).unwrap_or(0),
-        month: u32::try_from(month).unwrap_or(1),
-        day: u32::try_from(day).unwrap_or(1),
-        hour: (rem / 3600) as u32,
-        minute: (rem % 3600 / 60) as u32,
-        second: (rem % 60) as u32,
+        year: num(0..4),
+        month: num(5..7),
+        day: num(8..10),
+        hour: num(11..13),
+        minute: num(14..16),
+        second: num(17..19),
     }
 }
 

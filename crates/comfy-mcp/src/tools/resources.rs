@@ -79,21 +79,57 @@ fn mime_of(name: &str) -> &'static str {
 /// Smallest chunk of an output file one read returns.
 pub const MIN_CHUNK: usize = 1024;
 
-/// The `index`-th output file of job `prompt_id`, from byte `offset`.
-async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolError> {
-    let unknown = |why: &str| ToolError::rejected(format!("Unknown resource: '{uri}' ({why})"));
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+/// Why a `comfyui://output/` path did not resolve.
+pub(super) enum Resolve {
+    /// The path or the job: this says what.
+    Bad(String),
+    /// ComfyUI could not be asked.
+    Comfy(ToolError),
+}
+
+/// The output a `comfyui://output/{prompt_id}/{index}` path names (given
+/// without the prefix and query): a valid prompt id, one of the caller's
+/// jobs when jobs are kept apart, finished, with that many output files.
+/// Shared by resource reads and upload sources.
+pub(super) async fn resolve_output(
+    path: &str,
+    cx: &ToolContext,
+) -> Result<(String, usize, comfy_client::types::OutputFile), Resolve> {
+    let bad = |why: &str| Resolve::Bad(why.to_owned());
     let Some((id, index)) = path.split_once('/') else {
-        return Err(unknown("expected comfyui://output/{prompt_id}/{index}"));
+        return Err(bad("expected comfyui://output/{prompt_id}/{index}"));
     };
     let mut one = serde_json::Map::new();
     one.insert("prompt_id".to_owned(), Value::from(id));
-    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| unknown(&e.message))?;
+    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| Resolve::Bad(e.message))?;
     let index: usize = index
         .parse()
         .ok()
         .filter(|i| *i < 100_000)
-        .ok_or_else(|| unknown("the index must be a whole number"))?;
+        .ok_or_else(|| bad("the index must be a whole number"))?;
+    if let Some(owner) = crate::jobs::current_owner()
+        && !cx.jobs.owns(&id, &owner)
+    {
+        return Err(bad("no such job among yours"));
+    }
+    let entry = cx
+        .client
+        .history_entry(&id)
+        .await
+        .map_err(|e| Resolve::Comfy(e.into()))?
+        .ok_or_else(|| bad("no finished job with this prompt id"))?;
+    let mut files = entry.files();
+    if index >= files.len() {
+        return Err(Resolve::Bad(format!("the job has {} output file(s)", files.len())));
+    }
+    let file = files.swap_remove(index);
+    Ok((id, index, file))
+}
+
+/// The `index`-th output file of job `prompt_id`, from byte `offset`.
+async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolError> {
+    let unknown = |why: &str| ToolError::rejected(format!("Unknown resource: '{uri}' ({why})"));
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut offset: u64 = 0;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
@@ -101,18 +137,10 @@ async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolE
             _ => return Err(unknown("the only query parameter is offset")),
         }
     }
-    if let Some(owner) = crate::jobs::current_owner()
-        && !cx.jobs.owns(&id, &owner)
-    {
-        return Err(unknown("no such job among yours"));
-    }
-    let Some(entry) = cx.client.history_entry(&id).await? else {
-        return Err(unknown("no finished job with this prompt id"));
-    };
-    let files = entry.files();
-    let Some(file) = files.get(index) else {
-        return Err(unknown(&format!("the job has {} output file(s)", files.len())));
-    };
+    let (id, index, file) = resolve_output(path, cx).await.map_err(|why| match why {
+        Resolve::Bad(why) => unknown(&why),
+        Resolve::Comfy(e) => e,
+    })?;
     let mut stream = cx.client.view_stream(&file.file, None).await?;
     let size = stream.content_length();
     let mime = stream

@@ -233,7 +233,6 @@ async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
 
 /// The checks `comfyui_validate_workflow` reports, on a parsed workflow.
 async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
-    let wf = wf.clone();
     let mut warnings: Vec<String> = Vec::new();
     let info = catalog(cx).await;
     let (problems, errors): (Vec<Value>, Vec<String>) = if let Some(info) = &info {
@@ -267,26 +266,26 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
     };
     if info.is_some() {
         let mut listings = BTreeMap::new();
-        for folder in comfy_guard::models::folders_needed(&wf) {
+        for folder in comfy_guard::models::folders_needed(wf) {
             if let Ok(Some(list)) = cx.client.models(&folder).await
                 && !list.is_empty()
             {
                 listings.insert(folder, list);
             }
         }
-        for m in comfy_guard::missing_models(&wf, &listings) {
+        for m in comfy_guard::missing_models(wf, &listings) {
             warnings.push(format!(
                 "Node '{}': model '{}' not found in '{}'",
                 m.node, m.name, m.folder
             ));
         }
     }
-    match comfy_guard::inspect(&wf, &cx.policy, None) {
+    match comfy_guard::inspect(wf, &cx.policy, None) {
         Ok(report) => warnings.extend(report.warnings()),
         Err(e) => warnings.push(format!("Security: {e}")),
     }
     warnings.extend(
-        comfy_guard::check_job(&wf, &cx.config.limits)
+        comfy_guard::check_job(wf, &cx.config.limits)
             .into_iter()
             .map(|o| o.message),
     );

@@ -154,7 +154,8 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
         home,
         sim_url,
         f"    max_queued_jobs_per_client: 2\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
-        "limits:\n  max_steps: 0\n",
+        # The queue is polled below: keep the read-only bucket out of the way.
+        "limits:\n  max_steps: 0\nrate_limits:\n  read_only: 1000\n",
     )
 
     as_client = client_for(url)
@@ -194,7 +195,7 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
                 q = structured(await s.call_tool("comfyui_get_queue", {}))
                 if not q["queue_running"] and not q["queue_pending"]:
                     return
-                await anyio.sleep(0.1)
+                await anyio.sleep(0.2)
             raise AssertionError(f"Alice's jobs are still queued: {q}")
 
         await as_client(ALICE, alice_queue_empty)

@@ -139,17 +139,23 @@ def test_shared_jobs_when_configured(home, sim_url):
 
 
 def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
-    # Long jobs (5,000 steps at 500 steps/s), so they stay queued.
-    workflow = json.dumps({
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
-        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
-              "latent_image": ["3", 0], "seed": 1, "steps": 5000, "cfg": 7.0, "sampler_name": "euler",
-              "scheduler": "normal", "denoise": 1.0}},
-        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
-        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "fair"}},
-    })
+    # Long jobs (5,000 steps at 500 steps/s), so they stay queued. Each
+    # submission has its own seed: ComfyUI (and the simulator) cache node
+    # outputs, so a repeat of a job that once ran to the end would finish
+    # at once and leave the queue before the next submission counts it.
+    seeds = iter(range(1000, 2000))
+
+    def workflow():
+        return json.dumps({
+            "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+            "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
+            "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+            "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+                  "latent_image": ["3", 0], "seed": next(seeds), "steps": 5000, "cfg": 7.0, "sampler_name": "euler",
+                  "scheduler": "normal", "denoise": 1.0}},
+            "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+            "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "fair"}},
+        })
     proc, url = start_remote(
         home,
         sim_url,
@@ -166,14 +172,14 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
         async def alice(s):
             ids = []
             for _ in range(2):
-                ids.append(structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))["prompt_id"])
-            third = await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
+                ids.append(structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow()}))["prompt_id"])
+            third = await s.call_tool("comfyui_run_workflow", {"workflow": workflow()})
             assert third.is_error and "max_queued_jobs_per_client = 2" in text(third), text(third)
             started["alice"] = ids
 
         async def bob(s):
             # Another client is not held back by Alice's jobs.
-            started["bob"] = [structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))["prompt_id"]]
+            started["bob"] = [structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow()}))["prompt_id"]]
 
         await as_client(ALICE, alice)
         await as_client(BOB, bob)
@@ -205,7 +211,7 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
             results = []
 
             async def one():
-                results.append(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))
+                results.append(await s.call_tool("comfyui_run_workflow", {"workflow": workflow()}))
 
             async with anyio.create_task_group() as tg:
                 for _ in range(4):

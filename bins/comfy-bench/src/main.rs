@@ -264,6 +264,53 @@ fn http_call(addr: &str, tool: &str) -> bool {
     text.starts_with("HTTP/1.1 200") && text.contains("\"result\"") && !text.contains("\"isError\":true")
 }
 
+/// Starts `bin` with the Streamable HTTP transport (its config in
+/// `home`), and returns it with the address it listens on.
+fn spawn_http(bin: &Path, home: &Path, comfyui_url: Option<&str>) -> Result<(Child, String)> {
+    let mut cmd = Command::new(bin);
+    cmd.env("HOME", home)
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match comfyui_url {
+        Some(url) => cmd.env("COMFYUI_URL", url),
+        None => cmd.env_remove("COMFYUI_URL"),
+    };
+    let mut child = cmd.spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().context("the server exited")??;
+        if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
+            break rest.split('/').next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((child, addr))
+}
+
+/// `clients` threads of `per_client` `comfyui_get_queue` calls each, client
+/// i on `addrs[i % n]` (a load balancer's round robin): the calls that
+/// succeeded and how long all took.
+fn hammer(addrs: &[String], clients: usize, per_client: usize) -> (usize, Duration) {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|i| {
+            let addr = addrs[i % addrs.len()].clone();
+            std::thread::spawn(move || {
+                (0..per_client)
+                    .filter(|_| http_call(&addr, "comfyui_get_queue"))
+                    .count()
+            })
+        })
+        .collect();
+    let ok = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    (ok, started.elapsed())
+}
+
 struct Bench {
     bin: PathBuf,
     /// Measuring the peer (fewer runs of its slow cases, no HTTP).
@@ -447,40 +494,10 @@ impl Bench {
         let home = Self::home(&format!(
             "{CONFIG}transport:\n  remote:\n    enabled: true\n    port: 0\n"
         ))?;
-        let mut child = Command::new(&self.bin)
-            .env("HOME", home.path())
-            .env("COMFYUI_URL", &self.sim)
-            .env_remove("COMFYUI_MCP_CONFIG")
-            .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().context("the server exited")??;
-            if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
-                break rest.split('/').next().unwrap_or_default().to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
+        let (mut child, addr) = spawn_http(&self.bin, home.path(), Some(&self.sim))?;
         let per_client = self.n(200, 40);
         let clients = 16;
-        let started = Instant::now();
-        let workers: Vec<_> = (0..clients)
-            .map(|_| {
-                let addr = addr.clone();
-                std::thread::spawn(move || {
-                    (0..per_client)
-                        .filter(|_| http_call(&addr, "comfyui_get_queue"))
-                        .count()
-                })
-            })
-            .collect();
-        let ok: usize = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
-        let took = started.elapsed();
+        let (ok, took) = hammer(&[addr], clients, per_client);
         let _ = child.kill();
         let _ = child.wait();
         if ok != clients * per_client {
@@ -912,11 +929,90 @@ fn run_suite(b: &mut Bench) -> Result<()> {
     Ok(())
 }
 
+/// `--scale`: calls per second through 1, 2 and 4 replicas over HTTP,
+/// sharing a real `redis-server`, in front of two simulators; a Markdown
+/// table for `docs/scaling.md`.
+fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("redis-server (apt-get install redis-server)")?;
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        rt.block_on(tokio::time::sleep(Duration::from_millis(50)));
+    }
+    if !up {
+        let _ = redis.kill();
+        bail!("redis-server did not start");
+    }
+    let a = rt.block_on(comfy_sim::Sim::builder().start())?;
+    let b = rt.block_on(comfy_sim::Sim::builder().start())?;
+    let config = format!(
+        "comfyui:\n  backends:\n    - name: a\n      url: {}\n    - name: b\n      url: {}\n\
+         rate_limits:\n  read_only: 1000000\nstate:\n  redis_url: redis://127.0.0.1:{port}/\n\
+         transport:\n  remote:\n    enabled: true\n    port: 0\n",
+        a.url(),
+        b.url()
+    );
+    let mut rows = String::from("| replicas | calls/s | calls |\n| --- | --- | --- |\n");
+    let clients = 16;
+    let per_client = if quick { 25 } else { 150 };
+    for replicas in [1usize, 2, 4] {
+        let mut children = Vec::new();
+        let mut homes = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..replicas {
+            let home = Bench::home(&config)?;
+            let (child, addr) = spawn_http(bin, home.path(), None)?;
+            children.push(child);
+            homes.push(home);
+            addrs.push(addr);
+        }
+        let (ok, took) = hammer(&addrs, clients, per_client);
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        drop(homes);
+        if ok != clients * per_client {
+            let _ = redis.kill();
+            bail!(
+                "{} of {} calls failed with {replicas} replicas",
+                clients * per_client - ok,
+                clients * per_client
+            );
+        }
+        #[allow(clippy::cast_precision_loss, reason = "call counts")]
+        let rate = ok as f64 / took.as_secs_f64();
+        let _ = writeln!(rows, "| {replicas} | {rate:.0} | {ok} |");
+    }
+    let _ = redis.kill();
+    let _ = redis.wait();
+    Ok(rows)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut bin = None;
     let (mut quick, mut write, mut baseline, mut save, mut peer) = (false, None, None, None, None);
     let mut peer_measured = false;
+    let mut scale_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -926,8 +1022,9 @@ fn main() -> Result<()> {
             "--check" => baseline = it.next().map(PathBuf::from),
             "--save-baseline" => save = it.next().map(PathBuf::from),
             "--peer" => peer = it.next().map(PathBuf::from),
+            "--scale" => scale_only = true,
             other => bail!(
-                "unknown argument {other}; usage: comfy-bench --bin PATH [--quick] [--write DOC] [--check BASELINE] [--save-baseline FILE]"
+                "unknown argument {other}; usage: comfy-bench --bin PATH [--quick] [--scale] [--write DOC] [--check BASELINE] [--save-baseline FILE]"
             ),
         }
     }
@@ -936,6 +1033,14 @@ fn main() -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    if scale_only {
+        let rows = scale(&bin, &rt, quick)?;
+        #[allow(clippy::print_stdout, reason = "the table is this program's output")]
+        {
+            println!("{}\n\n{rows}", machine());
+        }
+        return Ok(());
+    }
     let sim_dir = tempdir::Dir::new()?;
     let sim = rt.block_on(
         comfy_sim::Sim::builder()

@@ -314,12 +314,32 @@ async fn check(args: &Args) -> Result<ExitCode, String> {
     let mut ok = true;
     let reply = server.call("comfyui_get_system_info", None).await;
     if let (Some(info), Some(false) | None) = (&reply.result.structured_content, reply.result.is_error) {
-        println!(
-            "comfyui: ok ({url}, version {})",
-            info.get("comfyui_version")
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown")
-        );
+        if let Some(backends) = info.get("backends").and_then(|b| b.as_array()) {
+            // Several backends: each one's state; any down fails the check.
+            for b in backends {
+                let name = b.get("name").and_then(|v| v.as_str()).unwrap_or("?");
+                if b.get("healthy").and_then(serde_json::Value::as_bool) == Some(true) {
+                    println!(
+                        "backend {name}: ok (version {}, queue {})",
+                        b.get("comfyui_version").and_then(|v| v.as_str()).unwrap_or("unknown"),
+                        b.get("queue_depth").and_then(serde_json::Value::as_u64).unwrap_or(0)
+                    );
+                } else {
+                    ok = false;
+                    println!(
+                        "backend {name}: FAILED: {}",
+                        b.get("error").and_then(|v| v.as_str()).unwrap_or("unreachable")
+                    );
+                }
+            }
+        } else {
+            println!(
+                "comfyui: ok ({url}, version {})",
+                info.get("comfyui_version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("unknown")
+            );
+        }
     } else {
         ok = false;
         println!("comfyui: FAILED ({url}): {}", reply.error_text().unwrap_or_default());

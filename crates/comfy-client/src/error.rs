@@ -27,6 +27,10 @@ pub enum Error {
         what: String,
         /// The cause, without credentials.
         reason: String,
+        /// Whether the request never left: no connection could be made,
+        /// so ComfyUI cannot have acted on it (a `POST /prompt` that
+        /// failed this way may go to another server).
+        unsent: bool,
     },
     /// The call did not finish in time.
     #[error("ComfyUI did not answer {what} within {after:?}")]
@@ -73,4 +77,13 @@ pub enum Error {
     /// The WebSocket could not be opened or broke.
     #[error("websocket: {0}")]
     WebSocket(String),
+}
+
+impl Error {
+    /// Whether the request certainly never reached ComfyUI (the connection
+    /// could not be made), so sending it elsewhere cannot run it twice.
+    #[must_use]
+    pub fn never_sent(&self) -> bool {
+        matches!(self, Error::Connect { unsent: true, .. })
+    }
 }

@@ -120,6 +120,13 @@ impl Client {
         self.hub_if_started().map_or(0, |h| h.junk())
     }
 
+    /// ComfyUI's queue length (`queue_remaining`: pending plus running) as
+    /// its WebSocket last reported it, with when; `None` before this
+    /// client's socket has seen a `status` message.
+    pub fn last_queue_status(&self) -> Option<(u64, std::time::Instant)> {
+        self.hub_if_started().and_then(|h| h.last_status())
+    }
+
     pub(crate) fn hub_if_started(&self) -> Option<&Arc<ws::Hub>> {
         self.inner.hub_ready.get()
     }

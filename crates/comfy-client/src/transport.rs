@@ -289,6 +289,7 @@ impl Transport {
                 return Err(Error::Connect {
                     what: what.to_owned(),
                     reason: describe(&e),
+                    unsent: e.is_connect(),
                 });
             }
             Ok(Ok(r)) => r,
@@ -385,6 +386,7 @@ impl Streaming {
                     return Err(Error::Connect {
                         what: self.what.clone(),
                         reason: format!("the response broke off after {} bytes: {e}", self.got),
+                        unsent: false,
                     });
                 }
                 Ok(Some(Ok(f))) => f,

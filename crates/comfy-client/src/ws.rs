@@ -374,6 +374,8 @@ pub(crate) struct Hub {
     /// The prompt this client's socket last saw executing (for previews
     /// and texts, which do not name their prompt).
     current: Mutex<Option<String>>,
+    /// The last `status` message's `queue_remaining`, and when it came.
+    status: Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl Hub {
@@ -415,7 +417,16 @@ impl Hub {
         self.junk.load(Ordering::Relaxed)
     }
 
+    /// The queue length the socket last reported, and when.
+    pub(crate) fn last_status(&self) -> Option<(u64, std::time::Instant)> {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn route(&self, mut ev: Event) {
+        if let Event::Status { queue_remaining, .. } = &ev {
+            *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((*queue_remaining, std::time::Instant::now()));
+        }
         let subs = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Event::Executing { prompt_id, .. } = &ev {
             *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(prompt_id.clone());

@@ -31,6 +31,12 @@ pub struct ComfyUi {
     pub timeout_connect: u64,
     /// Read timeout, seconds (also the longest wait for a job).
     pub timeout_read: u64,
+    /// Several ComfyUI servers (ours): when set, `url` and
+    /// `external_url` are not used.
+    pub backends: Vec<BackendConfig>,
+    /// Seconds between health checks of each backend (ours; a failing
+    /// backend is checked less often, up to 8 times this).
+    pub health_interval: u64,
 }
 
 impl Default for ComfyUi {
@@ -41,6 +47,60 @@ impl Default for ComfyUi {
             tls_verify: true,
             timeout_connect: 30,
             timeout_read: 300,
+            backends: Vec::new(),
+            health_interval: 10,
+        }
+    }
+}
+
+/// One entry of `comfyui.backends`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// What tools and results call it (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Where it listens.
+    pub url: String,
+    /// The address clients use for its image URLs, when it differs.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// Its share of new jobs relative to the others (default 1): queue
+    /// depth is divided by it when routing.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Free-form labels, shown by `comfyui_get_system_info`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `state:` (ours): what several replicas share through Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct StateConfig {
+    /// `redis://[user:password@]host:port[/db]`; none keeps everything in
+    /// this process.
+    pub redis_url: Option<String>,
+    /// When Redis cannot be reached: `local` (each replica enforces the
+    /// rate limits alone, and jobs are resolved from what it remembers)
+    /// or `fail_closed` (calls are refused until Redis is back).
+    pub redis_failure: String,
+    /// Prefix of every key the server writes.
+    pub key_prefix: String,
+    /// Seconds a job's backend and owner are kept in Redis.
+    pub job_ttl: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis_failure: "local".to_owned(),
+            key_prefix: "comfy-mcp".to_owned(),
+            job_ttl: 7 * 24 * 3600,
         }
     }
 }
@@ -333,6 +393,8 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// `limits:` (ours): what one job may cost.
     pub limits: comfy_guard::JobLimits,
+    /// `state:` (ours): Redis, for several replicas.
+    pub state: StateConfig,
 }
 
 /// Where a value came from.
@@ -409,6 +471,8 @@ pub const KNOWN: &[&str] = &[
     "comfyui.tls_verify",
     "comfyui.timeout_connect",
     "comfyui.timeout_read",
+    "comfyui.backends",
+    "comfyui.health_interval",
     "security.mode",
     "security.allowed_nodes",
     "security.dangerous_nodes",
@@ -464,6 +528,10 @@ pub const KNOWN: &[&str] = &[
     "limits.max_frames",
     "limits.max_steps",
     "limits.max_upscale_factor",
+    "state.redis_url",
+    "state.redis_failure",
+    "state.key_prefix",
+    "state.job_ttl",
 ];
 
 /// Largest config file read.
@@ -474,9 +542,10 @@ const SECRET: &[&str] = &[
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "transport.remote.auth_token",
+    "state.redis_url",
 ];
 
-/// The 13 environment variables, with the key each sets.
+/// The environment variables (the peer's 13, then ours), with the key each sets.
 const ENV: &[(&str, &str)] = &[
     ("COMFYUI_URL", "comfyui.url"),
     ("COMFYUI_EXTERNAL_URL", "comfyui.external_url"),
@@ -492,6 +561,7 @@ const ENV: &[(&str, &str)] = &[
     ("COMFYUI_TASKS_ENABLED", "tasks.enabled"),
     ("COMFYUI_TASKS_BACKEND_URL", "tasks.backend_url"),
     ("COMFYUI_MCP_AUTH_TOKEN", "transport.remote.auth_token"),
+    ("COMFYUI_MCP_REDIS_URL", "state.redis_url"),
     // As HuggingFace's own tools read it.
     ("HF_ENDPOINT", "model_search.huggingface_api_base"),
 ];
@@ -580,6 +650,11 @@ pub fn load(explicit: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Re
         }
     }
     validate(&config, &sources, &shown)?;
+    if !config.comfyui.backends.is_empty() && sources.get("comfyui.url") == Some(&Source::File) {
+        warnings.push(format!(
+            "{shown}: `comfyui.url` is not used when `comfyui.backends` is set"
+        ));
+    }
     Ok(Loaded {
         config,
         file: text.map(|_| path),
@@ -669,6 +744,7 @@ fn apply_env(c: &mut Config, var: &str, key: &str, value: &str) -> Result<(), Co
         "COMFYUI_TASKS_ENABLED" => c.tasks.enabled = env_bool(value),
         "COMFYUI_TASKS_BACKEND_URL" => value.clone_into(&mut c.tasks.backend_url),
         "COMFYUI_MCP_AUTH_TOKEN" => c.transport.remote.auth_token = (!value.is_empty()).then(|| value.to_owned()),
+        "COMFYUI_MCP_REDIS_URL" => c.state.redis_url = (!value.is_empty()).then(|| value.to_owned()),
         "HF_ENDPOINT" if !value.is_empty() => value.clone_into(&mut c.model_search.huggingface_api_base),
         _ => {}
     }
@@ -705,6 +781,8 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
     if let Some(ext) = &c.comfyui.external_url {
         check_url(ext).map_err(|r| invalid(&origin("comfyui.external_url"), "comfyui.external_url", ext, r))?;
     }
+    check_backends(c, &origin("comfyui.backends"))?;
+    check_state(&c.state, &origin)?;
     let f = c.limits.max_upscale_factor;
     if !f.is_finite() || f < 0.0 {
         return Err(invalid(
@@ -809,6 +887,99 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
     Ok(())
 }
 
+/// A backend name: what a tool's `backend` argument and results use.
+pub fn valid_backend_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+}
+
+/// Most backends one server may front.
+pub const MAX_BACKENDS: usize = 64;
+
+fn check_backends(c: &Config, origin: &str) -> Result<(), ConfigError> {
+    let key = "comfyui.backends";
+    if c.comfyui.backends.len() > MAX_BACKENDS {
+        return Err(invalid(
+            origin,
+            key,
+            &c.comfyui.backends.len().to_string(),
+            format!("at most {MAX_BACKENDS} backends"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, b) in c.comfyui.backends.iter().enumerate() {
+        let at = format!("{key}[{i}]");
+        if !valid_backend_name(&b.name) {
+            return Err(invalid(
+                origin,
+                &format!("{at}.name"),
+                &b.name,
+                "must be 1 to 64 letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if !seen.insert(b.name.as_str()) {
+            return Err(invalid(origin, &format!("{at}.name"), &b.name, "names must be unique"));
+        }
+        check_url(&b.url).map_err(|r| invalid(origin, &format!("{at}.url"), &b.url, r))?;
+        if let Some(ext) = &b.external_url {
+            check_url(ext).map_err(|r| invalid(origin, &format!("{at}.external_url"), ext, r))?;
+        }
+        if b.weight == 0 {
+            return Err(invalid(origin, &format!("{at}.weight"), "0", "must be at least 1"));
+        }
+    }
+    if c.comfyui.health_interval == 0 {
+        return Err(invalid(
+            origin,
+            "comfyui.health_interval",
+            "0",
+            "must be at least 1 second",
+        ));
+    }
+    Ok(())
+}
+
+fn check_state(s: &StateConfig, origin: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    if let Some(url) = &s.redis_url
+        && !(url.starts_with("redis://") || url.starts_with("valkey://") || url.starts_with("redis+unix://"))
+    {
+        return Err(invalid(
+            &origin("state.redis_url"),
+            "state.redis_url",
+            url,
+            "must be a redis:// (or valkey://, redis+unix://) URL",
+        ));
+    }
+    if !matches!(s.redis_failure.as_str(), "local" | "fail_closed") {
+        return Err(invalid(
+            &origin("state.redis_failure"),
+            "state.redis_failure",
+            &s.redis_failure,
+            "must be `local` or `fail_closed`",
+        ));
+    }
+    if !valid_backend_name(&s.key_prefix) {
+        return Err(invalid(
+            &origin("state.key_prefix"),
+            "state.key_prefix",
+            &s.key_prefix,
+            "must be 1 to 64 letters, digits, `-`, `_` or `.`",
+        ));
+    }
+    if s.job_ttl == 0 {
+        return Err(invalid(
+            &origin("state.job_ttl"),
+            "state.job_ttl",
+            "0",
+            "must be at least 1 second",
+        ));
+    }
+    Ok(())
+}
+
 impl Loaded {
     /// `config show`: every key with its effective value (secrets masked)
     /// and its source, one per line.
@@ -846,7 +1017,11 @@ impl serde::Serialize for ShowConfig<'_> {
         let c = self.0;
         serde_json::json!({
             "comfyui": {"url": c.comfyui.url, "external_url": c.comfyui.external_url, "tls_verify": c.comfyui.tls_verify,
-                        "timeout_connect": c.comfyui.timeout_connect, "timeout_read": c.comfyui.timeout_read},
+                        "timeout_connect": c.comfyui.timeout_connect, "timeout_read": c.comfyui.timeout_read,
+                        "backends": c.comfyui.backends.iter().map(|b| serde_json::json!({
+                            "name": b.name, "url": b.url, "external_url": b.external_url, "weight": b.weight, "tags": b.tags,
+                        })).collect::<Vec<_>>(),
+                        "health_interval": c.comfyui.health_interval},
             "security": {"mode": c.security.mode, "allowed_nodes": c.security.allowed_nodes, "dangerous_nodes": c.security.dangerous_nodes,
                          "extra_dangerous_nodes": c.security.extra_dangerous_nodes, "max_upload_size_mb": c.security.max_upload_size_mb,
                          "allowed_extensions": c.security.allowed_extensions, "allowed_download_domains": c.security.allowed_download_domains,
@@ -886,6 +1061,8 @@ impl serde::Serialize for ShowConfig<'_> {
             "limits": {"max_pixels": c.limits.max_pixels, "max_batch_size": c.limits.max_batch_size,
                        "max_frames": c.limits.max_frames, "max_steps": c.limits.max_steps,
                        "max_upscale_factor": c.limits.max_upscale_factor},
+            "state": {"redis_url": c.state.redis_url.as_deref().unwrap_or_default(), "redis_failure": c.state.redis_failure,
+                      "key_prefix": c.state.key_prefix, "job_ttl": c.state.job_ttl},
         })
         .serialize(s)
     }

@@ -87,7 +87,7 @@ impl Ticket {
 const MAX_CLIENT_LOCKS: usize = 4096;
 
 /// The tools that queue a job.
-const SUBMITTING: &[&str] = &[
+pub(crate) const SUBMITTING: &[&str] = &[
     "comfyui_generate_image",
     "comfyui_transform_image",
     "comfyui_inpaint_image",
@@ -116,7 +116,26 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
         Arc::clone(locks.entry(client.clone()).or_default())
     };
     let guard = lock.lock_owned().await;
-    let queue = cx.client.queue().await?;
+    // Every backend's queue: the cap is per client, wherever its jobs run.
+    let mut queue = comfy_client::types::Queue::default();
+    for b in cx.pool.all() {
+        match b.client.queue().await {
+            Ok(q) => {
+                queue.running.extend(q.running);
+                queue.pending.extend(q.pending);
+            }
+            // A backend that is down holds none of the client's live jobs.
+            Err(_) if cx.pool.is_multi() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let ids: Vec<&str> = queue
+        .running
+        .iter()
+        .chain(&queue.pending)
+        .map(|q| q.prompt_id.as_str())
+        .collect();
+    cx.jobs.load(&ids).await;
     let mine = {
         let clients = cx.jobs.clients();
         queue
@@ -138,9 +157,10 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
 }
 
 /// Records that the current call's client submitted `prompt_id`.
-pub fn submitted(prompt_id: &str, jobs: &Jobs) {
+pub async fn submitted(prompt_id: &str, jobs: &Jobs) {
     if let Ok((client, ticket)) = CLIENT.try_with(Clone::clone) {
-        jobs.clients().insert(prompt_id.to_owned(), client, MAX_JOBS);
+        jobs.clients().insert(prompt_id.to_owned(), client.clone(), MAX_JOBS);
+        jobs.share(prompt_id, "client", &client).await;
         // Now in ComfyUI's queue and recorded: the next may count.
         if let Some(t) = ticket {
             t.close();
@@ -168,15 +188,23 @@ pub const MAX_JOBS: usize = 10_000;
 pub const MAX_FILES: usize = 50_000;
 
 /// A bounded map that forgets its oldest keys.
-#[derive(Default)]
-struct Bounded<K> {
-    map: HashMap<K, Principal>,
+pub(crate) struct Bounded<K, V = Principal> {
+    pub(crate) map: HashMap<K, V>,
     order: VecDeque<K>,
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Bounded<K> {
-    fn insert(&mut self, key: K, owner: Principal, max: usize) {
-        if self.map.insert(key.clone(), owner).is_none() {
+impl<K, V> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Bounded<K, V> {
+    pub(crate) fn insert(&mut self, key: K, value: V, max: usize) {
+        if self.map.insert(key.clone(), value).is_none() {
             self.order.push_back(key);
             while self.order.len() > max {
                 if let Some(old) = self.order.pop_front() {
@@ -197,9 +225,55 @@ pub struct Jobs {
     files: Mutex<Bounded<FileKey>>,
     clients: Mutex<Bounded<String>>,
     submit_locks: Mutex<HashMap<Principal, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where jobs' owners and clients are shared with other replicas.
+    shared: Option<Arc<crate::state::Shared>>,
 }
 
 impl Jobs {
+    /// The tables, shared with other replicas through `shared` when set.
+    #[must_use]
+    pub fn new(shared: Option<Arc<crate::state::Shared>>) -> Self {
+        Self {
+            shared,
+            ..Self::default()
+        }
+    }
+
+    /// Writes `field` of job `id` to the shared state (when there is one).
+    async fn share(&self, id: &str, field: &str, who: &Principal) {
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.job_set(id, &[(field, &who.0)]).await
+        {
+            tracing::warn!("job {id}: its {field} could not be recorded in Redis: {e}");
+        }
+    }
+
+    /// Fetches the owners and clients of `ids` not known here from the
+    /// shared state (jobs another replica started).
+    pub async fn load(&self, ids: &[&str]) {
+        let Some(shared) = &self.shared else { return };
+        let unknown: Vec<&str> = {
+            let (owners, clients) = (self.jobs(), self.clients());
+            ids.iter()
+                .copied()
+                .filter(|id| !owners.map.contains_key(*id) || !clients.map.contains_key(*id))
+                .collect()
+        };
+        for (field, table) in [("owner", &self.owners), ("client", &self.clients)] {
+            match shared.jobs_field(&unknown, field).await {
+                Ok(values) => {
+                    let mut t = table.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (id, v) in unknown.iter().zip(values) {
+                        if let Some(v) = v {
+                            t.insert((*id).to_owned(), Principal(v.into()), MAX_JOBS);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("jobs' {field}s could not be read from Redis: {e}"),
+            }
+        }
+    }
+
     fn jobs(&self) -> std::sync::MutexGuard<'_, Bounded<String>> {
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -236,7 +310,7 @@ impl Jobs {
 
 /// Calls `f` with `(subfolder, filename)` of every output file object in `v`
 /// (ComfyUI's `{filename, subfolder, type}` and our `{filename, subfolder}`).
-fn walk_files(v: &Value, f: &mut impl FnMut(FileKey)) {
+pub(crate) fn walk_files(v: &Value, f: &mut impl FnMut(FileKey)) {
     match v {
         Value::Object(m) => {
             if let Some(name) = m.get("filename").and_then(Value::as_str) {
@@ -271,7 +345,7 @@ fn id_arg(args: &Map<String, Value>) -> Option<String> {
 
 /// Refreshes the owner's output files from ComfyUI's recent history.
 async fn refresh_files(cx: &ToolContext, owner: &Principal) {
-    if let Ok(history) = cx.client.history(Some(200), None).await {
+    if let Ok(history) = cx.client().history(Some(200), None).await {
         for (id, entry) in &history {
             if cx.jobs.owns(id, owner) {
                 cx.jobs.record_files(entry, owner);
@@ -291,6 +365,14 @@ pub async fn before(
     cx: &ToolContext,
 ) -> Result<(), ToolError> {
     let jobs = &cx.jobs;
+    if jobs.shared.is_some() {
+        let mut ids: Vec<String> = id_arg(args).into_iter().collect();
+        for id in args.get("job_ids").and_then(Value::as_array).into_iter().flatten() {
+            ids.extend(id.as_str().map(str::to_owned));
+        }
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        jobs.load(&ids).await;
+    }
     match name {
         "comfyui_get_job" | "comfyui_get_progress" | "comfyui_cancel_job" => {
             if let Some(id) = id_arg(args)
@@ -370,9 +452,30 @@ fn recount(v: &mut Value, removed: bool) {
     }
 }
 
+/// Prompt ids a listing names (queue tuples, jobs, history items).
+fn listed_ids(v: &Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    for key in ["queue_running", "queue_pending"] {
+        for item in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+            ids.extend(item.get(1).and_then(Value::as_str).map(str::to_owned));
+        }
+    }
+    for (key, field) in [("jobs", "id"), ("items", "prompt_id")] {
+        for item in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+            ids.extend(item.get(field).and_then(Value::as_str).map(str::to_owned));
+        }
+    }
+    ids
+}
+
 /// Records and filters a successful result for its owner.
-pub fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContext) {
+pub async fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContext) {
     let jobs = &cx.jobs;
+    if jobs.shared.is_some() {
+        let ids = listed_ids(v);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        jobs.load(&ids).await;
+    }
     match name {
         "comfyui_generate_image"
         | "comfyui_transform_image"
@@ -382,6 +485,7 @@ pub fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContext) {
         | "comfyui_run_workflow_stream" => {
             if let Some(id) = v.get("prompt_id").and_then(Value::as_str) {
                 jobs.record(id, owner);
+                jobs.share(id, "owner", owner).await;
                 jobs.record_files(v, owner);
             }
         }

@@ -8,12 +8,15 @@
 //!   of argument rules) and what each tool does;
 //! - [`stack`]: the tower stack every call passes through (audit, rate
 //!   limit, deadline, concurrency, validation);
+//! - [`backends`]: the ComfyUI servers, their health, and where a job
+//!   goes and is;
 //! - [`server`]: the rmcp handler.
 //!
 //! Invariant: the only crate that knows about JSON-RPC, MCP types or tower;
 //! it joins the client, the workflow model, the guard and the audit log,
 //! and never depends on the simulator (only the binary wires it in).
 
+pub mod backends;
 pub mod budget;
 pub mod caller;
 pub mod config;
@@ -21,6 +24,7 @@ pub mod http;
 pub mod jobs;
 pub mod server;
 pub mod stack;
+pub mod state;
 pub mod tasks;
 pub mod tools;
 

@@ -57,11 +57,14 @@ fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The ComfyUI client could not be built from the configuration.
-    #[error("comfyui.url: {0}")]
+    #[error("comfyui: {0}")]
     Client(#[from] comfy_client::Error),
     /// The audit log could not be started.
     #[error("{0}")]
     Audit(#[from] comfy_audit::AuditError),
+    /// The shared state (Redis) is misconfigured.
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
 }
 
 /// The server: the stack, and the audit log to close on the way out.
@@ -71,6 +74,8 @@ pub struct Server {
     audit: Arc<AuditLog>,
     transport: &'static str,
     groups: Arc<Vec<String>>,
+    /// The backends' names, with several (then some tools take `backend`).
+    backends: Arc<Vec<String>>,
     /// MCP tasks, when `tasks.enabled`.
     tasks: Option<Tasks>,
 }
@@ -82,15 +87,9 @@ impl Server {
     /// # Errors
     /// [`StartError`].
     pub fn new(config: Config, client: Option<Client>) -> Result<Self, StartError> {
-        let client = match client {
-            Some(c) => c,
-            None => Client::builder(config.comfyui.url.clone())
-                .connect_timeout(Duration::from_secs(config.comfyui.timeout_connect))
-                .read_timeout(Duration::from_secs(config.comfyui.timeout_read))
-                .tls_verify(config.comfyui.tls_verify)
-                .user_agent(concat!("comfy-mcp/", env!("CARGO_PKG_VERSION")))
-                .build()?,
-        };
+        let shared = crate::state::Shared::open(&config.state)?.map(Arc::new);
+        let pool = Arc::new(crate::backends::Pool::new(&config, client, shared.clone())?);
+        pool.start_health_checks(Duration::from_secs(config.comfyui.health_interval));
         let mut audit = AuditConfig::new(comfy_audit::expand_home(&config.logging.audit_file));
         audit.flush = if config.logging.audit_flush == "every_record" {
             FlushPolicy::EveryRecord
@@ -105,17 +104,22 @@ impl Server {
         audit.rotate_bytes = (config.logging.audit_rotate_mb > 0).then_some(config.logging.audit_rotate_mb << 20);
         audit.keep = config.logging.audit_keep;
         let audit = Arc::new(AuditLog::open(audit)?);
-        let limits = Arc::new(Limits::new(&config));
+        let limits = Arc::new(Limits::new(&config, shared.clone()));
         let policy = config.security.policy();
         let groups = Arc::new(config.tools.groups.clone());
+        let backends = Arc::new(if pool.is_multi() {
+            pool.names().into_iter().map(str::to_owned).collect()
+        } else {
+            Vec::new()
+        });
         let tasks = config.tasks.enabled.then(Tasks::default);
         let tools = Arc::new(ToolContext {
-            client,
+            pool,
             config: Arc::new(config),
             policy,
             audit: Arc::clone(&audit),
             probes: std::sync::Mutex::default(),
-            jobs: crate::jobs::Jobs::default(),
+            jobs: crate::jobs::Jobs::new(shared),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {
@@ -123,6 +127,7 @@ impl Server {
             audit,
             transport: "stdio",
             groups,
+            backends,
             tasks,
         })
     }
@@ -192,9 +197,20 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            Catalog::get().list_enabled(&self.groups),
-        ))
+        let mut tools = Catalog::get().list_enabled(&self.groups);
+        if !self.backends.is_empty() {
+            let names: Vec<&str> = self.backends.iter().map(String::as_str).collect();
+            for t in &mut tools {
+                if crate::tools::route::takes_backend(&t.name) {
+                    let mut schema = (*t.input_schema).clone();
+                    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                        props.insert("backend".to_owned(), crate::tools::route::backend_property(&names));
+                    }
+                    t.input_schema = Arc::new(schema);
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     /// `logging/setLevel`: accepted, as the peer accepts it. The server's

@@ -89,14 +89,25 @@ impl Reply {
 /// The boxed stack.
 pub type ToolService = BoxCloneSyncService<ToolCall, Reply, Infallible>;
 
-/// The rate limiters, one per category.
+/// The rate limiters, one per category: in this process, or shared by
+/// every replica through Redis ([`crate::state`]) with these as the
+/// fallback under `state.redis_failure = local`.
 pub struct Limits {
     buckets: Vec<(Category, u32, DefaultDirectRateLimiter)>,
+    shared: Option<Arc<crate::state::Shared>>,
+}
+
+/// Why a call was not let through.
+enum Refusal {
+    /// Over the rate.
+    Limited(String),
+    /// The shared buckets could not be read (`fail_closed`).
+    Unavailable(String),
 }
 
 impl Limits {
-    /// Buckets from `rate_limits:`.
-    pub fn new(config: &Config) -> Self {
+    /// Buckets from `rate_limits:`, shared through `shared` when set.
+    pub fn new(config: &Config, shared: Option<Arc<crate::state::Shared>>) -> Self {
         let r = config.rate_limits;
         let bucket = |n: u32| {
             let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
@@ -109,21 +120,37 @@ impl Limits {
                 (Category::FileOps, r.file_ops, bucket(r.file_ops)),
                 (Category::ReadOnly, r.read_only, bucket(r.read_only)),
             ],
+            shared,
         }
     }
 
     /// Takes a token for `category`; the refusal says when to retry.
-    fn check(&self, category: Category, tool: &str) -> Result<(), String> {
+    async fn check(&self, category: Category, tool: &str) -> Result<(), Refusal> {
         let Some((_, n, bucket)) = self.buckets.iter().find(|(c, _, _)| *c == category) else {
             return Ok(());
         };
-        bucket.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            format!(
+        let limited = |wait: Duration| {
+            Refusal::Limited(format!(
                 "Rate limit exceeded for tool '{tool}'. Max {n} requests/minute. Retry in {:.1} s.",
                 wait.as_secs_f64().max(0.1)
-            )
-        })
+            ))
+        };
+        if let Some(shared) = &self.shared {
+            match shared.take(category.name(), *n, *n).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => return Err(limited(wait)),
+                Err(e) if shared.fail_closed => {
+                    return Err(Refusal::Unavailable(format!(
+                        "The call was not run: the shared rate limits cannot be checked ({e}); \
+                         state.redis_failure = fail_closed refuses calls until Redis is back."
+                    )));
+                }
+                Err(e) => tracing::warn!("shared rate limits unavailable, using this replica's: {e}"),
+            }
+        }
+        bucket
+            .check()
+            .map_err(|not_until| limited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 }
 
@@ -200,8 +227,10 @@ fn rate_limit_layer(inner: ToolService, limits: Arc<Limits>) -> ToolService {
             let category = Catalog::get()
                 .find(&call.name)
                 .map_or(Category::ReadOnly, |t| t.category);
-            if let Err(message) = limits.check(category, &call.name) {
-                return Ok(Reply::error(message, Outcome::RateLimited));
+            match limits.check(category, &call.name).await {
+                Ok(()) => {}
+                Err(Refusal::Limited(message)) => return Ok(Reply::error(message, Outcome::RateLimited)),
+                Err(Refusal::Unavailable(message)) => return Ok(Reply::error(message, Outcome::Error)),
             }
             inner.oneshot(call).await
         }
@@ -252,15 +281,28 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
             Outcome::Rejected,
         );
     }
+    // With several backends, some tools take a `backend` argument that
+    // the catalog's (the peer's) schemas do not have: checked by the tool.
+    let mut call_args = call.args;
+    let backend = if tools.pool.is_multi() && crate::tools::route::takes_backend(&call.name) {
+        call_args.as_mut().and_then(|a| a.remove("backend"))
+    } else {
+        None
+    };
     let (def, args) = match Catalog::get().find(&call.name) {
-        Some(def) => match def.prepare(call.args) {
-            Ok(a) => (Some(def), a),
+        Some(def) => match def.prepare(call_args) {
+            Ok(mut a) => {
+                if let Some(b) = backend {
+                    a.insert("backend".to_owned(), b);
+                }
+                (Some(def), a)
+            }
             Err(message) => return Reply::error(message, Outcome::Rejected),
         },
         // Resource reads take no arguments; prompt arguments are checked
         // by the prompt.
         None if call.name.starts_with("resource:") => (None, JsonObject::new()),
-        None if call.name.starts_with("prompt:") => (None, call.args.unwrap_or_default()),
+        None if call.name.starts_with("prompt:") => (None, call_args.unwrap_or_default()),
         None => return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected),
     };
     let reporter = Reporter {
@@ -303,7 +345,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
     match result {
         Ok(Output::Json(mut v)) => {
             if let Some(owner) = &owner {
-                crate::jobs::after(&call.name, &mut v, owner, tools);
+                crate::jobs::after(&call.name, &mut v, owner, tools).await;
             }
             let mut result = CallToolResult::structured(v);
             // Tool results fit the inline budget (measured on the text the

@@ -107,11 +107,11 @@ async fn fetch_bytes(name: &str, url: &str, max: usize, cx: &ToolContext) -> Res
 /// prefix), bounded by `max`.
 async fn output_bytes(name: &str, rest: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
     let bad = |why: String| ToolError::rejected(format!("`{name}`: comfyui://output/{rest}: {why}"));
-    let (_, _, file) = super::resources::resolve_output(rest, cx).await.map_err(|e| match e {
+    let (_, _, file, client) = super::resources::resolve_output(rest, cx).await.map_err(|e| match e {
         super::resources::Resolve::Bad(why) => bad(why),
         super::resources::Resolve::Comfy(e) => e,
     })?;
-    let download = cx.client.view(&file.file, None).await?;
+    let download = client.view(&file.file, None).await?;
     if download.bytes.len() > max {
         return Err(bad(format!(
             "the file is larger than the upload limit of {} MiB (security.max_upload_size_mb)",
@@ -148,7 +148,7 @@ fn upload_options(args: &Args) -> Result<UploadOptions, ToolError> {
 /// # Errors
 /// [`ToolError`] with what was wrong.
 pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
-    let c = &cx.client;
+    let c = &cx.client();
     let sec = &cx.config.security;
     let max = usize::try_from(sec.max_upload_size_mb).unwrap_or(500) << 20;
     match name {
@@ -293,7 +293,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         subfolder: sub,
         kind: "output".to_owned(),
     };
-    let mut stream = cx.client.view_stream(&file, preview).await?;
+    let mut stream = cx.client().view_stream(&file, preview).await?;
     let kind = stream
         .content_type()
         .unwrap_or_default()
@@ -337,7 +337,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         }
     }
     // Over the budget: a downscaled preview inline, the full file by URL.
-    let download = cx.client.view(&file, preview).await?;
+    let download = cx.client().view(&file, preview).await?;
     let url = view_url(&public_base(cx), &file.filename, &file.subfolder);
     let size = download.bytes.len();
     let bytes = download.bytes;
@@ -354,13 +354,11 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     })
 }
 
-/// Where clients fetch files: `comfyui.external_url`, else `comfyui.url`.
+/// Where clients fetch files: the backend's `external_url`, else its
+/// `url` (`comfyui.external_url` / `comfyui.url` with one backend).
 fn public_base(cx: &ToolContext) -> String {
-    cx.config
-        .comfyui
-        .external_url
-        .clone()
-        .unwrap_or_else(|| cx.config.comfyui.url.clone())
+    let b = cx.backend();
+    b.external_url.clone().unwrap_or_else(|| b.url.clone())
 }
 
 /// `{base}/view?filename=..&subfolder=..&type=output`, form-encoded as the

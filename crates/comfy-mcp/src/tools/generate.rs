@@ -160,6 +160,35 @@ pub(super) fn now_utc() -> comfy_workflow::DateParts {
 /// # Errors
 /// [`ToolError`] with what was wrong.
 pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
+    if cx.pool.is_multi() && crate::backends::current().is_none() {
+        // Several backends and none named: the route, from the models the
+        // workflow references (a workflow that does not parse is refused
+        // below, as with one backend).
+        let needs = models_needed(name, args, cx).await.unwrap_or_default();
+        let candidates = cx.pool.candidates(&needs).await;
+        return crate::backends::scope_route(candidates, Box::pin(run_here(name, args, cx, reporter))).await;
+    }
+    run_here(name, args, cx, reporter).await
+}
+
+/// The model files a submission references, by folder.
+async fn models_needed(name: &str, args: &Args, cx: &ToolContext) -> Result<Vec<(String, Vec<String>)>, ToolError> {
+    let wf = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
+        parse_workflow(text(args, "workflow"), cx).await?
+    } else {
+        let (template, params) = template_params(name, args)?;
+        template::build(template, &params)
+            .map_err(|e| ToolError::rejected(e.to_string()))?
+            .workflow
+    };
+    let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in comfy_guard::models::referenced_models(&wf) {
+        needs.entry(m.folder).or_default().push(m.name);
+    }
+    Ok(needs.into_iter().collect())
+}
+
+async fn run_here(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
     let (wf, wait, stream, targets) = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
         let mut wf = parse_workflow(text(args, "workflow"), cx).await?;
         // As the web front end does when it queues (comfyui_dry_run shows it).
@@ -207,7 +236,7 @@ async fn parse_workflow(raw: &str, cx: &ToolContext) -> Result<Workflow, ToolErr
     let doc = comfy_workflow::parse_json(raw.as_bytes(), &limits)
         .map_err(|e| ToolError::rejected(format!("`workflow` is not a valid workflow: {e}")))?;
     if editor::is_editor_format(&doc) {
-        let info = cx.client.object_info().await?;
+        let info = cx.client().object_info().await?;
         return editor::to_api(&doc, &info, &limits)
             .map_err(|e| ToolError::rejected(format!("`workflow` (editor format) cannot be converted: {e}")));
     }
@@ -220,7 +249,7 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
         return Ok(());
     }
     comfy_guard::path::check_node_path(model).map_err(|e| ToolError::rejected(format!("`model`: {e}")))?;
-    let available = cx.client.models("checkpoints").await?.unwrap_or_default();
+    let available = cx.client().models("checkpoints").await?.unwrap_or_default();
     if available.iter().any(|m| m == model) {
         return Ok(());
     }
@@ -302,7 +331,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
 async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
     let mut listings = BTreeMap::new();
     for folder in comfy_guard::models::folders_needed(wf) {
-        if let Ok(Some(list)) = cx.client.models(&folder).await {
+        if let Ok(Some(list)) = cx.client().models(&folder).await {
             listings.insert(folder, list);
         }
     }
@@ -491,12 +520,31 @@ async fn submit(
         partial_execution_targets: targets,
         ..PromptOptions::default()
     };
-    let mut job = match cx.client.submit(wf, options).await {
+    // With several backends, the route the call was given (best first):
+    // a submission that certainly never reached one goes to the next.
+    let mut route = crate::backends::route();
+    let mut backend = cx.backend();
+    let submitted = loop {
+        match backend.client.submit(wf, options.clone()).await {
+            Err(e) if e.never_sent() && !route.is_empty() => {
+                backend.failed(&e);
+                tracing::warn!("backend {} is unreachable ({e}); trying the next", backend.name);
+                backend = route.remove(0);
+            }
+            other => break other,
+        }
+    };
+    if let Err(e) = &submitted
+        && e.never_sent()
+    {
+        backend.failed(e);
+    }
+    let job = match submitted {
         Ok(job) => job,
         Err(comfy_client::Error::ValidationFailed { error, node_errors }) => {
             // The verdict, with hints from the installed classes when
             // ComfyUI's catalog can be read.
-            let info = cx.client.object_info().await.ok();
+            let info = cx.client().object_info().await.ok();
             let classes: Vec<&str> = info.as_deref().map(|i| i.names()).unwrap_or_default();
             let mut verdict = super::verdict::validation(&error, &node_errors, &classes);
             // With ComfyUI-Manager, the pack a missing class comes from.
@@ -505,7 +553,7 @@ async fn submit(
                 .is_some_and(|p| p.iter().any(|p| p["error_type"] == "unknown_class"));
             if unknown
                 && super::nodes::available(cx).await.unwrap_or(false)
-                && let Ok(mappings) = cx.client.manager_mappings().await
+                && let Ok(mappings) = cx.client().manager_mappings().await
             {
                 super::verdict::add_pack_hints(&mut verdict, &mappings);
             }
@@ -528,8 +576,35 @@ async fn submit(
         }
         Err(other) => return Err(ToolError::from(other)),
     };
+    backend.sent();
+    cx.pool.record(job.prompt_id(), &backend).await;
+    let on = cx.pool.is_multi().then(|| backend.name.clone());
+    let out = crate::backends::scope(backend, follow(short, job, wait, stream, warnings, cx, reporter)).await;
+    // Which backend took it (with several: additive, so one-backend
+    // results stay the peer's).
+    match (on, out) {
+        (Some(name), Ok(Output::Json(Value::Object(mut v)))) => {
+            v.insert("backend".to_owned(), Value::from(name));
+            Ok(Output::Json(Value::Object(v)))
+        }
+        (_, out) => out,
+    }
+}
+
+/// Follows a queued job: records it, then returns at once or waits for
+/// its end (progress, events, the wedge watchdog), on the backend that
+/// took it.
+async fn follow(
+    short: &str,
+    mut job: comfy_client::Job,
+    wait: bool,
+    stream: bool,
+    warnings: Vec<String>,
+    cx: &ToolContext,
+    reporter: &Reporter,
+) -> Result<Output, ToolError> {
     let prompt_id = job.prompt_id().to_owned();
-    crate::jobs::submitted(&prompt_id, &cx.jobs);
+    crate::jobs::submitted(&prompt_id, &cx.jobs).await;
     let _ = cx
         .audit
         .write(Record::new(short, "submitted").prompt_id(prompt_id.as_str()))
@@ -545,7 +620,7 @@ async fn submit(
         // background, so it too cannot wedge a shared GPU.
         let stall = Duration::from_secs(cx.config.server.stall_timeout);
         if !stall.is_zero() {
-            watch_detached(job, stall, cx.client.clone(), Arc::clone(&cx.audit), short.to_owned());
+            watch_detached(job, stall, cx.client(), Arc::clone(&cx.audit), short.to_owned());
         }
         let mut v = Map::new();
         v.insert("status".to_owned(), Value::from("submitted"));
@@ -553,7 +628,7 @@ async fn submit(
         return Ok(with_warnings(v));
     }
     let mut guard = JobGuard {
-        client: cx.client.clone(),
+        client: cx.client(),
         prompt_id: prompt_id.clone(),
         armed: cx.config.server.interrupt_abandoned_jobs,
     };
@@ -574,7 +649,7 @@ async fn submit(
         let mut running = false;
         let mut last_activity = Instant::now();
         let mut stream_events = job.events();
-        let client = cx.client.clone();
+        let client = cx.client();
         let read = async {
             loop {
                 let ev = match tokio::time::timeout(SILENCE, stream_events.next()).await {
@@ -635,8 +710,8 @@ async fn submit(
     }
     if stalled {
         guard.armed = false;
-        let _ = cx.client.interrupt(Some(&prompt_id)).await;
-        let _ = cx.client.delete_from_queue(std::slice::from_ref(&prompt_id)).await;
+        let _ = cx.client().interrupt(Some(&prompt_id)).await;
+        let _ = cx.client().delete_from_queue(std::slice::from_ref(&prompt_id)).await;
         let progress = job.progress();
         let message = format!(
             "The job reported no progress for {} s (server.stall_timeout) and was interrupted{}",

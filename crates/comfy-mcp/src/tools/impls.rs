@@ -94,8 +94,8 @@ impl From<comfy_client::Error> for ToolError {
 /// inspector policy and the audit log (for the domain records generation
 /// writes: inspected, submitted, completed).
 pub struct ToolContext {
-    /// The ComfyUI client.
-    pub client: Client,
+    /// The ComfyUI servers.
+    pub pool: Arc<crate::backends::Pool>,
     /// The effective configuration.
     pub config: Arc<Config>,
     /// The workflow inspector's policy.
@@ -106,6 +106,24 @@ pub struct ToolContext {
     pub probes: std::sync::Mutex<Probes>,
     /// Which principal owns which job (HTTP with authentication).
     pub jobs: crate::jobs::Jobs,
+}
+
+impl ToolContext {
+    /// The backend this call works with: the one [`crate::backends::scope`]
+    /// set, else the pool's primary.
+    #[must_use]
+    pub fn backend(&self) -> Arc<crate::backends::Backend> {
+        crate::backends::current().unwrap_or_else(|| Arc::clone(self.pool.primary()))
+    }
+
+    /// The client of [`Self::backend`].
+    #[must_use]
+    pub fn client(&self) -> Client {
+        match crate::backends::current() {
+            Some(b) => b.client.clone(),
+            None => self.pool.primary().client.clone(),
+        }
+    }
 }
 
 /// Plugin probes with the time they were made.
@@ -197,7 +215,24 @@ fn model_file(args: &Args) -> Result<String, ToolError> {
 /// # Errors
 /// [`ToolError`] with the reason.
 pub async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
-    let c = &cx.client;
+    if cx.pool.is_multi() && crate::backends::current().is_none() {
+        return Box::pin(super::route::run(name, args, cx, reporter)).await;
+    }
+    run_on(name, args, cx, reporter).await
+}
+
+/// Runs tool `name` against the current backend
+/// ([`ToolContext::client`]).
+///
+/// # Errors
+/// [`ToolError`] with the reason.
+pub(super) async fn run_on(
+    name: &str,
+    args: &Args,
+    cx: &ToolContext,
+    reporter: &Reporter,
+) -> Result<Output, ToolError> {
+    let c = &cx.client();
     match name {
         "comfyui_generate_image"
         | "comfyui_transform_image"

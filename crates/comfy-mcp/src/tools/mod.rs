@@ -15,6 +15,7 @@ mod models;
 mod nodes;
 pub mod prompts;
 pub mod resources;
+pub mod route;
 mod search;
 mod verdict;
 mod workflow;
@@ -42,6 +43,19 @@ pub enum Category {
     FileOps,
     /// Only reads.
     ReadOnly,
+}
+
+impl Category {
+    /// Its name in `rate_limits:`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Workflow => "workflow",
+            Category::Generation => "generation",
+            Category::FileOps => "file_ops",
+            Category::ReadOnly => "read_only",
+        }
+    }
 }
 
 #[derive(Deserialize)]

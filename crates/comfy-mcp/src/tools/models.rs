@@ -35,7 +35,7 @@ async fn available(cx: &ToolContext) -> Result<bool, ToolError> {
     {
         return Ok(ok);
     }
-    let ok = cx.client.model_manager_available().await?;
+    let ok = cx.client().model_manager_available().await?;
     if let Ok(mut cache) = cx.probes.lock() {
         cache.model_manager = Some((ok, Instant::now()));
     }
@@ -88,7 +88,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 "other"
             };
             let answer = cx
-                .client
+                .client()
                 .model_manager_download(&[
                     ("type", folder),
                     ("pathIndex", "0"),
@@ -118,7 +118,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
-            let tasks = unwrap(&cx.client.model_manager_tasks().await?, "list its downloads")?;
+            let tasks = unwrap(&cx.client().model_manager_tasks().await?, "list its downloads")?;
             Ok(Output::Json(json!({"tasks": tasks})))
         }
         "comfyui_cancel_download" => {
@@ -132,7 +132,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
-            let answer = cx.client.model_manager_cancel(id).await?;
+            let answer = cx.client().model_manager_cancel(id).await?;
             let success = answer.get("success").and_then(Value::as_bool).unwrap_or(false);
             if !success {
                 unwrap(&answer, "cancel the download")?;

@@ -39,7 +39,7 @@ pub(super) async fn available(cx: &ToolContext) -> Result<bool, ToolError> {
     {
         return Ok(ok);
     }
-    let ok = cx.client.manager_version().await?.is_some();
+    let ok = cx.client().manager_version().await?.is_some();
     if let Ok(mut cache) = cx.probes.lock() {
         cache.manager = Some((ok, Instant::now()));
     }
@@ -83,7 +83,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Re
         return Err(ToolError::failed(NOT_INSTALLED));
     }
     match name {
-        "comfyui_get_custom_node_status" => Ok(Output::Json(cx.client.manager_queue_status().await?)),
+        "comfyui_get_custom_node_status" => Ok(Output::Json(cx.client().manager_queue_status().await?)),
         "comfyui_search_custom_nodes" => search(args, cx).await,
         _ => {
             let id = id.unwrap_or_default();
@@ -101,7 +101,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Re
 /// name 2, pack id 1.5, description 1, author 0.5.
 async fn search(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let query = text(args, "query").to_lowercase();
-    let installed = cx.client.manager_installed().await?;
+    let installed = cx.client().manager_installed().await?;
     let mut scored: Vec<(f64, Value)> = Vec::new();
     for (key, entry) in installed.as_object().into_iter().flatten() {
         let id = entry
@@ -200,13 +200,13 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
         .audit
         .write(Record::new(&tool, "queued").extra(json!({"node_id": id, "kind": kind})))
         .await;
-    cx.client.manager_queue_task(&task).await?;
-    cx.client.manager_queue_start().await?;
+    cx.client().manager_queue_task(&task).await?;
+    cx.client().manager_queue_start().await?;
     // Wait for the Manager's queue, ending before the tool deadline.
     let limit = Duration::from_secs(cx.config.server.tool_deadline.saturating_sub(10).clamp(1, 300));
     let started = Instant::now();
     loop {
-        let status = cx.client.manager_queue_status().await?;
+        let status = cx.client().manager_queue_status().await?;
         let busy = status.get("is_processing").and_then(Value::as_bool).unwrap_or(false)
             || status.get("pending_count").and_then(Value::as_u64).unwrap_or(0) > 0;
         if !busy {
@@ -221,11 +221,11 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // The node catalog changes with the packs (after ComfyUI restarts).
-    cx.client.forget_object_info();
+    cx.client().forget_object_info();
     let mut message = format!("Node pack '{id}' operation completed.");
     let restart = args.get("restart").and_then(Value::as_bool).unwrap_or(false);
     if restart {
-        let queue = cx.client.queue().await?;
+        let queue = cx.client().queue().await?;
         let jobs = queue.running.len() + queue.pending.len();
         if jobs > 0 {
             let _ = write!(
@@ -234,13 +234,13 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
             );
             return Ok(Output::Text(message));
         }
-        cx.client.manager_reboot().await?;
+        cx.client().manager_reboot().await?;
         let _ = cx.audit.write(Record::new(&tool, "reboot_initiated")).await;
         let back = Instant::now();
         let mut up = false;
         while back.elapsed() < Duration::from_mins(1) {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            if cx.client.system_stats().await.is_ok() {
+            if cx.client().system_stats().await.is_ok() {
                 up = true;
                 break;
             }
@@ -254,7 +254,7 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
         message.push_str(" Restart required for nodes to become active.");
     }
     if kind != "uninstall" {
-        let raw = cx.client.object_info_raw().await?;
+        let raw = cx.client().object_info_raw().await?;
         let audit = comfy_guard::audit_catalog(&raw, &cx.policy);
         let _ = write!(
             message,

@@ -94,7 +94,7 @@ pub(super) enum Resolve {
 pub(super) async fn resolve_output(
     path: &str,
     cx: &ToolContext,
-) -> Result<(String, usize, comfy_client::types::OutputFile), Resolve> {
+) -> Result<(String, usize, comfy_client::types::OutputFile, comfy_client::Client), Resolve> {
     let bad = |why: &str| Resolve::Bad(why.to_owned());
     let Some((id, index)) = path.split_once('/') else {
         return Err(bad("expected comfyui://output/{prompt_id}/{index}"));
@@ -112,8 +112,12 @@ pub(super) async fn resolve_output(
     {
         return Err(bad("no such job among yours"));
     }
-    let entry = cx
-        .client
+    // The backend that ran it (with several).
+    let client = match cx.pool.locate(&id).await {
+        Some(b) if cx.pool.is_multi() => b.client.clone(),
+        _ => cx.client(),
+    };
+    let entry = client
         .history_entry(&id)
         .await
         .map_err(|e| Resolve::Comfy(e.into()))?
@@ -123,7 +127,7 @@ pub(super) async fn resolve_output(
         return Err(Resolve::Bad(format!("the job has {} output file(s)", files.len())));
     }
     let file = files.swap_remove(index);
-    Ok((id, index, file))
+    Ok((id, index, file, client))
 }
 
 /// The `index`-th output file of job `prompt_id`, from byte `offset`.
@@ -137,11 +141,11 @@ async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolE
             _ => return Err(unknown("the only query parameter is offset")),
         }
     }
-    let (id, index, file) = resolve_output(path, cx).await.map_err(|why| match why {
+    let (id, index, file, client) = resolve_output(path, cx).await.map_err(|why| match why {
         Resolve::Bad(why) => unknown(&why),
         Resolve::Comfy(e) => e,
     })?;
-    let mut stream = cx.client.view_stream(&file.file, None).await?;
+    let mut stream = client.view_stream(&file.file, None).await?;
     let size = stream.content_length();
     let mime = stream
         .content_type()
@@ -191,7 +195,7 @@ async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolE
 /// # Errors
 /// [`ToolError`] naming the resource and the problem.
 pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolError> {
-    let c = &cx.client;
+    let c = &cx.client();
     let json = match uri {
         "comfyui://nodes/installed" => {
             let raw = c.object_info_raw().await?;

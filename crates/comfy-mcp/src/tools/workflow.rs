@@ -43,7 +43,7 @@ async fn workflow_arg(args: &Args, cx: &ToolContext) -> Result<Workflow, ToolErr
         return Err(ToolError::rejected("Workflow must be a JSON object keyed by node IDs"));
     }
     if editor::is_editor_format(&doc) {
-        let info = cx.client.object_info().await?;
+        let info = cx.client().object_info().await?;
         return editor::to_api(&doc, &info, &Limits::DEFAULT.with_max_bytes(MAX_JSON))
             .map_err(|e| ToolError::rejected(format!("the editor-format workflow cannot be converted: {e}")));
     }
@@ -54,7 +54,7 @@ async fn workflow_arg(args: &Args, cx: &ToolContext) -> Result<Workflow, ToolErr
 /// The catalog, or `None` when ComfyUI cannot be reached (analysis and
 /// summaries then work without display names).
 async fn catalog(cx: &ToolContext) -> Option<std::sync::Arc<ObjectInfo>> {
-    cx.client.object_info().await.ok()
+    cx.client().object_info().await.ok()
 }
 
 /// Runs a workflow tool.
@@ -267,7 +267,7 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
     if info.is_some() {
         let mut listings = BTreeMap::new();
         for folder in comfy_guard::models::folders_needed(wf) {
-            if let Ok(Some(list)) = cx.client.models(&folder).await
+            if let Ok(Some(list)) = cx.client().models(&folder).await
                 && !list.is_empty()
             {
                 listings.insert(folder, list);

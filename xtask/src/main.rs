@@ -11,7 +11,8 @@
 //! - `pytest`: the end-to-end suite through the official MCP Python SDK
 //!   (a virtualenv under `target/pyenv`; part of `ci`).
 //! - `bench`: the benchmarks, in release mode (figures go in
-//!   `docs/performance.md`).
+//!   `docs/performance.md`; `--scale`: replicas sharing Redis, for
+//!   `docs/scaling.md`).
 
 mod conformance;
 mod deps;
@@ -63,7 +64,7 @@ fn main() -> Result<()> {
             ],
         ),
         Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
-        Some("bench") => bench(args.get(1).map(String::as_str) == Some("--quick")),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak>"),
     }
 }
@@ -131,7 +132,10 @@ fn install_check(cargo: &str) -> Result<()> {
 /// benchmarks and writes its table into `docs/performance.md`. `--quick`
 /// runs fewer iterations and fails only on a gross regression against
 /// `fixtures/bench/baseline.json` (a ratio, never an absolute time).
-fn bench(quick: bool) -> Result<()> {
+/// `--scale` measures calls per second through 1, 2 and 4 replicas
+/// sharing a `redis-server` (the table for `docs/scaling.md`).
+fn bench(mode: Option<&str>) -> Result<()> {
+    let quick = mode == Some("--quick");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let meta = deps::metadata()?;
     let root = std::path::PathBuf::from(meta["workspace_root"].as_str().context("no workspace_root")?);
@@ -151,6 +155,9 @@ fn bench(quick: bool) -> Result<()> {
     )?;
     let bench = target.join("release/comfy-bench").to_string_lossy().into_owned();
     let bin = target.join("release/comfy-mcp").to_string_lossy().into_owned();
+    if mode == Some("--scale") {
+        return step("bench --scale", &bench, &["--bin", &bin, "--scale"]);
+    }
     if quick {
         let baseline = root.join("fixtures/bench/baseline.json").to_string_lossy().into_owned();
         return step(
@@ -250,7 +257,7 @@ fn ci() -> Result<()> {
     examples::run(&cargo)?;
     pytest::run(&cargo)?;
     conformance::run(&cargo)?;
-    bench(true)?;
+    bench(Some("--quick"))?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -955,7 +955,7 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
             up = true;
             break;
         }
-        rt.block_on(tokio::time::sleep(Duration::from_millis(50)));
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
     }
     if !up {
         let _ = redis.kill();
@@ -963,17 +963,21 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
     }
     let a = rt.block_on(comfy_sim::Sim::builder().start())?;
     let b = rt.block_on(comfy_sim::Sim::builder().start())?;
-    let config = format!(
+    let base = format!(
         "comfyui:\n  backends:\n    - name: a\n      url: {}\n    - name: b\n      url: {}\n\
-         rate_limits:\n  read_only: 1000000\nstate:\n  redis_url: redis://127.0.0.1:{port}/\n\
-         transport:\n  remote:\n    enabled: true\n    port: 0\n",
+         rate_limits:\n  read_only: 1000000\ntransport:\n  remote:\n    enabled: true\n    port: 0\n",
         a.url(),
         b.url()
     );
-    let mut rows = String::from("| replicas | calls/s | calls |\n| --- | --- | --- |\n");
+    let mut rows = String::from("| replicas | Redis | calls/s | calls |\n| --- | --- | --- | --- |\n");
     let clients = 16;
-    let per_client = if quick { 25 } else { 150 };
-    for replicas in [1usize, 2, 4] {
+    let per_client = if quick { 25 } else { 500 };
+    for (replicas, shared) in [(1usize, false), (1, true), (2, true), (4, true)] {
+        let config = if shared {
+            format!("{base}state:\n  redis_url: redis://127.0.0.1:{port}/\n")
+        } else {
+            base.clone()
+        };
         let mut children = Vec::new();
         let mut homes = Vec::new();
         let mut addrs = Vec::new();
@@ -1000,7 +1004,8 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
         }
         #[allow(clippy::cast_precision_loss, reason = "call counts")]
         let rate = ok as f64 / took.as_secs_f64();
-        let _ = writeln!(rows, "| {replicas} | {rate:.0} | {ok} |");
+        let redis_col = if shared { "shared" } else { "none" };
+        let _ = writeln!(rows, "| {replicas} | {redis_col} | {rate:.0} | {ok} |");
     }
     let _ = redis.kill();
     let _ = redis.wait();

@@ -427,3 +427,97 @@ async fn when_redis_goes_away_limits_fall_back_or_calls_are_refused_as_configure
     local.cancel().await.unwrap();
     closed.cancel().await.unwrap();
 }
+
+/// A client that supports the tasks extension.
+#[derive(Clone, Default)]
+struct TaskClient;
+
+impl rmcp::ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder().enable_tasks().build(),
+            rmcp::model::Implementation::new("task-client", "1.0"),
+        )
+    }
+}
+
+async fn serve_tasks(home: &Path, config: &str) -> RunningService<RoleClient, TaskClient> {
+    let dir = home.join(".comfyui-mcp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
+    cmd.env("HOME", home)
+        .env_remove("COMFYUI_URL")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_REDIS_URL")
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::null());
+    TaskClient.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_through_one_replica_is_read_and_cancelled_through_another() {
+    use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
+    let Some(redis) = Redis::start().await else { return };
+    let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
+    let config = format!(
+        "comfyui:\n  url: {}\ntasks:\n  enabled: true\nstate:\n  redis_url: {}\n",
+        sim.url(),
+        redis.url()
+    );
+    let (h1, h2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (r1, r2) = (
+        serve_tasks(h1.path(), &config).await,
+        serve_tasks(h2.path(), &config).await,
+    );
+    let start = |prompt: &str, steps: u64| {
+        let Value::Object(args) = json!({"prompt": prompt, "steps": steps, "wait": true}) else {
+            unreachable!()
+        };
+        CallToolRequestParams::new("comfyui_generate_image").with_arguments(args)
+    };
+    let status_via = |c: &RunningService<RoleClient, TaskClient>, id: String| {
+        let peer = c.peer().clone();
+        async move { peer.get_task(GetTaskParams::new(id)).await.unwrap() }
+    };
+
+    // Finished through replica 1, read through replica 2, result included.
+    let CallToolResponse::Task(quick) = r1.call_tool_once(start("a fox", 3)).await.unwrap() else {
+        panic!("expected a task")
+    };
+    let id = quick.task.task_id.clone();
+    let mut done = None;
+    for _ in 0..100 {
+        let got = status_via(&r2, id.clone()).await;
+        if got.task.status() != TaskStatus::Working {
+            done = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let done = done.expect("the task ended, as seen through replica 2");
+    assert_eq!(done.task.status(), TaskStatus::Completed);
+    let wire = serde_json::to_value(&done).unwrap();
+    assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
+
+    // Started through replica 1, cancelled through replica 2.
+    let CallToolResponse::Task(slow) = r1.call_tool_once(start("slow", 100)).await.unwrap() else {
+        panic!("expected a task")
+    };
+    let id = slow.task.task_id.clone();
+    assert_eq!(status_via(&r2, id.clone()).await.task.status(), TaskStatus::Working);
+    r2.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
+    let mut status = TaskStatus::Working;
+    for _ in 0..50 {
+        status = status_via(&r2, id.clone()).await.task.status();
+        if status != TaskStatus::Working {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, TaskStatus::Cancelled);
+    assert_eq!(status_via(&r1, id).await.task.status(), TaskStatus::Cancelled);
+    assert!(r2.get_task(GetTaskParams::new("nope")).await.is_err());
+    r1.cancel().await.unwrap();
+    r2.cancel().await.unwrap();
+}

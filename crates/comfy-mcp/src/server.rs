@@ -112,7 +112,7 @@ impl Server {
         } else {
             Vec::new()
         });
-        let tasks = config.tasks.enabled.then(Tasks::default);
+        let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone()));
         let tools = Arc::new(ToolContext {
             pool,
             config: Arc::new(config),
@@ -345,7 +345,7 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
-            let (id, task, cancel) = tasks.create();
+            let (id, task, cancel) = tasks.create().await;
             let mut context = context;
             // The task, not the request, now decides when the call stops.
             context.ct = cancel;
@@ -363,7 +363,7 @@ impl ServerHandler for Server {
                     Err(never) => match never {},
                 };
                 let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
-                tasks.finish(&id, reply.result, cancelled);
+                tasks.finish(&id, reply.result, cancelled).await;
             });
             return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
         }
@@ -385,9 +385,11 @@ impl ServerHandler for Server {
         request: GetTaskParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        self.tasks
-            .as_ref()
-            .and_then(|t| t.get(&request.task_id))
+        let found = match &self.tasks {
+            Some(t) => t.get(&request.task_id).await,
+            None => None,
+        };
+        found
             .map(GetTaskResult::new)
             .ok_or_else(|| ErrorData::invalid_params(format!("no task {:?}", request.task_id), None))
     }
@@ -397,7 +399,11 @@ impl ServerHandler for Server {
         request: CancelTaskParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if self.tasks.as_ref().is_some_and(|t| t.cancel(&request.task_id)) {
+        let cancelled = match &self.tasks {
+            Some(t) => t.cancel(&request.task_id).await,
+            None => false,
+        };
+        if cancelled {
             Ok(())
         } else {
             Err(ErrorData::invalid_params(

@@ -1,6 +1,7 @@
 //! What several replicas share through Redis (or Valkey), when
-//! `state.redis_url` is set: the rate-limit buckets and the job table
-//! (prompt id → backend, owner, client).
+//! `state.redis_url` is set: the rate-limit buckets, the job table
+//! (prompt id → backend, owner, client) and MCP tasks
+//! ([`crate::tasks`]).
 //!
 //! Rate limits are a GCRA (the token bucket governor implements, with the
 //! same rate and burst) kept in one Redis key per category and run as one
@@ -127,17 +128,17 @@ impl Shared {
         Ok((allowed != 1).then(|| Duration::from_micros(u64::try_from(wait_us).unwrap_or(0))))
     }
 
-    /// Sets `fields` of job `id` (and renews its TTL).
+    /// Sets `fields` of the `kind` record `id` and (re)sets its TTL.
     ///
     /// # Errors
     /// [`StateError::Redis`].
-    pub async fn job_set(&self, id: &str, fields: &[(&str, &str)]) -> Result<(), StateError> {
-        let key = self.key("job", id);
+    pub async fn hash_set(&self, kind: &str, id: &str, fields: &[(&str, &str)], ttl: u64) -> Result<(), StateError> {
+        let key = self.key(kind, id);
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset_multiple(&key, fields)
             .ignore()
-            .expire(&key, i64::try_from(self.job_ttl).unwrap_or(i64::MAX))
+            .expire(&key, i64::try_from(ttl).unwrap_or(i64::MAX))
             .ignore();
         let mut conn = self.conn.clone();
         tokio::time::timeout(REDIS_WAIT, pipe.query_async::<()>(&mut conn))
@@ -146,17 +147,33 @@ impl Shared {
         Ok(())
     }
 
+    /// Every field of the `kind` record `id` (empty when unknown).
+    ///
+    /// # Errors
+    /// [`StateError::Redis`].
+    pub async fn hash_get(&self, kind: &str, id: &str) -> Result<HashMap<String, String>, StateError> {
+        let mut conn = self.conn.clone();
+        let key = self.key(kind, id);
+        let fields: HashMap<String, String> = tokio::time::timeout(REDIS_WAIT, conn.hgetall(&key))
+            .await
+            .map_err(|_| StateError::Redis("no answer within 2 s".to_owned()))??;
+        Ok(fields)
+    }
+
+    /// Sets `fields` of job `id` (and renews its TTL).
+    ///
+    /// # Errors
+    /// [`StateError::Redis`].
+    pub async fn job_set(&self, id: &str, fields: &[(&str, &str)]) -> Result<(), StateError> {
+        self.hash_set("job", id, fields, self.job_ttl).await
+    }
+
     /// Every field of job `id` (empty when unknown).
     ///
     /// # Errors
     /// [`StateError::Redis`].
     pub async fn job(&self, id: &str) -> Result<HashMap<String, String>, StateError> {
-        let mut conn = self.conn.clone();
-        let key = self.key("job", id);
-        let fields: HashMap<String, String> = tokio::time::timeout(REDIS_WAIT, conn.hgetall(&key))
-            .await
-            .map_err(|_| StateError::Redis("no answer within 2 s".to_owned()))??;
-        Ok(fields)
+        self.hash_get("job", id).await
     }
 
     /// Field `field` of each job in `ids`, in order.

@@ -3,8 +3,13 @@
 //! generation tool asked to wait runs as a task: the call returns a task
 //! id at once, the client polls `tasks/get` for its status and final
 //! result, and `tasks/cancel` stops it (interrupting the ComfyUI job).
-//! Tasks live in memory (`tasks.backend_url: memory://`) and last as long
-//! as the process; finished ones are dropped an hour after they end.
+//!
+//! A task runs on the replica that created it and is kept there in memory
+//! (finished ones are dropped an hour after they end). With
+//! `state.redis_url`, its status and result are also written to Redis
+//! (`{prefix}:task:{id}`, same lifetime), so `tasks/get` works through any
+//! replica, and `tasks/cancel` through another replica sets a cancel flag
+//! that the running replica reads within half a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,8 +18,18 @@ use std::time::{Duration, Instant, SystemTime};
 use rmcp::model::{CallToolResult, DetailedTask, JsonObject, Task, TaskPayload, TaskStatus};
 use tokio_util::sync::CancellationToken;
 
+use crate::state::Shared;
+
 /// How long a finished task is kept for the client to read.
 pub const KEEP: Duration = Duration::from_hours(1);
+
+/// How long a working task is kept in Redis (renewed when it ends): longer
+/// than any tool may run.
+const WORKING_TTL: Duration = Duration::from_hours(24);
+
+/// How often a working task looks for a cancel flag set through another
+/// replica.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
 
 struct Entry {
     created: String,
@@ -25,98 +40,222 @@ struct Entry {
     ended: Option<Instant>,
 }
 
-/// The in-memory task store.
+/// The task store: this replica's tasks, shared through Redis when set.
 #[derive(Clone, Default)]
 pub struct Tasks {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
+    shared: Option<Arc<Shared>>,
 }
 
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+fn status_name(s: TaskStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn ttl(d: Duration) -> u64 {
+    d.as_secs()
+}
+
+/// `tasks/get`'s answer for a task in `status` with `result`.
+fn detailed(
+    id: &str,
+    status: TaskStatus,
+    created: &str,
+    updated: &str,
+    result: Option<&CallToolResult>,
+) -> DetailedTask {
+    let task = Task::new(id, status, created.to_owned(), updated.to_owned()).with_poll_interval_ms(1000);
+    let as_object = |r: &CallToolResult| -> JsonObject {
+        match serde_json::to_value(r) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => JsonObject::new(),
+        }
+    };
+    let payload = match (status, result) {
+        (TaskStatus::Completed, Some(r)) => TaskPayload::Completed { result: as_object(r) },
+        (TaskStatus::Failed, Some(r)) => {
+            let mut error = JsonObject::new();
+            error.insert("code".to_owned(), serde_json::Value::from(-32603));
+            let message = r
+                .content
+                .iter()
+                .find_map(|c| c.as_text().map(|t| t.text.clone()))
+                .unwrap_or_default();
+            error.insert("message".to_owned(), serde_json::Value::from(message));
+            TaskPayload::Failed { error }
+        }
+        (TaskStatus::Cancelled, _) => TaskPayload::Cancelled,
+        _ => TaskPayload::Working,
+    };
+    DetailedTask::new(task, payload)
+}
+
 impl Tasks {
+    /// A store shared through `shared` when set.
+    #[must_use]
+    pub fn new(shared: Option<Arc<Shared>>) -> Self {
+        Self {
+            inner: Arc::default(),
+            shared,
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers a new working task; returns its id, its description and
     /// the token that cancels it.
-    pub fn create(&self) -> (String, Task, CancellationToken) {
+    pub async fn create(&self) -> (String, Task, CancellationToken) {
         let id = format!("{:032x}", fastrand::u128(..));
         let cancel = CancellationToken::new();
         let stamp = now();
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        map.retain(|_, e| e.ended.is_none_or(|t| t.elapsed() < KEEP));
-        map.insert(
-            id.clone(),
-            Entry {
-                created: stamp.clone(),
-                updated: stamp.clone(),
-                status: TaskStatus::Working,
-                result: None,
-                cancel: cancel.clone(),
-                ended: None,
-            },
-        );
+        {
+            let mut map = self.map();
+            map.retain(|_, e| e.ended.is_none_or(|t| t.elapsed() < KEEP));
+            map.insert(
+                id.clone(),
+                Entry {
+                    created: stamp.clone(),
+                    updated: stamp.clone(),
+                    status: TaskStatus::Working,
+                    result: None,
+                    cancel: cancel.clone(),
+                    ended: None,
+                },
+            );
+        }
+        if let Some(shared) = &self.shared {
+            let working = status_name(TaskStatus::Working);
+            let fields = [
+                ("status", working.as_str()),
+                ("created", stamp.as_str()),
+                ("updated", stamp.as_str()),
+            ];
+            match shared.hash_set("task", &id, &fields, ttl(WORKING_TTL)).await {
+                Ok(()) => self.watch_for_cancel(&id, &cancel),
+                Err(e) => tracing::warn!("task {id}: not shared through Redis: {e}"),
+            }
+        }
         let task = Task::new(id.clone(), TaskStatus::Working, stamp.clone(), stamp)
             .with_poll_interval_ms(1000)
             .with_ttl_ms(u64::try_from(KEEP.as_millis()).unwrap_or(u64::MAX));
         (id, task, cancel)
     }
 
+    /// Follows the task's cancel flag in Redis until the task ends.
+    fn watch_for_cancel(&self, id: &str, cancel: &CancellationToken) {
+        let (Some(shared), Ok(rt)) = (self.shared.clone(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let (id, cancel, tasks) = (id.to_owned(), cancel.clone(), Arc::downgrade(&self.inner));
+        rt.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(CANCEL_POLL) => {}
+                }
+                let Some(tasks) = tasks.upgrade() else { return };
+                let ended = tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&id)
+                    .is_none_or(|e| e.ended.is_some());
+                if ended {
+                    return;
+                }
+                if let Ok(fields) = shared.hash_get("task", &id).await
+                    && fields.get("cancel").map(String::as_str) == Some("1")
+                {
+                    cancel.cancel();
+                    return;
+                }
+            }
+        });
+    }
+
     /// Records the end of task `id`.
-    pub fn finish(&self, id: &str, result: CallToolResult, cancelled: bool) {
-        let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = map.get_mut(id) {
-            e.status = if cancelled {
-                TaskStatus::Cancelled
-            } else if result.is_error == Some(true) {
-                TaskStatus::Failed
-            } else {
-                TaskStatus::Completed
-            };
-            e.result = Some(result);
-            e.updated = now();
-            e.ended = Some(Instant::now());
+    pub async fn finish(&self, id: &str, result: CallToolResult, cancelled: bool) {
+        let status = if cancelled {
+            TaskStatus::Cancelled
+        } else if result.is_error == Some(true) {
+            TaskStatus::Failed
+        } else {
+            TaskStatus::Completed
+        };
+        let updated = now();
+        let text = self
+            .shared
+            .is_some()
+            .then(|| serde_json::to_string(&result).unwrap_or_default());
+        {
+            let mut map = self.map();
+            if let Some(e) = map.get_mut(id) {
+                e.status = status;
+                e.result = Some(result);
+                e.updated.clone_from(&updated);
+                e.ended = Some(Instant::now());
+            }
+        }
+        if let (Some(shared), Some(text)) = (&self.shared, text) {
+            let name = status_name(status);
+            let fields = [
+                ("status", name.as_str()),
+                ("updated", updated.as_str()),
+                ("result", text.as_str()),
+            ];
+            if let Err(e) = shared.hash_set("task", id, &fields, ttl(KEEP)).await {
+                tracing::warn!("task {id}: its end could not be shared through Redis: {e}");
+            }
         }
     }
 
-    /// The task's state for `tasks/get`.
-    pub fn get(&self, id: &str) -> Option<DetailedTask> {
-        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let e = map.get(id)?;
-        let task = Task::new(id, e.status, e.created.clone(), e.updated.clone()).with_poll_interval_ms(1000);
-        let as_object = |r: &CallToolResult| -> JsonObject {
-            match serde_json::to_value(r) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => JsonObject::new(),
+    /// The task's state for `tasks/get`: this replica's, else Redis's.
+    pub async fn get(&self, id: &str) -> Option<DetailedTask> {
+        {
+            let map = self.map();
+            if let Some(e) = map.get(id) {
+                return Some(detailed(id, e.status, &e.created, &e.updated, e.result.as_ref()));
             }
-        };
-        let payload = match (e.status, &e.result) {
-            (TaskStatus::Completed, Some(r)) => TaskPayload::Completed { result: as_object(r) },
-            (TaskStatus::Failed, Some(r)) => {
-                let mut error = JsonObject::new();
-                error.insert("code".to_owned(), serde_json::Value::from(-32603));
-                let message = r
-                    .content
-                    .iter()
-                    .find_map(|c| c.as_text().map(|t| t.text.clone()))
-                    .unwrap_or_default();
-                error.insert("message".to_owned(), serde_json::Value::from(message));
-                TaskPayload::Failed { error }
-            }
-            (TaskStatus::Cancelled, _) => TaskPayload::Cancelled,
-            _ => TaskPayload::Working,
-        };
-        Some(DetailedTask::new(task, payload))
+        }
+        let fields = self.shared.as_ref()?.hash_get("task", id).await.ok()?;
+        let status: TaskStatus =
+            serde_json::from_value(serde_json::Value::from(fields.get("status")?.as_str())).ok()?;
+        let result: Option<CallToolResult> = fields.get("result").and_then(|r| serde_json::from_str(r).ok());
+        Some(detailed(
+            id,
+            status,
+            fields.get("created").map_or("", String::as_str),
+            fields.get("updated").map_or("", String::as_str),
+            result.as_ref(),
+        ))
     }
 
-    /// Cancels task `id`; false when there is no such task.
-    pub fn cancel(&self, id: &str) -> bool {
-        let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(id) {
-            Some(e) => {
+    /// Cancels task `id` (here, or through Redis on the replica running
+    /// it); false when there is no such task.
+    pub async fn cancel(&self, id: &str) -> bool {
+        {
+            let map = self.map();
+            if let Some(e) = map.get(id) {
                 e.cancel.cancel();
-                true
+                return true;
             }
-            None => false,
+        }
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        match shared.hash_get("task", id).await {
+            Ok(fields) if fields.contains_key("status") => shared
+                .hash_set("task", id, &[("cancel", "1")], ttl(WORKING_TTL))
+                .await
+                .is_ok(),
+            _ => false,
         }
     }
 }

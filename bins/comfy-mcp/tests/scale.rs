@@ -521,3 +521,65 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
     r1.cancel().await.unwrap();
     r2.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waited_on_whose_backend_dies_is_lost_not_run_again() {
+    let (a, b) = (slow_sim().await, slow_sim().await);
+    let home = tempfile::tempdir().unwrap();
+    let c = serve(home.path(), &backends(&[("a", &a), ("b", &b)])).await;
+    let mut job = long_job();
+    job["backend"] = json!("b");
+    job["wait"] = json!(true);
+    let mut b = Some(b);
+    let (r, ()) = tokio::join!(call(&c, "comfyui_generate_image", job), async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        // The machine goes away: its socket and its server stop.
+        drop(b.take());
+    });
+    let r = ok(&r).clone();
+    assert_eq!(
+        (r["status"].as_str(), r["backend"].as_str()),
+        (Some("lost"), Some("b")),
+        "{r}"
+    );
+    let q = ok(&call(&c, "comfyui_get_queue", json!({"backend": "a"})).await).clone();
+    assert_eq!(
+        (q["queue_running"].clone(), q["queue_pending"].clone()),
+        (json!([]), json!([])),
+        "{q}"
+    );
+    c.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_backend() {
+    let (a, b) = (
+        Sim::builder().start().await.unwrap(),
+        Sim::builder().start().await.unwrap(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".comfyui-mcp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.yaml"), backends(&[("a", &a), ("b", &b)])).unwrap();
+    let check = || async {
+        Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+            .arg("check")
+            .env("HOME", home.path())
+            .env_remove("COMFYUI_URL")
+            .env_remove("COMFYUI_MCP_CONFIG")
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = check().await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("backend a: ok (version "), "{text}");
+    assert!(text.contains("backend b: ok (version "), "{text}");
+    drop(b);
+    let out = check().await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("backend a: ok"), "{text}");
+    assert!(text.contains("backend b: FAILED: "), "{text}");
+}

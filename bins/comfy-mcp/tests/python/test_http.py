@@ -230,3 +230,75 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_replicas_share_job_owners_through_redis(tmp_path, sim_url):
+    """Two replicas over one Redis: a job is its owner's through either."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import pytest
+
+    if shutil.which("redis-server") is None:
+        assert not os.environ.get("CI"), "redis-server is needed in CI"
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs = []
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        urls = []
+        for name in ("one", "two"):
+            home = tmp_path / name
+            (home / ".comfyui-mcp").mkdir(parents=True)
+            proc, url = start_remote(
+                home,
+                sim_url,
+                f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
+                f"state:\n  redis_url: redis://127.0.0.1:{port}/\n",
+            )
+            procs.append(proc)
+            urls.append(url)
+        one, two = client_for(urls[0]), client_for(urls[1])
+
+        async def main():
+            async def alice_generates(s):
+                return structured(await s.call_tool("comfyui_generate_image", {"prompt": "x", "steps": 2, "wait": True}))
+
+            job = (await one(ALICE, alice_generates))["prompt_id"]
+
+            async def reads(s):
+                return await s.call_tool("comfyui_get_job", {"prompt_id": job})
+
+            mine = await two(ALICE, reads)
+            assert not mine.is_error, text(mine)
+            assert structured(mine)["id"] == job
+            theirs = await two(BOB, reads)
+            assert theirs.is_error and "has no job" in text(theirs), text(theirs)
+
+            async def bob_lists(s):
+                return structured(await s.call_tool("comfyui_list_jobs", {}))
+
+            assert all(j["id"] != job for j in (await two(BOB, bob_lists))["jobs"])
+
+        anyio.run(main)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        redis.terminate()
+        redis.wait(timeout=10)

@@ -640,6 +640,7 @@ async fn follow(
     let mut events = Vec::new();
     let mut silent = false;
     let mut lost = false;
+    let multi = cx.pool.is_multi();
     // The wedge watchdog (`server.stall_timeout`): a job that has started
     // and then reports nothing for that long is interrupted, so it cannot
     // hold a shared GPU.
@@ -682,6 +683,12 @@ async fn follow(
                                     break;
                                 }
                                 continue;
+                            }
+                            // With several backends, one that cannot be
+                            // reached has lost the job (never resubmitted).
+                            Err(comfy_client::Error::Connect { .. }) if multi && !cx.backend().probe().await => {
+                                lost = true;
+                                break;
                             }
                             Err(_) => continue,
                         }
@@ -757,7 +764,12 @@ async fn follow(
     let outcome = if lost {
         None
     } else {
-        Some(job.wait(limit.saturating_sub(started.elapsed())).await?)
+        match job.wait(limit.saturating_sub(started.elapsed())).await {
+            Ok(o) => Some(o),
+            // As above: the job's backend is gone, so is the job.
+            Err(comfy_client::Error::Connect { .. }) if multi && !cx.backend().probe().await => None,
+            Err(e) => return Err(e.into()),
+        }
     };
     guard.armed = false;
     let status = match outcome.as_ref().map(|o| &o.status) {

@@ -6,6 +6,8 @@
 //! - `comfy-mcp config show`: the effective configuration and where each
 //!   value came from (secrets masked);
 //! - `comfy-mcp check`: configuration, ComfyUI, audit log;
+//! - `comfy-mcp smoke`: the operator's checklist against a live ComfyUI
+//!   (`smoke.rs`);
 //! - `comfy-mcp audit verify [FILE...]` and `comfy-mcp audit tail [FILE]`;
 //! - `comfy-mcp hook post-tool-use`: the Claude Code plugin's security hook;
 //! - `comfy-mcp completions SHELL` and `comfy-mcp man`: shell completions
@@ -62,6 +64,25 @@ enum Command {
     },
     /// Check the configuration, the ComfyUI server and the audit log.
     Check,
+    /// Check a live ComfyUI: connection, model folders, WebSocket, plugins,
+    /// and a tiny Model-Manager download (created, followed, listed, deleted).
+    Smoke {
+        /// The ComfyUI to check (default: comfyui.url).
+        #[arg(long)]
+        url: Option<String>,
+        /// Skip the download check.
+        #[arg(long)]
+        no_download: bool,
+        /// The file to download (it must pass security.allowed_download_domains).
+        #[arg(long, default_value = crate::smoke::DEFAULT_URL)]
+        download_url: String,
+        /// The model folder it goes to (it is deleted again).
+        #[arg(long, default_value = "loras")]
+        folder: String,
+        /// Seconds the download may take.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Verify or follow the audit log.
     Audit {
         #[command(subcommand)]
@@ -262,6 +283,24 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Check) => check(&args).await,
+        Some(Command::Smoke {
+            url,
+            no_download,
+            download_url,
+            folder,
+            timeout,
+        }) => {
+            let loaded = load(&args)?;
+            let (config, _sim) = with_sim(&args, loaded.config).await?;
+            let opts = crate::smoke::Options {
+                url: url.clone(),
+                no_download: *no_download,
+                download_url: download_url.clone(),
+                folder: folder.clone(),
+                timeout: std::time::Duration::from_secs(*timeout),
+            };
+            Ok(crate::smoke::run(&config, &opts).await)
+        }
         Some(Command::Audit { command }) => audit(&args, command),
         Some(Command::Hook { .. } | Command::Completions { .. } | Command::Man) => Ok(ExitCode::SUCCESS),
     }
@@ -407,7 +446,8 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT (Ctrl-C).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

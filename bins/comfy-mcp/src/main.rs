@@ -2,6 +2,7 @@
 
 mod cli;
 mod hook;
+mod smoke;
 
 fn main() -> std::process::ExitCode {
     cli::main()

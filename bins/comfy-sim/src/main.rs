@@ -33,6 +33,10 @@ struct Args {
     /// Answer CivitAI's and HuggingFace's model-search APIs (for model_search.*_api_base).
     #[arg(long)]
     model_search: bool,
+    /// What Model-Manager downloads do: stall (as recorded without network),
+    /// complete (the file lands), or fail (stops half way).
+    #[arg(long, value_name = "MODE", default_value = "stall", value_parser = ["stall", "complete", "fail"])]
+    downloads: String,
 }
 
 #[tokio::main]
@@ -48,7 +52,12 @@ async fn main() -> anyhow::Result<()> {
         .previews(args.previews)
         .model_manager(args.model_manager)
         .manager(args.manager)
-        .model_search(args.model_search);
+        .model_search(args.model_search)
+        .model_manager_downloads(match args.downloads.as_str() {
+            "complete" => comfy_sim::Downloads::Complete,
+            "fail" => comfy_sim::Downloads::Fail,
+            _ => comfy_sim::Downloads::Stall,
+        });
     if let Some(dir) = args.models_dir {
         builder = builder.models_dir(dir);
     }

@@ -635,6 +635,31 @@ impl Client {
         decode(&reply.body, WHAT)
     }
 
+    /// `GET /model-manager/models/{folder}`: the files Model-Manager sees in
+    /// a model folder (its `{success, data | error}` answer).
+    pub async fn model_manager_models(&self, folder: &str) -> Result<Value, Error> {
+        let target = format!("/model-manager/models/{}", segment(folder));
+        self.get_json_capped(&target, self.inner.http.config.limits.json, "Model-Manager model list")
+            .await
+    }
+
+    /// `DELETE /model-manager/model/{folder}/{index}/{fullname}`: deletes a
+    /// model file (with its preview and notes). Only the operator smoke
+    /// test uses it, on the file it downloaded itself; no tool reaches it.
+    /// `fullname` may name a subfolder: each of its segments is encoded.
+    pub async fn model_manager_delete_model(&self, folder: &str, index: u32, fullname: &str) -> Result<Value, Error> {
+        const WHAT: &str = "Model-Manager model delete";
+        let name: Vec<String> = fullname.split('/').map(segment).collect();
+        let target = format!("/model-manager/model/{}/{index}/{}", segment(folder), name.join("/"));
+        let reply = self
+            .inner
+            .http
+            .send(Method::DELETE, &target, None, self.inner.http.config.limits.json, WHAT)
+            .await?;
+        check(&reply, WHAT)?;
+        decode(&reply.body, WHAT)
+    }
+
     /// ComfyUI-Manager's version (`GET /v2/manager/version`), or `None`
     /// when it is not installed.
     pub async fn manager_version(&self) -> Result<Option<String>, Error> {

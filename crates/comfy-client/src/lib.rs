@@ -127,6 +127,16 @@ impl Client {
         self.hub_if_started().and_then(|h| h.last_status())
     }
 
+    /// Whether ComfyUI's WebSocket answers: a socket of its own (with a
+    /// client id of its own) that must deliver a first message within
+    /// `limit`. For health checks; jobs use the shared socket.
+    ///
+    /// # Errors
+    /// [`Error::WebSocket`] saying what failed.
+    pub async fn websocket_check(&self, limit: Duration) -> Result<(), Error> {
+        ws::probe(&self.inner.http, &format!("{}-probe", self.inner.client_id), limit).await
+    }
+
     pub(crate) fn hub_if_started(&self) -> Option<&Arc<ws::Hub>> {
         self.inner.hub_ready.get()
     }

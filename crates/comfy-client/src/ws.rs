@@ -320,6 +320,19 @@ async fn connect(http: &Transport, client_id: &str) -> Result<Socket, Error> {
     Ok(ws)
 }
 
+/// Opens a socket of its own and waits up to `limit` for ComfyUI's first
+/// message (it sends `status` on connect); then closes it.
+pub(crate) async fn probe(http: &Transport, client_id: &str, limit: Duration) -> Result<(), Error> {
+    let mut ws = connect(http, client_id).await?;
+    let first = tokio::time::timeout(limit, read_message(&mut ws, http.config.limits.ws_message))
+        .await
+        .map_err(|_| Error::WebSocket(format!("connected, but no message came within {limit:?}")))?;
+    match first? {
+        Some(_) => Ok(()),
+        None => Err(Error::WebSocket("connected, then closed before any message".into())),
+    }
+}
+
 /// Reads one whole message, reassembling continuation frames under `cap`.
 async fn read_message<S>(ws: &mut WebSocket<S>, cap: usize) -> Result<Option<(OpCode, Bytes)>, Error>
 where

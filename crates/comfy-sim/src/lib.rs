@@ -47,6 +47,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use fault::{Faults, HttpFault, JobFault, WsFault};
+pub use model_manager::Downloads;
 pub use server::{DEFAULT_STEPS_PER_SECOND, SimBuilder, SimHandle};
 
 /// Entry point: [`Sim::builder`].

@@ -40,6 +40,7 @@ struct Plugins {
     model_manager: bool,
     manager: bool,
     model_search: bool,
+    downloads: crate::model_manager::Downloads,
 }
 
 impl Default for SimBuilder {
@@ -100,6 +101,14 @@ impl SimBuilder {
     #[must_use]
     pub fn model_manager(mut self, on: bool) -> Self {
         self.plugins.model_manager = on;
+        self
+    }
+
+    /// What Model-Manager downloads do (default: stall, as recorded
+    /// without network).
+    #[must_use]
+    pub fn model_manager_downloads(mut self, downloads: crate::model_manager::Downloads) -> Self {
+        self.plugins.downloads = downloads;
         self
     }
 
@@ -197,6 +206,7 @@ impl SimBuilder {
             faults_tx,
         );
         shared.model_manager = self.plugins.model_manager;
+        shared.downloads = self.plugins.downloads;
         shared.manager_on = self.plugins.manager;
         shared.model_search = self.plugins.model_search;
         let shared = Arc::new(shared);

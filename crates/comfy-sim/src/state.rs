@@ -177,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) model_manager: bool,
     /// Model-Manager download tasks.
     pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
+    /// What Model-Manager downloads do.
+    pub(crate) downloads: crate::model_manager::Downloads,
     /// Whether ComfyUI-Manager's routes are served.
     pub(crate) manager_on: bool,
     /// Whether the CivitAI/HuggingFace search simulation is served.
@@ -217,6 +219,7 @@ impl Shared {
             log: crate::log::Log::default(),
             model_manager: false,
             model_tasks: Mutex::new(Vec::new()),
+            downloads: crate::model_manager::Downloads::default(),
             manager_on: false,
             model_search: false,
             search_auth: Mutex::new(Vec::new()),

@@ -1,8 +1,11 @@
 //! `cargo xtask pytest`: the end-to-end suite that drives the real
 //! `comfy-mcp` binary with the official MCP Python SDK
-//! (`bins/comfy-mcp/tests/python`). Creates a virtualenv under the target
-//! directory with the pinned requirements (re-created when they change),
-//! builds the two binaries, and runs pytest with their paths.
+//! (`bins/comfy-mcp/tests/python`), then the eval harness's own tests
+//! (`evals/tests`: every Inspect AI suite run by a scripted perfect
+//! assistant, which must pass everything, and a scripted wrong one, which
+//! must fail everything). Creates one virtualenv under the target
+//! directory with both pinned requirement files (re-created when they
+//! change), builds the two binaries, and runs pytest with their paths.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,9 +17,12 @@ fn python() -> String {
 }
 
 /// The virtualenv, created or refreshed for `requirements`.
-fn venv(target: &Path, requirements: &Path) -> Result<PathBuf> {
+fn venv(target: &Path, requirements: &[PathBuf]) -> Result<PathBuf> {
     let dir = target.join("pyenv");
-    let wanted = std::fs::read_to_string(requirements).context("reading requirements.txt")?;
+    let mut wanted = String::new();
+    for r in requirements {
+        wanted.push_str(&std::fs::read_to_string(r).with_context(|| format!("reading {}", r.display()))?);
+    }
     let stamp = dir.join("requirements.installed");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(dir);
@@ -24,17 +30,17 @@ fn venv(target: &Path, requirements: &Path) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&dir);
     crate::step("pytest venv", &python(), &["-m", "venv", &dir.to_string_lossy()])?;
     let pip = dir.join("bin/pip");
-    crate::step(
-        "pytest requirements",
-        &pip.to_string_lossy(),
-        &[
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            &requirements.to_string_lossy(),
-        ],
-    )?;
+    let mut args = vec![
+        "install".to_owned(),
+        "--quiet".to_owned(),
+        "--disable-pip-version-check".to_owned(),
+    ];
+    for r in requirements {
+        args.push("-r".to_owned());
+        args.push(r.to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::step("pytest requirements", &pip.to_string_lossy(), &args)?;
     std::fs::write(&stamp, wanted)?;
     Ok(dir)
 }
@@ -49,18 +55,26 @@ pub(crate) fn run(cargo: &str) -> Result<()> {
         &["build", "--locked", "-p", "comfy-mcp-bin", "-p", "comfy-sim-bin"],
     )?;
     let suite = root.join("bins/comfy-mcp/tests/python");
-    let env = venv(&target, &suite.join("requirements.txt"))?;
+    let evals = root.join("evals");
+    let env = venv(
+        &target,
+        &[suite.join("requirements.txt"), evals.join("requirements.txt")],
+    )?;
     let bin = target.join("debug");
-    eprintln!("==> pytest {}", suite.display());
-    let status = Command::new(env.join("bin/python"))
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .arg(&suite)
-        .env("COMFY_MCP_BIN", bin.join("comfy-mcp"))
-        .env("COMFY_SIM_BIN", bin.join("comfy-sim"))
-        .status()
-        .context("cannot run pytest")?;
-    if !status.success() {
-        bail!("pytest failed");
+    for tests in [suite, evals.join("tests")] {
+        eprintln!("==> pytest {}", tests.display());
+        let status = Command::new(env.join("bin/python"))
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(&tests)
+            .current_dir(&root)
+            .env("COMFY_MCP_BIN", bin.join("comfy-mcp"))
+            .env("COMFY_SIM_BIN", bin.join("comfy-sim"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .status()
+            .context("cannot run pytest")?;
+        if !status.success() {
+            bail!("pytest failed: {}", tests.display());
+        }
     }
     Ok(())
 }

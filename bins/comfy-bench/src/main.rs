@@ -934,7 +934,7 @@ fn run_suite(b: &mut Bench) -> Result<()> {
 /// table for `docs/scaling.md`.
 fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut redis = Command::new("redis-server")
+    let redis = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -949,6 +949,8 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
         .stderr(Stdio::null())
         .spawn()
         .context("redis-server (apt-get install redis-server)")?;
+    // Stopped however this function ends.
+    let redis = Reap(redis);
     let mut up = false;
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -958,7 +960,6 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
         rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
     }
     if !up {
-        let _ = redis.kill();
         bail!("redis-server did not start");
     }
     let a = rt.block_on(comfy_sim::Sim::builder().start())?;
@@ -984,18 +985,14 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
         for _ in 0..replicas {
             let home = Bench::home(&config)?;
             let (child, addr) = spawn_http(bin, home.path(), None)?;
-            children.push(child);
+            children.push(Reap(child));
             homes.push(home);
             addrs.push(addr);
         }
         let (ok, took) = hammer(&addrs, clients, per_client);
-        for mut c in children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(children);
         drop(homes);
         if ok != clients * per_client {
-            let _ = redis.kill();
             bail!(
                 "{} of {} calls failed with {replicas} replicas",
                 clients * per_client - ok,
@@ -1007,9 +1004,18 @@ fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String
         let redis_col = if shared { "shared" } else { "none" };
         let _ = writeln!(rows, "| {replicas} | {redis_col} | {rate:.0} | {ok} |");
     }
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     Ok(rows)
+}
+
+/// A child process killed and reaped when dropped.
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn main() -> Result<()> {

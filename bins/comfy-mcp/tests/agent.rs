@@ -619,6 +619,52 @@ async fn a_dry_run_shows_what_would_run_without_queueing() {
     s.client.cancel().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_applies_the_servers_node_replacements() {
+    // A server (ComfyUI 0.14+) that replaces a retired class by an
+    // installed one, renaming its input and moving its output.
+    let table = json!({
+        "OldInvert": [{
+            "old_node_id": "OldInvert", "new_node_id": "ImageInvert", "old_widget_ids": null,
+            "input_mapping": [{"new_id": "image", "old_id": "picture"}],
+            "output_mapping": [{"old_idx": 1, "new_idx": 0}],
+        }],
+        "Retired": [{"old_node_id": "Retired", "new_node_id": "NotInstalledEither", "input_mapping": null, "output_mapping": null}],
+    });
+    let s = start_sim(CONFIG, Sim::builder().node_replacements(table)).await;
+    let wf = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "OldInvert", "inputs": {"picture": ["1", 0], "strength": 2}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 1], "filename_prefix": "r"}},
+    });
+    let v = ok(&s.call("comfyui_dry_run", json!({"workflow": wf.to_string()})).await).clone();
+    assert_eq!(
+        v["replacements"],
+        json!([{"node": "2", "from": "OldInvert", "to": "ImageInvert", "dropped_inputs": ["strength"]}]),
+        "{v}"
+    );
+    assert_eq!(
+        v["workflow"]["2"],
+        json!({"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}})
+    );
+    assert_eq!(v["workflow"]["3"]["inputs"]["images"], json!(["2", 0]));
+    assert_eq!(v["valid"], true, "the replaced graph is what is checked: {v}");
+    // A class whose replacement is not installed either stays, and is reported unknown.
+    let wf = json!({"1": {"class_type": "Retired", "inputs": {}}});
+    let v = ok(&s.call("comfyui_dry_run", json!({"workflow": wf.to_string()})).await).clone();
+    assert_eq!(v["replacements"], json!([]));
+    assert!(v["errors"].to_string().contains("Retired"), "{v}");
+    s.client.cancel().await.unwrap();
+
+    // A server without the route (the recorded 0.8.0): nothing replaced.
+    let s = start(CONFIG).await;
+    let wf = json!({"1": {"class_type": "OldInvert", "inputs": {}}});
+    let v = ok(&s.call("comfyui_dry_run", json!({"workflow": wf.to_string()})).await).clone();
+    assert_eq!(v["replacements"], json!([]));
+    assert_eq!(v["valid"], false);
+    s.client.cancel().await.unwrap();
+}
+
 fn super_year() -> u64 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -457,6 +457,21 @@ impl Client {
         self.get_json("/system_stats").await
     }
 
+    /// `GET /node_replacements` (ComfyUI 0.14 and later): the node
+    /// replacements `POST /prompt` applies; `None` when the server has no
+    /// such route (older ComfyUI).
+    pub async fn node_replacements(&self) -> Result<Option<Value>, Error> {
+        const WHAT: &str = "node replacements";
+        let reply = self
+            .get_raw("/node_replacements", self.inner.http.config.limits.json, WHAT)
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        check(&reply, WHAT)?;
+        decode(&reply.body, WHAT).map(Some)
+    }
+
     /// `GET /features`.
     pub async fn features(&self) -> Result<Value, Error> {
         self.get_json("/features").await

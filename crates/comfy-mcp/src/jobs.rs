@@ -343,12 +343,17 @@ fn id_arg(args: &Map<String, Value>) -> Option<String> {
     crate::tools::prompt_id(args, "prompt_id").ok()
 }
 
-/// Refreshes the owner's output files from ComfyUI's recent history.
+/// Refreshes the owner's output files from ComfyUI's recent history (of
+/// every backend).
 async fn refresh_files(cx: &ToolContext, owner: &Principal) {
-    if let Ok(history) = cx.client().history(Some(200), None).await {
-        for (id, entry) in &history {
-            if cx.jobs.owns(id, owner) {
-                cx.jobs.record_files(entry, owner);
+    for b in cx.pool.all() {
+        if let Ok(history) = b.client.history(Some(200), None).await {
+            let ids: Vec<&str> = history.keys().map(String::as_str).collect();
+            cx.jobs.load(&ids).await;
+            for (id, entry) in &history {
+                if cx.jobs.owns(id, owner) {
+                    cx.jobs.record_files(entry, owner);
+                }
             }
         }
     }
@@ -489,6 +494,14 @@ pub async fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContex
                 jobs.record_files(v, owner);
             }
         }
+        _ => filter(name, v, owner, jobs),
+    }
+}
+
+/// Keeps only `owner`'s entries in a listing (and records the output files
+/// a job result names as theirs).
+fn filter(name: &str, v: &mut Value, owner: &Principal, jobs: &Jobs) {
+    match name {
         "comfyui_get_job" | "comfyui_get_progress" => jobs.record_files(v, owner),
         "comfyui_get_queue" => {
             for key in ["queue_running", "queue_pending"] {
@@ -497,6 +510,11 @@ pub async fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContex
                         .and_then(Value::as_str)
                         .is_some_and(|id| jobs.owns(id, owner))
                 });
+            }
+            // With several backends: where each job runs, for the
+            // caller's jobs only (the ids of others' jobs are not shown).
+            if let Some(Value::Object(of)) = v.get_mut("backend_of") {
+                of.retain(|id, _| jobs.owns(id, owner));
             }
         }
         "comfyui_list_jobs" => {
@@ -536,6 +554,26 @@ mod tests {
         assert!(jobs.owns("5", &a) && jobs.owns(&(MAX_JOBS + 4).to_string(), &a));
         assert!(!jobs.owns("5", &b));
         assert_eq!(jobs.jobs().map.len(), MAX_JOBS);
+    }
+
+    #[test]
+    fn a_merged_queue_shows_only_the_callers_jobs_and_where_they_run() {
+        let jobs = Jobs::default();
+        let (a, b) = (Principal("a".into()), Principal("b".into()));
+        jobs.record("p1", &a);
+        jobs.record("p2", &b);
+        let mut v = serde_json::json!({
+            "queue_running": [[0, "p1", {}, {}, []]],
+            "queue_pending": [[1, "p2", {}, {}, []]],
+            "backend_of": {"p1": "gpu-a", "p2": "gpu-b"},
+        });
+        filter("comfyui_get_queue", &mut v, &a, &jobs);
+        assert_eq!(v["queue_pending"], serde_json::json!([]));
+        assert_eq!(
+            v["backend_of"],
+            serde_json::json!({"p1": "gpu-a"}),
+            "b's prompt id is not shown"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(crate) enum Route {
     ViewMetadata(String),
     SystemStats,
     Features,
+    NodeReplacements,
     Prompt,
     ObjectInfo,
     ObjectInfoOne(String),
@@ -153,6 +154,7 @@ pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
         ["view_metadata", f] => Route::ViewMetadata(decode(f)),
         ["system_stats"] => Route::SystemStats,
         ["features"] => Route::Features,
+        ["node_replacements"] => Route::NodeReplacements,
         ["prompt"] => Route::Prompt,
         ["object_info"] => Route::ObjectInfo,
         ["object_info", c] => Route::ObjectInfoOne(decode(c)),
@@ -467,6 +469,11 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
         Route::Extensions => json(200, &shared.extensions),
         Route::SystemStats => json(200, &Shared::system_stats()),
         Route::Features => json(200, &Shared::features()),
+        // ComfyUI 0.14 and later; 0.8.0 (the recording) has no such route.
+        Route::NodeReplacements => match &shared.node_replacements {
+            Some(table) => json(200, table),
+            None => empty(404),
+        },
         Route::ObjectInfo => json_text(200, shared.catalog.all_text(&shared.input_files())),
         Route::ObjectInfoOne(c) => json_text(200, shared.catalog.one_text(&c, &shared.input_files())),
         Route::Prompt if post => match read_json(body).await {

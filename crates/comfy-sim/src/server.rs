@@ -32,6 +32,7 @@ pub struct SimBuilder {
     previews: bool,
     faults: Faults,
     plugins: Plugins,
+    node_replacements: Option<serde_json::Value>,
 }
 
 /// The plugin simulations a [`SimBuilder`] turns on.
@@ -53,6 +54,7 @@ impl Default for SimBuilder {
             previews: false,
             faults: Faults::default(),
             plugins: Plugins::default(),
+            node_replacements: None,
         }
     }
 }
@@ -109,6 +111,16 @@ impl SimBuilder {
     #[must_use]
     pub fn model_manager_downloads(mut self, downloads: crate::model_manager::Downloads) -> Self {
         self.plugins.downloads = downloads;
+        self
+    }
+
+    /// Serves `GET /node_replacements` with `table` (an object of old class
+    /// → list of entries), as ComfyUI 0.14 and later do; without it the
+    /// route answers 404, as the recorded 0.8.0 does. `POST /prompt` does
+    /// not apply them (the simulator validates what it is sent).
+    #[must_use]
+    pub fn node_replacements(mut self, table: serde_json::Value) -> Self {
+        self.node_replacements = Some(table);
         self
     }
 
@@ -207,6 +219,7 @@ impl SimBuilder {
         );
         shared.model_manager = self.plugins.model_manager;
         shared.downloads = self.plugins.downloads;
+        shared.node_replacements = self.node_replacements;
         shared.manager_on = self.plugins.manager;
         shared.model_search = self.plugins.model_search;
         let shared = Arc::new(shared);

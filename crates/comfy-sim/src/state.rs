@@ -179,6 +179,8 @@ pub(crate) struct Shared {
     pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
     /// What Model-Manager downloads do.
     pub(crate) downloads: crate::model_manager::Downloads,
+    /// `GET /node_replacements`'s table (none: 404, as ComfyUI 0.8.0).
+    pub(crate) node_replacements: Option<Value>,
     /// Whether ComfyUI-Manager's routes are served.
     pub(crate) manager_on: bool,
     /// Whether the CivitAI/HuggingFace search simulation is served.
@@ -220,6 +222,7 @@ impl Shared {
             model_manager: false,
             model_tasks: Mutex::new(Vec::new()),
             downloads: crate::model_manager::Downloads::default(),
+            node_replacements: None,
             manager_on: false,
             model_search: false,
             search_auth: Mutex::new(Vec::new()),

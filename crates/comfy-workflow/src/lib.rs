@@ -50,6 +50,7 @@ mod limits;
 pub mod object_info;
 mod order;
 pub mod preset;
+pub mod replace;
 mod strict;
 mod summary;
 pub mod template;
@@ -64,6 +65,7 @@ pub use id::{MAX_NODE_ID_LEN, NodeId};
 pub use limits::Limits;
 pub use object_info::ObjectInfo;
 pub use order::Cycle;
+pub use replace::{Replaced, Replacements};
 /// The string type of class and input names (re-exported so callers need
 /// not depend on `smol_str` themselves).
 pub use smol_str::SmolStr;

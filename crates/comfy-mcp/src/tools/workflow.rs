@@ -312,10 +312,25 @@ async fn dry_run(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let submitted = workflow_arg(args, cx).await?;
     let mut resolved = submitted.clone();
     let changes = resolved.expand_frontend_tokens(super::generate::now_utc());
+    // Then what `POST /prompt` does first on ComfyUI 0.14 and later: nodes
+    // of classes that are not installed become their registered
+    // replacements (older servers have no table: nothing to do).
+    let mut replaced = Vec::new();
+    if let Ok(Some(table)) = cx.client().node_replacements().await
+        && let Ok(table) = comfy_workflow::Replacements::from_value(table)
+        && !table.is_empty()
+        && let Ok(info) = cx.client().object_info().await
+    {
+        replaced = resolved.apply_replacements(&table, &|class| info.contains(class));
+    }
     let mut out = check(&resolved, cx).await;
     out.insert("queued".to_owned(), Value::Bool(false));
     out.insert("converted_from_editor".to_owned(), Value::Bool(from_editor));
     out.insert("changes".to_owned(), serde_json::to_value(&changes).unwrap_or_default());
+    out.insert(
+        "replacements".to_owned(),
+        serde_json::to_value(&replaced).unwrap_or_default(),
+    );
     out.insert("workflow".to_owned(), resolved.to_value());
     Ok(Output::Json(Value::Object(out)))
 }

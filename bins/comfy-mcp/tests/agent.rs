@@ -462,6 +462,44 @@ async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
         )
         .await;
     assert!(text(&bad).contains("no finished job"), "{}", text(&bad));
+
+    // A resource the client holds (read from this or another server) is an
+    // upload source too, as resources/read returned it or embedded.
+    let held = ResourceContents::BlobResourceContents {
+        uri: "file:///elsewhere/held.png".to_owned(),
+        mime_type: Some("image/png".to_owned()),
+        blob: b64.encode(&png),
+        meta: None,
+    };
+    let as_read = serde_json::to_string(&held).unwrap();
+    let embedded = json!({"type": "resource", "resource": serde_json::to_value(&held).unwrap()}).to_string();
+    for (file, source) in [("held.png", as_read), ("embedded.png", embedded)] {
+        let up = s
+            .call("comfyui_upload_image", json!({"filename": file, "image_data": source}))
+            .await;
+        assert_eq!(text(&up), format!("Uploaded {file} to ComfyUI input directory"));
+    }
+    for (source, needle) in [
+        (json!({"uri": "file:///x"}).to_string(), "`blob` (base64) or `text`"),
+        (
+            json!({"uri": "file:///x", "blob": "%%%"}).to_string(),
+            "not valid base64",
+        ),
+        (
+            json!({"uri": "file:///x", "text": "hello"}).to_string(),
+            "do not match the extension",
+        ),
+        ("{not json".to_owned(), "not valid"),
+    ] {
+        let bad = s
+            .call(
+                "comfyui_upload_image",
+                json!({"filename": "x.png", "image_data": source}),
+            )
+            .await;
+        assert_eq!(bad.is_error, Some(true));
+        assert!(text(&bad).contains(needle), "{needle}: {}", text(&bad));
+    }
     s.client.cancel().await.unwrap();
 }
 

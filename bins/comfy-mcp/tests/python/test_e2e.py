@@ -290,6 +290,10 @@ def test_outputs_as_resources_and_upload_sources(home, sim_url):
             assert text(up) == "Uploaded py_in.png to ComfyUI input directory", text(up)
             up = await s.call_tool("comfyui_upload_image", {"filename": "py_in2.png", "image_data": uri})
             assert not up.is_error, text(up)
+            # The resource as this client read it is an upload source too.
+            held = read.contents[0].model_dump_json(by_alias=True, exclude_none=True)
+            up = await s.call_tool("comfyui_upload_image", {"filename": "py_in3.png", "image_data": held})
+            assert text(up) == "Uploaded py_in3.png to ComfyUI input directory", text(up)
 
     anyio.run(main)
 

@@ -43,9 +43,16 @@ fn subfolder(args: &Args, name: &str) -> Result<String, ToolError> {
 ///   ComfyUI, so a result can be fed back as an input without passing
 ///   through the client;
 /// - an `https` URL on `security.allowed_fetch_domains`, fetched by
-///   [`fetch_bytes`].
+///   [`fetch_bytes`];
+/// - an MCP resource the client holds, passed on as the client read it
+///   (JSON: resource contents `{"uri", "mimeType", "blob"}` or `{..., "text"}`,
+///   or an embedded-resource content block `{"type": "resource",
+///   "resource": {...}}`), e.g. an image another MCP server returned.
 async fn source_bytes(args: &Args, name: &str, max: usize, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
     let raw = text(args, name).trim();
+    if raw.starts_with('{') {
+        return resource_bytes(name, raw, max);
+    }
     if let Some(rest) = raw.strip_prefix("data:") {
         let Some((header, data)) = rest.split_once(',') else {
             return Err(ToolError::rejected(format!(
@@ -66,6 +73,33 @@ async fn source_bytes(args: &Args, name: &str, max: usize, cx: &ToolContext) -> 
         return fetch_bytes(name, raw, max, cx).await;
     }
     decode_base64(name, raw, max)
+}
+
+/// The bytes of MCP resource contents passed as JSON (see [`source_bytes`]).
+fn resource_bytes(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError> {
+    let bad = |why: &str| ToolError::rejected(format!("`{name}`: {why}"));
+    let v: Value = serde_json::from_str(raw).map_err(|e| bad(&format!("looks like JSON but is not valid: {e}")))?;
+    let contents = match v.get("type").and_then(Value::as_str) {
+        Some("resource") => v
+            .get("resource")
+            .ok_or_else(|| bad("an embedded resource without `resource`"))?,
+        _ => &v,
+    };
+    if let Some(blob) = contents.get("blob").and_then(Value::as_str) {
+        return decode_base64(name, blob, max);
+    }
+    if let Some(text) = contents.get("text").and_then(Value::as_str) {
+        if text.len() > max {
+            return Err(bad(&format!(
+                "the resource is larger than the upload limit of {} MiB (security.max_upload_size_mb)",
+                max >> 20
+            )));
+        }
+        return Ok(text.as_bytes().to_vec());
+    }
+    Err(bad(
+        "a resource must carry its content as `blob` (base64) or `text`, as resources/read returns it",
+    ))
 }
 
 fn decode_base64(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError> {

@@ -1,0 +1,296 @@
+//! rmcp's own client over Streamable HTTP, against the real binary with
+//! bearer tokens: the per-client cap on queued jobs (fairness), and one
+//! principal not reaching another's jobs. rmcp's HTTP client needs an HTTP
+//! backend; this one is hyper (the stack the server is built on), so the
+//! tests add no HTTP client crate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use comfy_sim::Sim;
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as Hyper;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
+};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// rmcp's Streamable HTTP client backend on hyper.
+#[derive(Clone)]
+struct HyperClient(Hyper<HttpConnector, Full<Bytes>>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClientError(String);
+
+type Fail = StreamableHttpError<ClientError>;
+
+fn fail(e: impl std::fmt::Display) -> Fail {
+    StreamableHttpError::Client(ClientError(e.to_string()))
+}
+
+impl HyperClient {
+    fn new() -> Self {
+        Self(Hyper::builder(TokioExecutor::new()).build_http())
+    }
+
+    fn request(
+        method: Method,
+        uri: &str,
+        session: Option<&str>,
+        auth: Option<&str>,
+        headers: HashMap<HeaderName, HeaderValue>,
+    ) -> http::request::Builder {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(http::header::ACCEPT, "text/event-stream, application/json");
+        if let Some(s) = session {
+            b = b.header("Mcp-Session-Id", s);
+        }
+        if let Some(a) = auth {
+            b = b.header(http::header::AUTHORIZATION, format!("Bearer {a}"));
+        }
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        b
+    }
+}
+
+impl StreamableHttpClient for HyperClient {
+    type Error = ClientError;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, Fail> {
+        let body = serde_json::to_vec(&message).map_err(fail)?;
+        let req = Self::request(
+            Method::POST,
+            &uri,
+            session_id.as_deref(),
+            auth_header.as_deref(),
+            custom_headers,
+        )
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(fail)?;
+        let resp = self.0.request(req).await.map_err(fail)?;
+        let status = resp.status();
+        if matches!(status, StatusCode::ACCEPTED | StatusCode::NO_CONTENT) {
+            return Ok(StreamableHttpPostResponse::Accepted);
+        }
+        let session = resp
+            .headers()
+            .get("Mcp-Session-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let kind = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if kind.starts_with("text/event-stream") {
+            let events = sse_stream::SseStream::new(resp.into_body());
+            return Ok(StreamableHttpPostResponse::Sse(Box::pin(events), session));
+        }
+        let bytes = resp.into_body().collect().await.map_err(fail)?.to_bytes();
+        if !status.is_success() && !kind.starts_with("application/json") {
+            return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes))));
+        }
+        if bytes.is_empty() {
+            return Ok(StreamableHttpPostResponse::Accepted);
+        }
+        let message: ServerJsonRpcMessage = serde_json::from_slice(&bytes)?;
+        Ok(StreamableHttpPostResponse::Json(message, session))
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), Fail> {
+        let req = Self::request(
+            Method::DELETE,
+            &uri,
+            Some(&session_id),
+            auth_header.as_deref(),
+            custom_headers,
+        )
+        .body(Full::new(Bytes::new()))
+        .map_err(fail)?;
+        self.0.request(req).await.map_err(fail)?;
+        Ok(())
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<futures_core::stream::BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, Fail> {
+        let mut b = Self::request(
+            Method::GET,
+            &uri,
+            session_id.as_deref(),
+            auth_header.as_deref(),
+            custom_headers,
+        );
+        if let Some(id) = last_event_id {
+            b = b.header("Last-Event-ID", id);
+        }
+        let resp = self
+            .0
+            .request(b.body(Full::new(Bytes::new())).map_err(fail)?)
+            .await
+            .map_err(fail)?;
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+            return Err(StreamableHttpError::ServerDoesNotSupportSse);
+        }
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status())));
+        }
+        Ok(Box::pin(sse_stream::SseStream::new(resp.into_body())))
+    }
+}
+
+const ALICE: &str = "alice-token-0123456789";
+const BOB: &str = "bob-token-0123456789abc";
+
+/// The binary serving HTTP on a free port; its child and `/mcp` URL.
+async fn serve(home: &std::path::Path, sim: &str, remote: &str) -> (Child, String) {
+    let dir = home.join(".comfyui-mcp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "comfyui:\n  url: {sim}\nlimits:\n  max_steps: 0\ntransport:\n  remote:\n    enabled: true\n    port: 0\n\
+             {remote}    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .env("HOME", home)
+        .env_remove("COMFYUI_URL")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next_line().await.unwrap().expect("the server exited");
+        if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
+    let transport = StreamableHttpClientTransport::with_client(HyperClient::new(), config);
+    ().serve(transport).await.unwrap()
+}
+
+async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    c.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
+        .await
+        .unwrap()
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A job of 5,000 steps (10 s at 500 steps/s), each with its own seed.
+fn long(seed: u64) -> Value {
+    json!({"workflow": json!({
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["1", 1]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["2", 0],
+              "latent_image": ["3", 0], "seed": seed, "steps": 5000, "cfg": 7.0, "sampler_name": "euler",
+              "scheduler": "normal", "denoise": 1.0}},
+        "5": {"class_type": "VAEDecode", "inputs": {"samples": ["4", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "fair"}},
+    }).to_string()})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_may_have_only_so_many_jobs_and_no_one_elses() {
+    let sim = Sim::builder().steps_per_second(500.0).start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "    max_queued_jobs_per_client: 2\n").await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+
+    let mut mine = Vec::new();
+    for seed in 1..=2 {
+        let r = call(&alice, "comfyui_run_workflow", long(seed)).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+        mine.push(r.structured_content.unwrap()["prompt_id"].as_str().unwrap().to_owned());
+    }
+    let third = call(&alice, "comfyui_run_workflow", long(3)).await;
+    assert_eq!(third.is_error, Some(true));
+    assert!(
+        text(&third).contains("max_queued_jobs_per_client = 2"),
+        "{}",
+        text(&third)
+    );
+    // Another client is not held back, and cannot see or cancel Alice's jobs.
+    let theirs = call(&bob, "comfyui_run_workflow", long(4)).await;
+    assert_ne!(theirs.is_error, Some(true), "{}", text(&theirs));
+    let peek = call(&bob, "comfyui_get_job", json!({"prompt_id": mine[0]})).await;
+    assert_eq!(peek.is_error, Some(true));
+    assert!(text(&peek).contains("has no job"), "{}", text(&peek));
+    let cancel = call(&bob, "comfyui_cancel_job", json!({"prompt_id": mine[1]})).await;
+    assert_eq!(cancel.is_error, Some(true));
+    let queue = call(&bob, "comfyui_get_queue", json!({})).await;
+    let q = queue.structured_content.unwrap();
+    let listed = q["queue_running"].to_string() + &q["queue_pending"].to_string();
+    assert!(!listed.contains(&mine[0]) && !listed.contains(&mine[1]), "{q}");
+
+    // Alice cancels hers; Bob his.
+    let done = call(&alice, "comfyui_cancel_jobs", json!({"job_ids": mine})).await;
+    assert_ne!(done.is_error, Some(true), "{}", text(&done));
+    let bob_id = theirs.structured_content.unwrap()["prompt_id"].clone();
+    call(&bob, "comfyui_cancel_jobs", json!({"job_ids": [bob_id]})).await;
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}

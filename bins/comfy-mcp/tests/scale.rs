@@ -30,6 +30,11 @@ type Client = RunningService<RoleClient, Collector>;
 
 /// Starts the binary over stdio with `config` as its config file.
 async fn serve(home: &Path, config: &str) -> Client {
+    serve_as(Collector::default(), home, config).await
+}
+
+/// [`serve`] with `handler` as the client.
+async fn serve_as<H: rmcp::ClientHandler>(handler: H, home: &Path, config: &str) -> RunningService<RoleClient, H> {
     let dir = home.join(".comfyui-mcp");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.yaml"), config).unwrap();
@@ -40,10 +45,7 @@ async fn serve(home: &Path, config: &str) -> Client {
         .env_remove("COMFYUI_MCP_REDIS_URL")
         .env("RUST_LOG", "error")
         .stderr(Stdio::null());
-    Collector::default()
-        .serve(TokioChildProcess::new(cmd).unwrap())
-        .await
-        .unwrap()
+    handler.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
 }
 
 async fn call(c: &Client, tool: &str, args: Value) -> CallToolResult {
@@ -441,20 +443,6 @@ impl rmcp::ClientHandler for TaskClient {
     }
 }
 
-async fn serve_tasks(home: &Path, config: &str) -> RunningService<RoleClient, TaskClient> {
-    let dir = home.join(".comfyui-mcp");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.yaml"), config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
-    cmd.env("HOME", home)
-        .env_remove("COMFYUI_URL")
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env_remove("COMFYUI_MCP_REDIS_URL")
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::null());
-    TaskClient.serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_started_through_one_replica_is_read_and_cancelled_through_another() {
     use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
@@ -467,8 +455,8 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
     );
     let (h1, h2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (r1, r2) = (
-        serve_tasks(h1.path(), &config).await,
-        serve_tasks(h2.path(), &config).await,
+        serve_as(TaskClient, h1.path(), &config).await,
+        serve_as(TaskClient, h2.path(), &config).await,
     );
     let start = |prompt: &str, steps: u64| {
         let Value::Object(args) = json!({"prompt": prompt, "steps": steps, "wait": true}) else {

@@ -639,15 +639,19 @@ impl Client {
     /// `DELETE /model-manager/download/{task_id}`: cancels and removes a
     /// download task. Returns Model-Manager's `{success, error?}` answer.
     pub async fn model_manager_cancel(&self, task_id: &str) -> Result<Value, Error> {
-        const WHAT: &str = "Model-Manager cancel";
         let target = format!("/model-manager/download/{}", segment(task_id));
+        self.delete_json(&target, "Model-Manager cancel").await
+    }
+
+    /// `DELETE target`, answered with JSON.
+    async fn delete_json(&self, target: &str, what: &str) -> Result<Value, Error> {
         let reply = self
             .inner
             .http
-            .send(Method::DELETE, &target, None, self.inner.http.config.limits.json, WHAT)
+            .send(Method::DELETE, target, None, self.inner.http.config.limits.json, what)
             .await?;
-        check(&reply, WHAT)?;
-        decode(&reply.body, WHAT)
+        check(&reply, what)?;
+        decode(&reply.body, what)
     }
 
     /// `GET /model-manager/models/{folder}`: the files Model-Manager sees in
@@ -663,16 +667,9 @@ impl Client {
     /// test uses it, on the file it downloaded itself; no tool reaches it.
     /// `fullname` may name a subfolder: each of its segments is encoded.
     pub async fn model_manager_delete_model(&self, folder: &str, index: u32, fullname: &str) -> Result<Value, Error> {
-        const WHAT: &str = "Model-Manager model delete";
         let name: Vec<String> = fullname.split('/').map(segment).collect();
         let target = format!("/model-manager/model/{}/{index}/{}", segment(folder), name.join("/"));
-        let reply = self
-            .inner
-            .http
-            .send(Method::DELETE, &target, None, self.inner.http.config.limits.json, WHAT)
-            .await?;
-        check(&reply, WHAT)?;
-        decode(&reply.body, WHAT)
+        self.delete_json(&target, "Model-Manager model delete").await
     }
 
     /// ComfyUI-Manager's version (`GET /v2/manager/version`), or `None`

@@ -101,7 +101,12 @@ impl Backend {
 
     /// Asks it now whether it is up (and records the answer).
     pub async fn probe(&self) -> bool {
-        match tokio::time::timeout(DEPTH_WAIT, self.client.queue_remaining()).await {
+        self.probe_within(DEPTH_WAIT).await
+    }
+
+    /// [`Self::probe`], waiting at most `limit` for the answer.
+    async fn probe_within(&self, limit: Duration) -> bool {
+        match tokio::time::timeout(limit, self.client.queue_remaining()).await {
             Ok(Ok(d)) => {
                 self.up(Some(d));
                 true
@@ -113,7 +118,7 @@ impl Backend {
             Err(_) => {
                 self.failed(&comfy_client::Error::Timeout {
                     what: "the health check".to_owned(),
-                    after: DEPTH_WAIT,
+                    after: limit,
                 });
                 false
             }
@@ -490,22 +495,10 @@ impl Pool {
             rt.spawn(async move {
                 loop {
                     let Some(b) = weak.upgrade() else { return };
-                    let wait = match tokio::time::timeout(interval.max(DEPTH_WAIT), b.client.queue_remaining()).await {
-                        Ok(Ok(d)) => {
-                            b.up(Some(d));
-                            interval
-                        }
-                        Ok(Err(e)) => {
-                            b.failed(&e);
-                            backoff(interval, b.health().failures)
-                        }
-                        Err(_) => {
-                            b.failed(&comfy_client::Error::Timeout {
-                                what: "the health check".to_owned(),
-                                after: interval.max(DEPTH_WAIT),
-                            });
-                            backoff(interval, b.health().failures)
-                        }
+                    let wait = if b.probe_within(interval.max(DEPTH_WAIT)).await {
+                        interval
+                    } else {
+                        backoff(interval, b.health().failures)
                     };
                     drop(b);
                     tokio::time::sleep(wait).await;

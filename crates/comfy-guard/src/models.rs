@@ -8,7 +8,8 @@
 //! `\` and `/` as the same separator, since a Windows server lists
 //! `SDXL\model.safetensors` for what a workflow writes either way.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use comfy_workflow::Workflow;
 use comfy_workflow::analysis::ModelRef;
@@ -30,7 +31,7 @@ pub struct MissingModel {
 
 /// The model files `wf` references, in execution order.
 pub fn referenced_models(wf: &Workflow) -> Vec<ModelRef> {
-    wf.analyze(None).models
+    wf.models()
 }
 
 /// The folders whose listings [`missing_models`] needs for `wf`.
@@ -44,17 +45,26 @@ pub fn folders_needed(wf: &Workflow) -> Vec<String> {
 /// The referenced models not in `listings` (folder → file names). Folders
 /// missing from `listings` are skipped.
 pub fn missing_models(wf: &Workflow, listings: &BTreeMap<String, Vec<String>>) -> Vec<MissingModel> {
-    let norm = |s: &str| s.replace('\\', "/");
+    fn norm(s: &str) -> Cow<'_, str> {
+        if s.contains('\\') {
+            Cow::Owned(s.replace('\\', "/"))
+        } else {
+            Cow::Borrowed(s)
+        }
+    }
+    // Each folder's names normalised once, on first use: linear in the
+    // listings and the references, however many loaders a workflow has.
+    let mut listed: BTreeMap<&str, HashSet<Cow<'_, str>>> = BTreeMap::new();
+    let mut reported: HashSet<(String, String)> = HashSet::new();
     let mut out: Vec<MissingModel> = Vec::new();
     for model in referenced_models(wf) {
-        let Some(listed) = listings.get(&model.folder) else {
+        let Some((folder, names)) = listings.get_key_value(&model.folder) else {
             continue;
         };
-        let wanted = norm(&model.name);
-        if listed.iter().any(|l| norm(l) == wanted) {
-            continue;
-        }
-        if out.iter().any(|m| m.name == model.name && m.folder == model.folder) {
+        let names = listed
+            .entry(folder.as_str())
+            .or_insert_with(|| names.iter().map(|n| norm(n)).collect());
+        if names.contains(&norm(&model.name)) || !reported.insert((model.name.clone(), model.folder.clone())) {
             continue;
         }
         out.push(MissingModel {

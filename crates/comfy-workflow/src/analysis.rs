@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::{Input, Node, NodeId, ObjectInfo, SmolStr, Workflow};
 
 type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Loader inputs that name a model file, and the model folder each reads.
 pub const MODEL_INPUTS: &[(&str, &str, &str)] = &[
@@ -167,41 +168,94 @@ pub(crate) fn show(v: &Value) -> String {
     }
 }
 
+/// The model files `nodes` name, in the order given.
+fn models_of<'a>(nodes: impl Iterator<Item = &'a Node>) -> Vec<ModelRef> {
+    let mut models = Vec::new();
+    // Every loader class names "Load": skip the table for the rest.
+    for n in nodes.filter(|n| n.class_type.contains("Load")) {
+        for (class, input, folder) in MODEL_INPUTS {
+            if n.class_type == *class
+                && let Some(Value::String(name)) = n.value(input)
+            {
+                models.push(ModelRef {
+                    name: name.clone(),
+                    folder: (*folder).to_owned(),
+                    node: n.id.clone(),
+                    loader: n.class_type.clone(),
+                });
+            }
+        }
+    }
+    models
+}
+
+/// What [`Workflow::analyze`] knows of each distinct class: its count,
+/// display name and whether it is an output node.
+struct Class {
+    count: usize,
+    display_name: SmolStr,
+    output: bool,
+}
+
 impl Workflow {
+    /// The model files the workflow's loaders name, in execution order
+    /// (document order when there is a cycle): [`Analysis::models`]
+    /// without the rest of the analysis.
+    ///
+    /// # Examples
+    /// ```
+    /// use comfy_workflow::{Limits, Workflow};
+    /// let wf = Workflow::from_json(
+    ///     br#"{"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}}}"#,
+    ///     &Limits::DEFAULT,
+    /// ).unwrap();
+    /// let models = wf.models();
+    /// assert_eq!((models[0].name.as_str(), models[0].folder.as_str()), ("sd15.safetensors", "checkpoints"));
+    /// ```
+    pub fn models(&self) -> Vec<ModelRef> {
+        let nodes = self.nodes();
+        match self.order_positions() {
+            Ok(order) => models_of(order.iter().map(|&i| &nodes[i])),
+            Err(_) => models_of(nodes.iter()),
+        }
+    }
+
     /// Analyses the workflow; `info`, when given, supplies display names and
     /// output nodes.
     pub fn analyze(&self, info: Option<&ObjectInfo>) -> Analysis {
         let nodes = self.nodes();
         let (ordered, has_cycle): (Vec<&Node>, bool) = match self.order_positions() {
-            Ok(order) => (order.into_iter().map(|i| &nodes[i]).collect(), false),
+            Ok(order) => (order.iter().map(|&i| &nodes[i]).collect(), false),
             Err(_) => (nodes.iter().collect(), true),
         };
+        // What is known of each distinct class, judged once.
+        let mut classes: FastMap<&str, Class> = FastMap::default();
         let mut class_types = Vec::new();
-        let mut class_counts = BTreeMap::new();
         for n in &ordered {
-            if let Some(c) = class_counts.get_mut(&n.class_type) {
-                *c += 1;
-            } else {
-                class_counts.insert(n.class_type.clone(), 1);
-                class_types.push(n.class_type.clone());
+            if let Some(c) = classes.get_mut(n.class_type.as_str()) {
+                c.count += 1;
+                continue;
             }
+            let def = info.and_then(|i| i.node(&n.class_type));
+            classes.insert(
+                &n.class_type,
+                Class {
+                    count: 1,
+                    display_name: def.map_or_else(|| n.class_type.clone(), |d| SmolStr::new(&d.display_name)),
+                    output: match def {
+                        Some(def) => def.output_node,
+                        None => n.class_type.starts_with("Save") || n.class_type.starts_with("Preview"),
+                    },
+                },
+            );
+            class_types.push(n.class_type.clone());
         }
-        let mut models = Vec::new();
-        // Every loader class names "Load": skip the table for the rest.
-        for n in ordered.iter().filter(|n| n.class_type.contains("Load")) {
-            for (class, input, folder) in MODEL_INPUTS {
-                if n.class_type == *class
-                    && let Some(Value::String(name)) = n.value(input)
-                {
-                    models.push(ModelRef {
-                        name: name.clone(),
-                        folder: (*folder).to_owned(),
-                        node: n.id.clone(),
-                        loader: n.class_type.clone(),
-                    });
-                }
-            }
-        }
+        let class_counts: BTreeMap<SmolStr, usize> = class_types
+            .iter()
+            .map(|c| (c.clone(), classes.get(c.as_str()).map_or(0, |k| k.count)))
+            .collect();
+        let class = |n: &Node| classes.get(n.class_type.as_str());
+        let models = models_of(ordered.iter().copied());
         let mut parameters = Parameters::default();
         for n in &ordered {
             let v = |k: &str| n.value(k).cloned();
@@ -237,10 +291,7 @@ impl Workflow {
         }
         let output_nodes = ordered
             .iter()
-            .filter(|n| match info.and_then(|i| i.node(&n.class_type)) {
-                Some(def) => def.output_node,
-                None => n.class_type.starts_with("Save") || n.class_type.starts_with("Preview"),
-            })
+            .filter(|n| class(n).is_some_and(|c| c.output))
             .map(|n| n.id.clone())
             .collect();
         let (pipeline, features) = pipeline(&class_counts);
@@ -249,14 +300,10 @@ impl Workflow {
             .map(|n| Step {
                 node_id: n.id.clone(),
                 class_type: n.class_type.clone(),
-                display_name: n
-                    .title()
-                    .map(SmolStr::new)
-                    .or_else(|| {
-                        info.and_then(|i| i.node(&n.class_type))
-                            .map(|d| SmolStr::new(&d.display_name))
-                    })
-                    .unwrap_or_else(|| n.class_type.clone()),
+                display_name: n.title().map_or_else(
+                    || class(n).map_or_else(|| n.class_type.clone(), |c| c.display_name.clone()),
+                    SmolStr::new,
+                ),
                 detail: detail(n),
             })
             .collect();
@@ -322,30 +369,61 @@ impl Workflow {
 }
 
 fn detail(n: &Node) -> Option<String> {
-    let v = |k: &str| n.value(k).map(show);
+    use std::fmt::Write as _;
+    // Written into one string, without a copy of each value first.
+    fn put(out: &mut String, v: &Value) {
+        match v {
+            Value::String(s) => out.push_str(s),
+            other => {
+                let _ = write!(out, "{other}");
+            }
+        }
+    }
+    let mut out = String::new();
     if n.class_type.starts_with("Empty") && n.class_type.contains("Latent") {
-        return Some(format!("{}x{}", v("width")?, v("height")?));
+        let (w, h) = (n.value("width")?, n.value("height")?);
+        put(&mut out, w);
+        out.push('x');
+        put(&mut out, h);
+        return Some(out);
     }
     if is_sampler(&n.class_type) {
-        return match (v("steps"), v("cfg")) {
-            (Some(s), Some(c)) => Some(format!("steps={s}, cfg={c}")),
-            (Some(s), None) => Some(format!("steps={s}")),
-            _ => None,
-        };
+        out.push_str("steps=");
+        put(&mut out, n.value("steps")?);
+        if let Some(cfg) = n.value("cfg") {
+            out.push_str(", cfg=");
+            put(&mut out, cfg);
+        }
+        return Some(out);
     }
     if n.class_type.contains("Load")
         && let Some((_, input, _)) = MODEL_INPUTS.iter().find(|(c, _, _)| *c == n.class_type)
     {
-        return v(input);
+        put(&mut out, n.value(input)?);
+        return Some(out);
     }
     if is_text_encoder(n) {
-        let text = v("text")?;
-        let short: String = text.chars().take(45).collect();
-        return Some(if short.len() < text.len() {
-            format!("{short}...")
-        } else {
-            short
-        });
+        match n.value("text")? {
+            Value::String(text) => match text.char_indices().nth(45) {
+                Some((cut, _)) => {
+                    out.push_str(&text[..cut]);
+                    out.push_str("...");
+                }
+                None => out.push_str(text),
+            },
+            other => {
+                // As before: the value's display, cut at 45 characters.
+                let shown = show(other);
+                match shown.char_indices().nth(45) {
+                    Some((cut, _)) => {
+                        out.push_str(&shown[..cut]);
+                        out.push_str("...");
+                    }
+                    None => out = shown,
+                }
+            }
+        }
+        return Some(out);
     }
     None
 }

@@ -2,6 +2,7 @@
 //! an input is a link `[node_id, output_index]` or a literal value.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -122,10 +123,22 @@ impl Node {
 }
 
 /// An API-format workflow: nodes in document order.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Invariants: `index` maps every node's id to its position in `nodes`;
+/// `order`, once computed, is the execution order of the nodes as they
+/// are, and every `&mut self` method clears it (validation, analysis and
+/// the model list each need the order, so a tool computes it once).
+#[derive(Debug, Clone, Default)]
 pub struct Workflow {
     nodes: Vec<Node>,
     index: HashMap<NodeId, usize, foldhash::fast::RandomState>,
+    order: OnceLock<Result<Vec<usize>, Vec<usize>>>,
+}
+
+impl PartialEq for Workflow {
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes == other.nodes
+    }
 }
 
 impl Workflow {
@@ -173,6 +186,7 @@ impl Workflow {
         let mut wf = Workflow {
             nodes: Vec::with_capacity(map.len()),
             index: HashMap::with_capacity_and_hasher(map.len(), foldhash::fast::RandomState::default()),
+            order: OnceLock::new(),
         };
         for (id, node) in map {
             let node_id = NodeId::new(id.clone()).map_err(|reason| ParseError::InvalidNodeId {
@@ -206,9 +220,13 @@ impl Workflow {
         self.index.get(id).map(|&i| &self.nodes[i])
     }
 
-    /// The workflow's own copy of id `id`, so a link to it can share it.
-    pub(crate) fn known_id(&self, id: &str) -> Option<&NodeId> {
-        self.index.get_key_value(id).map(|(k, _)| k)
+    /// The execution order, computed by `sort` the first time it is asked
+    /// for since the workflow last changed.
+    pub(crate) fn cached_order(
+        &self,
+        sort: impl FnOnce() -> Result<Vec<usize>, Vec<usize>>,
+    ) -> &Result<Vec<usize>, Vec<usize>> {
+        self.order.get_or_init(sort)
     }
 
     /// The position of node `id` in document order.
@@ -218,6 +236,7 @@ impl Workflow {
 
     /// The node with id `id`, mutably.
     pub fn node_mut(&mut self, id: &str) -> Option<&mut Node> {
+        self.order.take();
         self.index.get(id).map(|&i| &mut self.nodes[i])
     }
 
@@ -234,6 +253,7 @@ impl Workflow {
         if self.index.contains_key(&node.id) {
             return Err(node.id);
         }
+        self.order.take();
         self.index.insert(node.id.clone(), self.nodes.len());
         self.nodes.push(node);
         Ok(())
@@ -242,6 +262,7 @@ impl Workflow {
     /// Removes node `id` and returns it. Links pointing at it are left alone.
     pub fn remove(&mut self, id: &str) -> Option<Node> {
         let pos = self.index.remove(id)?;
+        self.order.take();
         let node = self.nodes.remove(pos);
         for i in self.index.values_mut() {
             if *i > pos {

@@ -1,20 +1,22 @@
 //! Node ids.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 /// Longest node id accepted, in bytes. ComfyUI's are short (`"3"`,
 /// `"12:4"` inside subgraphs); anything longer is hostile.
 pub const MAX_NODE_ID_LEN: usize = 128;
 
 /// A node id as ComfyUI writes it: a non-empty string of printable
-/// characters, at most [`MAX_NODE_ID_LEN`] bytes. Shared, so clones (and
-/// ids are cloned into every link, order and report) cost no allocation.
+/// characters, at most [`MAX_NODE_ID_LEN`] bytes. A [`SmolStr`]: ids up
+/// to 23 bytes (all of ComfyUI's) are stored inline, so neither reading
+/// one nor cloning it (ids are cloned into every link, order and report)
+/// allocates; longer ones are shared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeId(Arc<str>);
+pub struct NodeId(SmolStr);
 
 impl NodeId {
     /// Validates `id`.
@@ -25,7 +27,13 @@ impl NodeId {
     pub fn new(id: impl AsRef<str>) -> Result<Self, &'static str> {
         let id = id.as_ref();
         Self::check(id)?;
-        Ok(Self(id.into()))
+        Ok(Self(SmolStr::new(id)))
+    }
+
+    /// An id that [`NodeId::check`] has passed.
+    pub(crate) fn checked(id: &str) -> Self {
+        debug_assert!(Self::check(id).is_ok());
+        Self(SmolStr::new(id))
     }
 
     /// Why `id` cannot be a node id, if it cannot.
@@ -39,7 +47,12 @@ impl NodeId {
         if id.len() > MAX_NODE_ID_LEN {
             return Err("node ids are at most 128 bytes");
         }
-        if id.chars().any(char::is_control) {
+        // Control characters are ASCII bytes or U+0080..=U+009F (0xC2
+        // then 0x80..=0x9F); the bytes say it without decoding.
+        let b = id.as_bytes();
+        if b.iter().any(|&c| c < 0x20 || c == 0x7f)
+            || b.windows(2).any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+        {
             return Err("node ids must not contain control characters");
         }
         Ok(())
@@ -47,7 +60,7 @@ impl NodeId {
 
     /// The id of a number, as the editor numbers nodes.
     pub fn from_number(n: u64) -> Self {
-        Self(n.to_string().into())
+        Self(smol_str::format_smolstr!("{n}"))
     }
 
     /// The id as a string.

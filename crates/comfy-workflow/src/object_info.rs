@@ -126,14 +126,16 @@ impl NodeDef {
 /// A parsed `/object_info` catalog.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ObjectInfo {
-    nodes: HashMap<String, NodeDef>,
+    /// On foldhash (seeded per process): looked up once or twice per node
+    /// of every workflow checked.
+    nodes: HashMap<String, NodeDef, foldhash::fast::RandomState>,
 }
 
 impl ObjectInfo {
     /// Reads a catalog; entries that do not have the expected shape are
     /// skipped rather than failing the whole catalog.
     pub fn from_value(value: &Value) -> Self {
-        let mut nodes = HashMap::new();
+        let mut nodes = HashMap::default();
         if let Some(map) = value.as_object() {
             for (name, def) in map {
                 if let Some(def) = parse_def(name, def) {

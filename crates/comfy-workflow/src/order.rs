@@ -20,16 +20,24 @@ impl Workflow {
     pub fn execution_order(&self) -> Result<Vec<NodeId>, Cycle> {
         let nodes = self.nodes();
         match self.order_positions() {
-            Ok(order) => Ok(order.into_iter().map(|i| nodes[i].id.clone()).collect()),
+            Ok(order) => Ok(order.iter().map(|&i| nodes[i].id.clone()).collect()),
             Err(stuck) => Err(Cycle {
-                nodes: stuck.into_iter().map(|i| nodes[i].id.clone()).collect(),
+                nodes: stuck.iter().map(|&i| nodes[i].id.clone()).collect(),
             }),
         }
     }
 
     /// [`Workflow::execution_order`] as positions in [`Workflow::nodes`];
-    /// the error holds the positions that could not be ordered.
-    pub(crate) fn order_positions(&self) -> Result<Vec<usize>, Vec<usize>> {
+    /// the error holds the positions that could not be ordered. Computed
+    /// once and kept until the workflow changes.
+    pub(crate) fn order_positions(&self) -> Result<&[usize], &[usize]> {
+        match self.cached_order(|| self.sort_positions()) {
+            Ok(order) => Ok(order),
+            Err(stuck) => Err(stuck),
+        }
+    }
+
+    fn sort_positions(&self) -> Result<Vec<usize>, Vec<usize>> {
         let nodes = self.nodes();
         let n = nodes.len();
         // Edges as (from, to) positions, then a compact adjacency list.

@@ -66,6 +66,8 @@ fn strip_position(msg: &str) -> String {
 /// Keys are [`SmolStr`]s: pushing one allocates nothing for short keys.
 enum Seg {
     Key(SmolStr),
+    /// A key the parser knows (`class_type`, `inputs`, `_meta`).
+    Known(&'static str),
     Index(usize),
     Node(NodeId),
 }
@@ -90,6 +92,7 @@ impl State {
             out.push('/');
             match segment {
                 Seg::Key(k) => out.push_str(k),
+                Seg::Known(k) => out.push_str(k),
                 Seg::Index(i) => out.push_str(&i.to_string()),
                 Seg::Node(id) => out.push_str(id.as_str()),
             }
@@ -410,7 +413,6 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
             let node = map.next_value_seed(NodeSeed {
                 state: self.state,
                 id: node_id,
-                known: &wf,
             });
             self.state.pop();
             // Ids were checked unique above.
@@ -451,8 +453,6 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
 struct NodeSeed<'a> {
     state: &'a State,
     id: NodeId,
-    /// The nodes read so far: a link to one of them shares its id.
-    known: &'a Workflow,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -462,7 +462,6 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
         d.deserialize_any(NodeVisitor {
             state: self.state,
             id: self.id,
-            known: self.known,
         })
     }
 }
@@ -470,7 +469,6 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
 struct NodeVisitor<'a> {
     state: &'a State,
     id: NodeId,
-    known: &'a Workflow,
 }
 
 impl NodeVisitor<'_> {
@@ -513,14 +511,18 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                     key: key.into_string(),
                 }));
             }
-            self.state.push(Seg::Key(SmolStr::new(key.as_str())));
+            self.state.push(match key.as_str() {
+                "inputs" => Seg::Known("inputs"),
+                "class_type" => Seg::Known("class_type"),
+                "_meta" => Seg::Known("_meta"),
+                other => Seg::Key(SmolStr::new(other)),
+            });
             let read = match key.as_str() {
                 "inputs" => {
                     seen_inputs = true;
                     map.next_value_seed(InputsSeed {
                         state: self.state,
                         id: &self.id,
-                        known: self.known,
                     })
                     .map(|inputs| node.inputs = inputs)
                 }
@@ -579,7 +581,6 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
 struct InputsSeed<'a> {
     state: &'a State,
     id: &'a NodeId,
-    known: &'a Workflow,
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
@@ -609,10 +610,16 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
         let mut out = std::mem::take(&mut *self.state.scratch.borrow_mut());
         out.clear();
         let mut names: Option<std::collections::HashSet<SmolStr, foldhash::fast::RandomState>> = None;
+        // One bit per (length, last byte) seen: a name whose bit is clear
+        // cannot be a repeat, so the scan runs only when it is set.
+        let mut bits = 0u64;
         while let Some(key) = map.next_key_seed(KeySeed { state: self.state })? {
             let name = SmolStr::new(key.as_str());
+            let bit = 1u64 << ((name.len() * 7 + usize::from(name.as_bytes().last().copied().unwrap_or(0))) % 64);
             let duplicate = if out.len() < SCAN_LIMIT {
-                out.iter().any(|(n, _)| *n == name)
+                let maybe = bits & bit != 0;
+                bits |= bit;
+                maybe && out.iter().any(|(n, _)| *n == name)
             } else {
                 let set = names.get_or_insert_with(|| out.iter().map(|(n, _)| n.clone()).collect());
                 !set.insert(name.clone())
@@ -628,7 +635,6 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
                 seed,
                 node: self.id,
                 name: &name,
-                known: self.known,
             });
             self.state.pop();
             out.push((name, input?));
@@ -695,7 +701,6 @@ struct InputSeed<'a> {
     seed: Seed<'a>,
     node: &'a NodeId,
     name: &'a str,
-    known: &'a Workflow,
 }
 
 impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
@@ -720,15 +725,8 @@ impl InputSeed<'_> {
                 index: index.to_string(),
             }));
         };
-        let node = match self.known.known_id(target) {
-            Some(id) => id.clone(),
-            None => NodeId::new(target).map_err(|reason| {
-                self.seed.state.fail(ParseError::InvalidNodeId {
-                    id: target.escape_debug().to_string(),
-                    reason,
-                })
-            })?,
-        };
+        // Checked above; an id is stored inline, so this allocates nothing.
+        let node = NodeId::checked(target);
         Ok(Some(Input::Link(Link { node, output })))
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Number, Value};
 
-use crate::object_info::{InputKind, ObjectInfo};
+use crate::object_info::{InputKind, NodeDef, ObjectInfo};
 use crate::{Input, NodeId, SmolStr, Workflow};
 
 /// What is wrong.
@@ -182,26 +182,32 @@ impl Workflow {
     pub fn validate(&self, info: &ObjectInfo) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut has_output = false;
-        for node in self.nodes() {
+        // Each node's class, looked up once: links then find their
+        // source's outputs by position.
+        let defs: Vec<Option<&NodeDef>> = self.nodes().iter().map(|n| info.node(&n.class_type)).collect();
+        for (node, def) in self.nodes().iter().zip(&defs) {
             let problem = |input: Option<&str>, kind| Problem {
                 node: Some(node.id.clone()),
                 class_type: Some(node.class_type.clone()),
                 input: input.map(str::to_owned),
                 kind,
             };
-            let Some(def) = info.node(&node.class_type) else {
+            let Some(def) = def else {
                 out.push(problem(None, ProblemKind::UnknownClass));
                 continue;
             };
             has_output |= def.output_node;
-            self.check_inputs(node, &def.inputs, "", info, &mut out);
+            self.check_inputs(node, &def.inputs, "", &defs, &mut out);
         }
-        if let Err(cycle) = self.execution_order() {
+        if let Err(stuck) = self.order_positions() {
+            let nodes = self.nodes();
             out.push(Problem {
                 node: None,
                 class_type: None,
                 input: None,
-                kind: ProblemKind::Cycle { nodes: cycle.nodes },
+                kind: ProblemKind::Cycle {
+                    nodes: stuck.iter().map(|&i| nodes[i].id.clone()).collect(),
+                },
             });
         }
         if !has_output && !self.is_empty() {
@@ -221,7 +227,7 @@ impl Workflow {
         node: &crate::Node,
         decls: &[crate::object_info::InputDef],
         prefix: &str,
-        info: &ObjectInfo,
+        defs: &[Option<&NodeDef>],
         out: &mut Vec<Problem>,
     ) {
         let problem = |input: &str, kind| Problem {
@@ -230,6 +236,9 @@ impl Workflow {
             input: Some(input.to_owned()),
             kind,
         };
+        // Inputs usually come in the order the class declares them: look
+        // at the next one first, and scan only when it is not the one.
+        let mut next = 0;
         for decl in decls {
             let name: std::borrow::Cow<'_, str> = if prefix.is_empty() {
                 decl.name.as_str().into()
@@ -258,7 +267,7 @@ impl Workflow {
                 if let Some(kind) = template.first().map(|t| &t.kind) {
                     for (n, input) in given {
                         let found = match input {
-                            Input::Link(link) => self.check_link(link, kind, info),
+                            Input::Link(link) => self.check_link(link, kind, defs),
                             Input::Value(v) => check_value(v, kind),
                         };
                         if let Some(k) = found {
@@ -268,14 +277,24 @@ impl Workflow {
                 }
                 continue;
             }
-            let Some(given) = node.input(&name) else {
+            let given = match node.inputs.get(next) {
+                Some((n, input)) if *n == *name => Some(input),
+                _ => node.inputs.iter().position(|(n, _)| *n == *name).map(|i| {
+                    next = i;
+                    &node.inputs[i].1
+                }),
+            };
+            if given.is_some() {
+                next += 1;
+            }
+            let Some(given) = given else {
                 if decl.required {
                     out.push(problem(&name, ProblemKind::MissingInput));
                 }
                 continue;
             };
             let kind = match given {
-                Input::Link(link) => self.check_link(link, &decl.kind, info),
+                Input::Link(link) => self.check_link(link, &decl.kind, defs),
                 Input::Value(v) => check_value(v, &decl.kind),
             };
             if let Some(kind) = kind {
@@ -285,18 +304,18 @@ impl Workflow {
             if let (InputKind::DynamicCombo(options), Input::Value(Value::String(key))) = (&decl.kind, given)
                 && let Some(chosen) = options.iter().find(|o| &o.key == key)
             {
-                self.check_inputs(node, &chosen.inputs, &format!("{name}."), info, out);
+                self.check_inputs(node, &chosen.inputs, &format!("{name}."), defs, out);
             }
         }
     }
 
-    fn check_link(&self, link: &crate::Link, kind: &InputKind, info: &ObjectInfo) -> Option<ProblemKind> {
-        let Some(source) = self.node(link.node.as_str()) else {
+    fn check_link(&self, link: &crate::Link, kind: &InputKind, defs: &[Option<&NodeDef>]) -> Option<ProblemKind> {
+        let Some(source) = self.position(link.node.as_str()) else {
             return Some(ProblemKind::LinkToMissingNode {
                 target: link.node.clone(),
             });
         };
-        let def = info.node(&source.class_type)?;
+        let def = defs.get(source).copied().flatten()?;
         let Some(found) = def.outputs.get(link.output as usize) else {
             return Some(ProblemKind::LinkToMissingOutput {
                 target: link.node.clone(),

@@ -233,6 +233,11 @@ async fn run_here(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter
 /// server's catalog.
 async fn parse_workflow(raw: &str, cx: &ToolContext) -> Result<Workflow, ToolError> {
     let limits = Limits::DEFAULT;
+    // API format straight from the bytes; anything else (editor format, or
+    // an error to report) takes the general path.
+    if let Ok(wf) = Workflow::from_json(raw.as_bytes(), &limits) {
+        return Ok(wf);
+    }
     let doc = comfy_workflow::parse_json(raw.as_bytes(), &limits)
         .map_err(|e| ToolError::rejected(format!("`workflow` is not a valid workflow: {e}")))?;
     if editor::is_editor_format(&doc) {

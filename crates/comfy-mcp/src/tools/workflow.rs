@@ -38,6 +38,15 @@ fn json_arg(args: &Args, name: &str, what: &str) -> Result<Value, ToolError> {
 /// The `workflow` argument as an API-format workflow; editor workflows are
 /// converted with the catalog (fetched only for them).
 async fn workflow_arg(args: &Args, cx: &ToolContext) -> Result<Workflow, ToolError> {
+    // The common case, an API-format workflow, is read straight from the
+    // argument's bytes (no `Value` in between); anything that is not one
+    // takes the general path below, which gives the same errors as before.
+    let raw = text(args, "workflow");
+    if raw.len() <= MAX_JSON
+        && let Ok(wf) = Workflow::from_json(raw.as_bytes(), &Limits::DEFAULT.with_max_bytes(MAX_JSON))
+    {
+        return Ok(wf);
+    }
     let doc = json_arg(args, "workflow", "Workflow")?;
     if !doc.is_object() {
         return Err(ToolError::rejected("Workflow must be a JSON object keyed by node IDs"));

@@ -56,3 +56,43 @@ fn execution_order_follows_links_and_document_order() {
     let order: Vec<String> = wf.execution_order().unwrap().into_iter().map(String::from).collect();
     assert_eq!(order, ["4", "5", "6", "7", "3", "8", "9"]);
 }
+
+#[test]
+fn the_kept_execution_order_follows_every_change() {
+    use comfy_workflow::{Input, Link, Node, NodeId};
+    let order = |wf: &Workflow| -> Result<Vec<String>, Vec<String>> {
+        wf.execution_order()
+            .map(|o| o.into_iter().map(String::from).collect())
+            .map_err(|c| c.nodes.into_iter().map(String::from).collect())
+    };
+    let mut wf = Workflow::from_json(
+        br#"{"1": {"class_type": "A", "inputs": {}}, "2": {"class_type": "B", "inputs": {"x": ["1", 0]}}}"#,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
+    // Analysis, validation and the model list share the order; asking
+    // first keeps it, and each change below must be seen.
+    let _ = wf.analyze(None);
+    assert_eq!(order(&wf), Ok(vec!["1".into(), "2".into()]));
+    let mut first = Node::new(NodeId::new("0").unwrap(), "C");
+    first.set_input(
+        "y",
+        Input::Link(Link {
+            node: NodeId::new("2").unwrap(),
+            output: 0,
+        }),
+    );
+    wf.insert(first).unwrap();
+    assert_eq!(order(&wf), Ok(vec!["1".into(), "2".into(), "0".into()]));
+    wf.node_mut("1").unwrap().set_input(
+        "z",
+        Input::Link(Link {
+            node: NodeId::new("2").unwrap(),
+            output: 0,
+        }),
+    );
+    assert_eq!(wf.models(), []);
+    assert_eq!(order(&wf), Err(vec!["1".into(), "2".into(), "0".into()]));
+    wf.remove("2");
+    assert_eq!(order(&wf), Ok(vec!["1".into(), "0".into()]));
+}

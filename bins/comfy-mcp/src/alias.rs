@@ -4,6 +4,8 @@
 mod cli;
 mod hook;
 mod smoke;
+#[cfg(unix)]
+mod stdio;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -424,9 +424,19 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         server.close();
         return Ok(ExitCode::SUCCESS);
     }
+    // Pipes and sockets are read and written on the reactor (see
+    // `stdio`); their flags are put back when `_restore` drops, after the
+    // transport has stopped.
+    #[cfg(unix)]
+    let (transport, _restore) = {
+        let (input, output, restore) = crate::stdio::open();
+        ((input, output), restore)
+    };
+    #[cfg(not(unix))]
+    let transport = rmcp::transport::stdio();
     let running = server
         .clone()
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await
         .map_err(|e| format!("MCP handshake failed: {e}"))?;
     let cancel = running.cancellation_token();

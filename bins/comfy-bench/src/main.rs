@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -30,18 +31,30 @@ use serde_json::{Value, json};
 const CONFIG: &str =
     "rate_limits:\n  workflow: 1000000\n  generation: 1000000\n  file_ops: 1000000\n  read_only: 1000000\n";
 
-/// One server over stdio, driven with raw JSON-RPC lines.
+/// One server over stdio, driven with raw JSON-RPC lines. Answers are read
+/// on the calling thread (a reader thread would add a thread hand-off to
+/// every measured call, for the peer as for us); a watchdog kills a server
+/// that leaves a request unanswered for two minutes, which ends the read.
 struct McpProcess {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    stdout: BufReader<ChildStdout>,
+    /// When the current wait gives up, in milliseconds since `epoch`
+    /// (0: not waiting); read by the watchdog.
+    deadline: Arc<AtomicU64>,
+    epoch: Instant,
+    stop: Arc<AtomicBool>,
+    pid: u32,
     next: u64,
 }
 
 impl Drop for McpProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut child) = self.child.lock() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -59,29 +72,94 @@ impl McpProcess {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
+        let pid = child.id();
+        let child = Arc::new(Mutex::new(child));
+        let (deadline, stop, epoch) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+            Instant::now(),
+        );
+        {
+            let (child, deadline, stop) = (Arc::clone(&child), Arc::clone(&deadline), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(Duration::from_millis(500));
+                    let due = deadline.load(Ordering::Relaxed);
+                    let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    if due != 0 && now > due {
+                        if let Ok(mut child) = child.lock() {
+                            let _ = child.kill();
+                        }
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
         Ok(Self {
             child,
             stdin,
-            lines,
+            stdout: BufReader::new(stdout),
+            deadline,
+            epoch,
+            stop,
+            pid,
             next: 1,
         })
+    }
+
+    /// The next line from the server, or an error once the watchdog has
+    /// stopped a server that did not answer in two minutes.
+    fn read_line(&mut self, waiting_for: &str) -> Result<String> {
+        let due = self.epoch.elapsed() + Duration::from_mins(2);
+        self.deadline
+            .store(u64::try_from(due.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        let mut line = String::new();
+        let read = self.stdout.read_line(&mut line);
+        self.deadline.store(0, Ordering::Relaxed);
+        match read {
+            Ok(0) => {
+                bail!("no answer to {waiting_for} (the server closed its output or was stopped after two minutes)")
+            }
+            Ok(_) => Ok(line),
+            Err(e) => bail!("no answer to {waiting_for}: {e}"),
+        }
     }
 
     fn send(&mut self, msg: &Value) -> Result<()> {
         let mut line = msg.to_string();
         line.push('\n');
+        self.send_line(&line)
+    }
+
+    fn send_line(&mut self, line: &str) -> Result<()> {
         self.stdin.write_all(line.as_bytes())?;
         self.stdin.flush()?;
         Ok(())
+    }
+
+    /// A `tools/call` request as its line, serialised ahead of time so a
+    /// large argument's encoding is not timed as the server's.
+    fn call_line(&mut self, tool: &str, args: &Value) -> (u64, String) {
+        let id = self.next;
+        self.next += 1;
+        let msg =
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}});
+        (id, format!("{msg}\n"))
+    }
+
+    /// Sends a line from [`McpProcess::call_line`] and waits for its answer.
+    fn request_line(&mut self, id: u64, line: &str) -> Result<Value> {
+        self.send_line(line)?;
+        loop {
+            let line = self.read_line("tools/call")?;
+            let v: Value = serde_json::from_str(&line).with_context(|| format!("stdout is not JSON: {line}"))?;
+            if v.get("id") == Some(&json!(id)) {
+                if let Some(e) = v.get("error") {
+                    bail!("tools/call failed: {e}");
+                }
+                return Ok(v["result"].clone());
+            }
+        }
     }
 
     /// Sends a request and waits for its answer, skipping notifications;
@@ -96,10 +174,7 @@ impl McpProcess {
         self.next += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
         loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_mins(2))
-                .with_context(|| format!("no answer to {method}"))?;
+            let line = self.read_line(method)?;
             let at = Instant::now();
             let v: Value = serde_json::from_str(&line).with_context(|| format!("stdout is not JSON: {line}"))?;
             if v.get("id") == Some(&json!(id)) {
@@ -133,7 +208,7 @@ impl McpProcess {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 }
 
@@ -539,11 +614,9 @@ impl Bench {
             let mut times = Vec::new();
             let mut verdict = String::new();
             for _ in 0..runs {
+                let (id, line) = s.call_line("comfyui_validate_workflow", &args);
                 let t = Instant::now();
-                let r = s.request(
-                    "tools/call",
-                    &json!({"name": "comfyui_validate_workflow", "arguments": args}),
-                )?;
+                let r = s.request_line(id, &line)?;
                 times.push(ms(t.elapsed()));
                 verdict = if r["isError"] == json!(true) {
                     format!(

@@ -1,11 +1,18 @@
-//! The writer: one thread that owns the file, fed through a bounded queue.
+//! The writer: the file, its chain and its rotation, behind one lock.
 //!
-//! [`AuditLog::write`] redacts the record on the caller's task, waits for
-//! a queue slot (backpressure, never a drop), and returns only once the
-//! line is in the file (and on disk, with [`FlushPolicy::EveryRecord`]), so
-//! a server that answers after `write` returns never answers a call whose
-//! record a crash could lose. The thread takes every record waiting at
-//! once and covers them with one `fsync` (group commit).
+//! [`AuditLog::write`] redacts the record on the caller's task and returns
+//! only once the line is in the file (and on disk, with
+//! [`FlushPolicy::EveryRecord`]), so a server that answers after `write`
+//! returns never answers a call whose record a crash could lose.
+//!
+//! With [`FlushPolicy::Interval`] (the default) the caller appends the
+//! line itself under the lock: one `write(2)` to the page cache, with no
+//! hand-off to another thread and back (two thread wake-ups that cost far
+//! more than the append). A background thread only syncs, at most once
+//! per interval. With [`FlushPolicy::EveryRecord`] records go through a
+//! bounded queue (backpressure, never a drop) to that thread, which takes
+//! every record waiting at once and covers them with one `fsync` (group
+//! commit).
 //!
 //! Each record is one line written with one append; on a failed write the
 //! file is cut back to where it was, so no half line stays. Before each
@@ -154,6 +161,12 @@ pub struct AuditLog {
     failure: FailurePolicy,
     redactor: Redactor,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The file. Callers append to it directly under
+    /// [`FlushPolicy::Interval`]; the thread holds it for each batch and
+    /// sync.
+    writer: Arc<Mutex<Writer>>,
+    /// Whether callers append directly (interval flushing).
+    direct: bool,
 }
 
 impl AuditLog {
@@ -168,10 +181,13 @@ impl AuditLog {
         let permits = Arc::new(Semaphore::new(config.queue.max(1)));
         let failure = config.failure;
         let redactor = config.redactor;
+        let direct = matches!(config.flush, FlushPolicy::Interval(_));
         let path = config.path.display().to_string();
+        let writer = Arc::new(Mutex::new(Writer::new(config)));
+        let shared = Arc::clone(&writer);
         let thread = std::thread::Builder::new()
             .name("comfy-audit".to_owned())
-            .spawn(move || Writer::new(config).run(&rx))
+            .spawn(move || run(&shared, &rx))
             .map_err(|e| AuditError::Io {
                 path,
                 op: "starting the writer",
@@ -184,6 +200,8 @@ impl AuditLog {
             failure,
             redactor,
             thread: Mutex::new(Some(thread)),
+            writer,
+            direct,
         })
     }
 
@@ -217,6 +235,15 @@ impl AuditLog {
         let Value::Object(fields) = value else {
             return Err(AuditError::Closed);
         };
+        if self.direct {
+            // A short append to the page cache under the lock; a poisoned
+            // lock (a panic mid-append) refuses rather than guesses.
+            let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
+            if writer.closed {
+                return Err(AuditError::Closed);
+            }
+            return writer.append(fields);
+        }
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
@@ -253,6 +280,11 @@ impl AuditLog {
     /// until the writer has finished; call it on shutdown (SIGTERM,
     /// SIGINT, end of input).
     pub fn close(&self) {
+        // No direct append after this; the thread syncs what was written
+        // when it stops.
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.closed = true;
+        }
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -283,6 +315,8 @@ struct Writer {
     needs_anchor: bool,
     dirty: bool,
     last_sync: Instant,
+    /// Set by [`AuditLog::close`]: direct appends are refused.
+    closed: bool,
 }
 
 fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
@@ -314,6 +348,39 @@ fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// The writer thread: queued records and flush requests, and the interval
+/// sync (woken once per interval while the file has unsynced lines, which
+/// direct appends leave without telling it).
+fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>) {
+    let lock = || writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        // The guard is dropped before waiting: direct appends need the lock.
+        let wait = {
+            let w = lock();
+            match w.config.flush {
+                FlushPolicy::Interval(every) => Some(every.saturating_sub(w.last_sync.elapsed())),
+                FlushPolicy::EveryRecord => None,
+            }
+        };
+        let next = match wait {
+            Some(wait) => rx.recv_timeout(wait.max(Duration::from_millis(1))),
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        };
+        let first = match next {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = lock().sync();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter().take(1023));
+        lock().batch(batch);
+    }
+    let _ = lock().sync();
+}
+
 impl Writer {
     fn new(config: AuditConfig) -> Self {
         Self {
@@ -325,33 +392,8 @@ impl Writer {
             needs_anchor: false,
             dirty: false,
             last_sync: Instant::now(),
+            closed: false,
         }
-    }
-
-    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
-        loop {
-            let first = match self.config.flush {
-                FlushPolicy::Interval(every) if self.dirty => {
-                    let wait = every.saturating_sub(self.last_sync.elapsed());
-                    match rx.recv_timeout(wait) {
-                        Ok(m) => m,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            let _ = self.sync();
-                            continue;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                _ => match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                },
-            };
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter().take(1023));
-            self.batch(batch);
-        }
-        let _ = self.sync();
     }
 
     fn batch(&mut self, batch: Vec<Msg>) {

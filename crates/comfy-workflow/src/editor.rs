@@ -374,7 +374,7 @@ impl Converter<'_> {
             let title = node.title.clone().unwrap_or_else(|| def.display_name.clone());
             let mut meta = Map::new();
             meta.insert("title".into(), Value::String(title));
-            api.meta = Some(Value::Object(meta));
+            api.meta = Some(Box::new(Value::Object(meta)));
             // Ids are unique within a scope and prefixed across scopes.
             let _ = self.out.insert(api);
         }

@@ -66,10 +66,13 @@ pub struct Node {
     pub class_type: SmolStr,
     /// Inputs in document order.
     pub inputs: Vec<(SmolStr, Input)>,
-    /// The `_meta` object (the editor puts the node title there).
-    pub meta: Option<Value>,
-    /// Any other keys of the node object, kept for round trips.
-    pub extra: Map<String, Value>,
+    /// The `_meta` object (the editor puts the node title there). Boxed,
+    /// like `extra`: most nodes have neither, and a small node keeps
+    /// parsing and copying cheap.
+    pub meta: Option<Box<Value>>,
+    /// Any other keys of the node object, kept for round trips (`None`
+    /// when there are none).
+    pub extra: Option<Box<Map<String, Value>>>,
 }
 
 impl Node {
@@ -80,7 +83,7 @@ impl Node {
             class_type: class_type.into(),
             inputs: Vec::new(),
             meta: None,
-            extra: Map::new(),
+            extra: None,
         }
     }
 
@@ -118,7 +121,7 @@ impl Node {
 
     /// The title the editor gave the node, if any.
     pub fn title(&self) -> Option<&str> {
-        self.meta.as_ref()?.get("title")?.as_str()
+        self.meta.as_deref()?.get("title")?.as_str()
     }
 }
 
@@ -322,13 +325,13 @@ fn parse_node(id: NodeId, node: Value) -> Result<Node, ParseError> {
             });
         }
     };
-    let meta = obj.remove("_meta");
+    let meta = obj.remove("_meta").map(Box::new);
     Ok(Node {
         id,
         class_type: class_type.into(),
         inputs,
         meta,
-        extra: obj,
+        extra: (!obj.is_empty()).then(|| Box::new(obj)),
     })
 }
 
@@ -370,7 +373,7 @@ impl Serialize for NodeBody<'_> {
         if let Some(meta) = &node.meta {
             m.serialize_entry("_meta", meta)?;
         }
-        for (k, v) in &node.extra {
+        for (k, v) in node.extra.iter().flat_map(|m| m.iter()) {
             m.serialize_entry(k, v)?;
         }
         m.end()

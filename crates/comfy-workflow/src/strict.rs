@@ -503,7 +503,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                 "class_type" => class_type.is_some(),
                 "inputs" => seen_inputs,
                 "_meta" => seen_meta,
-                other => node.extra.contains_key(other),
+                other => node.extra.as_ref().is_some_and(|m| m.contains_key(other)),
             };
             if duplicate {
                 return Err(self.state.fail(ParseError::DuplicateKey {
@@ -529,10 +529,10 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                 "class_type" => map.next_value_seed(HeadSeed(seed)).map(|v| class_type = Some(v)),
                 "_meta" => {
                     seen_meta = true;
-                    map.next_value_seed(seed).map(|v| node.meta = Some(v))
+                    map.next_value_seed(seed).map(|v| node.meta = Some(Box::new(v)))
                 }
                 _ => map.next_value_seed(seed).map(|v| {
-                    node.extra.insert(key.into_string(), v);
+                    node.extra.get_or_insert_default().insert(key.into_string(), v);
                 }),
             };
             self.state.pop();

@@ -298,13 +298,13 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
             .into_iter()
             .map(|o| o.message),
     );
-    let analysis = wf.analyze(info.as_deref());
+    let (pipeline, _) = wf.pipeline();
     let v = json!({
         "valid": errors.is_empty(),
         "errors": errors,
         "warnings": warnings,
         "node_count": wf.len(),
-        "pipeline": analysis.pipeline,
+        "pipeline": pipeline,
         "problems": problems,
     });
     match v {

@@ -66,7 +66,7 @@ fn links_values_meta_and_extra_keys_are_kept_in_order() {
         "a pair of numbers is a value, not a link"
     );
     assert_eq!(n.title(), Some("Mine"));
-    assert_eq!(n.extra.get("is_changed"), Some(&json!(["x"])));
+    assert_eq!(n.extra.as_ref().and_then(|m| m.get("is_changed")), Some(&json!(["x"])));
     assert_eq!(
         wf.to_json_string(),
         r#"{"9":{"inputs":{"b":2,"a":["3",1],"list":[1,2,3],"pair":[1,2]},"class_type":"K","_meta":{"title":"Mine"},"is_changed":["x"]},"3":{"inputs":{},"class_type":"L"}}"#

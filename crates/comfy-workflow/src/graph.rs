@@ -262,6 +262,15 @@ impl Workflow {
         Ok(())
     }
 
+    /// Adds `node`, whose id the caller has checked is not in use (one
+    /// hash instead of two, for the parser).
+    pub(crate) fn push_unique(&mut self, node: Node) {
+        debug_assert!(!self.contains(node.id.as_str()));
+        self.order.take();
+        self.index.insert(node.id.clone(), self.nodes.len());
+        self.nodes.push(node);
+    }
+
     /// Removes node `id` and returns it. Links pointing at it are left alone.
     pub fn remove(&mut self, id: &str) -> Option<Node> {
         let pos = self.index.remove(id)?;

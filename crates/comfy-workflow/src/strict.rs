@@ -416,7 +416,7 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
             });
             self.state.pop();
             // Ids were checked unique above.
-            let _ = wf.insert(node?);
+            wf.push_unique(node?);
         }
         Ok(wf)
     }
@@ -776,23 +776,16 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
         let inner = self.seed.enter::<A::Error>()?;
-        let state = self.seed.state;
-        state.push(Seg::Index(0));
-        let head = seq.next_element_seed(HeadSeed(inner));
-        state.pop();
+        let head = seq.next_element_seed(At::new(HeadSeed(inner), 0));
         let mut out = Vec::new();
         match head? {
             None => return Ok(Input::Value(Value::Array(out))),
             Some(Head::Str(target)) => {
-                state.push(Seg::Index(1));
-                let second = seq.next_element_seed(inner);
-                state.pop();
+                let second = seq.next_element_seed(At::new(inner, 1));
                 match second? {
                     None => out.push(Value::String(target.into_string())),
                     Some(Value::Number(index)) => {
-                        state.push(Seg::Index(2));
-                        let third = seq.next_element_seed(inner);
-                        state.pop();
+                        let third = seq.next_element_seed(At::new(inner, 2));
                         match third? {
                             None => {
                                 if let Some(link) = self.link(target.as_str(), &index)? {
@@ -818,5 +811,122 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
         }
         inner.rest(&mut seq, &mut out)?;
         Ok(Input::Value(Value::Array(out)))
+    }
+}
+
+/// A seed with the state it reads under: [`Seed`] and [`HeadSeed`].
+trait Checked<'de>: Visitor<'de> + Copy {
+    fn state(&self) -> &State;
+}
+
+impl Checked<'_> for Seed<'_> {
+    fn state(&self) -> &State {
+        self.state
+    }
+}
+
+impl Checked<'_> for HeadSeed<'_> {
+    fn state(&self) -> &State {
+        self.0.state
+    }
+}
+
+/// Element `index` of a two- or three-element input array, read with
+/// `inner`. Its index joins the error path only where an error can arise
+/// (a string over the limit, or a nested array or object), so reading a
+/// link `[id, n]` touches the path not at all.
+#[derive(Clone, Copy)]
+struct At<V> {
+    inner: V,
+    index: usize,
+}
+
+impl<V> At<V> {
+    fn new(inner: V, index: usize) -> Self {
+        Self { inner, index }
+    }
+}
+
+impl<'de, V: Checked<'de>> At<V> {
+    /// `read` with this element's index on the path.
+    fn indexed<T>(self, read: impl FnOnce(V) -> T) -> T {
+        let state = self.inner.state();
+        state.push(Seg::Index(self.index));
+        let out = read(self.inner);
+        state.pop();
+        out
+    }
+
+    fn too_long(&self, s: &str) -> bool {
+        s.len() > self.inner.state().limits.max_string
+    }
+}
+
+impl<'de, V: Checked<'de>> DeserializeSeed<'de> for At<V> {
+    type Value = V::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, V: Checked<'de>> Visitor<'de> for At<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<V::Value, E> {
+        self.inner.visit_bool(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<V::Value, E> {
+        self.inner.visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<V::Value, E> {
+        self.inner.visit_u64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<V::Value, E> {
+        self.inner.visit_f64(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<V::Value, E> {
+        if self.too_long(v) {
+            return self.indexed(|inner| inner.visit_str(v));
+        }
+        self.inner.visit_str(v)
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<V::Value, E> {
+        if self.too_long(v) {
+            return self.indexed(|inner| inner.visit_borrowed_str(v));
+        }
+        self.inner.visit_borrowed_str(v)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<V::Value, E> {
+        if self.too_long(&v) {
+            return self.indexed(|inner| inner.visit_string(v));
+        }
+        self.inner.visit_string(v)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.indexed(|inner| inner.visit_seq(seq))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.indexed(|inner| inner.visit_map(map))
     }
 }

@@ -110,6 +110,29 @@ fn link_shapes_are_read_as_comfyui_reads_them() {
         err.to_string(),
         "string of 12 bytes at `/1/inputs/x/2` is longer than the limit of 11"
     );
+    // Every element of a would-be link names its index when it is at fault
+    // (the parser adds it to the path only then).
+    for (doc, path) in [
+        (r#"["xxxxxxxxxxxx", 0]"#, "/1/inputs/x/0"),
+        (r#"["1", "xxxxxxxxxxxx"]"#, "/1/inputs/x/1"),
+        (r#"["1", ["xxxxxxxxxxxx"]]"#, "/1/inputs/x/1/0"),
+        (r#"["1", {"k": "xxxxxxxxxxxx"}]"#, "/1/inputs/x/1/k"),
+        (r#"[["xxxxxxxxxxxx"], 0]"#, "/1/inputs/x/0/0"),
+    ] {
+        let json = format!(r#"{{"1": {{"class_type": "A", "inputs": {{"x": {doc}}}}}}}"#);
+        let err = Workflow::from_json(json.as_bytes(), &Limits::DEFAULT.with_max_string(11)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("string of 12 bytes at `{path}` is longer than the limit of 11"),
+            "{doc}"
+        );
+    }
+    let err = Workflow::from_json(
+        br#"{"1": {"class_type": "A", "inputs": {"x": ["1", [[[0]]]]}}}"#,
+        &Limits::DEFAULT.with_max_depth(5),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/1/inputs/x/1/0"), "{err}");
 }
 
 #[test]

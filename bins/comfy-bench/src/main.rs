@@ -65,6 +65,9 @@ impl McpProcess {
         let mut child = Command::new(bin)
             .env("HOME", home)
             .env("COMFYUI_URL", sim)
+            // Where PyPI `comfy-mcp`, one of the other servers measured,
+            // looks for ComfyUI.
+            .env("COMFY_LOCAL_URL", sim)
             .env_remove("COMFYUI_MCP_CONFIG")
             .env("RUST_LOG", "error")
             .stdin(Stdio::piped())
@@ -447,25 +450,12 @@ impl Bench {
         let mut times = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..=runs {
-            let started = Instant::now();
-            let mut s = McpProcess::spawn(&self.bin, home.path(), &self.sim)?;
-            s.initialize()?;
-            let tools = s.request("tools/list", &json!({}))?;
-            times.push(ms(started.elapsed()));
-            if tools["tools"].as_array().map_or(0, Vec::len) < 50 {
-                bail!(
-                    "tools/list answered {} tools",
-                    tools["tools"].as_array().map_or(0, Vec::len)
-                );
+            let (took, tools, mib) = start_once(&self.bin, home.path(), &self.sim)?;
+            if tools < 50 {
+                bail!("tools/list answered {tools} tools");
             }
-            // The peer's figure was read 0.3 s after the answer.
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "a synchronous driver waiting on another process"
-            )]
-            std::thread::sleep(Duration::from_millis(300));
-            #[allow(clippy::cast_precision_loss, reason = "KiB counts")]
-            rss.push(proc_kib(s.pid(), "VmRSS:") as f64 / 1024.0);
+            times.push(took);
+            rss.push(mib);
         }
         times.remove(0); // the warm-up run
         rss.remove(0);
@@ -806,6 +796,86 @@ impl Bench {
     }
 }
 
+/// Starts `bin`, initialises it and lists its tools: the milliseconds that
+/// took, how many tools, and the resident MiB 0.3 s later (when the peer's
+/// recorded figure was read).
+fn start_once(bin: &Path, home: &Path, sim: &str) -> Result<(f64, usize, f64)> {
+    let started = Instant::now();
+    let mut s = McpProcess::spawn(bin, home, sim)?;
+    s.initialize()?;
+    let tools = s.request("tools/list", &json!({}))?;
+    let took = ms(started.elapsed());
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a synchronous driver waiting on another process"
+    )]
+    std::thread::sleep(Duration::from_millis(300));
+    #[allow(clippy::cast_precision_loss, reason = "KiB counts")]
+    let mib = proc_kib(s.pid(), "VmRSS:") as f64 / 1024.0;
+    Ok((took, tools["tools"].as_array().map_or(0, Vec::len), mib))
+}
+
+/// Start-up, memory after start and install footprint of other ComfyUI MCP
+/// servers a user might pick instead, each given as `NAME|COMMAND|DIR`
+/// (`DIR` is what installing it took: its virtualenv or `node_modules`),
+/// or `NAME|skipped: REASON` when it could not be installed here; the
+/// Markdown table that compares them with ours.
+fn other_servers(others: &[String], ours: &Bench, quick: bool) -> Result<String> {
+    let value = |key: &str| ours.figures.iter().find(|f| f.key == key).map(|f| f.value);
+    let (our_start, our_rss, our_size) = (value("startup_ms"), value("rss_start_mib"), value("binary_mib"));
+    let mut rows = String::from(
+        "\nOther ComfyUI MCP servers a user might pick instead, measured in the same run with the same driver (spawn → `initialize` → `tools/list`; resident memory 0.3 s later; what installing it put on disk), against the same simulator:\n\n| server | start-up | resident after start | install footprint | our start-up is |\n|---|---|---|---|---|\n",
+    );
+    let mut fastest: Option<f64> = None;
+    for spec in others {
+        let mut parts = spec.splitn(3, '|');
+        let name = parts.next().unwrap_or_default();
+        let (Some(command), Some(dir)) = (parts.next(), parts.next()) else {
+            let why = spec.split_once('|').map_or("not installed", |(_, why)| why);
+            let _ = writeln!(rows, "| {name} | – | – | – | {why} |");
+            continue;
+        };
+        eprintln!("bench: {name}");
+        let runs = if quick { 3 } else { 10 };
+        let home = Bench::home(CONFIG)?;
+        let (mut times, mut rss) = (Vec::new(), Vec::new());
+        for _ in 0..=runs {
+            let (took, tools, mib) = start_once(Path::new(command), home.path(), &ours.sim)?;
+            if tools == 0 {
+                bail!("{name}: tools/list answered no tools");
+            }
+            times.push(took);
+            rss.push(mib);
+        }
+        times.remove(0); // the warm-up run
+        rss.remove(0);
+        let ((t50, _), (r50, _)) = (stats(&mut times), stats(&mut rss));
+        #[allow(clippy::cast_precision_loss, reason = "byte counts")]
+        let size = dir_size(Path::new(dir)) as f64 / (1024.0 * 1024.0);
+        fastest = Some(fastest.map_or(t50, |f: f64| f.min(t50)));
+        let versus = our_start.map_or_else(|| "–".to_owned(), |o| format!("{:.0}× faster", t50 / o));
+        let _ = writeln!(
+            rows,
+            "| {name} | {t50:.0} ms (median of {runs}) | {r50:.1} MiB | {size:.1} MiB | {versus} |"
+        );
+    }
+    let _ = writeln!(
+        rows,
+        "| ours (above) | {} | {} | {} | |",
+        our_start.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms")),
+        our_rss.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} MiB")),
+        our_size.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} MiB")),
+    );
+    if let (Some(f), Some(o)) = (fastest, our_start) {
+        let _ = writeln!(
+            rows,
+            "\nAgainst the fastest of them our start-up is {:.0}× faster (target: ≥ 60×).",
+            f / o
+        );
+    }
+    Ok(rows)
+}
+
 /// Bytes in the files under `dir`.
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -1099,6 +1169,7 @@ fn main() -> Result<()> {
     let (mut quick, mut write, mut baseline, mut save, mut peer) = (false, None, None, None, None);
     let mut peer_measured = false;
     let mut scale_only = false;
+    let mut others: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -1109,8 +1180,9 @@ fn main() -> Result<()> {
             "--save-baseline" => save = it.next().map(PathBuf::from),
             "--peer" => peer = it.next().map(PathBuf::from),
             "--scale" => scale_only = true,
+            "--other" => others.extend(it.next().cloned()),
             other => bail!(
-                "unknown argument {other}; usage: comfy-bench --bin PATH [--quick] [--scale] [--write DOC] [--check BASELINE] [--save-baseline FILE]"
+                "unknown argument {other}; usage: comfy-bench --bin PATH [--quick] [--scale] [--write DOC] [--check BASELINE] [--save-baseline FILE] [--other 'NAME|COMMAND|INSTALL_DIR']..."
             ),
         }
     }
@@ -1187,12 +1259,15 @@ fn main() -> Result<()> {
     } else {
         "The peer's column is its own recorded measurement on this kind of machine (CPython 3.12.1): no Python ≥ 3.12 was found to install it in this run."
     };
-    let block = format!(
+    let mut block = format!(
         "Run {date}, commit `{commit}`, on {}; `cargo xtask bench{}`. {peer_note}\n\n{}",
         machine(),
         if quick { " --quick" } else { "" },
         table(&b.figures, quick, peer_measured)
     );
+    if !others.is_empty() {
+        block.push_str(&other_servers(&others, &b, quick)?);
+    }
     #[allow(clippy::print_stdout, reason = "the table is this program's output")]
     {
         println!("{block}");

@@ -118,8 +118,10 @@ pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Re
     let guard = lock.lock_owned().await;
     // Every backend's queue: the cap is per client, wherever its jobs run.
     let mut queue = comfy_client::types::Queue::default();
-    for b in cx.pool.all() {
-        match b.client.queue().await {
+    // Asked all at once, so their latencies do not add up.
+    let queues = futures_util::future::join_all(cx.pool.all().iter().map(|b| b.client.queue())).await;
+    for answer in queues {
+        match answer {
             Ok(q) => {
                 queue.running.extend(q.running);
                 queue.pending.extend(q.pending);

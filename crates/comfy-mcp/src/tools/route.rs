@@ -341,8 +341,12 @@ async fn each(
 ) -> Result<Vec<(Arc<Backend>, Value)>, ToolError> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for b in cx.pool.all() {
-        match on(b, name, args, cx, reporter).await {
+    // All backends at once (each call is bounded by the client's timeouts),
+    // so their latencies do not add up; answers keep the pool's order.
+    let answers =
+        futures_util::future::join_all(cx.pool.all().iter().map(|b| on(b, name, args, cx, reporter))).await;
+    for (b, answer) in cx.pool.all().iter().zip(answers) {
+        match answer {
             Ok(Output::Json(v)) => out.push((Arc::clone(b), v)),
             Ok(_) => {}
             Err(e) => errors.push(format!("{}: {}", b.name, e.message)),

@@ -164,33 +164,54 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Re
         // Several backends and none named: the route, from the models the
         // workflow references (a workflow that does not parse is refused
         // below, as with one backend).
-        let needs = models_needed(name, args, cx).await.unwrap_or_default();
+        let (needs, parsed) = models_needed(name, args, cx).await.unwrap_or_default();
         let candidates = cx.pool.candidates(&needs).await;
-        return crate::backends::scope_route(candidates, Box::pin(run_here(name, args, cx, reporter))).await;
+        return crate::backends::scope_route(candidates, Box::pin(run_here(name, args, cx, reporter, parsed))).await;
     }
-    run_here(name, args, cx, reporter).await
+    run_here(name, args, cx, reporter, None).await
 }
 
-/// The model files a submission references, by folder.
-async fn models_needed(name: &str, args: &Args, cx: &ToolContext) -> Result<Vec<(String, Vec<String>)>, ToolError> {
-    let wf = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
-        parse_workflow(text(args, "workflow"), cx).await?
+/// The model files a submission references, by folder, and the caller's
+/// workflow when it gave one (parsed once, for routing and then running).
+async fn models_needed(
+    name: &str,
+    args: &Args,
+    cx: &ToolContext,
+) -> Result<(Vec<(String, Vec<String>)>, Option<Workflow>), ToolError> {
+    let (wf, given) = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
+        // An API-format workflow is the same wherever it runs, so it is
+        // kept; an editor-format one is converted here with the primary's
+        // catalog only to route, and again on the chosen backend.
+        match Workflow::from_json(text(args, "workflow").as_bytes(), &Limits::DEFAULT) {
+            Ok(wf) => (wf, true),
+            Err(_) => (parse_workflow(text(args, "workflow"), cx).await?, false),
+        }
     } else {
         let (template, params) = template_params(name, args)?;
-        template::build(template, &params)
-            .map_err(|e| ToolError::rejected(e.to_string()))?
-            .workflow
+        let built = template::build(template, &params).map_err(|e| ToolError::rejected(e.to_string()))?;
+        (built.workflow, false)
     };
     let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for m in comfy_guard::models::referenced_models(&wf) {
         needs.entry(m.folder).or_default().push(m.name);
     }
-    Ok(needs.into_iter().collect())
+    Ok((needs.into_iter().collect(), given.then_some(wf)))
 }
 
-async fn run_here(name: &str, args: &Args, cx: &ToolContext, reporter: &Reporter) -> Result<Output, ToolError> {
+/// Runs the submission on the backend in scope; `parsed` is the caller's
+/// workflow when routing has already read it.
+async fn run_here(
+    name: &str,
+    args: &Args,
+    cx: &ToolContext,
+    reporter: &Reporter,
+    parsed: Option<Workflow>,
+) -> Result<Output, ToolError> {
     let (wf, wait, stream, targets) = if matches!(name, "comfyui_run_workflow" | "comfyui_run_workflow_stream") {
-        let mut wf = parse_workflow(text(args, "workflow"), cx).await?;
+        let mut wf = match parsed {
+            Some(wf) => wf,
+            None => parse_workflow(text(args, "workflow"), cx).await?,
+        };
         // As the web front end does when it queues (comfyui_dry_run shows it).
         let _ = wf.expand_frontend_tokens(now_utc());
         let targets: Option<Vec<String>> = args

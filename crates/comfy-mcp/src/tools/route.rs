@@ -343,8 +343,7 @@ async fn each(
     let mut errors = Vec::new();
     // All backends at once (each call is bounded by the client's timeouts),
     // so their latencies do not add up; answers keep the pool's order.
-    let answers =
-        futures_util::future::join_all(cx.pool.all().iter().map(|b| on(b, name, args, cx, reporter))).await;
+    let answers = futures_util::future::join_all(cx.pool.all().iter().map(|b| on(b, name, args, cx, reporter))).await;
     for (b, answer) in cx.pool.all().iter().zip(answers) {
         match answer {
             Ok(Output::Json(v)) => out.push((Arc::clone(b), v)),

@@ -155,16 +155,7 @@ impl McpProcess {
     /// Sends a line from [`McpProcess::call_line`] and waits for its answer.
     fn request_line(&mut self, id: u64, line: &str) -> Result<Value> {
         self.send_line(line)?;
-        loop {
-            let line = self.read_line("tools/call")?;
-            let v: Value = serde_json::from_str(&line).with_context(|| format!("stdout is not JSON: {line}"))?;
-            if v.get("id") == Some(&json!(id)) {
-                if let Some(e) = v.get("error") {
-                    bail!("tools/call failed: {e}");
-                }
-                return Ok(v["result"].clone());
-            }
-        }
+        self.answer(id, "tools/call", &mut |_, _| {})
     }
 
     /// Sends a request and waits for its answer, skipping notifications;
@@ -178,6 +169,11 @@ impl McpProcess {
         let id = self.next;
         self.next += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        self.answer(id, method, on_note)
+    }
+
+    /// The result of request `id`; `on_note` sees what arrives before it.
+    fn answer(&mut self, id: u64, method: &str, on_note: &mut dyn FnMut(&Value, Instant)) -> Result<Value> {
         loop {
             let line = self.read_line(method)?;
             let at = Instant::now();

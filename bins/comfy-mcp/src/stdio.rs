@@ -12,11 +12,10 @@
 //! description is shared with whoever else holds the pipe.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use rustix::fs::OFlags;
+use rustix::fs::{FileType, OFlags};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// One end of the transport.
@@ -55,17 +54,15 @@ pub(crate) fn open() -> (End, End, Restore) {
 
 /// `fd` on the reactor, when it is a pipe or a socket and that works.
 fn polled(fd: BorrowedFd<'_>, read: bool, restore: &mut Restore) -> Option<End> {
-    let kind = std::fs::File::from(fd.try_clone_to_owned().ok()?)
-        .metadata()
-        .ok()?
-        .file_type();
-    if !kind.is_fifo() && !kind.is_socket() {
+    let kind = FileType::from_raw_mode(rustix::fs::fstat(fd).ok()?.st_mode);
+    let fifo = kind == FileType::Fifo;
+    if !fifo && kind != FileType::Socket {
         return None;
     }
     let flags = rustix::fs::fcntl_getfl(fd).ok()?;
     let keep = fd.try_clone_to_owned().ok()?;
     let dup = fd.try_clone_to_owned().ok()?;
-    let end = if kind.is_fifo() {
+    let end = if fifo {
         // These set O_NONBLOCK themselves.
         if read {
             tokio::net::unix::pipe::Receiver::from_owned_fd(dup)

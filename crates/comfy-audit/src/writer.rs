@@ -181,13 +181,16 @@ impl AuditLog {
         let permits = Arc::new(Semaphore::new(config.queue.max(1)));
         let failure = config.failure;
         let redactor = config.redactor;
-        let direct = matches!(config.flush, FlushPolicy::Interval(_));
+        let interval = match config.flush {
+            FlushPolicy::Interval(every) => Some(every),
+            FlushPolicy::EveryRecord => None,
+        };
         let path = config.path.display().to_string();
         let writer = Arc::new(Mutex::new(Writer::new(config)));
         let shared = Arc::clone(&writer);
         let thread = std::thread::Builder::new()
             .name("comfy-audit".to_owned())
-            .spawn(move || run(&shared, &rx))
+            .spawn(move || run(&shared, &rx, interval))
             .map_err(|e| AuditError::Io {
                 path,
                 op: "starting the writer",
@@ -201,7 +204,7 @@ impl AuditLog {
             redactor,
             thread: Mutex::new(Some(thread)),
             writer,
-            direct,
+            direct: interval.is_some(),
         })
     }
 
@@ -348,22 +351,18 @@ fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The writer thread: queued records and flush requests, and the interval
-/// sync (woken once per interval while the file has unsynced lines, which
-/// direct appends leave without telling it).
-fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>) {
+/// The writer thread: queued records and flush requests, and with
+/// `interval` flushing the sync, woken once per interval (direct appends
+/// leave unsynced lines without telling it).
+fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>, interval: Option<Duration>) {
     let lock = || writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     loop {
-        // The guard is dropped before waiting: direct appends need the lock.
-        let wait = {
-            let w = lock();
-            match w.config.flush {
-                FlushPolicy::Interval(every) => Some(every.saturating_sub(w.last_sync.elapsed())),
-                FlushPolicy::EveryRecord => None,
+        let next = match interval {
+            Some(every) => {
+                // The guard drops before waiting: direct appends need the lock.
+                let wait = every.saturating_sub(lock().last_sync.elapsed());
+                rx.recv_timeout(wait.max(Duration::from_millis(1)))
             }
-        };
-        let next = match wait {
-            Some(wait) => rx.recv_timeout(wait.max(Duration::from_millis(1))),
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
         };
         let first = match next {

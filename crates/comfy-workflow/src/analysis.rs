@@ -423,25 +423,17 @@ fn detail(n: &Node) -> Option<String> {
         return Some(out);
     }
     if is_text_encoder(n) {
-        match n.value("text")? {
-            Value::String(text) => match text.char_indices().nth(45) {
-                Some((cut, _)) => {
-                    out.push_str(&text[..cut]);
-                    out.push_str("...");
-                }
-                None => out.push_str(text),
-            },
-            other => {
-                // As before: the value's display, cut at 45 characters.
-                let shown = show(other);
-                match shown.char_indices().nth(45) {
-                    Some((cut, _)) => {
-                        out.push_str(&shown[..cut]);
-                        out.push_str("...");
-                    }
-                    None => out = shown,
-                }
+        // The text (or the value's display), cut at 45 characters.
+        let text: std::borrow::Cow<'_, str> = match n.value("text")? {
+            Value::String(s) => s.as_str().into(),
+            other => other.to_string().into(),
+        };
+        match text.char_indices().nth(45) {
+            Some((cut, _)) => {
+                out.push_str(&text[..cut]);
+                out.push_str("...");
             }
+            None => out.push_str(&text),
         }
         return Some(out);
     }

@@ -776,16 +776,16 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
         let inner = self.seed.enter::<A::Error>()?;
-        let head = seq.next_element_seed(At::new(HeadSeed(inner), 0));
+        let head = seq.next_element_seed(At::new(HeadSeed(inner), 0, inner.state));
         let mut out = Vec::new();
         match head? {
             None => return Ok(Input::Value(Value::Array(out))),
             Some(Head::Str(target)) => {
-                let second = seq.next_element_seed(At::new(inner, 1));
+                let second = seq.next_element_seed(At::new(inner, 1, inner.state));
                 match second? {
                     None => out.push(Value::String(target.into_string())),
                     Some(Value::Number(index)) => {
-                        let third = seq.next_element_seed(At::new(inner, 2));
+                        let third = seq.next_element_seed(At::new(inner, 2, inner.state));
                         match third? {
                             None => {
                                 if let Some(link) = self.link(target.as_str(), &index)? {
@@ -814,55 +814,36 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
     }
 }
 
-/// A seed with the state it reads under: [`Seed`] and [`HeadSeed`].
-trait Checked<'de>: Visitor<'de> + Copy {
-    fn state(&self) -> &State;
-}
-
-impl Checked<'_> for Seed<'_> {
-    fn state(&self) -> &State {
-        self.state
-    }
-}
-
-impl Checked<'_> for HeadSeed<'_> {
-    fn state(&self) -> &State {
-        self.0.state
-    }
-}
-
 /// Element `index` of a two- or three-element input array, read with
 /// `inner`. Its index joins the error path only where an error can arise
 /// (a string over the limit, or a nested array or object), so reading a
 /// link `[id, n]` touches the path not at all.
 #[derive(Clone, Copy)]
-struct At<V> {
+struct At<'a, V> {
     inner: V,
     index: usize,
+    state: &'a State,
 }
 
-impl<V> At<V> {
-    fn new(inner: V, index: usize) -> Self {
-        Self { inner, index }
+impl<'a, V: Copy> At<'a, V> {
+    fn new(inner: V, index: usize, state: &'a State) -> Self {
+        Self { inner, index, state }
     }
-}
 
-impl<'de, V: Checked<'de>> At<V> {
     /// `read` with this element's index on the path.
     fn indexed<T>(self, read: impl FnOnce(V) -> T) -> T {
-        let state = self.inner.state();
-        state.push(Seg::Index(self.index));
+        self.state.push(Seg::Index(self.index));
         let out = read(self.inner);
-        state.pop();
+        self.state.pop();
         out
     }
 
     fn too_long(&self, s: &str) -> bool {
-        s.len() > self.inner.state().limits.max_string
+        s.len() > self.state.limits.max_string
     }
 }
 
-impl<'de, V: Checked<'de>> DeserializeSeed<'de> for At<V> {
+impl<'de, V: Visitor<'de> + Copy> DeserializeSeed<'de> for At<'_, V> {
     type Value = V::Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
@@ -870,7 +851,7 @@ impl<'de, V: Checked<'de>> DeserializeSeed<'de> for At<V> {
     }
 }
 
-impl<'de, V: Checked<'de>> Visitor<'de> for At<V> {
+impl<'de, V: Visitor<'de> + Copy> Visitor<'de> for At<'_, V> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod catalog;
+mod corpus;
 mod download;
 mod inspect;
 mod local;

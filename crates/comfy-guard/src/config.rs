@@ -16,8 +16,16 @@ use crate::inspect::{Mode, Policy};
 pub struct SecurityConfig {
     /// `audit` (default) or `enforce`.
     pub mode: Mode,
-    /// The enforce-mode allowlist (exact class names); empty means none.
+    /// The enforce-mode allowlist (exact class names). Set, only these
+    /// classes (and those of `allowed_node_packs`) run, as in the peer;
+    /// empty (the default), enforce mode runs what it can vouch for (see
+    /// [`crate::inspect::provenance`]).
     pub allowed_nodes: Vec<String>,
+    /// Custom node packs whose classes enforce mode runs, by module folder
+    /// as `/object_info`'s `python_module` names them
+    /// (`custom_nodes.<folder>`); ours. Which packs may be installed is
+    /// `allowed_custom_nodes`.
+    pub allowed_node_packs: Vec<String>,
     /// Replaces the default dangerous list when set (as in the peer).
     pub dangerous_nodes: Option<Vec<String>>,
     /// Added to the dangerous list (default or replaced); ours.
@@ -31,7 +39,8 @@ pub struct SecurityConfig {
     /// Extensions downloaded models may have.
     pub allowed_model_extensions: Vec<String>,
     /// Custom node packs that may be installed, updated or removed in
-    /// enforce mode (registry ids); ours.
+    /// enforce mode (registry ids); ours. Which installed packs' classes
+    /// may run is `allowed_node_packs`.
     pub allowed_custom_nodes: Vec<String>,
     /// Hosts uploads may be fetched from by URL (`example.com`,
     /// `*.example.com`, or `*` for any public host); empty (the default)
@@ -48,6 +57,7 @@ impl Default for SecurityConfig {
         Self {
             mode: Mode::Audit,
             allowed_nodes: Vec::new(),
+            allowed_node_packs: Vec::new(),
             dangerous_nodes: None,
             extra_dangerous_nodes: Vec::new(),
             max_upload_size_mb: 50,
@@ -81,6 +91,7 @@ impl SecurityConfig {
         policy
             .with_extra_dangerous(self.extra_dangerous_nodes.iter().cloned())
             .with_allowed(self.allowed_nodes.iter().cloned())
+            .with_allowed_packs(self.allowed_node_packs.iter().cloned())
     }
 
     /// Checks the ranges the peer validates.
@@ -92,6 +103,18 @@ impl SecurityConfig {
             return Err(ConfigError {
                 key: "max_upload_size_mb",
                 message: "max_upload_size_mb must be at least 1".to_owned(),
+            });
+        }
+        if let Some(bad) = self
+            .allowed_node_packs
+            .iter()
+            .find(|p| !crate::inspect::provenance::is_pack_module(p))
+        {
+            return Err(ConfigError {
+                key: "allowed_node_packs",
+                message: format!(
+                    "'{bad}' is not a pack module: write it as custom_nodes.<folder>, as /object_info's python_module names it"
+                ),
             });
         }
         if self.max_upload_size_mb > 500 {
@@ -131,6 +154,17 @@ mod tests {
         assert_eq!(
             bad.check().unwrap_err().to_string(),
             "security.max_upload_size_mb: max_upload_size_mb must not exceed 500"
+        );
+        let packs = SecurityConfig {
+            allowed_node_packs: vec![
+                "custom_nodes.ComfyUI-KJNodes".to_owned(),
+                "ComfyUI-Impact-Pack".to_owned(),
+            ],
+            ..SecurityConfig::default()
+        };
+        assert_eq!(
+            packs.check().unwrap_err().to_string(),
+            "security.allowed_node_packs: 'ComfyUI-Impact-Pack' is not a pack module: write it as custom_nodes.<folder>, as /object_info's python_module names it"
         );
     }
 }

@@ -114,6 +114,10 @@ pub struct NodeDef {
     pub outputs: Vec<String>,
     /// Whether ComfyUI runs the graph towards this node.
     pub output_node: bool,
+    /// The Python module that registered the class (`nodes`,
+    /// `comfy_extras.nodes_mask`, `custom_nodes.<folder>`); empty when the
+    /// server does not say (where a class comes from, for enforce mode).
+    pub python_module: String,
 }
 
 impl NodeDef {
@@ -213,6 +217,7 @@ fn parse_def(name: &str, def: &Value) -> Option<NodeDef> {
         inputs,
         outputs: strings("output"),
         output_node: def.get("output_node").and_then(Value::as_bool) == Some(true),
+        python_module: text("python_module"),
     })
 }
 

@@ -5,7 +5,7 @@
 //!    else, so a hostile document is rejected rather than scanned slowly;
 //! 2. node classes: on the dangerous list (byte-exact, as ComfyUI resolves
 //!    classes), looking like a listed one, unknown to the server, or not
-//!    on the allowlist in enforce mode;
+//!    vouched for by their provenance in enforce mode (see [`provenance`]);
 //! 3. every string and object key in every input, for code (see
 //!    [`code`]);
 //! 4. inputs that act on text (execute it, write or read files, fetch
@@ -35,6 +35,7 @@
 pub mod code;
 mod flow;
 mod names;
+pub mod provenance;
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -47,6 +48,7 @@ use serde_json::Value;
 use self::flow::{Resolver, Sink, Text};
 use self::names::DangerousIndex;
 pub use self::names::default_dangerous_nodes;
+use self::provenance::Verdict;
 use crate::path::check_node_path;
 
 /// How findings affect a run, as the peer's `security.mode`.
@@ -56,8 +58,10 @@ pub enum Mode {
     /// Findings are warnings; the workflow runs.
     #[default]
     Audit,
-    /// Only allow-listed classes run (when the allowlist is set); any other
-    /// finding needs the user's confirmation.
+    /// Only classes it can vouch for run: core classes (less a curated
+    /// list), classes of allowlisted packs, classes named in the allowlist
+    /// (and with an explicit allowlist, only those). Any other finding
+    /// needs the user's confirmation; see [`provenance`].
     Enforce,
 }
 
@@ -75,6 +79,7 @@ impl fmt::Display for Mode {
 pub struct Policy {
     mode: Mode,
     allowed: BTreeSet<String>,
+    allowed_packs: BTreeSet<String>,
     dangerous: DangerousIndex,
     limits: Limits,
 }
@@ -87,6 +92,7 @@ impl Policy {
         Self {
             mode,
             allowed: BTreeSet::new(),
+            allowed_packs: BTreeSet::new(),
             dangerous: DangerousIndex::new(&dangerous),
             limits: Limits::DEFAULT,
         }
@@ -114,6 +120,15 @@ impl Policy {
     #[must_use]
     pub fn with_allowed<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
         self.allowed = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the packs whose classes enforce mode runs
+    /// (`security.allowed_node_packs`, each `custom_nodes.<folder>` as
+    /// `/object_info`'s `python_module` names it).
+    #[must_use]
+    pub fn with_allowed_packs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, modules: I) -> Self {
+        self.allowed_packs = modules.into_iter().map(Into::into).collect();
         self
     }
 
@@ -162,6 +177,11 @@ pub enum RuleId {
     /// `node.unapproved`: a class outside the enforce-mode allowlist.
     #[serde(rename = "node.unapproved")]
     UnapprovedNode,
+    /// `node.provenance`: a class enforce mode cannot vouch for (from a pack
+    /// not allowlisted, a core class that acts on paths or code, or of
+    /// unknown origin).
+    #[serde(rename = "node.provenance")]
+    NodeProvenance,
     /// `input.code`: code in a string that reaches a node.
     #[serde(rename = "input.code")]
     CodeInInput,
@@ -186,11 +206,12 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, for documentation and SARIF rule tables.
-    pub const ALL: [RuleId; 10] = [
+    pub const ALL: [RuleId; 11] = [
         RuleId::DangerousNode,
         RuleId::LookalikeNode,
         RuleId::UnknownNode,
         RuleId::UnapprovedNode,
+        RuleId::NodeProvenance,
         RuleId::CodeInInput,
         RuleId::TaintedInput,
         RuleId::PathEscape,
@@ -206,6 +227,7 @@ impl RuleId {
             RuleId::LookalikeNode => "node.lookalike",
             RuleId::UnknownNode => "node.unknown",
             RuleId::UnapprovedNode => "node.unapproved",
+            RuleId::NodeProvenance => "node.provenance",
             RuleId::CodeInInput => "input.code",
             RuleId::TaintedInput => "input.tainted",
             RuleId::PathEscape => "input.path",
@@ -221,6 +243,7 @@ impl RuleId {
             RuleId::DangerousNode
             | RuleId::LookalikeNode
             | RuleId::UnapprovedNode
+            | RuleId::NodeProvenance
             | RuleId::CodeInInput
             | RuleId::PathEscape
             | RuleId::UnsafeUrl => Severity::Error,
@@ -241,6 +264,9 @@ impl RuleId {
             }
             RuleId::UnknownNode => "A node class the ComfyUI server does not have.",
             RuleId::UnapprovedNode => "A node class outside the enforce-mode allowlist.",
+            RuleId::NodeProvenance => {
+                "A node class enforce mode cannot vouch for: from a pack not allowlisted, a core class that acts on paths or code, or of unknown origin."
+            }
             RuleId::CodeInInput => "Python or shell code in a string that reaches a node, plain or encoded.",
             RuleId::TaintedInput => {
                 "Text that cannot be computed before the run reaches an input that executes, writes, reads or fetches it."
@@ -346,15 +372,21 @@ pub struct Inspection {
     pub nodes_used: Vec<SmolStr>,
     /// Every finding, in document order.
     pub findings: Vec<Finding>,
+    /// In enforce mode, classes refused outright because nothing says
+    /// where they come from (not in the catalog, or no catalog), in
+    /// first-use order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// Why enforce mode refuses to run a workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Blocked {
-    /// The classes outside the allowlist, in first-use order.
+    /// The classes refused, in first-use order.
     pub unapproved: Vec<String>,
     /// `Workflow blocked — unapproved node types: ['A', 'B']`, as the peer
-    /// words it.
+    /// words it (classes outside an explicit allowlist), or ours for
+    /// classes of unknown origin.
     pub message: String,
 }
 
@@ -372,8 +404,8 @@ impl Inspection {
         other.into_iter().chain(dangerous).map(|f| f.message.clone()).collect()
     }
 
-    /// In enforce mode with an allowlist, the refusal naming every class
-    /// outside it.
+    /// In enforce mode, the refusal naming every class outside an explicit
+    /// allowlist, or else every class of unknown origin.
     pub fn blocked(&self) -> Option<Blocked> {
         if self.mode != Mode::Enforce {
             return None;
@@ -387,7 +419,17 @@ impl Inspection {
             }
         }
         if unapproved.is_empty() {
-            return None;
+            if self.refused.is_empty() {
+                return None;
+            }
+            let message = format!(
+                "Workflow blocked — node types enforce mode cannot vouch for (not in the server's /object_info): {}",
+                python_list(&self.refused)
+            );
+            return Some(Blocked {
+                unapproved: self.refused.clone(),
+                message,
+            });
         }
         let message = format!("Workflow blocked — unapproved node types: {}", python_list(&unapproved));
         Some(Blocked { unapproved, message })
@@ -458,6 +500,7 @@ pub fn inspect(wf: &Workflow, policy: &Policy, info: Option<&ObjectInfo>) -> Res
             mode: policy.mode,
             nodes_used: Vec::with_capacity(wf.len()),
             findings: Vec::new(),
+            refused: Vec::new(),
         },
         nodes_seen: 0,
     };
@@ -497,11 +540,9 @@ impl Run<'_> {
             let class = node.class_type.as_str();
             let def = self.info.and_then(|i| i.node(class));
             self.out.nodes_used.push(node.class_type.clone());
-            let flagged = *judged
-                .entry(class)
-                .or_insert_with(|| self.class_flagged(class, def.is_some()));
+            let flagged = *judged.entry(class).or_insert_with(|| self.class_flagged(class, def));
             if flagged {
-                self.class_findings(&id, class, def.is_some());
+                self.class_findings(&id, class, def);
             }
             for (name, input) in &node.inputs {
                 match input {
@@ -532,16 +573,39 @@ impl Run<'_> {
     }
 
     /// Whether [`Run::class_findings`] has anything to say about `class`.
-    fn class_flagged(&self, class: &str, known: bool) -> bool {
+    fn class_flagged(&self, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) -> bool {
         self.policy.is_dangerous(class)
             || self.policy.lookalike_of(class).is_some()
-            || (self.info.is_some() && !known)
-            || (self.policy.mode == Mode::Enforce
-                && !self.policy.allowed.is_empty()
-                && !self.policy.allowed.contains(class))
+            || (self.info.is_some() && def.is_none())
+            || self.provenance(class, def).is_some()
     }
 
-    fn class_findings(&mut self, id: &str, class: &str, known: bool) {
+    /// What provenance says about `class` in this mode, when it says
+    /// anything. Audit mode reports what enforce mode would ask about
+    /// (with a catalog only, and ignoring that an explicit allowlist is
+    /// exclusive, as the peer's audit mode ignores it); enforce mode
+    /// reports every class it would not run.
+    fn provenance(&self, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) -> Option<Verdict> {
+        let p = self.policy;
+        let catalog = self.info.is_some();
+        let verdict = provenance::verdict(class, def, catalog, &p.allowed, &p.allowed_packs);
+        if p.mode == Mode::Enforce {
+            return (verdict != Verdict::Runs).then_some(verdict);
+        }
+        match verdict {
+            v @ Verdict::Ask(_) => Some(v),
+            Verdict::NotListed if catalog => {
+                match provenance::verdict(class, def, catalog, &BTreeSet::new(), &p.allowed_packs) {
+                    v @ Verdict::Ask(_) => Some(v),
+                    _ => None,
+                }
+            }
+            Verdict::Runs | Verdict::NotListed | Verdict::Refuse(_) => None,
+        }
+    }
+
+    fn class_findings(&mut self, id: &str, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) {
+        let known = def.is_some();
         if self.policy.is_dangerous(class) {
             self.push(
                 RuleId::DangerousNode,
@@ -575,16 +639,37 @@ impl Run<'_> {
                 "not in the server's /object_info".to_owned(),
             );
         }
-        if self.policy.mode == Mode::Enforce && !self.policy.allowed.is_empty() && !self.policy.allowed.contains(class)
-        {
-            self.push(
+        match self.provenance(class, def) {
+            None | Some(Verdict::Runs) => {}
+            Some(Verdict::NotListed) => self.push(
                 RuleId::UnapprovedNode,
                 id,
                 class,
                 None,
                 format!("Unapproved node type: {} (node {id})", shown(class)),
                 "not in security.allowed_nodes".to_owned(),
-            );
+            ),
+            Some(Verdict::Ask(why)) => self.push(
+                RuleId::NodeProvenance,
+                id,
+                class,
+                None,
+                format!("Unvetted node type: {} (node {id})", shown(class)),
+                why,
+            ),
+            Some(Verdict::Refuse(why)) => {
+                if !self.out.refused.iter().any(|c| c == class) {
+                    self.out.refused.push(class.to_owned());
+                }
+                self.push(
+                    RuleId::NodeProvenance,
+                    id,
+                    class,
+                    None,
+                    format!("Unvetted node type: {} (node {id})", shown(class)),
+                    why,
+                );
+            }
         }
     }
 

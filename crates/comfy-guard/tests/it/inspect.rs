@@ -249,9 +249,15 @@ fn unknown_and_unapproved_classes() {
     );
     assert!(report.needs_confirmation());
 
-    // Enforce without an allowlist blocks nothing but asks about findings.
+    // Enforce without an allowlist runs only what it can vouch for: without
+    // a catalog nothing, with one the core class.
     let report = inspect_json(&bytes, &Policy::new(Mode::Enforce), None).unwrap();
-    assert!(report.blocked().is_none() && !report.needs_confirmation());
+    assert_eq!(
+        report.blocked().unwrap().unapproved,
+        ["KSampler", "MysteryNode", "Other"]
+    );
+    let report = inspect_json(&bytes, &Policy::new(Mode::Enforce), Some(&info)).unwrap();
+    assert_eq!(report.blocked().unwrap().unapproved, ["MysteryNode", "Other"]);
 }
 
 #[test]
@@ -511,9 +517,19 @@ fn real_workflows_and_templates_are_clean() {
             .unwrap();
     both.as_object_mut().unwrap().extend(extra);
     let with_custom = ObjectInfo::from_value(&both);
+    // With the catalog, a pack's classes are findings (provenance) unless
+    // the pack is allowed: the user who runs these templates allows theirs.
+    let packs: std::collections::BTreeSet<String> = with_custom
+        .names()
+        .into_iter()
+        .filter_map(|n| with_custom.node(n))
+        .map(|d| d.python_module.clone())
+        .filter(|m| m.starts_with("custom_nodes."))
+        .collect();
+    let with_packs = Policy::new(Mode::Audit).with_allowed_packs(packs);
     for t in comfy_workflow::template::TEMPLATES {
         let wf = comfy_workflow::template::default_graph(t.name).unwrap();
-        let report = inspect(&wf, &policy, Some(&with_custom)).unwrap();
+        let report = inspect(&wf, &with_packs, Some(&with_custom)).unwrap();
         assert!(
             report.is_clean(),
             "template {} against the catalog: {:?}",

@@ -8,3 +8,4 @@ mod download;
 mod inspect;
 mod local;
 mod paths;
+mod provenance;

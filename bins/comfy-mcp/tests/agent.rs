@@ -571,7 +571,10 @@ async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
             format!("{}/to-loopback", web.uri()),
             "127.0.0.1, which is not a public address",
         ),
-        ("http://localhost:9/x.png".to_owned(), "not a public address"),
+        (
+            "http://localhost:9/x.png".to_owned(),
+            "the host localhost is the local machine",
+        ),
         (
             "https://10.0.0.8/x.png".to_owned(),
             "10.0.0.8, which is not a public address",

@@ -56,8 +56,14 @@ fn reads_file(class: &str, input: &str) -> bool {
 }
 
 /// What `input` of a `class` node does with text, judged from its declared
-/// type when the catalog is known and from its name otherwise.
-pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>) -> Option<Sink> {
+/// type when the catalog is known and from its name otherwise; a literal
+/// written as a URL is fetched, whatever the input is called.
+pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>, value: &Input) -> Option<Sink> {
+    if let Input::Value(Value::String(s)) = value
+        && super::urls::looks_like_url(s)
+    {
+        return Some(Sink::Fetch);
+    }
     if let Some(kind) = def.and_then(|d| d.input(input)).map(|i| i.kind.type_name()) {
         let is = |names: &[&str]| names.iter().any(|n| kind.eq_ignore_ascii_case(n));
         if is(&["CODE", "PYTHON", "SCRIPT", "COMMAND", "COMMANDLINE"]) {

@@ -36,6 +36,7 @@ pub mod code;
 mod flow;
 mod names;
 pub mod provenance;
+mod urls;
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -549,7 +550,7 @@ impl Run<'_> {
                     Input::Value(v) => self.scan_value(&id, class, name, v)?,
                     Input::Link(_) => {}
                 }
-                if let Some(sink) = flow::sink(class, name, def) {
+                if let Some(sink) = flow::sink(class, name, def, input) {
                     self.sink(&mut resolver, &id, class, name, input, sink);
                 }
             }
@@ -788,14 +789,14 @@ impl Run<'_> {
                             }
                         }
                         Sink::Fetch => {
-                            if let Some(why) = unsafe_url(&value) {
+                            if let Some(why) = urls::unsafe_url(&value) {
                                 self.push(
                                     RuleId::UnsafeUrl,
                                     id,
                                     class,
                                     Some(name),
                                     format!("Unsafe URL in node {id} ({class}), field '{name}'"),
-                                    why.to_owned(),
+                                    why,
                                 );
                                 return;
                             }
@@ -879,37 +880,6 @@ fn strip_folder_tag(s: &str) -> &str {
         }
     }
     s
-}
-
-/// Why a node must not fetch `raw`, if it must not.
-fn unsafe_url(raw: &str) -> Option<&'static str> {
-    let Ok(url) = url::Url::parse(raw.trim()) else {
-        return None;
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return Some("not an http or https address (file, ftp, gopher and the like reach local resources)");
-    }
-    match url.host() {
-        Some(url::Host::Ipv4(ip))
-            if ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        Some(url::Host::Ipv6(ip))
-            if ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80 =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        Some(url::Host::Domain(d))
-            if d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost") =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        _ => None,
-    }
 }
 
 /// A class name for a message: escaped so invisible characters show.

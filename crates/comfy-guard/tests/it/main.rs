@@ -9,3 +9,4 @@ mod inspect;
 mod local;
 mod paths;
 mod provenance;
+mod urls;

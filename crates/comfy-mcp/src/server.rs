@@ -345,7 +345,8 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
-            let (id, task, cancel) = tasks.create().await;
+            let owner = crate::caller::Caller::of(Some(&context)).principal;
+            let (id, task, cancel) = tasks.create(owner).await;
             let mut context = context;
             // The task, not the request, now decides when the call stops.
             context.ct = cancel;
@@ -383,10 +384,11 @@ impl ServerHandler for Server {
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
+        let caller = crate::caller::Caller::of(Some(&context)).principal;
         let found = match &self.tasks {
-            Some(t) => t.get(&request.task_id).await,
+            Some(t) => t.get(&request.task_id, caller.as_ref()).await,
             None => None,
         };
         found
@@ -397,10 +399,11 @@ impl ServerHandler for Server {
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let caller = crate::caller::Caller::of(Some(&context)).principal;
         let cancelled = match &self.tasks {
-            Some(t) => t.cancel(&request.task_id).await,
+            Some(t) => t.cancel(&request.task_id, caller.as_ref()).await,
             None => false,
         };
         if cancelled {

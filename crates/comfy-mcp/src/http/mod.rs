@@ -24,7 +24,8 @@
 //!   plain-text 415;
 //! - bounded sessions ([`sessions::Sessions`]): a cap (503 with
 //!   `Retry-After` for one more `initialize`) and idle expiry (404, the
-//!   client starts again);
+//!   client starts again); each session belongs to the principal that
+//!   created it, and any other token naming it gets 404 (POST, GET, DELETE);
 //! - at most [`MAX_CONNECTIONS`] connections at once;
 //! - optional TLS (rustls, `transport.remote.tls_cert` / `tls_key`);
 //! - `/healthz` for load balancers, 404 elsewhere.
@@ -287,9 +288,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
         Ok(p) => p,
         Err(refused) => return *refused,
     };
+    // A session is its creator's: any other token naming it gets the 404
+    // of an unknown session, whatever the method.
+    if let Some(id) = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+        && !shared.sessions.belongs_to(id, principal.as_ref())
+    {
+        tracing::warn!(
+            principal = principal.as_ref().map(|p| &*p.0),
+            "refused a request naming another principal's MCP session"
+        );
+        return plain(StatusCode::NOT_FOUND, "Not Found: Session not found");
+    }
     let (mut parts, body) = req.into_parts();
-    if let Some(p) = principal {
-        parts.extensions.insert(p);
+    if let Some(p) = &principal {
+        parts.extensions.insert(p.clone());
     }
     if shared.share_jobs {
         parts.extensions.insert(ShareJobs);
@@ -325,7 +337,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
         }
     }
     let mut mcp = shared.mcp.clone();
-    match tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))).await {
+    let served = sessions::as_creator(
+        principal,
+        tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))),
+    );
+    match served.await {
         Ok(reply) => reply,
         Err(never) => match never {},
     }

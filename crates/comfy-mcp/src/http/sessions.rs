@@ -8,7 +8,11 @@
 //!   HTTP layer answers 503 before it gets here, see [`Sessions::is_full`]);
 //! - a session unused for `idle` is closed: the next request naming it gets
 //!   404 (the client starts a new session, as the spec says), and a sweeper
-//!   closes idle sessions nobody names again.
+//!   closes idle sessions nobody names again;
+//! - each session belongs to the principal whose token created it
+//!   ([`Sessions::belongs_to`]): the HTTP layer answers any other token
+//!   naming it with the same 404 as an unknown session, so a session id
+//!   seen by someone else opens nothing.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -21,6 +25,26 @@ use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, SessionConfig,
 };
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
+
+use crate::caller::Principal;
+
+tokio::task_local! {
+    /// The principal of the request being served, read when rmcp creates
+    /// a session for it (rmcp's `create_session` takes no request).
+    static CREATOR: Option<Principal>;
+}
+
+/// Runs `work` (rmcp serving one request) with `principal` as the creator
+/// of any session it opens.
+pub async fn as_creator<F: std::future::Future>(principal: Option<Principal>, work: F) -> F::Output {
+    CREATOR.scope(principal, work).await
+}
+
+/// A live session: when it was last used, and whose it is.
+struct Live {
+    used: Instant,
+    owner: Option<Principal>,
+}
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +62,8 @@ pub struct Sessions {
     inner: LocalSessionManager,
     max: usize,
     idle: Duration,
-    /// When each live session was last used.
-    seen: Mutex<HashMap<SessionId, Instant>>,
+    /// When each live session was last used, and its principal.
+    seen: Mutex<HashMap<SessionId, Live>>,
 }
 
 impl Sessions {
@@ -58,7 +82,7 @@ impl Sessions {
         }
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Instant>> {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Live>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -80,15 +104,27 @@ impl Sessions {
     pub fn is_full(&self) -> bool {
         let idle = self.idle;
         let seen = self.seen();
-        seen.values().filter(|t| t.elapsed() < idle).count() >= self.max
+        seen.values().filter(|l| l.used.elapsed() < idle).count() >= self.max
+    }
+
+    /// Whether session `id` may be used by `principal`: `false` only when
+    /// it is a live session another principal created (an unknown id is
+    /// left to rmcp, which answers 404).
+    #[must_use]
+    pub fn belongs_to(&self, id: &str, principal: Option<&Principal>) -> bool {
+        let seen = self.seen();
+        match seen.get(id).map(|l| l.owner.as_ref()) {
+            Some(Some(owner)) => principal == Some(owner),
+            _ => true,
+        }
     }
 
     /// Marks `id` used now; `false` when it is unknown or has expired.
     fn touch(&self, id: &SessionId) -> bool {
         let mut seen = self.seen();
         match seen.get_mut(id) {
-            Some(t) if t.elapsed() < self.idle => {
-                *t = Instant::now();
+            Some(l) if l.used.elapsed() < self.idle => {
+                l.used = Instant::now();
                 true
             }
             _ => false,
@@ -101,7 +137,7 @@ impl Sessions {
             let mut seen = self.seen();
             let ids: Vec<SessionId> = seen
                 .iter()
-                .filter(|(_, t)| t.elapsed() >= self.idle)
+                .filter(|(_, l)| l.used.elapsed() >= self.idle)
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &ids {
@@ -129,8 +165,15 @@ impl SessionManager for Sessions {
         if self.is_full() {
             return Err(SessionsError::Full(self.max));
         }
+        let owner = CREATOR.try_with(Clone::clone).ok().flatten();
         let (id, transport) = self.inner.create_session().await?;
-        self.seen().insert(id.clone(), Instant::now());
+        self.seen().insert(
+            id.clone(),
+            Live {
+                used: Instant::now(),
+                owner,
+            },
+        );
         Ok((id, transport))
     }
 

@@ -313,12 +313,12 @@ fn audit_path(args: &Args) -> Result<PathBuf, String> {
 fn audit(args: &Args, command: &AuditCommand) -> Result<ExitCode, String> {
     match command {
         AuditCommand::Verify { files } => {
-            let files = if files.is_empty() {
+            let set = if files.is_empty() {
                 comfy_audit::cli::log_files(&audit_path(args)?)
             } else {
-                files.clone()
+                comfy_audit::cli::LogFiles::given(files.clone())
             };
-            let code = comfy_audit::cli::run_verify(&files, &mut std::io::stdout());
+            let code = comfy_audit::cli::run_verify(&set, &mut std::io::stdout());
             Ok(ExitCode::from(code))
         }
         AuditCommand::Tail { file, lines } => {

@@ -49,6 +49,63 @@ async fn audit_verify_reports_intact_and_tampered_logs() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A log under `home` rotated into `audit.log` and `audit.log.1` to `.N`.
+async fn rotated_log(home: &std::path::Path) {
+    let path = home.join(".comfyui-mcp/audit.log");
+    let mut cfg = AuditConfig::new(&path);
+    cfg.rotate_bytes = Some(2 << 10);
+    cfg.keep = 10;
+    let log = AuditLog::open(cfg).unwrap();
+    for i in 0..30 {
+        log.write(Record::new("t", "called").extra(serde_json::json!({"i": i, "pad": "p".repeat(100)})))
+            .await
+            .unwrap();
+    }
+    log.close();
+}
+
+#[tokio::test]
+async fn audit_verify_names_a_deleted_rotated_file_and_a_cut_beginning() {
+    let home = tempfile::tempdir().unwrap();
+    rotated_log(home.path()).await;
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // `audit.log.1` deleted: `.2` and the rest are still found and read.
+    let one = home.path().join(".comfyui-mcp/audit.log.1");
+    std::fs::remove_file(&one).unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(&format!("audit verify: TAMPERED: {}: missing", one.display())),
+        "{said}"
+    );
+
+    // The first lines of a log without rotated files cut.
+    let home = tempfile::tempdir().unwrap();
+    let path2 = home.path().join(".comfyui-mcp/audit.log");
+    let log = AuditLog::open(AuditConfig::new(&path2)).unwrap();
+    for i in 0..5 {
+        log.write(Record::new("comfyui_get_queue", "called").extra(serde_json::json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    let text = std::fs::read_to_string(&path2).unwrap();
+    let rest: Vec<&str> = text.lines().skip(2).collect();
+    std::fs::write(&path2, rest.join("\n") + "\n").unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(
+            "audit.log:1: the file does not begin with a chain start: its first records were removed (removed)"
+        ),
+        "{said}"
+    );
+}
+
 #[test]
 fn config_show_and_tools_print_without_a_server() {
     let home = tempfile::tempdir().unwrap();

@@ -7,7 +7,15 @@
 //! insertion and reordering show). Each file starts with a `chain_start`
 //! line whose `prev` is a random anchor it also records in `extra.anchor`,
 //! and whose `extra.continues` is the last hash of the file before it
-//! (rotation carries the chain across files), or `null` for a new log.
+//! (rotation carries the chain across files), or `null` for a new log;
+//! `extra.file` numbers the files of a chain (0 for the first) and
+//! `extra.keep` says how many rotated files the writer keeps.
+//!
+//! [`verify`] requires every file to begin with its `chain_start` (so
+//! cutting a file's first lines shows), each file after the first to link
+//! to the one before, and the oldest file, when it continues an earlier
+//! one, to be at least `keep` files older than the newest (otherwise the
+//! earlier file was removed, not rotated away).
 //!
 //! What a chain cannot show: an attacker who rewrites every line after
 //! the point of change, recomputing each hash; and records cut from the
@@ -192,6 +200,7 @@ pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
     let mut seen: HashSet<u64> = HashSet::new();
     let mut prev: Option<(String, u64)> = None;
     let mut records = 0;
+    let (mut oldest, mut newest): (Option<FileStart>, Option<FileStart>) = (None, None);
     for (file, lines) in files.iter().zip(&contents) {
         for (i, line) in lines.iter().enumerate() {
             let fail = |kind, message: String| Problem {
@@ -224,6 +233,12 @@ pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
                 return Ok(done(fail(Tamper::Malformed, "no `seq` or `prev`".to_owned())));
             };
             let is_start = o.fields.get("action").and_then(Value::as_str) == Some("chain_start");
+            if i == 0 && !is_start {
+                return Ok(done(fail(
+                    Tamper::Removed,
+                    "the file does not begin with a chain start: its first records were removed".to_owned(),
+                )));
+            }
             if is_start {
                 let extra = o.fields.get("extra");
                 if extra.and_then(|e| e.get("anchor")).and_then(Value::as_str) != Some(link) {
@@ -240,6 +255,18 @@ pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
                         Tamper::Unlinked,
                         "a new chain starts here without linking to the record before it".to_owned(),
                     )));
+                }
+                if i == 0 {
+                    let start = FileStart {
+                        file: file.clone(),
+                        number: extra.and_then(|e| e.get("file")).and_then(Value::as_u64),
+                        keep: extra.and_then(|e| e.get("keep")).and_then(Value::as_u64),
+                        continues: continues.is_some(),
+                    };
+                    if oldest.is_none() {
+                        oldest = Some(start.clone());
+                    }
+                    newest = Some(start);
                 }
             } else if let Some((last, last_seq)) = &prev
                 && link != last
@@ -283,7 +310,42 @@ pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
     Ok(Verified {
         files: files.len(),
         records,
-        problem: None,
+        problem: oldest.and_then(|o| earlier_files_missing(&o, newest.as_ref()?)),
+    })
+}
+
+/// What the first line of a file says about the file's place in the chain.
+#[derive(Clone)]
+struct FileStart {
+    file: PathBuf,
+    /// `extra.file`: 0 for the file that began the chain, one more for
+    /// each file begun after it (absent in logs written before it was).
+    number: Option<u64>,
+    /// `extra.keep`: the rotated files the writer keeps.
+    keep: Option<u64>,
+    /// Whether it continues an earlier file.
+    continues: bool,
+}
+
+/// The oldest file read continues an earlier one that is not there: fine
+/// when rotation dropped it (the newest file is at least `keep` files
+/// after it), a removal otherwise.
+fn earlier_files_missing(oldest: &FileStart, newest: &FileStart) -> Option<Problem> {
+    let (Some(old), Some(new), Some(keep)) = (oldest.number, newest.number, newest.keep) else {
+        return None;
+    };
+    if !oldest.continues || new.saturating_sub(old) >= keep {
+        return None;
+    }
+    Some(Problem {
+        file: oldest.file.clone(),
+        line: 1,
+        kind: Tamper::Removed,
+        message: format!(
+            "this file continues file {} of the chain, which is not here; rotation keeps {keep} earlier file{}, so it was removed",
+            old.saturating_sub(1),
+            if keep == 1 { "" } else { "s" }
+        ),
     })
 }
 

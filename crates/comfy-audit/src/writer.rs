@@ -316,6 +316,11 @@ struct Writer {
     chain: Option<(String, u64)>,
     /// Whether the open file needs a `chain_start` line first.
     needs_anchor: bool,
+    /// The open file's number in the chain (its `chain_start`'s
+    /// `extra.file`): 0 for the file that began it, one more for each file
+    /// begun after it, so `audit verify` can tell a file rotation dropped
+    /// from one that was removed.
+    file_no: u64,
     dirty: bool,
     last_sync: Instant,
     /// Set by [`AuditLog::close`]: direct appends are refused.
@@ -389,6 +394,7 @@ impl Writer {
             id: None,
             chain: None,
             needs_anchor: false,
+            file_no: 0,
             dirty: false,
             last_sync: Instant::now(),
             closed: false,
@@ -506,6 +512,7 @@ impl Writer {
             // A log written before this process: continue its chain.
             (None, Some(t)) => {
                 self.chain = Some(t);
+                self.file_no = read_file_no(&mut file).unwrap_or(0);
                 self.needs_anchor = false;
             }
             // The same file again (reopened after an error).
@@ -553,9 +560,13 @@ impl Writer {
         let mut extra = Map::new();
         extra.insert("anchor".to_owned(), Value::from(anchor.as_str()));
         extra.insert("continues".to_owned(), continues);
+        let file_no = if self.chain.is_some() { self.file_no + 1 } else { 0 };
+        extra.insert("file".to_owned(), Value::from(file_no));
+        extra.insert("keep".to_owned(), Value::from(self.config.keep));
         fields.insert("extra".to_owned(), Value::Object(extra));
         let seq = self.chain.as_ref().map_or(0, |(_, s)| s + 1);
         self.write_line(fields, seq, &anchor)?;
+        self.file_no = file_no;
         self.needs_anchor = false;
         Ok(())
     }
@@ -627,4 +638,15 @@ fn read_tail(file: &mut File, len: u64) -> Option<(String, u64)> {
     let mut buf = Vec::new();
     file.take(1 << 20).read_to_end(&mut buf).ok()?;
     tail_of(&String::from_utf8_lossy(&buf))
+}
+
+/// The `extra.file` of the `chain_start` that begins an existing log (its
+/// first 64 KiB are read); `None` for a log written before the field was.
+fn read_file_no(file: &mut File) -> Option<u64> {
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = Vec::new();
+    file.take(64 << 10).read_to_end(&mut buf).ok()?;
+    let first = buf.split(|b| *b == b'\n').next()?;
+    let v: Value = serde_json::from_slice(first).ok()?;
+    v.get("extra")?.get("file")?.as_u64()
 }

@@ -239,3 +239,41 @@ fn check_reports_comfyui_plugins_and_the_audit_log() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("comfyui: FAILED (http://127.0.0.1:9)"));
 }
+
+/// The version the workspace manifest sets (`[workspace.package] version`),
+/// read from the file, so a crate that kept its own version would differ.
+fn manifest_version() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let section = text.split("[workspace.package]").nth(1).unwrap();
+    let line = section.lines().find(|l| l.trim_start().starts_with("version")).unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn version_comes_from_the_workspace_manifest_and_is_released() {
+    let version = manifest_version();
+    assert_ne!(version, "0.0.0", "the workspace has no real version");
+    assert_eq!(env!("CARGO_PKG_VERSION"), version);
+    let home = tempfile::tempdir().unwrap();
+    for bin in [
+        env!("CARGO_BIN_EXE_comfy-mcp"),
+        env!("CARGO_BIN_EXE_comfyui-mcp-secure"),
+    ] {
+        let out = Command::new(bin)
+            .arg("--version")
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim().rsplit(' ').next(), Some(version.as_str()), "{text}");
+    }
+    // Every release has its changelog entry.
+    let changelog =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains(&format!("## [{version}]")),
+        "CHANGELOG.md has no entry for {version}"
+    );
+}

@@ -408,14 +408,18 @@ fn is_lookalike(c: char) -> bool {
             | '\u{FE68}'
             | '\u{2024}'
             | '\u{2025}'
-            | '\u{2026}'
             | '\u{FE52}'
             | '\u{FF0E}'
             | '\u{FF0F}'
             | '\u{FF3C}'
-            | '\u{3002}'
-            | '\u{FF61}'
     )
+}
+
+/// Punctuation of ordinary text that no file system or ComfyUI maps to a
+/// dot: the ellipsis (NFKC makes it `...`, but nothing applies NFKC to
+/// paths) and the ideographic full stops of CJK file names.
+fn is_text_punctuation(c: char) -> bool {
+    matches!(c, '\u{2026}' | '\u{3002}' | '\u{FF61}')
 }
 
 fn check_chars(s: &str) -> Result<(), (PathRule, &'static str)> {
@@ -426,7 +430,10 @@ fn check_chars(s: &str) -> Result<(), (PathRule, &'static str)> {
         if is_invisible(c) {
             return Err((PathRule::InvisibleCharacter, "an invisible or bidi-control character"));
         }
-        if !c.is_ascii() && (is_lookalike(c) || c.nfkc().any(|n| matches!(n, '.' | '/' | '\\'))) {
+        if !c.is_ascii()
+            && !is_text_punctuation(c)
+            && (is_lookalike(c) || c.nfkc().any(|n| matches!(n, '.' | '/' | '\\')))
+        {
             return Err((
                 PathRule::LookalikeCharacter,
                 "a character that stands for `.`, `/` or `\\`",

@@ -8,7 +8,8 @@
 //! What it holds:
 //! - [`inspect`]: the workflow inspector ([`inspect()`], [`Policy`],
 //!   [`Finding`]);
-//! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`],
+//! - [`path`]: the path sanitizer and typed safe names ([`SafeFileName`],
+//!   [`SafeSubfolder`], [`SafeName`], [`SafeModelFile`], [`AssetHash`],
 //!   [`path::check_node_path`]);
 //! - [`local`]: bounded, symlink-refusing reads of local files;
 //! - [`download`]: the download validator ([`check_download`]);
@@ -45,4 +46,4 @@ pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, ch
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};
 pub use models::{MissingModel, missing_models};
-pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};
+pub use path::{AssetHash, Extensions, PathError, PathRule, SafeFileName, SafeModelFile, SafeName, SafeSubfolder};

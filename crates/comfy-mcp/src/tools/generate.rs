@@ -275,7 +275,8 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
         return Ok(());
     }
     comfy_guard::path::check_node_path(model).map_err(|e| ToolError::rejected(format!("`model`: {e}")))?;
-    let available = cx.client().models("checkpoints").await?.unwrap_or_default();
+    let checkpoints = comfy_client::name::Segment::new("checkpoints")?;
+    let available = cx.client().models(&checkpoints).await?.unwrap_or_default();
     if available.iter().any(|m| m == model) {
         return Ok(());
     }
@@ -357,7 +358,9 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
 async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
     let mut listings = BTreeMap::new();
     for folder in comfy_guard::models::folders_needed(wf) {
-        if let Ok(Some(list)) = cx.client().models(&folder).await {
+        if let Ok(segment) = comfy_client::name::Segment::new(&folder)
+            && let Ok(Some(list)) = cx.client().models(&segment).await
+        {
             listings.insert(folder, list);
         }
     }

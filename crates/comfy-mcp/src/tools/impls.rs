@@ -86,7 +86,11 @@ impl ToolError {
 
 impl From<comfy_client::Error> for ToolError {
     fn from(e: comfy_client::Error) -> Self {
-        ToolError::failed(e.to_string())
+        if matches!(e, comfy_client::Error::InvalidArgument { .. }) {
+            ToolError::rejected(e.to_string())
+        } else {
+            ToolError::failed(e.to_string())
+        }
     }
 }
 
@@ -183,33 +187,6 @@ pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
 }
 
 /// A model folder name: letters, digits, `_`, `-` and `.` only (no path).
-fn folder(args: &Args) -> Result<String, ToolError> {
-    let f = str_arg(args, "folder");
-    if f.is_empty()
-        || f.len() > 64
-        || f.starts_with('.')
-        || !f
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(ToolError::rejected(format!(
-            "`folder` must be a model folder name such as checkpoints or loras (got {:?})",
-            f.chars().take(80).collect::<String>()
-        )));
-    }
-    Ok(f.to_owned())
-}
-
-/// A model file name, possibly in a subfolder, that stays in its folder.
-fn model_file(args: &Args) -> Result<String, ToolError> {
-    let f = str_arg(args, "filename");
-    if f.is_empty() {
-        return Err(ToolError::rejected("`filename` must not be empty"));
-    }
-    comfy_guard::path::check_node_path(f).map_err(|e| ToolError::rejected(format!("`filename`: {e}")))?;
-    Ok(f.to_owned())
-}
-
 /// Runs tool `name` with prepared `args`.
 ///
 /// # Errors
@@ -337,8 +314,8 @@ pub(super) async fn run_on(
             )))
         }
         "comfyui_list_models" => {
-            let f = folder(args)?;
-            match c.models(&f).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            match c.models(&folder).await? {
                 Some(models) => Ok(Output::Json(paginate(
                     models.into_iter().map(Value::from).collect(),
                     args,
@@ -370,8 +347,9 @@ pub(super) async fn run_on(
             )))
         }
         "comfyui_get_node_info" => {
-            let class = str_arg(args, "node_class");
-            match c.object_info_class(class).await? {
+            let (class, segment) = super::names::name_arg(args, "node_class")?;
+            let class = class.as_str();
+            match c.object_info_class(&segment).await? {
                 Some(info) if bool_arg(args, "raw") => Ok(Output::Json(info)),
                 Some(info) => Ok(Output::Json(super::discovery::summary(class, &info))),
                 None => Err(ToolError::failed(format!(
@@ -386,8 +364,8 @@ pub(super) async fn run_on(
         }
         "comfyui_get_system_info" => system_info(c).await,
         "comfyui_list_models_detailed" => {
-            let f = folder(args)?;
-            match c.models_detailed(&f).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            match c.models_detailed(&folder).await? {
                 Some(Value::Array(models)) => Ok(Output::Json(
                     json!({"folder": f, "count": models.len(), "models": models}),
                 )),
@@ -397,10 +375,10 @@ pub(super) async fn run_on(
             }
         }
         "comfyui_get_model_preview" => {
-            let f = folder(args)?;
-            let file = model_file(args)?;
+            let (f, folder) = super::names::folder_arg(args)?;
+            let (file, path) = super::names::model_file_arg(args)?;
             let index = u64_arg(args, "path_index").unwrap_or(0);
-            match c.model_preview(&f, index, &file).await? {
+            match c.model_preview(&folder, index, &path).await? {
                 None => Ok(Output::Json(json!({"available": false, "folder": f, "filename": file}))),
                 Some(d) => {
                     use base64::Engine as _;
@@ -414,9 +392,9 @@ pub(super) async fn run_on(
             }
         }
         "comfyui_get_model_metadata" => {
-            let f = folder(args)?;
-            let file = model_file(args)?;
-            match c.model_metadata(&f, &file).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            let (file, path) = super::names::model_file_arg(args)?;
+            match c.model_metadata(&folder, &path).await? {
                 Some(meta) => Ok(Output::Json(meta)),
                 None => Err(ToolError::failed(format!(
                     "ComfyUI has no metadata for '{file}' in '{f}' (only .safetensors files carry it)"
@@ -439,8 +417,9 @@ pub(super) async fn run_on(
             Ok(Output::Json(json!({"subgraphs": all, "count": count})))
         }
         "comfyui_get_subgraph" => {
-            let id = str_arg(args, "subgraph_id");
-            match c.subgraph(id).await? {
+            let (id, segment) = super::names::name_arg(args, "subgraph_id")?;
+            let id = id.as_str();
+            match c.subgraph(&segment).await? {
                 Some(v) => Ok(Output::Json(v)),
                 None => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
             }

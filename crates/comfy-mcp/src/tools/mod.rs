@@ -12,6 +12,7 @@ mod files;
 mod generate;
 mod impls;
 mod models;
+mod names;
 mod nodes;
 pub mod prompts;
 pub mod resources;

@@ -132,7 +132,8 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
-            let answer = cx.client().model_manager_cancel(id).await?;
+            let (_, task) = super::names::name_arg(args, "task_id")?;
+            let answer = cx.client().model_manager_cancel(&task).await?;
             let success = answer.get("success").and_then(Value::as_bool).unwrap_or(false);
             if !success {
                 unwrap(&answer, "cancel the download")?;

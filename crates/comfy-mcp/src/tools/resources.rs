@@ -224,18 +224,12 @@ pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolErro
             let Some(folder) = other.strip_prefix("comfyui://models/") else {
                 return Err(ToolError::rejected(format!("Unknown resource: '{other}'")));
             };
-            let valid = !folder.is_empty()
-                && folder.len() <= 64
-                && !folder.starts_with('.')
-                && folder
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
-            if !valid {
+            let Ok(name) = comfy_guard::path::SafeName::parse(folder) else {
                 return Err(ToolError::rejected(format!(
                     "Unknown resource: '{other}' (the folder must be a model folder name such as checkpoints)"
                 )));
-            }
-            match c.models(folder).await? {
+            };
+            match c.models(&super::names::segment(&name)?).await? {
                 Some(models) => json!({"folder": folder, "models": models, "count": models.len()}),
                 None => return Err(ToolError::failed(format!("ComfyUI has no model folder '{folder}'"))),
             }

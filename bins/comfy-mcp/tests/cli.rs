@@ -106,6 +106,29 @@ async fn audit_verify_names_a_deleted_rotated_file_and_a_cut_beginning() {
     );
 }
 
+#[tokio::test]
+async fn audit_verify_reports_an_over_long_line_as_damage() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join(".comfyui-mcp/audit.log");
+    let log = AuditLog::open(AuditConfig::new(&path)).unwrap();
+    log.write(Record::new("comfyui_get_queue", "called")).await.unwrap();
+    log.close();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&"x".repeat(comfy_audit::chain::MAX_LINE * 2));
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "audit.log:3: the line is longer than {} bytes (not read further) (malformed)",
+            comfy_audit::chain::MAX_LINE
+        )),
+        "{said}"
+    );
+}
+
 #[test]
 fn config_show_and_tools_print_without_a_server() {
     let home = tempfile::tempdir().unwrap();

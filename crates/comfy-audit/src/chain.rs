@@ -21,7 +21,6 @@
 //! the point of change, recomputing each hash; and records cut from the
 //! very end. Keep copies elsewhere (or ship the log) against those.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -30,8 +29,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// Longest line [`verify`] reads.
-pub const MAX_LINE: usize = 16 << 20;
+/// Longest line [`verify`] reads: far above a record's size (the
+/// redactor bounds each value), far below what would strain memory.
+pub const MAX_LINE: usize = 4 << 20;
 
 /// The lower-case hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -156,161 +156,215 @@ pub struct Verified {
     pub problem: Option<Problem>,
 }
 
-/// Reads the lines of `path`, each at most [`MAX_LINE`] bytes.
-fn lines(path: &Path) -> std::io::Result<Vec<String>> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let mut out = Vec::new();
-    loop {
-        let mut buf = Vec::new();
-        let n = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(out);
+/// What [`next_line`] found.
+pub(crate) enum Next {
+    /// A line (without its newline) is in the buffer.
+    Line,
+    /// The line is longer than [`MAX_LINE`]; only the bound was read.
+    TooLong,
+    /// End of input.
+    End,
+}
+
+/// Reads the next line of `reader` into `buf`, never more than
+/// [`MAX_LINE`] + 1 bytes of it.
+pub(crate) fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Next> {
+    buf.clear();
+    let n = reader.take(MAX_LINE as u64 + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(Next::End);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        return Ok(Next::TooLong);
+    }
+    Ok(Next::Line)
+}
+
+/// Whether a sealed record numbered `lo..hi` is anywhere in `files` (a
+/// second pass, made once, to tell removal from reordering).
+fn any_seq_in(files: &[PathBuf], lo: u64, hi: u64) -> std::io::Result<bool> {
+    let mut buf = Vec::new();
+    for f in files {
+        let mut reader = BufReader::new(File::open(f)?);
+        loop {
+            match next_line(&mut reader, &mut buf)? {
+                Next::End => break,
+                Next::TooLong => return Ok(false),
+                Next::Line => {}
+            }
+            if let Some(o) = open_line(&String::from_utf8_lossy(&buf))
+                && let Some(s) = o.fields.get("seq").and_then(Value::as_u64)
+                && (lo..hi).contains(&s)
+            {
+                return Ok(true);
+            }
         }
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        } else if buf.len() > MAX_LINE {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("line {} is longer than {MAX_LINE} bytes", out.len() + 1),
-            ));
+    }
+    Ok(false)
+}
+
+/// Where a walk through the chain stands.
+#[derive(Default)]
+struct Walk {
+    /// Hash and sequence number of the last record checked.
+    prev: Option<(String, u64)>,
+    /// Sequence number of the first record checked: the records checked
+    /// are `first..=prev` (each links to the one before, and the writer
+    /// numbers them one by one).
+    first: Option<u64>,
+    records: usize,
+    oldest: Option<FileStart>,
+    newest: Option<FileStart>,
+}
+
+impl Walk {
+    fn seen(&self, seq: u64) -> bool {
+        matches!((self.first, &self.prev), (Some(f), Some((_, l))) if (f..=*l).contains(&seq))
+    }
+
+    /// Checks one line, the `number`th of `file`.
+    fn line(&mut self, files: &[PathBuf], file: &Path, number: usize, text: &str) -> std::io::Result<Option<Problem>> {
+        let fail = |kind, message: String| {
+            Ok(Some(Problem {
+                file: file.to_path_buf(),
+                line: number,
+                kind,
+                message,
+            }))
+        };
+        if text.is_empty() {
+            return fail(Tamper::Malformed, "empty line".to_owned());
         }
-        out.push(String::from_utf8_lossy(&buf).into_owned());
+        let Some(o) = open_line(text) else {
+            return fail(Tamper::Malformed, "not a sealed audit record".to_owned());
+        };
+        if o.stored != o.computed {
+            return fail(Tamper::Modified, "the record does not match its hash".to_owned());
+        }
+        let (Some(seq), Some(link)) = (
+            o.fields.get("seq").and_then(Value::as_u64),
+            o.fields.get("prev").and_then(Value::as_str),
+        ) else {
+            return fail(Tamper::Malformed, "no `seq` or `prev`".to_owned());
+        };
+        let is_start = o.fields.get("action").and_then(Value::as_str) == Some("chain_start");
+        if number == 1 && !is_start {
+            return fail(
+                Tamper::Removed,
+                "the file does not begin with a chain start: its first records were removed".to_owned(),
+            );
+        }
+        if is_start {
+            let extra = o.fields.get("extra");
+            if extra.and_then(|e| e.get("anchor")).and_then(Value::as_str) != Some(link) {
+                return fail(
+                    Tamper::Modified,
+                    "a chain start whose anchor is not its link".to_owned(),
+                );
+            }
+            let continues = extra.and_then(|e| e.get("continues")).and_then(Value::as_str);
+            if let Some((last, _)) = &self.prev
+                && continues != Some(last.as_str())
+            {
+                return fail(
+                    Tamper::Unlinked,
+                    "a new chain starts here without linking to the record before it".to_owned(),
+                );
+            }
+            if number == 1 {
+                let start = FileStart {
+                    file: file.to_path_buf(),
+                    number: extra.and_then(|e| e.get("file")).and_then(Value::as_u64),
+                    keep: extra.and_then(|e| e.get("keep")).and_then(Value::as_u64),
+                    continues: continues.is_some(),
+                };
+                if self.oldest.is_none() {
+                    self.oldest = Some(start.clone());
+                }
+                self.newest = Some(start);
+            }
+        } else if let Some((last, last_seq)) = &self.prev
+            && link != last
+        {
+            let last_seq = *last_seq;
+            return if seq > last_seq + 1 {
+                if any_seq_in(files, last_seq + 1, seq)? {
+                    fail(
+                        Tamper::Reordered,
+                        format!("record {seq} comes before record {} it follows", last_seq + 1),
+                    )
+                } else {
+                    fail(
+                        Tamper::Removed,
+                        format!("records {} to {} are missing before this one", last_seq + 1, seq - 1),
+                    )
+                }
+            } else if seq <= last_seq {
+                if self.seen(seq) {
+                    fail(
+                        Tamper::Inserted,
+                        format!("sequence number {seq} appears twice: a record was inserted"),
+                    )
+                } else {
+                    fail(Tamper::Reordered, format!("record {seq} comes after record {last_seq}"))
+                }
+            } else {
+                fail(
+                    Tamper::Inserted,
+                    "the record before this one is not the one it was written after (replaced or inserted)".to_owned(),
+                )
+            };
+        }
+        self.first.get_or_insert(seq);
+        self.prev = Some((o.stored, seq));
+        self.records += 1;
+        Ok(None)
     }
 }
 
 /// Checks the chain through `files`, oldest first (for a rotated log:
-/// `audit.log.3 audit.log.2 audit.log.1 audit.log`).
+/// `audit.log.3 audit.log.2 audit.log.1 audit.log`). Files are read as a
+/// stream, a line at a time (at most [`MAX_LINE`] bytes of one: a longer
+/// line is reported, not read), and the walk stops at the first problem.
 ///
 /// # Errors
 /// An I/O error reading a file.
 pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
-    let mut contents = Vec::with_capacity(files.len());
-    for f in files {
-        contents.push(lines(f)?);
-    }
-    // Every sequence number, to tell removal from reordering.
-    let mut all_seqs: HashSet<u64> = HashSet::new();
-    for l in contents.iter().flatten() {
-        if let Some(o) = open_line(l)
-            && let Some(s) = o.fields.get("seq").and_then(Value::as_u64)
-        {
-            all_seqs.insert(s);
-        }
-    }
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut prev: Option<(String, u64)> = None;
-    let mut records = 0;
-    let (mut oldest, mut newest): (Option<FileStart>, Option<FileStart>) = (None, None);
-    for (file, lines) in files.iter().zip(&contents) {
-        for (i, line) in lines.iter().enumerate() {
-            let fail = |kind, message: String| Problem {
-                file: file.clone(),
-                line: i + 1,
-                kind,
-                message,
+    let mut walk = Walk::default();
+    let mut buf = Vec::new();
+    for file in files {
+        let mut reader = BufReader::with_capacity(64 << 10, File::open(file)?);
+        let mut number = 0;
+        loop {
+            let next = next_line(&mut reader, &mut buf)?;
+            number += 1;
+            let problem = match next {
+                Next::End => break,
+                Next::TooLong => Some(Problem {
+                    file: file.clone(),
+                    line: number,
+                    kind: Tamper::Malformed,
+                    message: format!("the line is longer than {MAX_LINE} bytes (not read further)"),
+                }),
+                Next::Line => walk.line(files, file, number, &String::from_utf8_lossy(&buf))?,
             };
-            let done = |problem| Verified {
-                files: files.len(),
-                records,
-                problem: Some(problem),
-            };
-            if line.is_empty() {
-                return Ok(done(fail(Tamper::Malformed, "empty line".to_owned())));
+            if problem.is_some() {
+                return Ok(Verified {
+                    files: files.len(),
+                    records: walk.records,
+                    problem,
+                });
             }
-            let Some(o) = open_line(line) else {
-                return Ok(done(fail(Tamper::Malformed, "not a sealed audit record".to_owned())));
-            };
-            if o.stored != o.computed {
-                return Ok(done(fail(
-                    Tamper::Modified,
-                    "the record does not match its hash".to_owned(),
-                )));
-            }
-            let (Some(seq), Some(link)) = (
-                o.fields.get("seq").and_then(Value::as_u64),
-                o.fields.get("prev").and_then(Value::as_str),
-            ) else {
-                return Ok(done(fail(Tamper::Malformed, "no `seq` or `prev`".to_owned())));
-            };
-            let is_start = o.fields.get("action").and_then(Value::as_str) == Some("chain_start");
-            if i == 0 && !is_start {
-                return Ok(done(fail(
-                    Tamper::Removed,
-                    "the file does not begin with a chain start: its first records were removed".to_owned(),
-                )));
-            }
-            if is_start {
-                let extra = o.fields.get("extra");
-                if extra.and_then(|e| e.get("anchor")).and_then(Value::as_str) != Some(link) {
-                    return Ok(done(fail(
-                        Tamper::Modified,
-                        "a chain start whose anchor is not its link".to_owned(),
-                    )));
-                }
-                let continues = extra.and_then(|e| e.get("continues")).and_then(Value::as_str);
-                if let Some((last, _)) = &prev
-                    && continues != Some(last.as_str())
-                {
-                    return Ok(done(fail(
-                        Tamper::Unlinked,
-                        "a new chain starts here without linking to the record before it".to_owned(),
-                    )));
-                }
-                if i == 0 {
-                    let start = FileStart {
-                        file: file.clone(),
-                        number: extra.and_then(|e| e.get("file")).and_then(Value::as_u64),
-                        keep: extra.and_then(|e| e.get("keep")).and_then(Value::as_u64),
-                        continues: continues.is_some(),
-                    };
-                    if oldest.is_none() {
-                        oldest = Some(start.clone());
-                    }
-                    newest = Some(start);
-                }
-            } else if let Some((last, last_seq)) = &prev
-                && link != last
-            {
-                let last_seq = *last_seq;
-                let problem = if seq > last_seq + 1 {
-                    if ((last_seq + 1)..seq).any(|s| all_seqs.contains(&s) && !seen.contains(&s)) {
-                        fail(
-                            Tamper::Reordered,
-                            format!("record {seq} comes before record {} it follows", last_seq + 1),
-                        )
-                    } else {
-                        fail(
-                            Tamper::Removed,
-                            format!("records {} to {} are missing before this one", last_seq + 1, seq - 1),
-                        )
-                    }
-                } else if seq <= last_seq {
-                    if seen.contains(&seq) {
-                        fail(
-                            Tamper::Inserted,
-                            format!("sequence number {seq} appears twice: a record was inserted"),
-                        )
-                    } else {
-                        fail(Tamper::Reordered, format!("record {seq} comes after record {last_seq}"))
-                    }
-                } else {
-                    fail(
-                        Tamper::Inserted,
-                        "the record before this one is not the one it was written after (replaced or inserted)"
-                            .to_owned(),
-                    )
-                };
-                return Ok(done(problem));
-            }
-            seen.insert(seq);
-            prev = Some((o.stored, seq));
-            records += 1;
         }
     }
     Ok(Verified {
         files: files.len(),
-        records,
-        problem: oldest.and_then(|o| earlier_files_missing(&o, newest.as_ref()?)),
+        records: walk.records,
+        problem: walk
+            .oldest
+            .and_then(|o| earlier_files_missing(&o, walk.newest.as_ref()?)),
     })
 }
 

@@ -291,3 +291,61 @@ async fn tail_prints_the_last_records_then_follows() {
     );
     assert_eq!(pretty("not json"), "not json");
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn verify_reads_as_a_stream_and_stops_at_the_first_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    log_of(&path, 5).await;
+    let mut l = lines(&path);
+    l[1] = l[1].replace("\"i\":0", "\"i\":9");
+    // A pipe that never ends: only a reader that streams gets to line 2
+    // and answers.
+    let fifo = dir.path().join("fifo.log");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all((l.join("\n") + "\n").as_bytes()).unwrap();
+            // Hold the pipe open (no end of input) until the test is done.
+            let _ = stopped.recv_timeout(std::time::Duration::from_secs(30));
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(verify(&[fifo]).map(|v| v.problem.map(|p| (p.kind, p.line))));
+    });
+    let found = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = stop.send(());
+    writer.join().unwrap();
+    assert_eq!(
+        found.expect("verify waited for the end of the file").unwrap(),
+        Some((Tamper::Modified, 2))
+    );
+}
+
+#[tokio::test]
+async fn a_line_over_the_bound_is_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    log_of(&path, 3).await;
+    let mut l = lines(&path);
+    l.insert(2, "x".repeat(comfy_audit::chain::MAX_LINE + 10));
+    let bad = rewrite(&path, &l);
+    let v = verify(std::slice::from_ref(&bad)).unwrap();
+    let p = v.problem.unwrap();
+    assert_eq!((p.kind, p.line), (Tamper::Malformed, 3));
+    assert!(p.message.contains("longer than"), "{p}");
+    assert_eq!(v.records, 2);
+    let (code, text) = verify_text(&LogFiles::given(vec![bad]));
+    assert_eq!(code, 1, "{text}");
+}

@@ -38,6 +38,9 @@ use anyhow::{Context, Result, bail};
 /// The torch wheels of `../shared/comfyui-src/README.md`: they satisfy
 /// both 0.8.0 and 0.33.0, and the CUDA builds run fine with `--cpu`.
 const TORCH: &[&str] = &["torch==2.14.1", "torchvision==0.29.2", "torchaudio==2.11.1"];
+/// Packages ComfyUI imports without listing them in its `requirements.txt`
+/// (0.8.0 imports `requests`, which 0.33.0 lists).
+const EXTRA: &[&str] = &["requests"];
 /// How long ComfyUI may take to answer `/system_stats` (it takes 30 to 45
 /// seconds on two cores).
 const START_TIMEOUT: Duration = Duration::from_mins(4);
@@ -246,14 +249,19 @@ fn version_venv(venv: &Path, base: &Path, tree: &Path) -> Result<PathBuf> {
     let wanted =
         std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     let base_site = site_packages(base)?;
-    let stamp = format!("{}\n{wanted}", base_site.display());
+    let stamp = format!("{}\n{}\n{wanted}", base_site.display(), EXTRA.join(" "));
     stamped(venv, &stamp, |v| {
         // torch and its CUDA packages come from the base virtualenv.
         std::fs::write(
             site_packages(v)?.join("comfy_mcp_torch.pth"),
             format!("{}\n", base_site.display()),
         )?;
-        pip(v, &["-r", &requirements.to_string_lossy()])
+        let mut args = vec!["-r", &*requirements.to_string_lossy()]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        args.extend(EXTRA.iter().map(|e| (*e).to_owned()));
+        pip(v, &args.iter().map(String::as_str).collect::<Vec<_>>())
     })?;
     Ok(venv.join("bin/python"))
 }
@@ -332,6 +340,8 @@ fn free_port() -> Result<u16> {
 struct Server {
     supervisor: Option<Child>,
     port: u16,
+    /// Where the supervisor writes ComfyUI's process id.
+    pid_file: PathBuf,
 }
 
 /// The supervisor: starts ComfyUI in the background, waits until its
@@ -340,6 +350,7 @@ struct Server {
 const SUPERVISOR: &str = r#"
 "$@" &
 comfy=$!
+echo "$comfy" > "$COMFY_PID_FILE"
 trap '' INT
 while read -r _ ; do :; done
 kill -TERM "$comfy" 2>/dev/null
@@ -363,6 +374,7 @@ impl Server {
             .arg("--base-directory")
             .arg(data)
             .current_dir(tree)
+            .env("COMFY_PID_FILE", data.join("comfyui.pid"))
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
@@ -381,6 +393,7 @@ impl Server {
         Ok(Self {
             supervisor: Some(child),
             port,
+            pid_file: data.join("comfyui.pid"),
         })
     }
 
@@ -396,6 +409,9 @@ impl Server {
             if get_status(self.port, "/system_stats") == Some(200) {
                 return Ok(());
             }
+            if self.exited() {
+                bail!("ComfyUI exited before it answered /system_stats");
+            }
             if Instant::now() > deadline {
                 bail!(
                     "ComfyUI did not answer /system_stats within {}s",
@@ -404,6 +420,17 @@ impl Server {
             }
             nap(Duration::from_millis(500));
         }
+    }
+
+    /// Whether ComfyUI has ended (Linux: its `/proc` entry is gone).
+    fn exited(&self) -> bool {
+        let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            return false;
+        };
+        cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists()
     }
 
     /// Closes the supervisor's input (it stops ComfyUI), waits for it

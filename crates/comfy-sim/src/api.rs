@@ -555,7 +555,8 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             None => empty(404),
         },
         Route::WorkflowTemplates | Route::I18n | Route::GlobalSubgraphs => json(200, &json!({})),
-        Route::GlobalSubgraph(_) => empty(404),
+        // No blueprint by that id: `200 null`, as ComfyUI 0.8.0 and 0.33.0 answer.
+        Route::GlobalSubgraph(_) => json(200, &Value::Null),
         Route::ViewMetadata(folder) => crate::files::view_metadata(shared, &folder, &q),
         Route::InternalFiles(t) => crate::files::internal_files(shared, &t),
         Route::InternalFolderPaths => json(200, &shared.folder_paths()),

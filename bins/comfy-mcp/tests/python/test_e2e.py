@@ -347,3 +347,89 @@ def test_the_watchdog_interrupts_a_job_that_stops_progressing(home, comfyui_url)
                 raise AssertionError("the job submitted without wait was not stalled")
 
     anyio.run(main)
+
+
+# Defects found against real ComfyUI servers (issue 24): each runs on the
+# simulator and on a real server.
+
+def _image_job(color, prefix="hist"):
+    return (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": %d}},'
+        ' "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "%s"}}}' % (color, prefix)
+    )
+
+
+def test_history_pages_newest_first(home, comfyui_url):
+    async def main():
+        async with session(home, comfyui_url) as s:
+            ids = []
+            for color in (11, 12, 13, 14):
+                done = structured(await s.call_tool("comfyui_run_workflow", {"workflow": _image_job(color), "wait": True}))
+                assert done["status"] == "completed", done
+                ids.append(done["prompt_id"])
+            newest = ids[::-1]
+            first = structured(await s.call_tool("comfyui_get_history", {"limit": 2}))
+            assert [i["prompt_id"] for i in first["items"]] == newest[:2], first
+            assert first["has_more"] is True
+            second = structured(await s.call_tool("comfyui_get_history", {"limit": 2, "offset": 2}))
+            assert [i["prompt_id"] for i in second["items"]] == newest[2:4], second
+
+    anyio.run(main)
+
+
+def test_an_unknown_subgraph_is_not_available(home, comfyui_url):
+    async def main():
+        async with session(home, comfyui_url) as s:
+            result = await s.call_tool("comfyui_get_subgraph", {"subgraph_id": "no-such-blueprint"})
+            assert not result.is_error, text(result)
+            assert result.structured_content == {"available": False, "subgraph_id": "no-such-blueprint"}
+
+    anyio.run(main)
+
+
+def test_an_interrupted_job_reports_interrupted(home, comfyui_url):
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
+        ' "2": {"class_type": "FixtureSleep", "inputs": {"image": ["1", 0], "seconds": 30, "seed": %d}},'
+        ' "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}' % int(time.time() * 1000)
+    )
+
+    async def main():
+        async with session(home, comfyui_url) as s:
+            submitted = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))
+            pid = submitted["prompt_id"]
+            for _ in range(100):
+                state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
+                if state["status"] == "running":
+                    break
+                await anyio.sleep(0.1)
+            assert state["status"] == "running", state
+            assert not (await s.call_tool("comfyui_interrupt", {"prompt_id": pid})).is_error
+            for _ in range(100):
+                state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
+                if state["status"] not in ("running", "queued"):
+                    break
+                await anyio.sleep(0.1)
+            assert state["status"] == "interrupted", state
+
+    anyio.run(main)
+
+
+def test_a_failed_model_search_names_the_service(home, comfyui_url):
+    import socket
+
+    # A port on 127.0.0.1 that nothing listens on.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    config = f'model_search:\n  huggingface_api_base: "{closed}"\n  civitai_api_base: "{closed}"\n'
+
+    async def main():
+        async with session(home, comfyui_url, config) as s:
+            for source, service in [("huggingface", "HuggingFace"), ("civitai", "CivitAI")]:
+                r = await s.call_tool("comfyui_search_models", {"query": "sdxl", "source": source})
+                assert r.is_error, text(r)
+                assert text(r).startswith(f"{service} search failed: cannot reach the {service} API"), text(r)
+                assert "ComfyUI" not in text(r), text(r)
+
+    anyio.run(main)

@@ -419,9 +419,11 @@ pub(super) async fn run_on(
         "comfyui_get_subgraph" => {
             let (id, segment) = super::names::name_arg(args, "subgraph_id")?;
             let id = id.as_str();
+            // ComfyUI answers an unknown id with `200 null` (both 0.8.0 and
+            // 0.33.0); the tool's output schema wants an object.
             match c.subgraph(&segment).await? {
-                Some(v) => Ok(Output::Json(v)),
-                None => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
+                Some(v) if v.is_object() => Ok(Output::Json(v)),
+                _ => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
             }
         }
         "comfyui_update_settings" => {
@@ -487,16 +489,19 @@ pub(super) async fn run_on(
     }
 }
 
+/// `comfyui_get_history`: newest first, `offset` counted from the newest.
+///
+/// ComfyUI's `/history?max_items=N` answers the newest N entries oldest
+/// first, and its `offset` counts from the oldest, so both are turned
+/// around here: ask for the newest `offset + limit + 1`, reverse them, skip
+/// `offset`, keep `limit`. The extra entry says whether there are more.
 async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
     let limit = u64_arg(args, "limit").unwrap_or(25);
     let offset = u64_arg(args, "offset").unwrap_or(0);
-    let max = u32::try_from(limit + 1).unwrap_or(u32::MAX);
-    let off = (offset > 0).then(|| u32::try_from(offset).unwrap_or(u32::MAX));
-    let entries = c.history(Some(max), off).await?;
-    let has_more = entries.len() as u64 > limit;
-    let items: Vec<Value> = entries
-        .into_iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    let max = u32::try_from(offset.saturating_add(limit).saturating_add(1)).unwrap_or(u32::MAX);
+    let entries = c.history(Some(max), None).await?;
+    let seen = entries.len() as u64;
+    let items: Vec<Value> = page_newest_first(entries.into_iter().collect(), offset, limit)
         .map(|(id, mut entry)| {
             if let Value::Object(m) = &mut entry {
                 m.insert("prompt_id".to_owned(), Value::from(id));
@@ -505,11 +510,9 @@ async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
         })
         .collect();
     let count = items.len() as u64;
-    let total = if has_more || (count == 0 && offset > 0) {
-        Value::Null
-    } else {
-        Value::from(offset + count)
-    };
+    let has_more = seen > offset.saturating_add(limit);
+    // Fewer entries than asked for: that is all of them.
+    let total = if has_more { Value::Null } else { Value::from(seen) };
     Ok(Output::Json(json!({
         "items": items,
         "count": count,
@@ -520,16 +523,38 @@ async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
     })))
 }
 
-/// `/api/jobs` status → the peer's progress status.
-fn job_status(s: &str) -> &'static str {
-    match s {
+/// The `[offset, offset + limit)` page of `entries` (oldest first, as
+/// ComfyUI lists them) counted from the newest.
+fn page_newest_first<T>(entries: Vec<T>, offset: u64, limit: u64) -> impl Iterator<Item = T> {
+    entries
+        .into_iter()
+        .rev()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+}
+
+/// `/api/jobs` status → the peer's progress status. An interrupted job is
+/// `failed` on ComfyUI 0.8.0 (its messages end in `execution_interrupted`)
+/// and `cancelled` on 0.33.0: `interrupted` on both.
+fn job_status(job: &Value) -> &'static str {
+    match job.get("status").and_then(Value::as_str).unwrap_or_default() {
         "completed" => "completed",
+        "failed" if was_interrupted(job) => "interrupted",
         "failed" => "error",
         "cancelled" => "interrupted",
         "in_progress" => "running",
         "pending" => "queued",
         _ => "unknown",
     }
+}
+
+/// Whether a job's status messages record an interrupt.
+fn was_interrupted(job: &Value) -> bool {
+    job.pointer("/execution_status/messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|m| m.get(0).and_then(Value::as_str) == Some("execution_interrupted"))
 }
 
 /// Outputs of a job as `{node_id, filename, subfolder}`.
@@ -557,7 +582,7 @@ async fn progress(args: &Args, c: &Client) -> Result<Output, ToolError> {
     let Ok(Some(job)) = c.job_info(&id).await else {
         return Ok(unknown());
     };
-    let status = job_status(job.get("status").and_then(Value::as_str).unwrap_or_default());
+    let status = job_status(&job);
     let mut state = Map::new();
     state.insert("prompt_id".to_owned(), Value::from(id.as_str()));
     state.insert("status".to_owned(), Value::from(status));

@@ -156,6 +156,10 @@ pub enum RuleId {
     /// `node.lookalike`: a class that passes for a dangerous one.
     #[serde(rename = "node.lookalike")]
     LookalikeNode,
+    /// `node.nonascii`: a class name with non-ASCII or control characters
+    /// that the server's catalog does not have byte for byte.
+    #[serde(rename = "node.nonascii")]
+    NonAsciiNode,
     /// `node.unknown`: a class the server does not have.
     #[serde(rename = "node.unknown")]
     UnknownNode,
@@ -186,9 +190,10 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, for documentation and SARIF rule tables.
-    pub const ALL: [RuleId; 10] = [
+    pub const ALL: [RuleId; 11] = [
         RuleId::DangerousNode,
         RuleId::LookalikeNode,
+        RuleId::NonAsciiNode,
         RuleId::UnknownNode,
         RuleId::UnapprovedNode,
         RuleId::CodeInInput,
@@ -204,6 +209,7 @@ impl RuleId {
         match self {
             RuleId::DangerousNode => "node.dangerous",
             RuleId::LookalikeNode => "node.lookalike",
+            RuleId::NonAsciiNode => "node.nonascii",
             RuleId::UnknownNode => "node.unknown",
             RuleId::UnapprovedNode => "node.unapproved",
             RuleId::CodeInInput => "input.code",
@@ -220,6 +226,7 @@ impl RuleId {
         match self {
             RuleId::DangerousNode
             | RuleId::LookalikeNode
+            | RuleId::NonAsciiNode
             | RuleId::UnapprovedNode
             | RuleId::CodeInInput
             | RuleId::PathEscape
@@ -238,6 +245,9 @@ impl RuleId {
             }
             RuleId::LookalikeNode => {
                 "A node class that passes for a listed dangerous one (case, confusable or invisible characters, suffixes)."
+            }
+            RuleId::NonAsciiNode => {
+                "A node class name with non-ASCII, invisible or control characters that the server's catalog does not list byte for byte."
             }
             RuleId::UnknownNode => "A node class the ComfyUI server does not have.",
             RuleId::UnapprovedNode => "A node class outside the enforce-mode allowlist.",
@@ -535,6 +545,7 @@ impl Run<'_> {
     fn class_flagged(&self, class: &str, known: bool) -> bool {
         self.policy.is_dangerous(class)
             || self.policy.lookalike_of(class).is_some()
+            || (!known && names::suspicious_characters(class).is_some())
             || (self.info.is_some() && !known)
             || (self.policy.mode == Mode::Enforce
                 && !self.policy.allowed.is_empty()
@@ -559,7 +570,20 @@ impl Run<'_> {
                 class,
                 None,
                 format!("Node {id} ({}) looks like dangerous node type '{target}'", shown(class)),
-                format!("the class name differs from `{target}` only by case, look-alike or invisible characters, separators or a suffix"),
+                format!("the class name differs from `{target}` only by case, confusable characters (Unicode confusables), invisible or bidi-control characters, separators or a copy marker"),
+            );
+        }
+        if !known && let Some(why) = names::suspicious_characters(class) {
+            self.push(
+                RuleId::NonAsciiNode,
+                id,
+                class,
+                None,
+                format!(
+                    "Node {id} ({}) has a class name that cannot be vouched for",
+                    shown(class)
+                ),
+                format!("{why}, and the server's catalog does not list it byte for byte"),
             );
         }
         if self.info.is_some() && !known {

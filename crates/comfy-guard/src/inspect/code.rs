@@ -159,6 +159,12 @@ fn hit(what: &'static str, how: Option<&'static str>) -> CodeHit {
 }
 
 fn find(s: &str, layer: usize, work: &mut Work) -> Option<CodeHit> {
+    find_in(s, layer, work, false)
+}
+
+/// `rotated`: `s` is the rot13 of the text above it (so it is not rotated
+/// back).
+fn find_in(s: &str, layer: usize, work: &mut Work, rotated: bool) -> Option<CodeHit> {
     let triggers = TRIGGERS.matches(s);
     if (triggers.matched(0) || triggers.matched(1))
         && let Some(what) = judge(s, triggers.matched(0), triggers.matched(1), work)
@@ -178,20 +184,41 @@ fn find(s: &str, layer: usize, work: &mut Work) -> Option<CodeHit> {
     if layer >= MAX_LAYERS {
         return None;
     }
-    if triggers.matched(2) || triggers.matched(3) {
-        let rotated = decode::rot13(s);
-        if let Some(mut h) = find(&rotated, layer + 1, work) {
-            h.hidden_by.insert(0, "rot13");
-            return Some(h);
-        }
-    }
-    for (name, decoded) in decode::candidates(s, &mut work.budget) {
-        if let Some(mut h) = find(&decoded, layer + 1, work) {
+    let candidates = decode::candidates(s, &mut work.budget);
+    for (name, decoded) in &candidates {
+        if let Some(mut h) = find(decoded, layer + 1, work) {
             h.hidden_by.insert(0, name);
             return Some(h);
         }
     }
+    // rot13: of words (the rotated trigger words show it), or of an
+    // encoded blob (a run of letters and digits that decodes to nothing
+    // as it is).
+    if !rotated
+        && (triggers.matched(2)
+            || triggers.matched(3)
+            || decode::has_blob(s)
+            || rotated_escapes(s)
+            || decode::has_b85_run(s))
+        && work.budget.try_spend()
+    {
+        let turned = decode::rot13(s);
+        if let Some(mut h) = find_in(&turned, layer + 1, work, true) {
+            h.hidden_by.insert(0, "rot13");
+            return Some(h);
+        }
+    }
     None
+}
+
+/// Escapes or percent-encoding that rot13 turned into something else
+/// (`\\k5s` for `\\x5f`, `%5S` for `%5F`).
+fn rotated_escapes(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'k' | b'h' | b'H' | b'A'))
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_alphanumeric())
 }
 
 /// Python and shell judgement of text that holds trigger words.

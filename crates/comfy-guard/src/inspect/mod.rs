@@ -172,6 +172,10 @@ pub enum RuleId {
     /// `node.lookalike`: a class that passes for a dangerous one.
     #[serde(rename = "node.lookalike")]
     LookalikeNode,
+    /// `node.nonascii`: a class name with non-ASCII or control characters
+    /// that the server's catalog does not have byte for byte.
+    #[serde(rename = "node.nonascii")]
+    NonAsciiNode,
     /// `node.unknown`: a class the server does not have.
     #[serde(rename = "node.unknown")]
     UnknownNode,
@@ -207,9 +211,10 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, for documentation and SARIF rule tables.
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: &[RuleId] = &[
         RuleId::DangerousNode,
         RuleId::LookalikeNode,
+        RuleId::NonAsciiNode,
         RuleId::UnknownNode,
         RuleId::UnapprovedNode,
         RuleId::NodeProvenance,
@@ -226,6 +231,7 @@ impl RuleId {
         match self {
             RuleId::DangerousNode => "node.dangerous",
             RuleId::LookalikeNode => "node.lookalike",
+            RuleId::NonAsciiNode => "node.nonascii",
             RuleId::UnknownNode => "node.unknown",
             RuleId::UnapprovedNode => "node.unapproved",
             RuleId::NodeProvenance => "node.provenance",
@@ -243,6 +249,7 @@ impl RuleId {
         match self {
             RuleId::DangerousNode
             | RuleId::LookalikeNode
+            | RuleId::NonAsciiNode
             | RuleId::UnapprovedNode
             | RuleId::NodeProvenance
             | RuleId::CodeInInput
@@ -262,6 +269,9 @@ impl RuleId {
             }
             RuleId::LookalikeNode => {
                 "A node class that passes for a listed dangerous one (case, confusable or invisible characters, suffixes)."
+            }
+            RuleId::NonAsciiNode => {
+                "A node class name with non-ASCII, invisible or control characters that the server's catalog does not list byte for byte."
             }
             RuleId::UnknownNode => "A node class the ComfyUI server does not have.",
             RuleId::UnapprovedNode => "A node class outside the enforce-mode allowlist.",
@@ -577,6 +587,7 @@ impl Run<'_> {
     fn class_flagged(&self, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) -> bool {
         self.policy.is_dangerous(class)
             || self.policy.lookalike_of(class).is_some()
+            || (def.is_none() && names::suspicious_characters(class).is_some())
             || (self.info.is_some() && def.is_none())
             || self.provenance(class, def).is_some()
     }
@@ -624,7 +635,20 @@ impl Run<'_> {
                 class,
                 None,
                 format!("Node {id} ({}) looks like dangerous node type '{target}'", shown(class)),
-                format!("the class name differs from `{target}` only by case, look-alike or invisible characters, separators or a suffix"),
+                format!("the class name differs from `{target}` only by case, confusable characters (Unicode confusables), invisible or bidi-control characters, separators or a copy marker"),
+            );
+        }
+        if !known && let Some(why) = names::suspicious_characters(class) {
+            self.push(
+                RuleId::NonAsciiNode,
+                id,
+                class,
+                None,
+                format!(
+                    "Node {id} ({}) has a class name that cannot be vouched for",
+                    shown(class)
+                ),
+                format!("{why}, and the server's catalog does not list it byte for byte"),
             );
         }
         if self.info.is_some() && !known {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod catalog;
+mod code;
 mod corpus;
 mod download;
 mod inspect;

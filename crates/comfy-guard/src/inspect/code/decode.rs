@@ -15,7 +15,7 @@ use ruff_python_ast::Expr;
 /// meaningful payload and is common in ordinary text).
 const MIN_BLOB: usize = 16;
 /// Shortest base85 run worth decoding.
-const MIN_B85: usize = 20;
+const MIN_B85: usize = 16;
 /// Largest output of one decompression.
 const MAX_INFLATE: usize = 256 * 1024;
 
@@ -37,7 +37,7 @@ impl Budget {
         }
     }
 
-    fn try_spend(&mut self) -> bool {
+    pub(super) fn try_spend(&mut self) -> bool {
         if self.attempts == 0 {
             return false;
         }
@@ -82,12 +82,6 @@ pub(super) fn candidates(s: &str, budget: &mut Budget) -> Vec<(&'static str, Str
             && let Some(t) = budget.take(t)
         {
             out.push((how, t));
-        } else if budget.try_spend()
-            && let Some(raw) = base64(&rot13(&blob))
-            && let Some((how, t)) = text_of(raw, "base64")
-            && let Some(t) = budget.take(t)
-        {
-            out.push((if how == "base64" { "rot13 of base64" } else { how }, t));
         }
     }
     for blob in hex_blobs(s) {
@@ -151,6 +145,28 @@ fn text_of(raw: Vec<u8>, name: &'static str) -> Option<(&'static str, String)> {
         }),
         None => String::from_utf8(raw).ok().map(|t| (name, t)),
     }
+}
+
+/// Whether `s` looks like encoded text: at least [`MIN_BLOB`] characters
+/// of base64's alphabet (or `%`), making up nearly all of it apart from
+/// whitespace.
+pub(super) fn has_blob(s: &str) -> bool {
+    let mut alphabet = 0usize;
+    let mut other = 0usize;
+    for c in s.chars() {
+        if is_b64(c) || c == '%' {
+            alphabet += 1;
+        } else if !c.is_whitespace() {
+            other += 1;
+        }
+    }
+    alphabet >= MIN_BLOB && other * 10 <= alphabet
+}
+
+/// Whether `s` holds a run that could be base85.
+pub(super) fn has_b85_run(s: &str) -> bool {
+    s.split_whitespace()
+        .any(|r| r.len() >= MIN_B85 && r.bytes().all(|b| (b'!'..=b'~').contains(&b)))
 }
 
 fn has_percent_escape(s: &str) -> bool {

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod download;
+mod graphs;
 mod inspect;
 mod local;
 mod paths;

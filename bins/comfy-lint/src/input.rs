@@ -51,6 +51,10 @@ pub(crate) struct Loaded {
     pub(crate) note: Option<String>,
     /// The file's text, for locating nodes in SARIF output.
     pub(crate) text: Option<String>,
+    /// The editor document, when the file was one: what its conversion
+    /// does not read (muted and bypassed nodes, nested definitions, group
+    /// nodes) is inspected from it too.
+    pub(crate) editor: Option<Value>,
 }
 
 /// Reads and parses `path`.
@@ -73,6 +77,7 @@ pub(crate) fn load(path: &Path, info: Option<&ObjectInfo>, limits: &Limits) -> R
                 source: prompt_source,
                 note: None,
                 text: None,
+                editor: None,
             });
         }
         if let Some(text) = found.workflow {
@@ -82,6 +87,7 @@ pub(crate) fn load(path: &Path, info: Option<&ObjectInfo>, limits: &Limits) -> R
             if loaded.source == Source::Editor {
                 loaded.source = workflow_source;
             }
+            loaded.editor = Some(doc);
             return Ok(loaded);
         }
         return Err("the image holds no embedded workflow (no `prompt` or `workflow` text)".to_owned());
@@ -92,13 +98,16 @@ pub(crate) fn load(path: &Path, info: Option<&ObjectInfo>, limits: &Limits) -> R
     let doc = comfy_workflow::parse_json(&bytes, limits).map_err(|e| e.to_string())?;
     let text = String::from_utf8(bytes).ok();
     let mut loaded = if editor::is_editor_format(&doc) {
-        from_editor(&doc, info, limits)?
+        let mut loaded = from_editor(&doc, info, limits)?;
+        loaded.editor = Some(doc);
+        loaded
     } else {
         Loaded {
             workflow: Workflow::from_value(doc, limits).map_err(|e| e.to_string())?,
             source: Source::Api,
             note: None,
             text: None,
+            editor: None,
         }
     };
     loaded.text = text;
@@ -130,6 +139,7 @@ fn from_editor(doc: &Value, info: Option<&ObjectInfo>, limits: &Limits) -> Resul
                     source: Source::Editor,
                     note: None,
                     text: None,
+                    editor: None,
                 });
             }
             Err(e) => format!("could not convert with the catalog ({e})"),
@@ -143,6 +153,7 @@ fn from_editor(doc: &Value, info: Option<&ObjectInfo>, limits: &Limits) -> Resul
             "editor-format workflow judged without conversion ({why}): node classes and widget values only"
         )),
         text: None,
+        editor: None,
     })
 }
 

@@ -10,7 +10,10 @@
 //! `security:` section of the server's config file (mode, allowed and
 //! dangerous node lists); `--mode` overrides its mode. `--object-info`, a
 //! saved `/object_info` answer, converts editor workflows and makes node
-//! classes the server does not have findings.
+//! classes the server does not have findings. An editor file is also
+//! judged on what its conversion never reads: muted and bypassed nodes
+//! (one click turns them on), subgraph definitions nested in definitions
+//! and legacy group nodes.
 //!
 //! Exit status: 0 when every file is clean, 1 when there are findings, 2 on
 //! a usage error or a file that cannot be read or parsed.
@@ -172,7 +175,20 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
     let file = path.display().to_string();
     let outcome = match input::load(path, info, limits) {
         Err(why) => Outcome::Failed(why),
-        Ok(loaded) => match inspect::inspect(&loaded.workflow, policy, info) {
+        Ok(loaded) => match inspect::inspect(&loaded.workflow, policy, info).and_then(|mut inspection| {
+            // An editor file: also what its conversion does not read.
+            if let Some(doc) = &loaded.editor {
+                let hidden = inspect::inspect_editor_hidden(doc, policy, info)?;
+                inspection.nodes_used.extend(hidden.nodes_used);
+                inspection.findings.extend(hidden.findings);
+                for class in hidden.refused {
+                    if !inspection.refused.contains(&class) {
+                        inspection.refused.push(class);
+                    }
+                }
+            }
+            Ok(inspection)
+        }) {
             Ok(inspection) => Outcome::Inspected {
                 source: loaded.source,
                 inspection,

@@ -160,8 +160,9 @@ impl<'de> serde::Deserialize<'de> for RawNodes {
 }
 
 impl Catalog {
-    /// The recorded catalog with its model lists rewritten for `models`.
-    pub(crate) fn new(models: &Models) -> Self {
+    /// The recorded catalog with its model lists rewritten for `models`,
+    /// plus the `extra` classes (replacing recorded ones of the same name).
+    pub(crate) fn new(models: &Models, extra: &Map<String, Value>) -> Self {
         let raw = serde_json::from_str::<RawNodes>(OBJECT_INFO)
             .map(|r| r.0)
             .unwrap_or_default();
@@ -195,6 +196,11 @@ impl Catalog {
             let keep = !changed && class != "LoadImage";
             served.push((class.clone(), keep.then_some(text)));
             nodes.insert(class, node);
+        }
+        for (class, node) in extra.iter().filter(|(_, n)| n.is_object()) {
+            served.retain(|(c, _)| c != class);
+            served.push((class.clone(), None));
+            nodes.insert(class.clone(), node.clone());
         }
         Self { nodes, raw: served }
     }

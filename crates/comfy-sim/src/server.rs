@@ -33,6 +33,7 @@ pub struct SimBuilder {
     faults: Faults,
     plugins: Plugins,
     node_replacements: Option<serde_json::Value>,
+    extra_nodes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The plugin simulations a [`SimBuilder`] turns on.
@@ -55,11 +56,22 @@ impl Default for SimBuilder {
             faults: Faults::default(),
             plugins: Plugins::default(),
             node_replacements: None,
+            extra_nodes: serde_json::Map::new(),
         }
     }
 }
 
 impl SimBuilder {
+    /// Adds node classes to the recorded catalog (`/object_info` entries by
+    /// class name; a recorded class of the same name is replaced), as a
+    /// server with more custom node packs installed serves them. Entries
+    /// that are not objects are ignored.
+    #[must_use]
+    pub fn extra_nodes(mut self, nodes: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.extra_nodes = nodes;
+        self
+    }
+
     /// Listens on this port of 127.0.0.1 (0, the default, picks a free one).
     #[must_use]
     pub fn port(mut self, port: u16) -> Self {
@@ -206,7 +218,7 @@ impl SimBuilder {
             addr: self.addr,
             source,
         })?;
-        let catalog = Catalog::new(&models);
+        let catalog = Catalog::new(&models, &self.extra_nodes);
         let (faults_tx, faults_rx) = watch::channel(self.faults);
         let mut shared = Shared::new(
             catalog,

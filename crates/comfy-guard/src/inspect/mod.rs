@@ -11,7 +11,11 @@
 //! 4. inputs that act on text (execute it, write or read files, fetch
 //!    URLs), judged on the value that reaches them through links (see
 //!    `flow`), with file paths held to [`check_node_path`](crate::path::check_node_path);
-//! 5. nested subgraphs, inspected as workflows of their own (depth 10).
+//! 5. graphs inside the workflow, wherever they sit (under any input at
+//!    any depth, as JSON text in a string, editor graphs in
+//!    `widgets_values`), inspected as workflows of their own (depth 10, the
+//!    node limit counting every graph); see [`graphs`], which also reads
+//!    what an editor file hides from its conversion.
 //!
 //! Findings keep the peer's warning wording (`Dangerous node type: X`,
 //! `Suspicious input in node N (X), field 'f'`) in [`Finding::message`],
@@ -34,6 +38,7 @@
 
 pub mod code;
 mod flow;
+pub mod graphs;
 mod names;
 pub mod provenance;
 mod urls;
@@ -371,6 +376,9 @@ pub enum InspectError {
         /// The limit.
         max: usize,
     },
+    /// What an editor file hides could not be read within the limits.
+    #[error("workflow rejected: {0}")]
+    Hidden(String),
 }
 
 /// The result of inspecting one workflow.
@@ -514,9 +522,58 @@ pub fn inspect(wf: &Workflow, policy: &Policy, info: Option<&ObjectInfo>) -> Res
             refused: Vec::new(),
         },
         nodes_seen: 0,
+        graphs_found: 0,
     };
     run.workflow(wf, "", 0)?;
     Ok(run.out)
+}
+
+/// Inspects what an editor file hides from its conversion (see
+/// [`graphs::editor_hidden`]): muted and bypassed nodes, subgraph
+/// definitions nested in definitions, legacy group nodes. Findings about a
+/// muted or bypassed node say so in their detail. The caller adds these to
+/// the inspection of the converted workflow.
+///
+/// # Errors
+/// [`InspectError`] when a limit is broken.
+pub fn inspect_editor_hidden(
+    doc: &Value,
+    policy: &Policy,
+    info: Option<&ObjectInfo>,
+) -> Result<Inspection, InspectError> {
+    let hidden = graphs::editor_hidden(doc, &policy.limits, MAX_SUBGRAPH_DEPTH).map_err(InspectError::Hidden)?;
+    let mut report = inspect(&hidden.workflow, policy, info)?;
+    let inactive = &hidden.inactive;
+    // A subgraph instance's class is a definition id: only its content counts.
+    let class_rules = [
+        RuleId::DangerousNode,
+        RuleId::LookalikeNode,
+        RuleId::UnknownNode,
+        RuleId::UnapprovedNode,
+        RuleId::NodeProvenance,
+        RuleId::SubgraphUnexpanded,
+    ];
+    report
+        .findings
+        .retain(|f| !(class_rules.contains(&f.rule) && f.node.as_ref().is_some_and(|n| hidden.instances.contains(n))));
+    let instance_classes: Vec<String> = hidden
+        .workflow
+        .nodes()
+        .iter()
+        .filter(|n| hidden.instances.iter().any(|i| i == n.id.as_str()))
+        .map(|n| n.class_type.to_string())
+        .collect();
+    report.refused.retain(|c| !instance_classes.contains(c));
+    for f in &mut report.findings {
+        if let Some(node) = &f.node
+            && inactive.iter().any(|id| id == node)
+        {
+            f.detail.push_str(
+                " (in a muted or bypassed node: it does not run now, but one click in the editor turns it on)",
+            );
+        }
+    }
+    Ok(report)
 }
 
 /// Subgraphs nested deeper than this are reported, not inspected (the
@@ -529,6 +586,8 @@ struct Run<'a> {
     out: Inspection,
     /// Nodes inspected so far, subgraphs included, against the node limit.
     nodes_seen: usize,
+    /// Nested graphs found so far.
+    graphs_found: usize,
 }
 
 impl Run<'_> {
@@ -555,17 +614,25 @@ impl Run<'_> {
             if flagged {
                 self.class_findings(&id, class, def);
             }
+            let graphs_before = self.graphs_found;
             for (name, input) in &node.inputs {
                 match input {
-                    Input::Value(v) => self.scan_value(&id, class, name, v)?,
+                    Input::Value(v) => self.scan_value(&id, class, name, v, depth)?,
                     Input::Link(_) => {}
                 }
                 if let Some(sink) = flow::sink(class, name, def, input) {
                     self.sink(&mut resolver, &id, class, name, input, sink);
                 }
             }
-            if contains_ignore_ascii_case(class, "subgraph") {
-                self.subgraph(node, &id, class, depth)?;
+            if contains_ignore_ascii_case(class, "subgraph") && self.graphs_found == graphs_before {
+                self.push(
+                    RuleId::SubgraphUnexpanded,
+                    &id,
+                    class,
+                    None,
+                    format!("Node {id} ({class}) contains unexpanded subgraph — cannot fully inspect"),
+                    "no nested graph found in its inputs".to_owned(),
+                );
             }
         }
         Ok(())
@@ -699,13 +766,23 @@ impl Run<'_> {
     }
 
     /// Scans a literal input: every string and key at any depth.
-    fn scan_value(&mut self, id: &str, class: &str, name: &str, value: &Value) -> Result<(), InspectError> {
+    /// Scans a literal input: every string and key at any depth; a graph
+    /// found inside (an object, or JSON text in a string) is inspected as a
+    /// nested workflow instead of as plain values.
+    fn scan_value(
+        &mut self,
+        id: &str,
+        class: &str,
+        name: &str,
+        value: &Value,
+        graph_depth: usize,
+    ) -> Result<(), InspectError> {
         let max_depth = self.policy.limits.max_depth;
         let max_string = self.policy.limits.max_string;
         match value {
             // Most inputs: a scalar at the top, no path to build.
             Value::Null | Value::Bool(_) | Value::Number(_) => return Ok(()),
-            Value::String(s) if s.len() <= max_string => {
+            Value::String(s) if s.len() <= max_string && !graphs::may_hold_graph(s) => {
                 if let Some(hit) = code::find_code(s) {
                     self.suspicious(id, class, name, hit.describe());
                 }
@@ -734,10 +811,35 @@ impl Run<'_> {
                     Ok(code::find_code(s))
                 }
             };
+            if graphs::is_api_graph(v) || graphs::is_editor_graph(v) {
+                self.nested(id, class, &path, v, graph_depth)?;
+                continue;
+            }
             match v {
                 Value::String(s) => {
                     if let Some(hit) = text_check(s)? {
                         self.suspicious(id, class, &path, hit.describe());
+                    }
+                    if graphs::may_hold_graph(s)
+                        && let Ok(doc) = comfy_workflow::parse_json(s.as_bytes(), &self.policy.limits)
+                    {
+                        let here = format!("{path} (JSON text)");
+                        if graphs::is_api_graph(&doc) || graphs::is_editor_graph(&doc) {
+                            self.nested(id, class, &here, &doc, graph_depth)?;
+                        } else if graph_depth + 1 < MAX_SUBGRAPH_DEPTH {
+                            // JSON text around a graph: each level of
+                            // text counts as a level of nesting.
+                            self.scan_value(id, class, &here, &doc, graph_depth + 1)?;
+                        } else {
+                            self.push(
+                                RuleId::SubgraphDepth,
+                                id,
+                                class,
+                                Some(&here),
+                                format!("Node {id} ({class}) exceeds max subgraph depth ({MAX_SUBGRAPH_DEPTH}) — deeper nesting not inspected"),
+                                "JSON text nested too deep to inspect".to_owned(),
+                            );
+                        }
                     }
                 }
                 Value::Array(items) => {
@@ -845,39 +947,67 @@ impl Run<'_> {
         }
     }
 
-    fn subgraph(
-        &mut self,
-        node: &comfy_workflow::Node,
-        id: &str,
-        class: &str,
-        depth: usize,
-    ) -> Result<(), InspectError> {
+    /// Inspects `graph`, found in input `path` of node `id`, as a nested
+    /// workflow (node ids `id:inner`).
+    fn nested(&mut self, id: &str, class: &str, path: &str, graph: &Value, depth: usize) -> Result<(), InspectError> {
+        self.graphs_found += 1;
         if depth + 1 >= MAX_SUBGRAPH_DEPTH {
             self.push(
                 RuleId::SubgraphDepth,
                 id,
                 class,
-                None,
+                Some(path),
                 format!("Node {id} ({class}) exceeds max subgraph depth ({MAX_SUBGRAPH_DEPTH}) — deeper nesting not inspected"),
                 "nested too deep to inspect".to_owned(),
             );
             return Ok(());
         }
-        let preferred = ["subgraph", "nodes", "graph"].iter().filter_map(|k| node.value(k));
-        let rest = node.inputs.iter().filter_map(|(_, i)| i.as_value());
-        let Some(inner) = preferred.chain(rest).find(|v| looks_like_graph(v)) else {
-            self.push(
-                RuleId::SubgraphUnexpanded,
-                id,
-                class,
-                None,
-                format!("Node {id} ({class}) contains unexpanded subgraph — cannot fully inspect"),
-                "no nested graph found in its inputs".to_owned(),
-            );
-            return Ok(());
+        let limits = &self.policy.limits;
+        let nested = if graphs::is_api_graph(graph) {
+            Workflow::from_value(graph.clone(), limits).map_err(|e| e.to_string())
+        } else {
+            let mut wf = Workflow::new();
+            graphs::editor_graph_as_workflow(graph, "", limits, &|_: &Value| true, &mut wf).map(|()| wf)
         };
-        let nested = Workflow::from_value(inner.clone(), &self.policy.limits)?;
-        self.workflow(&nested, &format!("{id}:"), depth + 1)
+        match nested {
+            Ok(wf) => self.workflow(&wf, &format!("{id}:"), depth + 1),
+            Err(why) => {
+                // Not a graph ComfyUI could run as one: its strings are
+                // still judged.
+                self.push(
+                    RuleId::SubgraphUnexpanded,
+                    id,
+                    class,
+                    Some(path),
+                    format!("Node {id} ({class}) contains unexpanded subgraph — cannot fully inspect"),
+                    format!("a nested graph that does not parse ({why})"),
+                );
+                self.scan_plain(id, class, path, graph);
+                Ok(())
+            }
+        }
+    }
+
+    /// Judges every string of `value` for code, without looking for graphs.
+    fn scan_plain(&mut self, id: &str, class: &str, path: &str, value: &Value) {
+        let mut stack: Vec<&Value> = vec![value];
+        let mut seen = 0usize;
+        while let Some(v) = stack.pop() {
+            seen += 1;
+            if seen > self.policy.limits.max_nodes.saturating_mul(64) {
+                break;
+            }
+            match v {
+                Value::String(s) if s.len() <= self.policy.limits.max_string => {
+                    if let Some(hit) = code::find_code(s) {
+                        self.suspicious(id, class, path, hit.describe());
+                    }
+                }
+                Value::Array(items) => stack.extend(items.iter()),
+                Value::Object(map) => stack.extend(map.values()),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -887,13 +1017,6 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
         .as_bytes()
         .windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-/// A non-empty object with at least one value that is an object with a
-/// `class_type`: a nested API-format graph.
-fn looks_like_graph(v: &Value) -> bool {
-    v.as_object()
-        .is_some_and(|m| m.values().any(|n| n.get("class_type").is_some()))
 }
 
 /// `photo.png [input]` → `photo.png`: ComfyUI's folder annotation.

@@ -6,6 +6,7 @@ mod catalog;
 mod code;
 mod corpus;
 mod download;
+mod graphs;
 mod inspect;
 mod local;
 mod paths;

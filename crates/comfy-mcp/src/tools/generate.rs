@@ -212,8 +212,10 @@ async fn run_here(
             Some(wf) => wf,
             None => parse_workflow(text(args, "workflow"), cx).await?,
         };
-        // As the web front end does when it queues (comfyui_dry_run shows it).
-        let _ = wf.expand_frontend_tokens(now_utc());
+        // As the web front end does when it queues, then ComfyUI's node
+        // replacements (comfyui_dry_run shows both): what is inspected is
+        // what is sent.
+        let _ = super::workflow::resolve(&mut wf, cx).await;
         let targets: Option<Vec<String>> = args
             .get("partial_execution_targets")
             .and_then(Value::as_array)
@@ -290,8 +292,13 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
 /// classes outside the allowlist, and for other findings the user's
 /// confirmation when the client can ask for it (a refusal otherwise).
 async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Vec<String>, ToolError> {
+    // With the server's catalog (cached by the client, dropped when nodes
+    // are installed or removed): provenance, unknown classes and typed
+    // inputs are judged. Without one, enforce mode refuses what it cannot
+    // vouch for and audit mode judges what it can.
+    let info = cx.client().object_info().await.ok();
     let report: Inspection =
-        comfy_guard::inspect(wf, &cx.policy, None).map_err(|e| ToolError::rejected(e.to_string()))?;
+        comfy_guard::inspect(wf, &cx.policy, info.as_deref()).map_err(|e| ToolError::rejected(e.to_string()))?;
     let mut warnings = report.warnings();
     // What the job may cost (`limits:`): refused in enforce mode, warned
     // about in audit mode, named either way.

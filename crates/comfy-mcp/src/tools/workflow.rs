@@ -236,8 +236,33 @@ fn analysis_json(wf: &Workflow, info: Option<&ObjectInfo>) -> Value {
 /// server's catalog (errors), missing models and security findings
 /// (warnings), plus `problems` with each error's structured form.
 async fn validate(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
-    let wf = workflow_arg(args, cx).await?;
+    let mut wf = workflow_arg(args, cx).await?;
+    // Judged as it would be sent (see `resolve`).
+    let _ = resolve(&mut wf, cx).await;
     Ok(Output::Json(Value::Object(check(&wf, cx).await)))
+}
+
+/// Turns a workflow into what `comfyui_run_workflow` submits and ComfyUI
+/// runs: the web front end's `%date:...%` and `%Title.input%` tokens
+/// expanded, then (ComfyUI 0.14 and later) nodes of classes that are not
+/// installed replaced as `/node_replacements` says, which `POST /prompt`
+/// does first. The inspector judges this graph, in validation, the dry run
+/// and the run path alike, so a payload that only appears after either step
+/// is seen.
+pub(super) async fn resolve(
+    wf: &mut Workflow,
+    cx: &ToolContext,
+) -> (Vec<comfy_workflow::TokenChange>, Vec<comfy_workflow::Replaced>) {
+    let changes = wf.expand_frontend_tokens(super::generate::now_utc());
+    let mut replaced = Vec::new();
+    if let Ok(Some(table)) = cx.client().node_replacements().await
+        && let Ok(table) = comfy_workflow::Replacements::from_value(table)
+        && !table.is_empty()
+        && let Ok(info) = cx.client().object_info().await
+    {
+        replaced = wf.apply_replacements(&table, &|class| info.contains(class));
+    }
+    (changes, replaced)
 }
 
 /// The checks `comfyui_validate_workflow` reports, on a parsed workflow.
@@ -290,8 +315,14 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
             ));
         }
     }
-    match comfy_guard::inspect(wf, &cx.policy, None) {
-        Ok(report) => warnings.extend(report.warnings()),
+    // With the server's catalog (cached), so provenance, unknown classes
+    // and typed inputs are judged.
+    let mut findings = Vec::new();
+    match comfy_guard::inspect(wf, &cx.policy, info.as_deref()) {
+        Ok(report) => {
+            warnings.extend(report.warnings());
+            findings = report.findings;
+        }
         Err(e) => warnings.push(format!("Security: {e}")),
     }
     warnings.extend(
@@ -308,6 +339,17 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
         "pipeline": pipeline,
         "problems": problems,
     });
+    let mut v = v;
+    if !findings.is_empty()
+        && let Some(m) = v.as_object_mut()
+    {
+        // The security warnings again, each with its rule id (ours; the
+        // peer's `warnings` strings stay as they were).
+        m.insert(
+            "findings".to_owned(),
+            serde_json::to_value(&findings).unwrap_or_default(),
+        );
+    }
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
@@ -319,20 +361,8 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
 async fn dry_run(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let doc = json_arg(args, "workflow", "Workflow")?;
     let from_editor = doc.is_object() && editor::is_editor_format(&doc);
-    let submitted = workflow_arg(args, cx).await?;
-    let mut resolved = submitted.clone();
-    let changes = resolved.expand_frontend_tokens(super::generate::now_utc());
-    // Then what `POST /prompt` does first on ComfyUI 0.14 and later: nodes
-    // of classes that are not installed become their registered
-    // replacements (older servers have no table: nothing to do).
-    let mut replaced = Vec::new();
-    if let Ok(Some(table)) = cx.client().node_replacements().await
-        && let Ok(table) = comfy_workflow::Replacements::from_value(table)
-        && !table.is_empty()
-        && let Ok(info) = cx.client().object_info().await
-    {
-        replaced = resolved.apply_replacements(&table, &|class| info.contains(class));
-    }
+    let mut resolved = workflow_arg(args, cx).await?;
+    let (changes, replaced) = resolve(&mut resolved, cx).await;
     let mut out = check(&resolved, cx).await;
     out.insert("queued".to_owned(), Value::Bool(false));
     out.insert("converted_from_editor".to_owned(), Value::Bool(from_editor));

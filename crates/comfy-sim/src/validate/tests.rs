@@ -6,7 +6,7 @@ use crate::catalog::{Catalog, Models};
 
 fn catalog() -> &'static Catalog {
     static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
-    CATALOG.get_or_init(|| Catalog::new(&Models::recorded()))
+    CATALOG.get_or_init(|| Catalog::new(&Models::recorded(), &serde_json::Map::new()))
 }
 
 /// Any JSON value, a few levels deep.

@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod config;
 pub mod cost;
 pub mod download;
+mod eval;
 pub mod inspect;
 pub mod local;
 pub mod models;

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod download;
+mod flow;
 mod inspect;
 mod local;
 mod paths;

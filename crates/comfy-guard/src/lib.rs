@@ -41,7 +41,7 @@ pub mod path;
 
 pub use catalog::{NodeAudit, audit_catalog};
 pub use config::SecurityConfig;
-pub use cost::{JobLimits, OverLimit, check_job};
+pub use cost::{JobLimits, OverLimit, check_job, check_job_in};
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};

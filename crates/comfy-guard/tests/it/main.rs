@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod catalog;
+mod cost;
 mod download;
 mod flow;
 mod inspect;

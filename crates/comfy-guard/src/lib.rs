@@ -34,6 +34,7 @@ pub mod catalog;
 pub mod config;
 pub mod cost;
 pub mod download;
+mod eval;
 pub mod inspect;
 pub mod local;
 pub mod models;
@@ -41,7 +42,7 @@ pub mod path;
 
 pub use catalog::{NodeAudit, audit_catalog};
 pub use config::SecurityConfig;
-pub use cost::{JobLimits, OverLimit, check_job};
+pub use cost::{JobLimits, OverLimit, check_job, check_job_in};
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};

@@ -206,6 +206,10 @@ pub enum RuleId {
     /// not http(s).
     #[serde(rename = "input.url")]
     UnsafeUrl,
+    /// `input.pickle`: a loader reads a pickle (which can run code when
+    /// loaded).
+    #[serde(rename = "input.pickle")]
+    PickleLoad,
     /// `subgraph.depth`: subgraphs nested deeper than inspected.
     #[serde(rename = "subgraph.depth")]
     SubgraphDepth,
@@ -227,6 +231,7 @@ impl RuleId {
         RuleId::TaintedInput,
         RuleId::PathEscape,
         RuleId::UnsafeUrl,
+        RuleId::PickleLoad,
         RuleId::SubgraphDepth,
         RuleId::SubgraphUnexpanded,
     ];
@@ -244,6 +249,7 @@ impl RuleId {
             RuleId::TaintedInput => "input.tainted",
             RuleId::PathEscape => "input.path",
             RuleId::UnsafeUrl => "input.url",
+            RuleId::PickleLoad => "input.pickle",
             RuleId::SubgraphDepth => "subgraph.depth",
             RuleId::SubgraphUnexpanded => "subgraph.unexpanded",
         }
@@ -259,7 +265,8 @@ impl RuleId {
             | RuleId::NodeProvenance
             | RuleId::CodeInInput
             | RuleId::PathEscape
-            | RuleId::UnsafeUrl => Severity::Error,
+            | RuleId::UnsafeUrl
+            | RuleId::PickleLoad => Severity::Error,
             RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
                 Severity::Warning
             }
@@ -289,6 +296,7 @@ impl RuleId {
             }
             RuleId::PathEscape => "A file path that leaves the folder the node reads or writes.",
             RuleId::UnsafeUrl => "An address a node would fetch that is local, private or not http(s).",
+            RuleId::PickleLoad => "A loader reads a pickle file, which can run code when it is loaded.",
             RuleId::SubgraphDepth => "Subgraphs nested deeper than the inspector follows.",
             RuleId::SubgraphUnexpanded => "A subgraph node whose inner graph could not be found.",
         }
@@ -616,6 +624,10 @@ impl Run<'_> {
             }
             let graphs_before = self.graphs_found;
             for (name, input) in &node.inputs {
+                // An input name reaches the node as a keyword: judged like a value.
+                if let Some(hit) = code::find_code(name) {
+                    self.suspicious(&id, class, name, format!("{} in an input name", hit.describe()));
+                }
                 match input {
                     Input::Value(v) => self.scan_value(&id, class, name, v, depth)?,
                     Input::Link(_) => {}
@@ -883,19 +895,14 @@ impl Run<'_> {
             Some(Text::Known(values)) => {
                 for value in values {
                     match sink {
-                        // Literals were scanned with every other string.
-                        Sink::Execute if linked => {
-                            if let Some(hit) = code::find_code(&value) {
-                                self.suspicious(
-                                    id,
-                                    class,
-                                    name,
-                                    format!("{} in text assembled from linked nodes", hit.describe()),
-                                );
+                        // A literal string was scanned with every other string.
+                        Sink::Execute => {
+                            let assembled = linked || !matches!(input, Input::Value(Value::String(_)));
+                            if let Some(detail) = flow::code_at_sink(&value, assembled) {
+                                self.suspicious(id, class, name, detail);
                                 return;
                             }
                         }
-                        Sink::Execute => {}
                         Sink::WriteFile | Sink::ReadFile => {
                             let path = if sink == Sink::ReadFile {
                                 strip_folder_tag(&value)
@@ -910,6 +917,19 @@ impl Run<'_> {
                                     Some(name),
                                     format!("Unsafe path in node {id} ({class}), field '{name}'"),
                                     format!("{} ({}): {}", sink.describe(), e.rule, e.detail),
+                                );
+                                return;
+                            }
+                            if sink == Sink::ReadFile
+                                && let Some(why) = flow::pickle_reason(class, name, path)
+                            {
+                                self.push(
+                                    RuleId::PickleLoad,
+                                    id,
+                                    class,
+                                    Some(name),
+                                    format!("Pickle file in node {id} ({class}), field '{name}'"),
+                                    why,
                                 );
                                 return;
                             }

@@ -298,13 +298,14 @@ fn text_assembled_over_links_is_judged_whole() {
     );
     assert!(f.detail.contains("assembled from linked nodes"), "{}", f.detail);
 
-    // Replace, case, trim and a switch on a link (both branches judged).
+    // Replace, case, trim and a switch whose condition comes through a
+    // primitive (the branch ComfyUI takes is judged; see flow.rs).
     let doc = json!({
         "1": {"class_type": "PrimitiveString", "inputs": {"value": "  EVXL('1')  "}},
         "2": {"class_type": "StringReplace", "inputs": {"string": ["1", 0], "find": "X", "replace": "A"}},
         "3": {"class_type": "CaseConverter", "inputs": {"string": ["2", 0], "mode": "lowercase"}},
         "4": {"class_type": "StringTrim", "inputs": {"string": ["3", 0], "mode": "Both"}},
-        "5": {"class_type": "PrimitiveBoolean", "inputs": {"value": true}},
+        "5": {"class_type": "PrimitiveBoolean", "inputs": {"value": false}},
         "6": {"class_type": "ComfySwitchNode", "inputs": {"switch": ["5", 0], "on_true": "harmless", "on_false": ["4", 0]}},
         "7": {"class_type": "CustomRunner", "inputs": {"expression": ["6", 0]}}
     });

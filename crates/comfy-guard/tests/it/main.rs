@@ -5,7 +5,9 @@
 mod catalog;
 mod code;
 mod corpus;
+mod cost;
 mod download;
+mod flow;
 mod graphs;
 mod inspect;
 mod local;

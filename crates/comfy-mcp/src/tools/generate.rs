@@ -302,7 +302,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
     let mut warnings = report.warnings();
     // What the job may cost (`limits:`): refused in enforce mode, warned
     // about in audit mode, named either way.
-    let over: Vec<String> = comfy_guard::check_job(wf, &cx.config.limits)
+    let over: Vec<String> = comfy_guard::check_job_in(wf, &cx.config.limits, report.mode)
         .into_iter()
         .map(|o| o.message)
         .collect();

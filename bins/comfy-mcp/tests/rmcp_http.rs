@@ -446,3 +446,94 @@ async fn a_task_answers_only_the_principal_that_started_it() {
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+/// One `initialize` with `token`, as a raw request: its status and body.
+async fn initialize(url: &str, token: &str) -> (StatusCode, String) {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(init.as_bytes())))
+        .unwrap();
+    let resp = HyperClient::new().0.request(req).await.unwrap();
+    let status = resp.status();
+    if status == StatusCode::OK {
+        return (status, String::new());
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_take_every_session() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Four sessions in all: an equal share is two each.
+    let (_server, url) = serve(home.path(), &sim.url(), "    max_sessions: 4\n").await;
+    let (a1, _) = connect_as((), &url, ALICE).await;
+    let (a2, _) = connect_as((), &url, ALICE).await;
+    let (status, body) = initialize(&url, ALICE).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.contains("principal 'alice': at most 2 (transport.remote.max_sessions_per_principal)"),
+        "{body}"
+    );
+    // Bob still gets his.
+    let (b1, _) = connect_as((), &url, BOB).await;
+    let (b2, _) = connect_as((), &url, BOB).await;
+    assert!(!b2.list_all_tools().await.unwrap().is_empty());
+    assert_eq!(initialize(&url, BOB).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Ending one of hers makes room for her.
+    a2.cancel().await.unwrap();
+    let (a3, _) = connect_as((), &url, ALICE).await;
+    for c in [a1, a3, b1, b2] {
+        c.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_principal_has_its_own_rate_under_a_ceiling_for_all() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_with(
+        home.path(),
+        &sim.url(),
+        "rate_limits:\n  read_only: 3\n  total:\n    read_only: 5\n",
+        "",
+    )
+    .await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    for _ in 0..3 {
+        let r = call(&alice, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&alice, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).starts_with(
+            "Rate limit exceeded for tool 'comfyui_get_queue'. Max 3 requests/minute for principal 'alice' (rate_limits.read_only)."
+        ),
+        "{}",
+        text(&r)
+    );
+    // Alice's spent calls are hers: Bob has his own, until the ceiling.
+    for _ in 0..2 {
+        let r = call(&bob, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&bob, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains(
+            "server-wide limit of 5 requests/minute for all principals together (rate_limits.total.read_only)"
+        ),
+        "{}",
+        text(&r)
+    );
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}

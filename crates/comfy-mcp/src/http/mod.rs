@@ -30,7 +30,9 @@
 //!   the protocol in 2025-06-18), so the answer is JSON-RPC, not rmcp's
 //!   plain-text 415;
 //! - bounded sessions ([`sessions::Sessions`]): a cap (503 with
-//!   `Retry-After` for one more `initialize`) and idle expiry (404, the
+//!   `Retry-After` for one more `initialize`), with several principals a
+//!   cap per principal under it (429 naming the principal's own limit,
+//!   `transport.remote.max_sessions_per_principal`), and idle expiry (404, the
 //!   client starts again); each session belongs to the principal that
 //!   created it, and any other token naming it gets 404 (POST, GET, DELETE);
 //! - at most [`MAX_CONNECTIONS`] connections at once;
@@ -96,7 +98,11 @@ fn is_loopback(host: &str) -> bool {
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 fn plain(status: StatusCode, body: &'static str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    text(status, body)
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -429,11 +435,30 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
         if let Err(refused) = check_body(&bytes) {
             return *refused;
         }
-        if !parts.headers.contains_key("mcp-session-id") && shared.sessions.is_full() && is_initialize(&bytes) {
-            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many MCP sessions; retry later\n");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-            return r;
+        if !parts.headers.contains_key("mcp-session-id") && is_initialize(&bytes) {
+            if let Some(cap) = shared.sessions.is_full_for(parts.extensions.get::<Principal>()) {
+                let name = parts
+                    .extensions
+                    .get::<Principal>()
+                    .map(|p| p.0.to_string())
+                    .unwrap_or_default();
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many MCP sessions for principal '{name}': at most {cap} \
+                         (transport.remote.max_sessions_per_principal); end one (DELETE) or retry later\n"
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+                return r;
+            }
+            if shared.sessions.is_full() {
+                let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many MCP sessions; retry later\n");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+                return r;
+            }
         }
     }
     let mut mcp = shared.mcp.clone();
@@ -516,7 +541,11 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(stop.clone());
     let idle = Duration::from_secs(remote.session_idle_timeout);
-    let sessions = Arc::new(Sessions::new(remote.max_sessions, idle));
+    let sessions = Arc::new(Sessions::new(
+        remote.max_sessions,
+        remote.sessions_per_principal(),
+        idle,
+    ));
     let factory_server = server.with_transport("http");
     let mcp = StreamableHttpService::new(move || Ok(factory_server.clone()), Arc::clone(&sessions), config);
     let shared_tokens = tokens.0.len();

@@ -537,3 +537,78 @@ async fn each_principal_has_its_own_rate_under_a_ceiling_for_all() {
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+/// A GET of `url` with `headers`: status, headers and body.
+async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+    let mut b = Request::builder().method(Method::GET).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = HyperClient::new()
+        .0
+        .request(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_resource_metadata_is_served_and_named_on_401() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let base = url.strip_suffix("/mcp").unwrap();
+    // Both well-known forms, without a token, name the MCP endpoint.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let (status, headers, body) = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            headers[http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["resource"], url, "{path}: {meta}");
+        assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            meta.get("authorization_servers").is_none(),
+            "no OAuth configured: {meta}"
+        );
+    }
+    // A 401 says where the metadata is; a wrong token is an invalid one.
+    let (status, headers, _) = get(&url, &[("Accept", "text/event-stream")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+        )),
+        "{challenge}"
+    );
+    let (status, headers, _) = get(&url, &[("Authorization", "Bearer nope")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // A foreign Host gets no metadata naming it.
+    let (status, _, body) = get(
+        &format!("{base}/.well-known/oauth-protected-resource"),
+        &[("Host", "evil.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // The tokens still work with a real client.
+    let alice = connect(&url, ALICE).await;
+    assert!(!alice.list_all_tools().await.unwrap().is_empty());
+    alice.cancel().await.unwrap();
+}

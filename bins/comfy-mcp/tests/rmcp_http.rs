@@ -612,3 +612,75 @@ async fn protected_resource_metadata_is_served_and_named_on_401() {
     assert!(!alice.list_all_tools().await.unwrap().is_empty());
     alice.cancel().await.unwrap();
 }
+
+/// A valid 1x1 PNG.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_overwrite_another_principals_files() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    let upload = |name: &str, folder: &str, sub: &str, overwrite: bool| json!({"filename": name, "image_data": PNG, "destination": folder, "subfolder": sub, "overwrite": overwrite});
+
+    // Alice's upload: Bob cannot replace it, however he spells the folder.
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", false),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    for sub in ["pics", "pics/", "/pics"] {
+        let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", sub, true)).await;
+        assert_eq!(r.is_error, Some(true), "{sub}: {}", text(&r));
+        assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    }
+    let r = call(
+        &bob,
+        "comfyui_upload_mask",
+        json!({"filename": "hers.png", "mask_data": PNG,
+        "original_image": "hers.png", "original_subfolder": "pics", "subfolder": "pics", "overwrite": true}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    // Without overwrite ComfyUI keeps both (or, for the same bytes, the
+    // one file); Alice may replace her own.
+    let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", "pics", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", true),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+
+    // An output of Alice's job: Bob cannot overwrite it either.
+    let done = call(
+        &alice,
+        "comfyui_generate_image",
+        json!({"prompt": "x", "steps": 2, "wait": true}),
+    )
+    .await;
+    let done = done.structured_content.unwrap();
+    let output = &done["outputs"][0];
+    let (name, sub) = (
+        output["filename"].as_str().unwrap(),
+        output["subfolder"].as_str().unwrap_or_default(),
+    );
+    let r = call(&bob, "comfyui_upload_image", upload(name, "output", sub, true)).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+
+    // Bob's own files are his to replace.
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", true)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}

@@ -446,3 +446,241 @@ async fn a_task_answers_only_the_principal_that_started_it() {
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+/// One `initialize` with `token`, as a raw request: its status and body.
+async fn initialize(url: &str, token: &str) -> (StatusCode, String) {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(init.as_bytes())))
+        .unwrap();
+    let resp = HyperClient::new().0.request(req).await.unwrap();
+    let status = resp.status();
+    if status == StatusCode::OK {
+        return (status, String::new());
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_take_every_session() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Four sessions in all: an equal share is two each.
+    let (_server, url) = serve(home.path(), &sim.url(), "    max_sessions: 4\n").await;
+    let (a1, _) = connect_as((), &url, ALICE).await;
+    let (a2, _) = connect_as((), &url, ALICE).await;
+    let (status, body) = initialize(&url, ALICE).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.contains("principal 'alice': at most 2 (transport.remote.max_sessions_per_principal)"),
+        "{body}"
+    );
+    // Bob still gets his.
+    let (b1, _) = connect_as((), &url, BOB).await;
+    let (b2, _) = connect_as((), &url, BOB).await;
+    assert!(!b2.list_all_tools().await.unwrap().is_empty());
+    assert_eq!(initialize(&url, BOB).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Ending one of hers makes room for her.
+    a2.cancel().await.unwrap();
+    let (a3, _) = connect_as((), &url, ALICE).await;
+    for c in [a1, a3, b1, b2] {
+        c.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_principal_has_its_own_rate_under_a_ceiling_for_all() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_with(
+        home.path(),
+        &sim.url(),
+        "rate_limits:\n  read_only: 3\n  total:\n    read_only: 5\n",
+        "",
+    )
+    .await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    for _ in 0..3 {
+        let r = call(&alice, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&alice, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).starts_with(
+            "Rate limit exceeded for tool 'comfyui_get_queue'. Max 3 requests/minute for principal 'alice' (rate_limits.read_only)."
+        ),
+        "{}",
+        text(&r)
+    );
+    // Alice's spent calls are hers: Bob has his own, until the ceiling.
+    for _ in 0..2 {
+        let r = call(&bob, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&bob, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains(
+            "server-wide limit of 5 requests/minute for all principals together (rate_limits.total.read_only)"
+        ),
+        "{}",
+        text(&r)
+    );
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+/// A GET of `url` with `headers`: status, headers and body.
+async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+    let mut b = Request::builder().method(Method::GET).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = HyperClient::new()
+        .0
+        .request(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_resource_metadata_is_served_and_named_on_401() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let base = url.strip_suffix("/mcp").unwrap();
+    // Both well-known forms, without a token, name the MCP endpoint.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let (status, headers, body) = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            headers[http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["resource"], url, "{path}: {meta}");
+        assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            meta.get("authorization_servers").is_none(),
+            "no OAuth configured: {meta}"
+        );
+    }
+    // A 401 says where the metadata is; a wrong token is an invalid one.
+    let (status, headers, _) = get(&url, &[("Accept", "text/event-stream")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+        )),
+        "{challenge}"
+    );
+    let (status, headers, _) = get(&url, &[("Authorization", "Bearer nope")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // A foreign Host gets no metadata naming it.
+    let (status, _, body) = get(
+        &format!("{base}/.well-known/oauth-protected-resource"),
+        &[("Host", "evil.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // The tokens still work with a real client.
+    let alice = connect(&url, ALICE).await;
+    assert!(!alice.list_all_tools().await.unwrap().is_empty());
+    alice.cancel().await.unwrap();
+}
+
+/// A valid 1x1 PNG.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_overwrite_another_principals_files() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    let upload = |name: &str, folder: &str, sub: &str, overwrite: bool| json!({"filename": name, "image_data": PNG, "destination": folder, "subfolder": sub, "overwrite": overwrite});
+
+    // Alice's upload: Bob cannot replace it, however he spells the folder.
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", false),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    for sub in ["pics", "pics/", "/pics"] {
+        let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", sub, true)).await;
+        assert_eq!(r.is_error, Some(true), "{sub}: {}", text(&r));
+        assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    }
+    let r = call(
+        &bob,
+        "comfyui_upload_mask",
+        json!({"filename": "hers.png", "mask_data": PNG,
+        "original_image": "hers.png", "original_subfolder": "pics", "subfolder": "pics", "overwrite": true}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    // Without overwrite ComfyUI keeps both (or, for the same bytes, the
+    // one file); Alice may replace her own.
+    let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", "pics", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", true),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+
+    // An output of Alice's job: Bob cannot overwrite it either.
+    let done = call(
+        &alice,
+        "comfyui_generate_image",
+        json!({"prompt": "x", "steps": 2, "wait": true}),
+    )
+    .await;
+    let done = done.structured_content.unwrap();
+    let output = &done["outputs"][0];
+    let (name, sub) = (
+        output["filename"].as_str().unwrap(),
+        output["subfolder"].as_str().unwrap_or_default(),
+    );
+    let r = call(&bob, "comfyui_upload_image", upload(name, "output", sub, true)).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+
+    // Bob's own files are his to replace.
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", true)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}

@@ -105,7 +105,9 @@ impl Default for StateConfig {
     }
 }
 
-/// `rate_limits:` (calls per minute per category).
+/// `rate_limits:` (calls per minute per category). With several
+/// principals on the HTTP transport, each principal has these rates of its
+/// own, and `total` caps all principals together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
@@ -117,6 +119,8 @@ pub struct RateLimits {
     pub file_ops: u32,
     /// Everything that only reads.
     pub read_only: u32,
+    /// The ceiling over all principals together; ours.
+    pub total: RateTotals,
 }
 
 impl Default for RateLimits {
@@ -126,8 +130,25 @@ impl Default for RateLimits {
             generation: 10,
             file_ops: 30,
             read_only: 60,
+            total: RateTotals::default(),
         }
     }
+}
+
+/// `rate_limits.total:` calls per minute per category for all principals
+/// together; unset, a category's rate times the number of principals (so
+/// no principal's own rate can be eaten by the others); ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RateTotals {
+    /// Workflow management.
+    pub workflow: Option<u32>,
+    /// Generation.
+    pub generation: Option<u32>,
+    /// File operations.
+    pub file_ops: Option<u32>,
+    /// Reads.
+    pub read_only: Option<u32>,
 }
 
 /// `logging:`.
@@ -184,8 +205,11 @@ pub struct Remote {
     /// Most jobs one client (principal, else session) may have queued or
     /// running at once; 0 for no cap; ours.
     pub max_queued_jobs_per_client: usize,
-    /// Most MCP sessions alive at once; ours.
+    /// Most MCP sessions alive at once, all principals together; ours.
     pub max_sessions: usize,
+    /// Most MCP sessions one principal may have alive at once, with two or
+    /// more principals; 0 for an equal share of `max_sessions`; ours.
+    pub max_sessions_per_principal: usize,
     /// Seconds a session may sit unused before it is closed; ours.
     pub session_idle_timeout: u64,
     /// Seconds a client has to send its request headers; ours.
@@ -215,12 +239,36 @@ impl fmt::Debug for Remote {
             .field("share_jobs", &self.share_jobs)
             .field("max_queued_jobs_per_client", &self.max_queued_jobs_per_client)
             .field("max_sessions", &self.max_sessions)
+            .field("max_sessions_per_principal", &self.max_sessions_per_principal)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("header_timeout", &self.header_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .finish()
+    }
+}
+
+impl Remote {
+    /// How many principals the tokens name (`auth_token` is `default`).
+    #[must_use]
+    pub fn principal_count(&self) -> usize {
+        usize::from(self.auth_token.as_ref().is_some_and(|t| !t.is_empty())) + self.auth_tokens.len()
+    }
+
+    /// The most sessions one principal may have: `None` with fewer than two
+    /// principals (nobody to starve), else `max_sessions_per_principal` or
+    /// an equal share of `max_sessions` (at least 1).
+    #[must_use]
+    pub fn sessions_per_principal(&self) -> Option<usize> {
+        let n = self.principal_count();
+        if n < 2 {
+            return None;
+        }
+        Some(match self.max_sessions_per_principal {
+            0 => (self.max_sessions / n).max(1),
+            cap => cap,
+        })
     }
 }
 
@@ -238,6 +286,7 @@ impl Default for Remote {
             share_jobs: false,
             max_queued_jobs_per_client: 10,
             max_sessions: 100,
+            max_sessions_per_principal: 0,
             session_idle_timeout: 900,
             header_timeout: 10,
             request_timeout: 30,
@@ -489,6 +538,10 @@ pub const KNOWN: &[&str] = &[
     "rate_limits.generation",
     "rate_limits.file_ops",
     "rate_limits.read_only",
+    "rate_limits.total.workflow",
+    "rate_limits.total.generation",
+    "rate_limits.total.file_ops",
+    "rate_limits.total.read_only",
     "logging.audit_file",
     "logging.audit_flush",
     "logging.audit_failure",
@@ -505,6 +558,7 @@ pub const KNOWN: &[&str] = &[
     "transport.remote.share_jobs",
     "transport.remote.max_queued_jobs_per_client",
     "transport.remote.max_sessions",
+    "transport.remote.max_sessions_per_principal",
     "transport.remote.session_idle_timeout",
     "transport.remote.header_timeout",
     "transport.remote.request_timeout",
@@ -811,6 +865,16 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
         }
     }
+    for (key, v) in [
+        ("rate_limits.total.workflow", c.rate_limits.total.workflow),
+        ("rate_limits.total.generation", c.rate_limits.total.generation),
+        ("rate_limits.total.file_ops", c.rate_limits.total.file_ops),
+        ("rate_limits.total.read_only", c.rate_limits.total.read_only),
+    ] {
+        if v == Some(0) {
+            return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
+        }
+    }
     if !matches!(c.logging.audit_flush.as_str(), "interval" | "every_record") {
         return Err(invalid(
             &origin("logging.audit_flush"),
@@ -1032,7 +1096,9 @@ impl serde::Serialize for ShowConfig<'_> {
                          "allowed_fetch_domains": c.security.allowed_fetch_domains,
                          "fetch_trusted_addresses": c.security.fetch_trusted_addresses},
             "rate_limits": {"workflow": c.rate_limits.workflow, "generation": c.rate_limits.generation,
-                            "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only},
+                            "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only,
+                            "total": {"workflow": c.rate_limits.total.workflow, "generation": c.rate_limits.total.generation,
+                                      "file_ops": c.rate_limits.total.file_ops, "read_only": c.rate_limits.total.read_only}},
             "logging": {"audit_file": c.logging.audit_file, "audit_flush": c.logging.audit_flush, "audit_failure": c.logging.audit_failure,
                         "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
             "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port,
@@ -1044,6 +1110,7 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "share_jobs": c.transport.remote.share_jobs,
                                      "max_queued_jobs_per_client": c.transport.remote.max_queued_jobs_per_client,
                                      "max_sessions": c.transport.remote.max_sessions,
+                                     "max_sessions_per_principal": c.transport.remote.max_sessions_per_principal,
                                      "session_idle_timeout": c.transport.remote.session_idle_timeout,
                                      "header_timeout": c.transport.remote.header_timeout,
                                      "request_timeout": c.transport.remote.request_timeout,

@@ -6,6 +6,9 @@
 //! wrapper adds the two bounds a public endpoint needs:
 //! - at most `max` live sessions; `initialize` beyond that is refused (the
 //!   HTTP layer answers 503 before it gets here, see [`Sessions::is_full`]);
+//! - with several principals, at most `per_principal` live sessions each
+//!   (429 naming the principal's limit, see [`Sessions::is_full_for`]),
+//!   so one principal cannot take every session and lock the others out;
 //! - a session unused for `idle` is closed: the next request naming it gets
 //!   404 (the client starts a new session, as the spec says), and a sweeper
 //!   closes idle sessions nobody names again;
@@ -52,6 +55,9 @@ pub enum SessionsError {
     /// The session cap is reached.
     #[error("too many MCP sessions (at most {0}); retry later")]
     Full(usize),
+    /// The principal's own session cap is reached.
+    #[error("too many MCP sessions for principal '{0}' (at most {1})")]
+    PrincipalFull(String, usize),
     /// rmcp's own error.
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
@@ -61,15 +67,17 @@ pub enum SessionsError {
 pub struct Sessions {
     inner: LocalSessionManager,
     max: usize,
+    per_principal: Option<usize>,
     idle: Duration,
     /// When each live session was last used, and its principal.
     seen: Mutex<HashMap<SessionId, Live>>,
 }
 
 impl Sessions {
-    /// At most `max` sessions, each closed after `idle` without a request.
+    /// At most `max` sessions (and `per_principal` for each principal when
+    /// set), each closed after `idle` without a request.
     #[must_use]
-    pub fn new(max: usize, idle: Duration) -> Self {
+    pub fn new(max: usize, per_principal: Option<usize>, idle: Duration) -> Self {
         let mut config = SessionConfig::default();
         config.keep_alive = Some(idle);
         let mut inner = LocalSessionManager::default();
@@ -77,6 +85,7 @@ impl Sessions {
         Self {
             inner,
             max,
+            per_principal,
             idle,
             seen: Mutex::new(HashMap::new()),
         }
@@ -105,6 +114,20 @@ impl Sessions {
         let idle = self.idle;
         let seen = self.seen();
         seen.values().filter(|l| l.used.elapsed() < idle).count() >= self.max
+    }
+
+    /// The principal's own cap, when `principal` already has that many
+    /// live sessions (so a new one would be refused).
+    #[must_use]
+    pub fn is_full_for(&self, principal: Option<&Principal>) -> Option<usize> {
+        let (cap, principal) = (self.per_principal?, principal?);
+        let idle = self.idle;
+        let seen = self.seen();
+        let live = seen
+            .values()
+            .filter(|l| l.used.elapsed() < idle && l.owner.as_ref() == Some(principal))
+            .count();
+        (live >= cap).then_some(cap)
     }
 
     /// Whether session `id` may be used by `principal`: `false` only when
@@ -166,6 +189,10 @@ impl SessionManager for Sessions {
             return Err(SessionsError::Full(self.max));
         }
         let owner = CREATOR.try_with(Clone::clone).ok().flatten();
+        if let Some(cap) = self.is_full_for(owner.as_ref()) {
+            let name = owner.as_ref().map(|p| p.0.to_string()).unwrap_or_default();
+            return Err(SessionsError::PrincipalFull(name, cap));
+        }
         let (id, transport) = self.inner.create_session().await?;
         self.seen().insert(
             id.clone(),

@@ -196,6 +196,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 )));
             }
             let up = c.upload_image(&filename, &bytes, &upload_options(args)?).await?;
+            crate::jobs::uploaded(text(args, "destination"), &up, &cx.jobs).await;
             Ok(Output::Text(format!(
                 "Uploaded {} to ComfyUI {} directory",
                 up.name,
@@ -219,6 +220,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             let up = c
                 .upload_mask(&filename, &bytes, &original, &upload_options(args)?)
                 .await?;
+            crate::jobs::uploaded(text(args, "destination"), &up, &cx.jobs).await;
             Ok(Output::Text(format!(
                 "Uploaded mask {} to ComfyUI {} directory",
                 up.name,

@@ -6,8 +6,10 @@
 
 mod support;
 
+use comfy_sim::Sim;
+use rmcp::model::ReadResourceRequestParams;
 use serde_json::json;
-use support::{start, text};
+use support::{ok, start, start_sim, text};
 
 /// Names that become part of a ComfyUI path are typed safe names: dot
 /// segments, separators and `:` never reach ComfyUI.
@@ -55,5 +57,43 @@ async fn names_in_comfyui_paths_refuse_dot_segments_separators_and_colons() {
         )
         .await;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    s.client.cancel().await.unwrap();
+}
+
+/// A model download goes only to a weight folder: `custom_nodes` would
+/// make it code ComfyUI imports at its next start, `configs` is no model
+/// either, and a folder ComfyUI does not list is refused. The models
+/// resource has the same rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_and_the_models_resource_take_only_weight_folders() {
+    let s = start_sim("", Sim::builder().steps_per_second(500.0).model_manager(true)).await;
+    let url = "https://huggingface.co/a/b/resolve/main/new-model.safetensors";
+    for folder in ["custom_nodes", "configs", "Custom_Nodes", "no_such_folder"] {
+        let r = s
+            .call("comfyui_download_model", json!({"url": url, "folder": folder}))
+            .await;
+        assert_eq!(r.is_error, Some(true), "{folder}: {}", text(&r));
+        assert!(text(&r).contains("download.folder"), "{folder}: {}", text(&r));
+    }
+    let tasks = ok(&s.call("comfyui_get_download_tasks", json!({})).await).clone();
+    assert_eq!(tasks["tasks"], json!([]), "no download started");
+    for folder in ["custom_nodes", "configs"] {
+        let err = s
+            .client
+            .read_resource(ReadResourceRequestParams::new(format!("comfyui://models/{folder}")))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("download.folder"), "{folder}: {err}");
+    }
+    // Weight folders still work.
+    s.client
+        .read_resource(ReadResourceRequestParams::new("comfyui://models/checkpoints"))
+        .await
+        .unwrap();
+    let started = ok(&s
+        .call("comfyui_download_model", json!({"url": url, "folder": "loras"}))
+        .await)
+    .clone();
+    assert_eq!(started["status"], "started");
     s.client.cancel().await.unwrap();
 }

@@ -7,3 +7,4 @@ mod download;
 mod inspect;
 mod local;
 mod paths;
+mod upload;

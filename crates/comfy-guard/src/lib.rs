@@ -12,6 +12,7 @@
 //!   [`SafeSubfolder`], [`SafeName`], [`SafeModelFile`], [`AssetHash`],
 //!   [`path::check_node_path`]);
 //! - [`local`]: bounded, symlink-refusing reads of local files;
+//! - [`upload`]: where an uploaded image ends, so data after it is refused;
 //! - [`download`]: the download validator ([`check_download`]);
 //! - [`catalog`]: the node auditor over an `/object_info` catalog
 //!   ([`audit_catalog`]);
@@ -39,6 +40,7 @@ pub mod inspect;
 pub mod local;
 pub mod models;
 pub mod path;
+pub mod upload;
 
 pub use catalog::{NodeAudit, audit_catalog};
 pub use config::SecurityConfig;

@@ -385,6 +385,9 @@ pub struct Server {
     /// recorded as `stalled` (a waiting call is answered so); 0 turns it
     /// off.
     pub stall_timeout: u64,
+    /// Memory all image work at once may take (decoding uploads to check
+    /// them, previews of large images), MiB; over it, calls wait.
+    pub image_memory_mb: u64,
 }
 
 impl Default for Server {
@@ -396,6 +399,7 @@ impl Default for Server {
             interrupt_abandoned_jobs: true,
             interrupt_on_wait_timeout: false,
             stall_timeout: 600,
+            image_memory_mb: crate::images::DEFAULT_BUDGET_MB,
         }
     }
 }
@@ -577,6 +581,7 @@ pub const KNOWN: &[&str] = &[
     "server.interrupt_abandoned_jobs",
     "server.interrupt_on_wait_timeout",
     "server.stall_timeout",
+    "server.image_memory_mb",
     "tools.groups",
     "limits.max_pixels",
     "limits.max_batch_size",
@@ -1125,7 +1130,8 @@ impl serde::Serialize for ShowConfig<'_> {
                        "max_inline_bytes": c.server.max_inline_bytes,
                        "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs,
                        "interrupt_on_wait_timeout": c.server.interrupt_on_wait_timeout,
-                       "stall_timeout": c.server.stall_timeout},
+                       "stall_timeout": c.server.stall_timeout,
+                       "image_memory_mb": c.server.image_memory_mb},
             "tools": {"groups": c.tools.groups},
             "limits": {"max_pixels": c.limits.max_pixels, "max_batch_size": c.limits.max_batch_size,
                        "max_frames": c.limits.max_frames, "max_steps": c.limits.max_steps,

@@ -14,3 +14,4 @@ mod local;
 mod paths;
 mod provenance;
 mod urls;
+mod upload;

@@ -224,11 +224,15 @@ pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolErro
             let Some(folder) = other.strip_prefix("comfyui://models/") else {
                 return Err(ToolError::rejected(format!("Unknown resource: '{other}'")));
             };
-            let Ok(name) = comfy_guard::path::SafeName::parse(folder) else {
+            if comfy_guard::path::SafeName::parse(folder).is_err() {
                 return Err(ToolError::rejected(format!(
                     "Unknown resource: '{other}' (the folder must be a model folder name such as checkpoints)"
                 )));
-            };
+            }
+            // Only weight folders: the same rule as downloads.
+            let listed = c.model_folders().await?;
+            let name = comfy_guard::download::weight_folder(folder, &listed)
+                .map_err(|e| ToolError::rejected(format!("Unknown resource: '{other}': {e}")))?;
             match c.models(&super::names::segment(&name)?).await? {
                 Some(models) => json!({"folder": folder, "models": models, "count": models.len()}),
                 None => return Err(ToolError::failed(format!("ComfyUI has no model folder '{folder}'"))),

@@ -30,4 +30,4 @@ pub mod writer;
 
 pub use record::{Outcome, Record};
 pub use redact::Redactor;
-pub use writer::{AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, expand_home};
+pub use writer::{AnchorTarget, AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, expand_home};

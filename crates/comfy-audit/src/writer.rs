@@ -82,11 +82,42 @@ pub struct AuditConfig {
     pub queue: usize,
     /// Masking and size limits.
     pub redactor: Redactor,
+    /// Where the chain head is copied, outside the log; `None` nowhere.
+    pub anchor: Option<AnchorTarget>,
+    /// Copy the head after this many records (and after the first record
+    /// a process writes, and on close).
+    pub anchor_every: u64,
+}
+
+/// Where [`AuditLog`] copies the chain head (sequence number and hash of
+/// the last record), so cutting records from the end of the log shows:
+/// see [`crate::chain::verify_anchored`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorTarget {
+    /// One JSON line per anchor appended to this file (mode 0600,
+    /// symlinks refused), synced with the log.
+    File(PathBuf),
+    /// One message per anchor (facility `authpriv`, level `notice`) to the
+    /// syslog socket at this path, usually `/dev/log`.
+    Syslog(PathBuf),
+}
+
+impl AnchorTarget {
+    /// `syslog` or a file path (`~` expanded), as `logging.audit_anchor`
+    /// says.
+    pub fn parse(s: &str) -> Self {
+        if s == "syslog" {
+            AnchorTarget::Syslog(PathBuf::from("/dev/log"))
+        } else {
+            AnchorTarget::File(expand_home(s))
+        }
+    }
 }
 
 impl AuditConfig {
     /// Defaults for `path`: flush every second, fail closed, rotate at
-    /// 50 MiB keeping 5 files, 1,024 queued records.
+    /// 50 MiB keeping 5 files, 1,024 queued records, no anchor (every 100
+    /// records when one is set).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -96,6 +127,8 @@ impl AuditConfig {
             keep: 5,
             queue: 1024,
             redactor: Redactor::default(),
+            anchor: None,
+            anchor_every: 100,
         }
     }
 }
@@ -325,6 +358,19 @@ struct Writer {
     last_sync: Instant,
     /// Set by [`AuditLog::close`]: direct appends are refused.
     closed: bool,
+    /// Where the head is copied.
+    anchor: Option<Anchor>,
+}
+
+/// The open anchor target.
+struct Anchor {
+    target: AnchorTarget,
+    file: Option<File>,
+    /// Device and inode of the open file, to notice replacement.
+    id: Option<(u64, u64)>,
+    dirty: bool,
+    /// The sequence number last anchored by this process.
+    anchored: Option<u64>,
 }
 
 fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
@@ -382,13 +428,14 @@ fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>, interval: Option<Durati
         batch.extend(rx.try_iter().take(1023));
         lock().batch(batch);
     }
-    let _ = lock().sync();
+    if let Err(e) = lock().finish() {
+        eprintln!("comfy-audit: closing the log: {e}");
+    }
 }
 
 impl Writer {
     fn new(config: AuditConfig) -> Self {
         Self {
-            config,
             file: None,
             len: 0,
             id: None,
@@ -398,6 +445,14 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             closed: false,
+            anchor: config.anchor.clone().map(|target| Anchor {
+                target,
+                file: None,
+                id: None,
+                dirty: false,
+                anchored: None,
+            }),
+            config,
         }
     }
 
@@ -432,6 +487,9 @@ impl Writer {
 
     fn sync(&mut self) -> Result<(), AuditError> {
         self.last_sync = Instant::now();
+        if let Some(anchor) = &mut self.anchor {
+            anchor.sync()?;
+        }
         if !self.dirty {
             return Ok(());
         }
@@ -544,7 +602,34 @@ impl Writer {
         if self.needs_anchor {
             self.anchor()?;
         }
-        self.seal_and_write(stamped)
+        let seq = self.seal_and_write(stamped)?;
+        let every = self.config.anchor_every.max(1);
+        if let Some(anchor) = &self.anchor
+            && anchor.anchored.is_none_or(|a| seq.saturating_sub(a) >= every)
+        {
+            self.copy_head()?;
+        }
+        Ok(seq)
+    }
+
+    /// Copies the chain head to the anchor target, if there is one and
+    /// the head moved since the last copy.
+    fn copy_head(&mut self) -> Result<(), AuditError> {
+        let (Some(anchor), Some((hash, seq))) = (&mut self.anchor, &self.chain) else {
+            return Ok(());
+        };
+        if anchor.anchored == Some(*seq) {
+            return Ok(());
+        }
+        anchor.write(&self.config.path, *seq, hash)?;
+        anchor.anchored = Some(*seq);
+        Ok(())
+    }
+
+    /// On close: the head is anchored and everything synced.
+    fn finish(&mut self) -> Result<(), AuditError> {
+        let anchored = self.copy_head();
+        self.sync().and(anchored)
     }
 
     fn anchor(&mut self) -> Result<(), AuditError> {
@@ -649,4 +734,125 @@ fn read_file_no(file: &mut File) -> Option<u64> {
     let first = buf.split(|b| *b == b'\n').next()?;
     let v: Value = serde_json::from_slice(first).ok()?;
     v.get("extra")?.get("file")?.as_u64()
+}
+
+impl Anchor {
+    fn target_path(&self) -> &Path {
+        match &self.target {
+            AnchorTarget::File(p) | AnchorTarget::Syslog(p) => p,
+        }
+    }
+
+    fn error(&self, op: &'static str, e: &std::io::Error) -> AuditError {
+        io_error(self.target_path(), op, e)
+    }
+
+    /// Records that `log`'s record `seq` has hash `hash`.
+    fn write(&mut self, log: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
+        match self.target.clone() {
+            AnchorTarget::File(path) => {
+                self.ensure_open(&path)?;
+                let mut line = serde_json::to_string(&serde_json::json!({
+                    "timestamp": timestamp(),
+                    "log": log.display().to_string(),
+                    "seq": seq,
+                    "hash": hash,
+                }))
+                .unwrap_or_default();
+                line.push('\n');
+                let Some(file) = self.file.as_mut() else {
+                    return Err(AuditError::Closed);
+                };
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    self.file = None;
+                    return Err(self.error("writing the anchor", &e));
+                }
+                self.dirty = true;
+                Ok(())
+            }
+            AnchorTarget::Syslog(socket) => {
+                send_syslog(&socket, log, seq, hash).map_err(|e| self.error("sending the anchor", &e))
+            }
+        }
+    }
+
+    /// Opens (or reopens, when deleted or replaced) the anchor file.
+    fn ensure_open(&mut self, path: &Path) -> Result<(), AuditError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                self.file = None;
+                return Err(AuditError::Symlink {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if !meta.is_file() => {
+                self.file = None;
+                return Err(AuditError::NotRegular {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if self.file.is_some() && file_id(&meta) == self.id => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, "checking the anchor file", &e)),
+        }
+        self.file = None;
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let file = options
+            .open(path)
+            .map_err(|e| io_error(path, "opening the anchor file", &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(path, "checking the anchor file", &e))?;
+        if !meta.is_file() {
+            return Err(AuditError::NotRegular {
+                path: path.display().to_string(),
+            });
+        }
+        self.id = file_id(&meta);
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let Some(file) = &self.file else { return Ok(()) };
+        match file.sync_data() {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => Err(self.error("fsync of the anchor file", &e)),
+        }
+    }
+}
+
+/// One anchor as a syslog message (RFC 3164 framing without a timestamp:
+/// the daemon adds its own): `authpriv.notice`, tag `comfy-mcp`.
+#[cfg(unix)]
+fn send_syslog(socket: &Path, log: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
+    // Facility authpriv (10), severity notice (5).
+    let message = format!(
+        "<85>comfy-mcp[{}]: audit anchor log={} seq={seq} hash={hash}",
+        std::process::id(),
+        log.display()
+    );
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.send_to(message.as_bytes(), socket).map(|_| ())
+}
+
+#[cfg(not(unix))]
+fn send_syslog(_: &Path, _: &Path, _: u64, _: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "syslog needs a Unix socket",
+    ))
 }

@@ -5,14 +5,19 @@
 //! [`FlushPolicy::EveryRecord`]), so a server that answers after `write`
 //! returns never answers a call whose record a crash could lose.
 //!
-//! With [`FlushPolicy::Interval`] (the default) the caller appends the
-//! line itself under the lock: one `write(2)` to the page cache, with no
-//! hand-off to another thread and back (two thread wake-ups that cost far
-//! more than the append). A background thread only syncs, at most once
-//! per interval. With [`FlushPolicy::EveryRecord`] records go through a
-//! bounded queue (backpressure, never a drop) to that thread, which takes
-//! every record waiting at once and covers them with one `fsync` (group
-//! commit).
+//! Every file operation (`stat`, `write`, rotation's renames, `fsync`, the
+//! anchor) happens on one dedicated writer thread, never on the caller's
+//! async runtime thread: a slow or failing disk delays the records, not
+//! the runtime. Records go through a bounded queue (backpressure, never a
+//! drop); the thread takes every record waiting at once, and with
+//! [`FlushPolicy::EveryRecord`] covers them with one `fsync` (group
+//! commit), with [`FlushPolicy::Interval`] (the default) syncs at most
+//! once per interval. After a batch the thread looks for the next record
+//! for a few microseconds before it sleeps, so a caller writing records
+//! one after another rarely has to wake it. A sync that fails with nobody
+//! waiting on it fails the next record under [`FailurePolicy::FailClosed`]
+//! (what was written before may not be on disk), and is counted and
+//! reported under [`FailurePolicy::FailOpen`].
 //!
 //! Each record is one line written with one append; on a failed write the
 //! file is cut back to where it was, so no half line stays. Before each
@@ -188,18 +193,29 @@ enum Msg {
 /// The audit log. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct AuditLog {
+    /// To the writer thread; `None` once closed. Held only to send (a
+    /// push onto an unbounded queue: it never waits).
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     permits: Arc<Semaphore>,
-    failures: AtomicU64,
+    /// Shared with the writer thread, which counts failed syncs under
+    /// [`FailurePolicy::FailOpen`].
+    failures: Arc<AtomicU64>,
     failure: FailurePolicy,
     redactor: Redactor,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// The file. Callers append to it directly under
-    /// [`FlushPolicy::Interval`]; the thread holds it for each batch and
-    /// sync.
-    writer: Arc<Mutex<Writer>>,
-    /// Whether callers append directly (interval flushing).
-    direct: bool,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
+}
+
+/// Test hooks: make the writer's syncs fail or take long, as a failing or
+/// slow disk would (`fault-injection` feature, for this crate's tests).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Every sync fails with an I/O error while set.
+    pub fail_sync: std::sync::atomic::AtomicBool,
+    /// Every sync first sleeps this many milliseconds.
+    pub sync_delay_ms: AtomicU64,
 }
 
 impl AuditLog {
@@ -219,11 +235,13 @@ impl AuditLog {
             FlushPolicy::EveryRecord => None,
         };
         let path = config.path.display().to_string();
-        let writer = Arc::new(Mutex::new(Writer::new(config)));
-        let shared = Arc::clone(&writer);
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut writer = Writer::new(config, Arc::clone(&failures));
+        #[cfg(feature = "fault-injection")]
+        let faults = Arc::clone(&writer.faults);
         let thread = std::thread::Builder::new()
             .name("comfy-audit".to_owned())
-            .spawn(move || run(&shared, &rx, interval))
+            .spawn(move || run(&mut writer, &rx, interval))
             .map_err(|e| AuditError::Io {
                 path,
                 op: "starting the writer",
@@ -232,17 +250,28 @@ impl AuditLog {
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             permits,
-            failures: AtomicU64::new(0),
+            failures,
             failure,
             redactor,
             thread: Mutex::new(Some(thread)),
-            writer,
-            direct: interval.is_some(),
+            #[cfg(feature = "fault-injection")]
+            faults,
         })
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Msg>> {
-        self.tx.lock().ok().and_then(|g| g.clone())
+    /// The writer's fault hooks (`fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Hands `msg` to the writer thread.
+    fn send(&self, msg: Msg) -> Result<(), AuditError> {
+        let tx = self.tx.lock().map_err(|_| AuditError::Closed)?;
+        tx.as_ref()
+            .ok_or(AuditError::Closed)?
+            .send(msg)
+            .map_err(|_| AuditError::Closed)
     }
 
     /// Redacts `record` and writes it; returns its sequence number once the
@@ -271,27 +300,16 @@ impl AuditLog {
         let Value::Object(fields) = value else {
             return Err(AuditError::Closed);
         };
-        if self.direct {
-            // A short append to the page cache under the lock; a poisoned
-            // lock (a panic mid-append) refuses rather than guesses.
-            let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
-            if writer.closed {
-                return Err(AuditError::Closed);
-            }
-            return writer.append(fields);
-        }
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| AuditError::Closed)?;
         let (done, wait) = oneshot::channel();
-        let tx = self.sender().ok_or(AuditError::Closed)?;
-        tx.send(Msg::Record {
+        self.send(Msg::Record {
             fields,
             done,
             _permit: permit,
-        })
-        .map_err(|_| AuditError::Closed)?;
+        })?;
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -301,8 +319,7 @@ impl AuditLog {
     /// The sync failed, or the log is closed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
-        let tx = self.sender().ok_or(AuditError::Closed)?;
-        tx.send(Msg::Flush(done)).map_err(|_| AuditError::Closed)?;
+        self.send(Msg::Flush(done))?;
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -316,11 +333,7 @@ impl AuditLog {
     /// until the writer has finished; call it on shutdown (SIGTERM,
     /// SIGINT, end of input).
     pub fn close(&self) {
-        // No direct append after this; the thread syncs what was written
-        // when it stops.
-        if let Ok(mut writer) = self.writer.lock() {
-            writer.closed = true;
-        }
+        // The thread writes what is queued, anchors and syncs, and stops.
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -356,8 +369,14 @@ struct Writer {
     file_no: u64,
     dirty: bool,
     last_sync: Instant,
-    /// Set by [`AuditLog::close`]: direct appends are refused.
-    closed: bool,
+    /// A sync that failed under [`FailurePolicy::FailClosed`], not yet
+    /// reported: the next record fails with it.
+    sync_error: Option<AuditError>,
+    /// [`AuditLog::failures`], counted here for failed syncs under
+    /// [`FailurePolicy::FailOpen`].
+    failures: Arc<AtomicU64>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
     /// Where the head is copied.
     anchor: Option<Anchor>,
 }
@@ -402,39 +421,63 @@ fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The writer thread: queued records and flush requests, and with
-/// `interval` flushing the sync, woken once per interval (direct appends
-/// leave unsynced lines without telling it).
-fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>, interval: Option<Duration>) {
-    let lock = || writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+/// How long the writer thread looks for the next record before it sleeps:
+/// a caller that writes records one after the other (as a tool call does)
+/// finds it awake, which saves a thread wake-up per record.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The writer thread: every write, rotation and sync happens here, never
+/// on the caller's (async runtime) thread. It takes queued records and
+/// flush requests in batches and, with `interval` flushing, syncs at most
+/// once per interval.
+fn run(writer: &mut Writer, rx: &mpsc::Receiver<Msg>, interval: Option<Duration>) {
     loop {
-        let next = match interval {
-            Some(every) => {
-                // The guard drops before waiting: direct appends need the lock.
-                let wait = every.saturating_sub(lock().last_sync.elapsed());
-                rx.recv_timeout(wait.max(Duration::from_millis(1)))
-            }
-            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        let next = match spin(rx) {
+            Some(m) => Ok(m),
+            None => match interval {
+                Some(every) => {
+                    let wait = if writer.dirty() {
+                        every.saturating_sub(writer.last_sync.elapsed())
+                    } else {
+                        every
+                    };
+                    rx.recv_timeout(wait.max(Duration::from_millis(1)))
+                }
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            },
         };
         let first = match next {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = lock().sync();
+                writer.sync_on_timer();
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(1023));
-        lock().batch(batch);
+        writer.batch(batch);
     }
-    if let Err(e) = lock().finish() {
+    if let Err(e) = writer.finish() {
         eprintln!("comfy-audit: closing the log: {e}");
     }
 }
 
+/// The next message if one arrives within [`SPIN`].
+fn spin(rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+    let until = Instant::now() + SPIN;
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Some(m),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => return None,
+            Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+}
+
 impl Writer {
-    fn new(config: AuditConfig) -> Self {
+    fn new(config: AuditConfig, failures: Arc<AtomicU64>) -> Self {
         Self {
             file: None,
             len: 0,
@@ -444,7 +487,10 @@ impl Writer {
             file_no: 0,
             dirty: false,
             last_sync: Instant::now(),
-            closed: false,
+            sync_error: None,
+            failures,
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::default(),
             anchor: config.anchor.clone().map(|target| Anchor {
                 target,
                 file: None,
@@ -473,6 +519,10 @@ impl Writer {
             || (wrote_any && self.config.flush == FlushPolicy::EveryRecord)
             || matches!(self.config.flush, FlushPolicy::Interval(every) if self.last_sync.elapsed() >= every);
         let synced = if sync_now { self.sync() } else { Ok(()) };
+        if let (Err(e), FlushPolicy::Interval(_), true) = (&synced, self.config.flush, flushes.is_empty()) {
+            // Nobody asked for this sync: the next record hears of it.
+            self.sync_failed(e.clone());
+        }
         for (done, result) in written {
             let result = match (&result, &synced, self.config.flush) {
                 (Ok(_), Err(e), FlushPolicy::EveryRecord) => Err(e.clone()),
@@ -485,8 +535,49 @@ impl Writer {
         }
     }
 
+    fn dirty(&self) -> bool {
+        self.dirty || self.anchor.as_ref().is_some_and(|a| a.dirty)
+    }
+
+    /// The interval sync: its failure fails the next record under
+    /// [`FailurePolicy::FailClosed`], and is counted and reported under
+    /// [`FailurePolicy::FailOpen`].
+    fn sync_on_timer(&mut self) {
+        if let Err(e) = self.sync() {
+            self.sync_failed(e);
+        }
+    }
+
+    fn sync_failed(&mut self, e: AuditError) {
+        match self.config.failure {
+            FailurePolicy::FailClosed => self.sync_error = Some(e),
+            FailurePolicy::FailOpen => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("comfy-audit: sync failed (fail_open): {e}");
+            }
+        }
+    }
+
     fn sync(&mut self) -> Result<(), AuditError> {
         self.last_sync = Instant::now();
+        #[cfg(feature = "fault-injection")]
+        {
+            let delay = self.faults.sync_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                // The writer thread itself stalls, as in a slow `fsync`.
+                let until = Instant::now() + Duration::from_millis(delay);
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    std::thread::park_timeout(left);
+                }
+            }
+            if self.dirty() && self.faults.fail_sync.load(Ordering::Relaxed) {
+                return Err(AuditError::Io {
+                    path: self.config.path.display().to_string(),
+                    op: "fsync",
+                    reason: "injected I/O error".to_owned(),
+                });
+            }
+        }
         if let Some(anchor) = &mut self.anchor {
             anchor.sync()?;
         }
@@ -584,6 +675,11 @@ impl Writer {
     }
 
     fn append(&mut self, fields: Map<String, Value>) -> Result<u64, AuditError> {
+        // A sync that failed since the last record: what was written before
+        // may not be on disk, so this record's caller hears of it.
+        if let Some(e) = self.sync_error.take() {
+            return Err(e);
+        }
         self.ensure_open()?;
         let mut stamped = Map::with_capacity(fields.len() + 4);
         stamped.insert("timestamp".to_owned(), Value::from(timestamp()));

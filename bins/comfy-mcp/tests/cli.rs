@@ -129,6 +129,66 @@ async fn audit_verify_reports_an_over_long_line_as_damage() {
     );
 }
 
+#[tokio::test]
+async fn audit_verify_with_an_anchor_reports_a_cut_tail() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".comfyui-mcp");
+    let (path, anchor) = (dir.join("audit.log"), dir.join("anchor.log"));
+    let mut cfg = AuditConfig::new(&path);
+    cfg.anchor = Some(comfy_audit::AnchorTarget::File(anchor.clone()));
+    let log = AuditLog::open(cfg).unwrap();
+    for i in 0..6 {
+        log.write(Record::new("comfyui_get_queue", "called").extra(serde_json::json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    let anchor_arg = anchor.to_str().unwrap();
+    let out = run(home.path(), &["audit", "verify", "--anchor", anchor_arg]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("audit verify: anchored: the last record (6) matches"),
+        "{said}"
+    );
+
+    // The last two records cut: intact without the anchor, cut with it.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().take(5).collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    assert_eq!(run(home.path(), &["audit", "verify"]).status.code(), Some(0));
+    let out = run(home.path(), &["audit", "verify", "--anchor", anchor_arg]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("audit.log:5: the log ends at record 4, but the anchor at ")
+            && said.contains("says record 6 was written: records were cut from the end (truncated)"),
+        "{said}"
+    );
+
+    // The configured anchor is used when the configured log is checked.
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("logging:\n  audit_anchor: {anchor_arg}\n"),
+    )
+    .unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(truncated)"));
+
+    // syslog: not readable from here, and said so, with the head to compare.
+    let out = run(
+        home.path(),
+        &["audit", "verify", "--anchor", "syslog", path.to_str().unwrap()],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the anchors are in syslog, which this command cannot read: check that the last `audit anchor` message there names record 4 with hash "),
+        "{said}"
+    );
+}
+
 #[test]
 fn config_show_and_tools_print_without_a_server() {
     let home = tempfile::tempdir().unwrap();

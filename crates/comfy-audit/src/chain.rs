@@ -104,6 +104,9 @@ pub enum Tamper {
     Unlinked,
     /// A line is not a sealed record at all.
     Malformed,
+    /// Records were cut from the end: the anchor names a later record
+    /// than the log holds.
+    Truncated,
 }
 
 impl fmt::Display for Tamper {
@@ -115,6 +118,7 @@ impl fmt::Display for Tamper {
             Tamper::Reordered => "reordered",
             Tamper::Unlinked => "unlinked",
             Tamper::Malformed => "malformed",
+            Tamper::Truncated => "truncated",
         })
     }
 }
@@ -154,6 +158,11 @@ pub struct Verified {
     pub records: usize,
     /// The first problem, if any.
     pub problem: Option<Problem>,
+    /// Sequence number and hash of the last record checked.
+    pub head: Option<(u64, String)>,
+    /// The highest anchored record found in the log, when an anchor file
+    /// was given.
+    pub anchored: Option<u64>,
 }
 
 /// What [`next_line`] found.
@@ -217,6 +226,7 @@ struct Walk {
     records: usize,
     oldest: Option<FileStart>,
     newest: Option<FileStart>,
+    anchors: Option<Anchors>,
 }
 
 impl Walk {
@@ -317,10 +327,165 @@ impl Walk {
                 )
             };
         }
+        if let Some(anchors) = &mut self.anchors
+            && let Some(problem) = anchors.check(file, number, seq, &o.stored)?
+        {
+            return Ok(Some(problem));
+        }
         self.first.get_or_insert(seq);
         self.prev = Some((o.stored, seq));
         self.records += 1;
         Ok(None)
+    }
+
+    fn verified(self, files: usize, problem: Option<Problem>) -> Verified {
+        Verified {
+            files,
+            records: self.records,
+            problem,
+            head: self.prev.map(|(h, s)| (s, h)),
+            anchored: self.anchors.and_then(|a| a.matched),
+        }
+    }
+}
+
+/// One line of an anchor file.
+struct AnchorLine {
+    seq: u64,
+    hash: String,
+    line: usize,
+}
+
+/// The anchor file, read alongside the log: anchors come in the order
+/// they were written, so one pending anchor at a time is enough.
+struct Anchors {
+    path: PathBuf,
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+    line: usize,
+    pending: Option<AnchorLine>,
+    /// The highest anchored record matched in the log.
+    matched: Option<u64>,
+}
+
+impl Anchors {
+    fn open(path: &Path) -> std::io::Result<Result<Self, Problem>> {
+        let mut anchors = Self {
+            path: path.to_path_buf(),
+            reader: BufReader::new(File::open(path)?),
+            buf: Vec::new(),
+            line: 0,
+            pending: None,
+            matched: None,
+        };
+        Ok(anchors.advance()?.map(|()| anchors))
+    }
+
+    fn problem(&self, kind: Tamper, message: String) -> Problem {
+        Problem {
+            file: self.path.clone(),
+            line: self.line,
+            kind,
+            message,
+        }
+    }
+
+    /// Reads the next anchor into `pending` (`None` at the end).
+    fn advance(&mut self) -> std::io::Result<Result<(), Problem>> {
+        let before = self.pending.take().map(|a| a.seq);
+        self.line += 1;
+        match next_line(&mut self.reader, &mut self.buf)? {
+            Next::End => return Ok(Ok(())),
+            Next::TooLong => {
+                return Ok(Err(
+                    self.problem(Tamper::Malformed, "the line is too long for an anchor".to_owned())
+                ));
+            }
+            Next::Line => {}
+        }
+        let parsed = serde_json::from_slice::<Value>(&self.buf).ok().and_then(|v| {
+            let seq = v.get("seq")?.as_u64()?;
+            let hash = v.get("hash")?.as_str()?;
+            (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| (seq, hash.to_owned()))
+        });
+        let Some((seq, hash)) = parsed else {
+            return Ok(Err(self.problem(Tamper::Malformed, "not an anchor line".to_owned())));
+        };
+        if let Some(b) = before
+            && seq < b
+        {
+            return Ok(Err(self.problem(
+                Tamper::Unlinked,
+                format!("the anchored chain goes back from record {b} to record {seq}: the log it anchored was replaced by a new one"),
+            )));
+        }
+        self.pending = Some(AnchorLine {
+            seq,
+            hash,
+            line: self.line,
+        });
+        Ok(Ok(()))
+    }
+
+    /// The log's record `seq` (at `file:line`) has hash `hash`.
+    fn check(&mut self, file: &Path, line: usize, seq: u64, hash: &str) -> std::io::Result<Option<Problem>> {
+        loop {
+            let Some(a) = &self.pending else { return Ok(None) };
+            if a.seq > seq {
+                return Ok(None);
+            }
+            if a.seq == seq {
+                if a.hash != hash {
+                    return Ok(Some(Problem {
+                        file: file.to_path_buf(),
+                        line,
+                        kind: Tamper::Modified,
+                        message: format!(
+                            "the anchor at {}:{} holds another hash for record {seq}: the log was rewritten from here or before",
+                            self.path.display(),
+                            a.line
+                        ),
+                    }));
+                }
+                self.matched = Some(seq);
+            }
+            // Below `seq`: a record rotated away before the first file read.
+            if let Err(p) = self.advance()? {
+                return Ok(Some(p));
+            }
+        }
+    }
+
+    /// The log ends at `last`: no anchor may name a later record.
+    fn finish(&mut self, last: Option<(&Path, usize, u64)>) -> std::io::Result<Option<Problem>> {
+        let Some(first_beyond) = self.pending.as_ref().map(|a| (a.seq, a.line)) else {
+            return Ok(None);
+        };
+        let mut highest = first_beyond;
+        loop {
+            if let Err(p) = self.advance()? {
+                return Ok(Some(p));
+            }
+            match &self.pending {
+                Some(a) => highest = (a.seq, a.line),
+                None => break,
+            }
+        }
+        let (file, line, ends) = match last {
+            Some((f, l, s)) => (f.to_path_buf(), l, format!("the log ends at record {s}")),
+            None => (self.path.clone(), 0, "the log holds no record".to_owned()),
+        };
+        Ok(Some(Problem {
+            file,
+            line,
+            kind: Tamper::Truncated,
+            message: format!(
+                "{ends}, but the anchor at {}:{} says record {} was written: records were cut from the end",
+                self.path.display(),
+                highest.1,
+                highest.0
+            ),
+        }))
     }
 }
 
@@ -332,8 +497,26 @@ impl Walk {
 /// # Errors
 /// An I/O error reading a file.
 pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
+    verify_anchored(files, None)
+}
+
+/// [`verify`], and with `anchor` (the file `logging.audit_anchor` names)
+/// also that every anchored record in the files has the anchored hash
+/// (else the log was rewritten) and that no anchor names a record after
+/// the log's last (else its tail was cut).
+///
+/// # Errors
+/// An I/O error reading a file or the anchor file.
+pub fn verify_anchored(files: &[PathBuf], anchor: Option<&Path>) -> std::io::Result<Verified> {
     let mut walk = Walk::default();
+    if let Some(path) = anchor {
+        match Anchors::open(path)? {
+            Ok(a) => walk.anchors = Some(a),
+            Err(problem) => return Ok(walk.verified(files.len(), Some(problem))),
+        }
+    }
     let mut buf = Vec::new();
+    let mut last_line = None;
     for file in files {
         let mut reader = BufReader::with_capacity(64 << 10, File::open(file)?);
         let mut number = 0;
@@ -351,21 +534,22 @@ pub fn verify(files: &[PathBuf]) -> std::io::Result<Verified> {
                 Next::Line => walk.line(files, file, number, &String::from_utf8_lossy(&buf))?,
             };
             if problem.is_some() {
-                return Ok(Verified {
-                    files: files.len(),
-                    records: walk.records,
-                    problem,
-                });
+                return Ok(walk.verified(files.len(), problem));
             }
+            last_line = Some((file.as_path(), number));
         }
     }
-    Ok(Verified {
-        files: files.len(),
-        records: walk.records,
-        problem: walk
-            .oldest
-            .and_then(|o| earlier_files_missing(&o, walk.newest.as_ref()?)),
-    })
+    let mut problem = walk
+        .oldest
+        .as_ref()
+        .and_then(|o| earlier_files_missing(o, walk.newest.as_ref()?));
+    if problem.is_none()
+        && let Some(anchors) = &mut walk.anchors
+    {
+        let last = last_line.zip(walk.prev.as_ref()).map(|((f, l), (_, s))| (f, l, *s));
+        problem = anchors.finish(last)?;
+    }
+    Ok(walk.verified(files.len(), problem))
 }
 
 /// What the first line of a file says about the file's place in the chain.

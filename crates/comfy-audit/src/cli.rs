@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::chain::verify;
+use crate::chain::verify_anchored;
+use crate::writer::AnchorTarget;
 
 /// Rotated files looked for: `audit.log.1` to `audit.log.MAX_ROTATED`.
 pub const MAX_ROTATED: u64 = 100_000;
@@ -90,10 +91,10 @@ pub fn log_files(path: &Path) -> LogFiles {
     out
 }
 
-/// `audit verify`: checks `set` and reports on `out`. Returns the exit
-/// status: 0 intact, 1 tampering or damage found, 2 a file could not be
-/// read.
-pub fn run_verify(set: &LogFiles, out: &mut impl Write) -> u8 {
+/// `audit verify`: checks `set` (against `anchor`, when given) and
+/// reports on `out`. Returns the exit status: 0 intact, 1 tampering or
+/// damage found, 2 a file could not be read.
+pub fn run_verify(set: &LogFiles, anchor: Option<&AnchorTarget>, out: &mut impl Write) -> u8 {
     let files = &set.files;
     if files.is_empty() {
         let _ = writeln!(out, "audit verify: no log files found");
@@ -114,39 +115,69 @@ pub fn run_verify(set: &LogFiles, out: &mut impl Write) -> u8 {
         );
         status = 1;
     }
-    match verify(files) {
+    let anchor_file = match anchor {
+        Some(AnchorTarget::File(p)) => Some(p.as_path()),
+        _ => None,
+    };
+    let v = match verify_anchored(files, anchor_file) {
         Err(e) => {
             let _ = writeln!(out, "audit verify: cannot read the log: {e}");
-            2
+            return 2;
         }
-        Ok(v) => match v.problem {
-            None if status == 0 => {
-                let _ = writeln!(
-                    out,
-                    "audit verify: intact: {} records in {} file{}",
-                    v.records,
-                    v.files,
-                    if v.files == 1 { "" } else { "s" }
-                );
-                0
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "audit verify: the chain through the {} file{} present is unbroken ({} records)",
-                    v.files,
-                    if v.files == 1 { "" } else { "s" },
-                    v.records
-                );
-                status
-            }
-            Some(p) => {
-                let _ = writeln!(out, "audit verify: TAMPERED: {p}");
-                let _ = writeln!(out, "audit verify: {} records checked before it", v.records);
-                1
-            }
-        },
+        Ok(v) => v,
+    };
+    let plural = if v.files == 1 { "" } else { "s" };
+    match &v.problem {
+        None if status == 0 => {
+            let _ = writeln!(
+                out,
+                "audit verify: intact: {} records in {} file{plural}",
+                v.records, v.files
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "audit verify: the chain through the {} file{plural} present is unbroken ({} records)",
+                v.files, v.records
+            );
+        }
+        Some(p) => {
+            let _ = writeln!(out, "audit verify: TAMPERED: {p}");
+            let _ = writeln!(out, "audit verify: {} records checked before it", v.records);
+            return 1;
+        }
     }
+    match (anchor, &v.head) {
+        (Some(AnchorTarget::File(path)), Some((seq, _))) => {
+            let _ = match v.anchored {
+                Some(a) if a == *seq => writeln!(
+                    out,
+                    "audit verify: anchored: the last record ({seq}) matches {}",
+                    path.display()
+                ),
+                Some(a) => writeln!(
+                    out,
+                    "audit verify: anchored through record {a} ({}); the {} records after it are not anchored yet and could be cut unnoticed",
+                    path.display(),
+                    seq - a
+                ),
+                None => writeln!(
+                    out,
+                    "audit verify: no anchor in {} names a record of these files: nothing here is anchored",
+                    path.display()
+                ),
+            };
+        }
+        (Some(AnchorTarget::Syslog(_)), Some((seq, hash))) => {
+            let _ = writeln!(
+                out,
+                "audit verify: the anchors are in syslog, which this command cannot read: check that the last `audit anchor` message there names record {seq} with hash {hash}"
+            );
+        }
+        _ => {}
+    }
+    status
 }
 
 /// One record as a line for a human: time, outcome, tool, action, then the

@@ -165,6 +165,12 @@ pub struct Logging {
     pub audit_rotate_mb: u64,
     /// Rotated audit files kept; ours.
     pub audit_keep: usize,
+    /// Where the audit chain's head is copied (a file, or `syslog`), so a
+    /// cut tail shows in `audit verify`; ours.
+    pub audit_anchor: Option<String>,
+    /// Copy the head after this many records (also after a process's
+    /// first record and on shutdown); ours.
+    pub audit_anchor_every: u64,
 }
 
 impl Default for Logging {
@@ -175,6 +181,8 @@ impl Default for Logging {
             audit_failure: "fail_closed".to_owned(),
             audit_rotate_mb: 50,
             audit_keep: 5,
+            audit_anchor: None,
+            audit_anchor_every: 100,
         }
     }
 }
@@ -551,6 +559,8 @@ pub const KNOWN: &[&str] = &[
     "logging.audit_failure",
     "logging.audit_rotate_mb",
     "logging.audit_keep",
+    "logging.audit_anchor",
+    "logging.audit_anchor_every",
     "transport.remote.enabled",
     "transport.remote.host",
     "transport.remote.port",
@@ -896,6 +906,22 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             "must be `fail_closed` or `fail_open`",
         ));
     }
+    if c.logging.audit_anchor_every == 0 {
+        return Err(invalid(
+            &origin("logging.audit_anchor_every"),
+            "logging.audit_anchor_every",
+            "0",
+            "must be at least 1 record",
+        ));
+    }
+    if c.logging.audit_anchor.as_deref() == Some("") {
+        return Err(invalid(
+            &origin("logging.audit_anchor"),
+            "logging.audit_anchor",
+            "",
+            "must be a file path or `syslog` (leave it out for no anchor)",
+        ));
+    }
     let r = &c.transport.remote;
     if r.max_sessions == 0 || r.session_idle_timeout == 0 || r.header_timeout == 0 || r.request_timeout == 0 {
         return Err(invalid(
@@ -1105,7 +1131,8 @@ impl serde::Serialize for ShowConfig<'_> {
                             "total": {"workflow": c.rate_limits.total.workflow, "generation": c.rate_limits.total.generation,
                                       "file_ops": c.rate_limits.total.file_ops, "read_only": c.rate_limits.total.read_only}},
             "logging": {"audit_file": c.logging.audit_file, "audit_flush": c.logging.audit_flush, "audit_failure": c.logging.audit_failure,
-                        "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
+                        "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep,
+                        "audit_anchor": c.logging.audit_anchor, "audit_anchor_every": c.logging.audit_anchor_every},
             "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port,
                                      "auth_token": c.transport.remote.auth_token.as_deref().unwrap_or_default(),
                                      "allow_unauthenticated": c.transport.remote.allow_unauthenticated,

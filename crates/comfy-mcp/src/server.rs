@@ -103,6 +103,12 @@ impl Server {
         };
         audit.rotate_bytes = (config.logging.audit_rotate_mb > 0).then_some(config.logging.audit_rotate_mb << 20);
         audit.keep = config.logging.audit_keep;
+        audit.anchor = config
+            .logging
+            .audit_anchor
+            .as_deref()
+            .map(comfy_audit::AnchorTarget::parse);
+        audit.anchor_every = config.logging.audit_anchor_every;
         let audit = Arc::new(AuditLog::open(audit)?);
         let limits = Arc::new(Limits::new(&config, shared.clone()));
         let policy = config.security.policy();

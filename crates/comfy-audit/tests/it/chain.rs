@@ -49,7 +49,7 @@ async fn each_kind_of_tampering_is_reported_at_its_line() {
     assert_eq!(good.len(), 11);
     assert_eq!(kind_of(std::slice::from_ref(&path)), None);
     let mut out = Vec::new();
-    assert_eq!(run_verify(&LogFiles::given(vec![path.clone()]), &mut out), 0);
+    assert_eq!(run_verify(&LogFiles::given(vec![path.clone()]), None, &mut out), 0);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "audit verify: intact: 11 records in 1 file\n"
@@ -90,11 +90,14 @@ async fn each_kind_of_tampering_is_reported_at_its_line() {
     assert_eq!(kind_of(&[rewrite(&path, &l)]), Some((Tamper::Malformed, 4)));
 
     let mut out = Vec::new();
-    assert_eq!(run_verify(&LogFiles::given(vec![rewrite(&path, &l)]), &mut out), 1);
+    assert_eq!(
+        run_verify(&LogFiles::given(vec![rewrite(&path, &l)]), None, &mut out),
+        1
+    );
     assert!(String::from_utf8(out).unwrap().starts_with("audit verify: TAMPERED: "));
     let mut out = Vec::new();
     assert_eq!(
-        run_verify(&LogFiles::given(vec![dir.path().join("absent.log")]), &mut out),
+        run_verify(&LogFiles::given(vec![dir.path().join("absent.log")]), None, &mut out),
         2
     );
 }
@@ -141,7 +144,7 @@ async fn rotated_log(path: &Path) -> Vec<PathBuf> {
 
 fn verify_text(set: &LogFiles) -> (u8, String) {
     let mut out = Vec::new();
-    let code = run_verify(set, &mut out);
+    let code = run_verify(set, None, &mut out);
     (code, String::from_utf8(out).unwrap())
 }
 

@@ -33,6 +33,7 @@ pub struct SimBuilder {
     faults: Faults,
     plugins: Plugins,
     node_replacements: Option<serde_json::Value>,
+    version: crate::ComfyVersion,
 }
 
 /// The plugin simulations a [`SimBuilder`] turns on.
@@ -55,6 +56,7 @@ impl Default for SimBuilder {
             faults: Faults::default(),
             plugins: Plugins::default(),
             node_replacements: None,
+            version: crate::ComfyVersion::default(),
         }
     }
 }
@@ -141,6 +143,14 @@ impl SimBuilder {
         self
     }
 
+    /// Answers as this ComfyUI release (default: 0.8.0, the recorded
+    /// server; the `comfy-sim` command defaults to 0.33.0).
+    #[must_use]
+    pub fn comfyui_version(mut self, version: crate::ComfyVersion) -> Self {
+        self.version = version;
+        self
+    }
+
     /// Starts with these faults in force.
     #[must_use]
     pub fn faults(mut self, faults: Faults) -> Self {
@@ -222,6 +232,7 @@ impl SimBuilder {
         shared.node_replacements = self.node_replacements;
         shared.manager_on = self.plugins.manager;
         shared.model_search = self.plugins.model_search;
+        shared.version = self.version;
         let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");
         shared

@@ -8,8 +8,8 @@
 
 mod support;
 
-use serde_json::json;
-use support::{start, text};
+use serde_json::{Value, json};
+use support::{ok, start, text};
 
 const CONFIG: &str = "rate_limits:\n  workflow: 1000\n  generation: 1000\n  file_ops: 1000\n  read_only: 1000\n";
 
@@ -41,5 +41,96 @@ async fn an_argument_error_names_every_problem_at_once() {
         )
         .await;
     assert_ne!(fixed.is_error, Some(true), "{}", text(&fixed));
+    s.client.cancel().await.unwrap();
+}
+
+fn workflow() -> Value {
+    json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "surface"}},
+    })
+}
+
+/// As an assistant sends them: the JSON itself where we declare a JSON
+/// text, and the text; both give the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_text_parameters_take_the_json_itself() {
+    use base64::Engine as _;
+    let s = start(CONFIG).await;
+    let wf = workflow();
+    for tool in [
+        "comfyui_validate_workflow",
+        "comfyui_analyze_workflow",
+        "comfyui_dry_run",
+    ] {
+        let as_object = ok(&s.call(tool, json!({"workflow": wf})).await).clone();
+        let as_text = ok(&s.call(tool, json!({"workflow": wf.to_string()})).await).clone();
+        assert_eq!(as_object, as_text, "{tool}");
+    }
+    let valid = ok(&s.call("comfyui_validate_workflow", json!({"workflow": wf})).await).clone();
+    assert_eq!(valid["valid"], true, "{valid}");
+    let summary = s
+        .call(
+            "comfyui_summarize_workflow",
+            json!({"workflow": wf, "output_format": "mermaid"}),
+        )
+        .await;
+    assert!(text(&summary).contains("n2 -->|IMAGE| n3"), "{}", text(&summary));
+
+    let ops = json!([{"op": "set_input", "node_id": "1", "input_name": "width", "value": 32}]);
+    let modified = ok(&s
+        .call("comfyui_modify_workflow", json!({"workflow": wf, "operations": ops}))
+        .await)
+    .clone();
+    assert_eq!(modified["1"]["inputs"]["width"], 32, "{modified}");
+    let modified_text = ok(&s
+        .call(
+            "comfyui_modify_workflow",
+            json!({"workflow": wf.to_string(), "operations": ops.to_string()}),
+        )
+        .await)
+    .clone();
+    assert_eq!(modified, modified_text);
+
+    let created = ok(&s
+        .call(
+            "comfyui_create_workflow",
+            json!({"template": "txt2img", "params": {"seed": 4242}}),
+        )
+        .await)
+    .clone();
+    assert!(created.to_string().contains("4242"), "{created}");
+
+    let ran = ok(&s
+        .call("comfyui_run_workflow", json!({"workflow": wf, "wait": true}))
+        .await)
+    .clone();
+    assert_eq!(ran["status"], "completed", "{ran}");
+
+    // MCP resource contents, as `resources/read` gives them, as an object.
+    let png = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/comfyui/http/get_view_output_png.body.png"
+    ))
+    .unwrap();
+    let blob = base64::engine::general_purpose::STANDARD.encode(&png);
+    let contents = json!({"uri": "file:///cat.png", "mimeType": "image/png", "blob": blob});
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "obj.png", "image_data": contents}),
+        )
+        .await;
+    assert_eq!(text(&up), "Uploaded obj.png to ComfyUI input directory");
+
+    // Any other JSON is refused with both accepted forms named.
+    let bad = s.call("comfyui_validate_workflow", json!({"workflow": [1, 2]})).await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(
+        text(&bad).contains("is not of type \"string\"; it is not of type \"object\""),
+        "{}",
+        text(&bad)
+    );
     s.client.cancel().await.unwrap();
 }

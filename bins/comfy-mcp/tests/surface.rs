@@ -134,3 +134,35 @@ async fn json_text_parameters_take_the_json_itself() {
     );
     s.client.cancel().await.unwrap();
 }
+
+/// What a client lists: every parameter and prompt argument described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sees_every_parameter_described() {
+    let s = start(CONFIG).await;
+    let tools = s.client.list_all_tools().await.unwrap();
+    assert!(tools.len() > 50);
+    let mut missing = Vec::new();
+    for t in &tools {
+        for (name, p) in t
+            .input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if p["description"].as_str().is_none_or(|d| d.len() <= 15) {
+                missing.push(format!("{}.{name}", t.name));
+            }
+        }
+    }
+    let prompts = s.client.list_all_prompts().await.unwrap();
+    for p in &prompts {
+        for a in p.arguments.iter().flatten() {
+            if a.description.as_deref().is_none_or(|d| d.len() <= 15) {
+                missing.push(format!("prompt {}.{}", p.name, a.name));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+    s.client.cancel().await.unwrap();
+}

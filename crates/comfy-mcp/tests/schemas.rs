@@ -170,3 +170,68 @@ fn the_rules_catch_what_clients_refuse() {
         json!({"type": "object", "properties": {"workflow": {"anyOf": [{"type": "string"}, {"type": "object"}]}}});
     assert!(problems_of("t", &ours).is_empty());
 }
+
+/// Where a schema node lacks a description: every parameter, and under it
+/// every property, array item and extra-property schema (the alternatives
+/// of an `anyOf` are described by the parameter that holds them).
+fn undescribed(path: &str, schema: &Value, out: &mut Vec<String>) {
+    let described = schema
+        .get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.split_whitespace().count() >= 3);
+    if !described {
+        out.push(path.to_owned());
+    }
+    nested(path, schema, out);
+}
+
+fn nested(path: &str, schema: &Value, out: &mut Vec<String>) {
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            undescribed(&format!("{path}.{k}"), p, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        undescribed(&format!("{path}[]"), items, out);
+    }
+    if let Some(extra) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        undescribed(&format!("{path}.*"), extra, out);
+    }
+    for alt in schema.get("anyOf").and_then(Value::as_array).into_iter().flatten() {
+        nested(path, alt, out);
+    }
+}
+
+#[test]
+fn every_parameter_and_prompt_argument_is_described() {
+    let mut missing = Vec::new();
+    for tool in Catalog::get().list() {
+        nested(&tool.name, &Value::Object((*tool.input_schema).clone()), &mut missing);
+    }
+    for prompt in comfy_mcp::tools::prompts::list() {
+        for a in prompt.arguments.iter().flatten() {
+            if a.description
+                .as_deref()
+                .is_none_or(|d| d.split_whitespace().count() < 3)
+            {
+                missing.push(format!("prompt {}.{}", prompt.name, a.name));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} without a description: {missing:#?}",
+        missing.len()
+    );
+}
+
+#[test]
+fn the_description_check_looks_at_every_level() {
+    let schema = json!({"type": "object", "properties": {
+        "a": {"type": "array", "description": "some list of things", "items": {"type": "object", "properties": {"b": {"type": "string"}}}},
+        "c": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}], "description": "a list or nothing"},
+    }});
+    let mut missing = Vec::new();
+    nested("t", &schema, &mut missing);
+    assert_eq!(missing, ["t.a[]", "t.a[].b", "t.c[]"]);
+}

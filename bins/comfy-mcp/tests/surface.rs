@@ -166,3 +166,66 @@ async fn a_client_sees_every_parameter_described() {
     assert!(missing.is_empty(), "{missing:?}");
     s.client.cancel().await.unwrap();
 }
+
+fn peer_fixture(name: &str) -> Value {
+    let path = format!("{}/../../fixtures/peer/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A client written for the peer finds the resources by the peer's names,
+/// and the capabilities promise list-change notifications only where we
+/// send them (never: the lists are fixed for the life of the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_keep_the_peers_names_and_capabilities_are_honest() {
+    let s = start(CONFIG).await;
+    let names = |list: &Value, key: &str, uri: &str| -> Vec<(String, String)> {
+        list[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[uri].as_str().unwrap().to_owned(),
+                    r["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let ours = serde_json::to_value(s.client.list_all_resources().await.unwrap()).unwrap();
+    let ours = names(&json!({"resources": ours}), "resources", "uri");
+    let theirs = names(&peer_fixture("resources.json"), "resources", "uri");
+    assert_eq!(ours, theirs);
+    let ours = serde_json::to_value(s.client.list_all_resource_templates().await.unwrap()).unwrap();
+    let ours = names(&json!({"t": ours}), "t", "uriTemplate");
+    let theirs = names(
+        &peer_fixture("resource_templates.json"),
+        "resourceTemplates",
+        "uriTemplate",
+    );
+    for t in &theirs {
+        assert!(ours.contains(t), "{t:?} in {ours:?}");
+    }
+    for r in s.client.list_all_resources().await.unwrap() {
+        assert!(
+            r.title.as_deref().is_some_and(|t| !t.is_empty() && t != r.name),
+            "{r:?}"
+        );
+    }
+
+    let info = s.client.peer_info().unwrap();
+    let caps = serde_json::to_value(&info.capabilities).unwrap();
+    let peer = peer_fixture("initialize.json");
+    // The same keys as the peer's, so a peer client sees the same shape...
+    for key in ["prompts", "resources", "tools", "logging"] {
+        assert!(caps.get(key).is_some(), "{key}: {caps}");
+        let theirs: Vec<&String> = peer["capabilities"][key].as_object().unwrap().keys().collect();
+        let mine: Vec<&String> = caps[key].as_object().unwrap().keys().collect();
+        assert_eq!(mine, theirs, "{key}");
+    }
+    // ... and what we do: no list ever changes, no resource subscriptions.
+    assert_eq!(caps["tools"]["listChanged"], false);
+    assert_eq!(caps["prompts"]["listChanged"], false);
+    assert_eq!(caps["resources"]["listChanged"], false);
+    assert_eq!(caps["resources"]["subscribe"], false);
+    s.client.cancel().await.unwrap();
+}

@@ -177,6 +177,24 @@ impl Server {
     }
 }
 
+/// The peer's capability keys, with what we do: the tool, prompt and
+/// resource lists never change while the server runs (they follow from
+/// the configuration), so no `list_changed` notification is ever sent and
+/// `listChanged` is `false` (the peer says `true`);
+/// resources cannot be subscribed to (`subscribe: false`, as the peer).
+fn honest_list_changed(capabilities: &mut ServerCapabilities) {
+    if let Some(t) = capabilities.tools.as_mut() {
+        t.list_changed = Some(false);
+    }
+    if let Some(p) = capabilities.prompts.as_mut() {
+        p.list_changed = Some(false);
+    }
+    if let Some(r) = capabilities.resources.as_mut() {
+        r.list_changed = Some(false);
+        r.subscribe = Some(false);
+    }
+}
+
 impl ServerHandler for Server {
     #[allow(
         deprecated,
@@ -188,11 +206,12 @@ impl ServerHandler for Server {
             .enable_prompts()
             .enable_resources()
             .enable_tools();
-        let capabilities = if self.tasks.is_some() {
+        let mut capabilities = if self.tasks.is_some() {
             builder.enable_tasks().build()
         } else {
             builder.build()
         };
+        honest_list_changed(&mut capabilities);
         let mut info = ServerConfig::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("ComfyUI", env!("CARGO_PKG_VERSION"));
         info

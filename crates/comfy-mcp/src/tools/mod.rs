@@ -86,6 +86,9 @@ pub struct ToolDef {
     validator: std::sync::OnceLock<jsonschema::Validator>,
     schema: Value,
     defaults: Map<String, Value>,
+    /// The parameters declared as JSON text that also take the JSON value
+    /// itself (see [`json_text_parameters`]).
+    json_text: Vec<String>,
     /// Whether the result is a string wrapped as `{"result": "..."}` (the
     /// peer's framework does this for string results).
     pub wraps_string: bool,
@@ -126,6 +129,7 @@ impl Catalog {
                         .collect()
                 })
                 .unwrap_or_default();
+            let json_text = json_text_parameters(&e.input_schema);
             let wraps_string = e
                 .output_schema
                 .as_ref()
@@ -143,6 +147,7 @@ impl Catalog {
                 validator: std::sync::OnceLock::new(),
                 schema,
                 defaults,
+                json_text,
                 wraps_string,
             });
         }
@@ -196,6 +201,32 @@ fn title(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The parameters that carry JSON as text (`workflow`, `operations`,
+/// `params`, the upload data) and also take the JSON value itself, as
+/// models often send it: in the schema, `anyOf` a string and an object or
+/// array, nested under the parameter (never at the top level, which
+/// OpenAI's and Anthropic's tool rules forbid; `docs/compatibility.md`).
+fn json_text_parameters(schema: &JsonObject) -> Vec<String> {
+    let is_json = |alt: &Value| matches!(alt.get("type").and_then(Value::as_str), Some("object" | "array"));
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(_, p)| {
+                    p.get("anyOf").and_then(Value::as_array).is_some_and(|alts| {
+                        alts.iter()
+                            .any(|a| a.get("type").and_then(Value::as_str) == Some("string"))
+                            && alts.iter().any(is_json)
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// At most this many problems are listed in one argument error; the
@@ -282,6 +313,15 @@ impl ToolDef {
         }
         if !problems.is_empty() {
             return Err(problem_report(&self.name, &problems));
+        }
+        // A JSON value given for a JSON-text parameter becomes its text,
+        // so the tools read one form (and parse it within their bounds).
+        for name in &self.json_text {
+            if let Some(v) = args.get_mut(name)
+                && (v.is_object() || v.is_array())
+            {
+                *v = Value::String(v.to_string());
+            }
         }
         for (k, d) in &self.defaults {
             args.entry(k.clone()).or_insert_with(|| d.clone());
@@ -406,6 +446,39 @@ mod argument_error_tests {
             assert!(e.contains(needle), "{needle} in {e}");
         }
         assert_eq!(e.lines().count(), 6, "{e}");
+    }
+
+    #[test]
+    fn json_text_parameters_take_the_json_itself() {
+        let wf = json!({"1": {"class_type": "EmptyImage", "inputs": {"width": 8}}});
+        let a = prepare("comfyui_validate_workflow", json!({"workflow": wf})).unwrap();
+        assert_eq!(a["workflow"], json!(wf.to_string()));
+        let a = prepare("comfyui_validate_workflow", json!({"workflow": wf.to_string()})).unwrap();
+        assert_eq!(a["workflow"], json!(wf.to_string()));
+        let ops = json!([{"op": "remove_node", "node_id": "1"}]);
+        let a = prepare("comfyui_modify_workflow", json!({"workflow": wf, "operations": ops})).unwrap();
+        assert_eq!(a["operations"], json!(ops.to_string()));
+        let a = prepare(
+            "comfyui_create_workflow",
+            json!({"template": "txt2img", "params": {"seed": 1}}),
+        )
+        .unwrap();
+        assert_eq!(a["params"], json!("{\"seed\":1}"));
+        // Other JSON is still refused, naming both accepted forms.
+        let e = prepare("comfyui_validate_workflow", json!({"workflow": 7})).unwrap_err();
+        assert!(
+            e.contains("it is not of type \"string\"; it is not of type \"object\""),
+            "{e}"
+        );
+        let e = prepare("comfyui_modify_workflow", json!({"workflow": wf, "operations": [1]})).unwrap_err();
+        assert!(e.contains("`operations`"), "{e}");
+        let names: Vec<(&str, Vec<String>)> = Catalog::get()
+            .all()
+            .iter()
+            .filter(|t| !t.json_text.is_empty())
+            .map(|t| (t.name.as_str(), t.json_text.clone()))
+            .collect();
+        assert_eq!(names.len(), 10, "{names:?}");
     }
 
     #[test]

@@ -172,7 +172,7 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
     let file = path.display().to_string();
     let outcome = match input::load(path, info, limits) {
         Err(why) => Outcome::Failed(why),
-        Ok(loaded) => match inspect::inspect(&loaded.workflow, policy, info) {
+        Ok(loaded) => match inspect_all(&loaded, policy, info) {
             Ok(inspection) => Outcome::Inspected {
                 source: loaded.source,
                 inspection,
@@ -183,4 +183,25 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
         },
     };
     FileReport { file, outcome }
+}
+
+/// Inspects a file's workflow and, for an image, every other embedded
+/// text (their findings' nodes prefixed with where the text sits), then
+/// adds the findings about the file itself.
+fn inspect_all(
+    loaded: &input::Loaded,
+    policy: &inspect::Policy,
+    info: Option<&ObjectInfo>,
+) -> Result<inspect::Inspection, inspect::InspectError> {
+    let mut inspection = inspect::inspect(&loaded.workflow, policy, info)?;
+    for (label, wf) in &loaded.extra {
+        let other = inspect::inspect(wf, policy, info)?;
+        inspection.nodes_used.extend(other.nodes_used);
+        inspection.findings.extend(other.findings.into_iter().map(|mut f| {
+            f.node = Some(format!("{label}: {}", f.node.unwrap_or_default()));
+            f
+        }));
+    }
+    inspection.findings.extend(loaded.findings.iter().cloned());
+    Ok(inspection)
 }

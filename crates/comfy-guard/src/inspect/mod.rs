@@ -181,6 +181,11 @@ pub enum RuleId {
     /// loaded).
     #[serde(rename = "input.pickle")]
     PickleLoad,
+    /// `image.disagree`: an image carries embedded workflows that disagree
+    /// (two different texts under one keyword, or a prompt that runs
+    /// classes its editor workflow does not show).
+    #[serde(rename = "image.disagree")]
+    ImageDisagree,
     /// `subgraph.depth`: subgraphs nested deeper than inspected.
     #[serde(rename = "subgraph.depth")]
     SubgraphDepth,
@@ -191,7 +196,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, for documentation and SARIF rule tables.
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: [RuleId; 12] = [
         RuleId::DangerousNode,
         RuleId::LookalikeNode,
         RuleId::UnknownNode,
@@ -201,6 +206,7 @@ impl RuleId {
         RuleId::PathEscape,
         RuleId::UnsafeUrl,
         RuleId::PickleLoad,
+        RuleId::ImageDisagree,
         RuleId::SubgraphDepth,
         RuleId::SubgraphUnexpanded,
     ];
@@ -217,6 +223,7 @@ impl RuleId {
             RuleId::PathEscape => "input.path",
             RuleId::UnsafeUrl => "input.url",
             RuleId::PickleLoad => "input.pickle",
+            RuleId::ImageDisagree => "image.disagree",
             RuleId::SubgraphDepth => "subgraph.depth",
             RuleId::SubgraphUnexpanded => "subgraph.unexpanded",
         }
@@ -231,7 +238,8 @@ impl RuleId {
             | RuleId::CodeInInput
             | RuleId::PathEscape
             | RuleId::UnsafeUrl
-            | RuleId::PickleLoad => Severity::Error,
+            | RuleId::PickleLoad
+            | RuleId::ImageDisagree => Severity::Error,
             RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
                 Severity::Warning
             }
@@ -256,6 +264,9 @@ impl RuleId {
             RuleId::PathEscape => "A file path that leaves the folder the node reads or writes.",
             RuleId::UnsafeUrl => "An address a node would fetch that is local, private or not http(s).",
             RuleId::PickleLoad => "A loader reads a pickle file, which can run code when it is loaded.",
+            RuleId::ImageDisagree => {
+                "An image's embedded workflows disagree: what one reader loads is not what another shows."
+            }
             RuleId::SubgraphDepth => "Subgraphs nested deeper than the inspector follows.",
             RuleId::SubgraphUnexpanded => "A subgraph node whose inner graph could not be found.",
         }

@@ -5,6 +5,7 @@
 mod catalog;
 mod cost;
 mod download;
+mod families;
 mod flow;
 mod inspect;
 mod local;

@@ -175,20 +175,7 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
     let file = path.display().to_string();
     let outcome = match input::load(path, info, limits) {
         Err(why) => Outcome::Failed(why),
-        Ok(loaded) => match inspect::inspect(&loaded.workflow, policy, info).and_then(|mut inspection| {
-            // An editor file: also what its conversion does not read.
-            if let Some(doc) = &loaded.editor {
-                let hidden = inspect::inspect_editor_hidden(doc, policy, info)?;
-                inspection.nodes_used.extend(hidden.nodes_used);
-                inspection.findings.extend(hidden.findings);
-                for class in hidden.refused {
-                    if !inspection.refused.contains(&class) {
-                        inspection.refused.push(class);
-                    }
-                }
-            }
-            Ok(inspection)
-        }) {
+        Ok(loaded) => match inspect_all(&loaded, policy, info) {
             Ok(inspection) => Outcome::Inspected {
                 source: loaded.source,
                 inspection,
@@ -199,4 +186,47 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
         },
     };
     FileReport { file, outcome }
+}
+
+/// Inspects a file's workflow and, for an image, every other embedded
+/// text (their findings' nodes prefixed with where the text sits), then
+/// adds the findings about the file itself.
+fn inspect_all(
+    loaded: &input::Loaded,
+    policy: &inspect::Policy,
+    info: Option<&ObjectInfo>,
+) -> Result<inspect::Inspection, inspect::InspectError> {
+    let mut inspection = inspect::inspect(&loaded.workflow, policy, info)?;
+    // An editor file: also what its conversion does not read.
+    if let Some(doc) = &loaded.editor {
+        let hidden = inspect::inspect_editor_hidden(doc, policy, info)?;
+        absorb(&mut inspection, hidden, None);
+    }
+    for (label, wf, editor) in &loaded.extra {
+        let other = inspect::inspect(wf, policy, info)?;
+        absorb(&mut inspection, other, Some(label));
+        if let Some(doc) = editor {
+            let hidden = inspect::inspect_editor_hidden(doc, policy, info)?;
+            absorb(&mut inspection, hidden, Some(label));
+        }
+    }
+    inspection.findings.extend(loaded.findings.iter().cloned());
+    Ok(inspection)
+}
+
+/// Adds `other`'s classes, findings (their node named after `label`, the
+/// embedded text they come from, when there is one) and refused classes.
+fn absorb(inspection: &mut inspect::Inspection, other: inspect::Inspection, label: Option<&str>) {
+    inspection.nodes_used.extend(other.nodes_used);
+    inspection.findings.extend(other.findings.into_iter().map(|mut f| {
+        if let Some(label) = label {
+            f.node = Some(format!("{label}: {}", f.node.unwrap_or_default()));
+        }
+        f
+    }));
+    for class in other.refused {
+        if !inspection.refused.contains(&class) {
+            inspection.refused.push(class);
+        }
+    }
 }

@@ -210,6 +210,11 @@ pub enum RuleId {
     /// loaded).
     #[serde(rename = "input.pickle")]
     PickleLoad,
+    /// `image.disagree`: an image carries embedded workflows that disagree
+    /// (two different texts under one keyword, or a prompt that runs
+    /// classes its editor workflow does not show).
+    #[serde(rename = "image.disagree")]
+    ImageDisagree,
     /// `subgraph.depth`: subgraphs nested deeper than inspected.
     #[serde(rename = "subgraph.depth")]
     SubgraphDepth,
@@ -232,6 +237,7 @@ impl RuleId {
         RuleId::PathEscape,
         RuleId::UnsafeUrl,
         RuleId::PickleLoad,
+        RuleId::ImageDisagree,
         RuleId::SubgraphDepth,
         RuleId::SubgraphUnexpanded,
     ];
@@ -250,6 +256,7 @@ impl RuleId {
             RuleId::PathEscape => "input.path",
             RuleId::UnsafeUrl => "input.url",
             RuleId::PickleLoad => "input.pickle",
+            RuleId::ImageDisagree => "image.disagree",
             RuleId::SubgraphDepth => "subgraph.depth",
             RuleId::SubgraphUnexpanded => "subgraph.unexpanded",
         }
@@ -266,7 +273,8 @@ impl RuleId {
             | RuleId::CodeInInput
             | RuleId::PathEscape
             | RuleId::UnsafeUrl
-            | RuleId::PickleLoad => Severity::Error,
+            | RuleId::PickleLoad
+            | RuleId::ImageDisagree => Severity::Error,
             RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
                 Severity::Warning
             }
@@ -297,6 +305,9 @@ impl RuleId {
             RuleId::PathEscape => "A file path that leaves the folder the node reads or writes.",
             RuleId::UnsafeUrl => "An address a node would fetch that is local, private or not http(s).",
             RuleId::PickleLoad => "A loader reads a pickle file, which can run code when it is loaded.",
+            RuleId::ImageDisagree => {
+                "An image's embedded workflows disagree: what one reader loads is not what another shows."
+            }
             RuleId::SubgraphDepth => "Subgraphs nested deeper than the inspector follows.",
             RuleId::SubgraphUnexpanded => "A subgraph node whose inner graph could not be found.",
         }

@@ -7,6 +7,7 @@ mod code;
 mod corpus;
 mod cost;
 mod download;
+mod families;
 mod flow;
 mod graphs;
 mod inspect;

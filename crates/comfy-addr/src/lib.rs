@@ -233,6 +233,9 @@ pub enum UrlProblem {
         /// The host as Python's `urlsplit(url).hostname` reads it.
         python: Option<String>,
     },
+    /// Python's `urllib` reads a port that is not a number (`http://a.b:\\10.0.0.1/`):
+    /// where the host ends is then a matter of which parser a node uses.
+    Port(String),
     /// An IP address that is not public.
     Address(IpAddr),
     /// A name that is not public.
@@ -255,6 +258,10 @@ impl fmt::Display for UrlProblem {
                 "URL parsers disagree on the host: the WHATWG standard reads {}, Python's urllib reads {}",
                 shown(whatwg),
                 shown(python)
+            ),
+            UrlProblem::Port(p) => write!(
+                f,
+                "Python's urllib reads the port as `{p}`, which is not a number, so parsers disagree on where the host ends"
             ),
             UrlProblem::Address(ip) => write!(f, "{ip} is a loopback, private, link-local, shared or reserved address"),
             UrlProblem::Name(host, why) => write!(f, "`{host}`: {why}"),
@@ -313,6 +320,11 @@ pub fn url_problem(raw: &str) -> Option<UrlProblem> {
             whatwg: whatwg.as_ref().map(host_text),
             python: py_host,
         });
+    }
+    if let Some(port) = py.as_ref().and_then(python::Split::port_text)
+        && !port.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Some(UrlProblem::Port(port.to_owned()));
     }
     let user_info = parsed
         .as_ref()

@@ -69,6 +69,17 @@ pub fn urlsplit(url: &str) -> Result<Split, PyUrlError> {
 }
 
 impl Split {
+    /// The text after the host's `:` (what `urlsplit(url).port` reads as
+    /// a number), when there is one.
+    pub fn port_text(&self) -> Option<&str> {
+        let hostinfo = self.netloc.rsplit_once('@').map_or(self.netloc.as_str(), |(_, h)| h);
+        let after_host = match hostinfo.split_once('[') {
+            Some((_, bracketed)) => bracketed.split_once(']').map_or("", |(_, rest)| rest),
+            None => hostinfo,
+        };
+        after_host.split_once(':').map(|(_, port)| port)
+    }
+
     /// `urlsplit(url).hostname`.
     pub fn hostname(&self) -> Option<String> {
         let hostinfo = self.netloc.rsplit_once('@').map_or(self.netloc.as_str(), |(_, h)| h);

@@ -162,6 +162,26 @@ fn urls_a_node_must_not_fetch() {
 }
 
 #[test]
+fn a_port_python_cannot_read_is_refused() {
+    // Found by the property test below: WHATWG ends the host at the
+    // backslash, Python's port is the rest of the authority.
+    for url in [
+        r"http://.a:\169.254.169.254/latest",
+        r"http://a.example:\169.254.169.254/",
+    ] {
+        assert!(
+            matches!(url_problem(url), Some(UrlProblem::Port(_))),
+            "{url}: {:?}",
+            url_problem(url)
+        );
+    }
+    // WHATWG cannot read this one at all: refused as a disagreement.
+    assert!(url_problem("http://a.example::80/").is_some());
+    assert_eq!(url_problem("http://a.example:8080/"), None);
+    assert_eq!(url_problem("http://a.example:/"), None);
+}
+
+#[test]
 fn problems_are_worded_for_people() {
     let p = url_problem(r"http://evil\@169.254.169.254/").expect("refused");
     assert_eq!(

@@ -271,7 +271,9 @@ async fn fetch_inner(url: &str, policy: &FetchPolicy) -> Result<Fetched, FetchEr
     // A URL that Python and WHATWG read as different hosts is someone
     // probing filters: refused even though we would connect to the WHATWG
     // host.
-    if let Some(p @ comfy_addr::UrlProblem::Disagree { .. }) = comfy_addr::url_problem(url) {
+    if let Some(p @ (comfy_addr::UrlProblem::Disagree { .. } | comfy_addr::UrlProblem::Port(_))) =
+        comfy_addr::url_problem(url)
+    {
         return Err(FetchError::Invalid(p.to_string()));
     }
     let mut current = url::Url::parse(url).map_err(|e| FetchError::Invalid(format!("not a URL: {e}")))?;

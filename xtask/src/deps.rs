@@ -28,10 +28,30 @@ const MCP: &[&str] = &["rmcp", "tower", "tower-layer", "tower-governor", "govern
 fn forbidden(krate: &str) -> Vec<&'static str> {
     let mut f: Vec<&'static str> = Vec::new();
     match krate {
+        // The address rules: a leaf both the fetcher and the inspector use.
+        "comfy-addr" => {
+            f.extend(IO);
+            f.extend(MCP);
+            f.extend([
+                "comfy-workflow",
+                "comfy-client",
+                "comfy-guard",
+                "comfy-audit",
+                "comfy-mcp",
+                "comfy-sim",
+            ]);
+        }
         "comfy-workflow" => {
             f.extend(IO);
             f.extend(MCP);
-            f.extend(["comfy-client", "comfy-guard", "comfy-audit", "comfy-mcp", "comfy-sim"]);
+            f.extend([
+                "comfy-addr",
+                "comfy-client",
+                "comfy-guard",
+                "comfy-audit",
+                "comfy-mcp",
+                "comfy-sim",
+            ]);
         }
         // The linter works offline, on files: no network, no server.
         "comfy-guard" | "comfy-lint" => {

@@ -10,6 +10,9 @@
 //!   (part of `ci`).
 //! - `pytest`: the end-to-end suite through the official MCP Python SDK
 //!   (a virtualenv under `target/pyenv`; part of `ci`).
+//! - `real-comfyui --source DIR|ARCHIVE [--keep]`: the Python SDK suite
+//!   against a real ComfyUI started on the CPU (torch in a virtualenv
+//!   under `target/real-comfyui`, installed once).
 //! - `bench`: the benchmarks, in release mode (figures go in
 //!   `docs/performance.md`; `--scale`: replicas sharing Redis, for
 //!   `docs/scaling.md`).
@@ -19,6 +22,7 @@ mod deps;
 mod examples;
 mod fuzz;
 mod pytest;
+mod real_comfyui;
 
 use std::process::Command;
 use std::time::Instant;
@@ -64,8 +68,12 @@ fn main() -> Result<()> {
             ],
         ),
         Some("pytest") => pytest::run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())),
+        Some("real-comfyui") => real_comfyui::run(
+            &std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
+            &args[1..],
+        ),
         Some("bench") => bench(args.get(1).map(String::as_str)),
-        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak>"),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak|real-comfyui>"),
     }
 }
 

@@ -46,6 +46,16 @@ fn venv(target: &Path, requirements: &[PathBuf]) -> Result<PathBuf> {
 }
 
 pub(crate) fn run(cargo: &str) -> Result<()> {
+    run_with(cargo, &[], true)
+}
+
+/// The SDK suite alone, with `env` added (`real-comfyui` passes the real
+/// server there; the suite then runs against it instead of comfy-sim).
+pub(crate) fn suite(cargo: &str, env: &[(&str, String)]) -> Result<()> {
+    run_with(cargo, env, false)
+}
+
+fn run_with(cargo: &str, extra: &[(&str, String)], with_evals: bool) -> Result<()> {
     let meta = crate::deps::metadata()?;
     let root = PathBuf::from(meta["workspace_root"].as_str().context("no workspace_root")?);
     let target = PathBuf::from(meta["target_directory"].as_str().context("no target_directory")?);
@@ -61,17 +71,24 @@ pub(crate) fn run(cargo: &str) -> Result<()> {
         &[suite.join("requirements.txt"), evals.join("requirements.txt")],
     )?;
     let bin = target.join("debug");
-    for tests in [suite, evals.join("tests")] {
+    let mut runs = vec![suite];
+    if with_evals {
+        runs.push(evals.join("tests"));
+    }
+    for tests in runs {
         eprintln!("==> pytest {}", tests.display());
-        let status = Command::new(env.join("bin/python"))
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        let mut cmd = Command::new(env.join("bin/python"));
+        // -rs: every skipped test is listed with its reason.
+        cmd.args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
             .arg(&tests)
             .current_dir(&root)
             .env("COMFY_MCP_BIN", bin.join("comfy-mcp"))
             .env("COMFY_SIM_BIN", bin.join("comfy-sim"))
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .status()
-            .context("cannot run pytest")?;
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let status = cmd.status().context("cannot run pytest")?;
         if !status.success() {
             bail!("pytest failed: {}", tests.display());
         }

@@ -121,10 +121,15 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain; exits 1 on the first modified, removed, inserted or reordered record.
+    /// Check the hash chain; exits 1 on the first modified, removed, inserted, reordered or cut record.
     Verify {
         /// Files, oldest first (default: the configured log and its rotated files).
         files: Vec<PathBuf>,
+        /// The anchor file holding copies of the chain head (`logging.audit_anchor`), to catch a cut
+        /// tail; `syslog` prints the head to compare by hand (default: the configured anchor, when no
+        /// files are named).
+        #[arg(long, value_name = "FILE|syslog")]
+        anchor: Option<String>,
     },
     /// Print the last records, then new ones as they are written (Ctrl-C stops).
     Tail {
@@ -312,13 +317,16 @@ fn audit_path(args: &Args) -> Result<PathBuf, String> {
 
 fn audit(args: &Args, command: &AuditCommand) -> Result<ExitCode, String> {
     match command {
-        AuditCommand::Verify { files } => {
-            let files = if files.is_empty() {
-                comfy_audit::cli::log_files(&audit_path(args)?)
+        AuditCommand::Verify { files, anchor } => {
+            let (set, anchor) = if files.is_empty() {
+                let logging = load(args)?.config.logging;
+                let set = comfy_audit::cli::log_files(&comfy_audit::expand_home(&logging.audit_file));
+                (set, anchor.clone().or(logging.audit_anchor))
             } else {
-                files.clone()
+                (comfy_audit::cli::LogFiles::given(files.clone()), anchor.clone())
             };
-            let code = comfy_audit::cli::run_verify(&files, &mut std::io::stdout());
+            let anchor = anchor.as_deref().map(comfy_audit::AnchorTarget::parse);
+            let code = comfy_audit::cli::run_verify(&set, anchor.as_ref(), &mut std::io::stdout());
             Ok(ExitCode::from(code))
         }
         AuditCommand::Tail { file, lines } => {

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use comfy_client::Client;
+use comfy_client::name::{RelPath, Segment};
 use comfy_guard::download::{DownloadPolicy, check_download};
 use comfy_guard::path::Extensions;
 use comfy_mcp::Config;
@@ -310,7 +311,7 @@ impl<'a> Download<'a> {
         }
         let deleted = self
             .client
-            .model_manager_delete_model(folder, 0, &self.fullname)
+            .model_manager_delete_model(&segment(folder)?, 0, &rel_path(&self.fullname)?)
             .await
             .map_err(|e| format!("deleting the file: {e}"))?;
         if deleted.get("success").and_then(Value::as_bool) != Some(true) {
@@ -330,7 +331,7 @@ impl<'a> Download<'a> {
     async fn listed(&self) -> Result<bool, String> {
         let list = self
             .client
-            .model_manager_models(&self.opts.folder)
+            .model_manager_models(&segment(&self.opts.folder)?)
             .await
             .map_err(|e| format!("listing {}: {e}", self.opts.folder))?;
         Ok(list.get("data").and_then(Value::as_array).is_some_and(|files| {
@@ -348,7 +349,11 @@ impl<'a> Download<'a> {
         let mut done = String::from("cleaned up");
         let before = done.len();
         if let Some(id) = self.task.take() {
-            match self.client.model_manager_cancel(&id).await {
+            let cancelled = match Segment::new(&id) {
+                Ok(task) => self.client.model_manager_cancel(&task).await,
+                Err(e) => Err(e),
+            };
+            match cancelled {
                 Ok(_) => {
                     let _ = write!(done, ": task {id} cancelled");
                 }
@@ -358,11 +363,11 @@ impl<'a> Download<'a> {
             }
         }
         if matches!(self.listed().await, Ok(true)) {
-            match self
-                .client
-                .model_manager_delete_model(&self.opts.folder, 0, &self.fullname)
-                .await
-            {
+            let deleted = match (Segment::new(&self.opts.folder), RelPath::new(&self.fullname)) {
+                (Ok(folder), Ok(name)) => self.client.model_manager_delete_model(&folder, 0, &name).await,
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            match deleted {
                 Ok(_) => {
                     let _ = write!(done, ", {} deleted", self.fullname);
                 }
@@ -377,4 +382,14 @@ impl<'a> Download<'a> {
             done
         }
     }
+}
+
+/// A name as the client's path segment, or the reason it is not one.
+fn segment(s: &str) -> Result<Segment, String> {
+    Segment::new(s).map_err(|e| e.to_string())
+}
+
+/// A file name (possibly under subfolders) as the client's relative path.
+fn rel_path(s: &str) -> Result<RelPath, String> {
+    RelPath::new(s).map_err(|e| e.to_string())
 }

@@ -523,9 +523,9 @@ async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
     let web = MockServer::start().await;
     let png = {
         use base64::Engine as _;
-        // A 1x1 PNG.
+        // A 1x1 PNG (a whole, valid one: uploads are decoded).
         base64::engine::general_purpose::STANDARD
-            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg==")
+            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==")
             .unwrap()
     };
     Mock::given(path("/cat.png"))
@@ -571,7 +571,10 @@ async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
             format!("{}/to-loopback", web.uri()),
             "127.0.0.1, which is not a public address",
         ),
-        ("http://localhost:9/x.png".to_owned(), "not a public address"),
+        (
+            "http://localhost:9/x.png".to_owned(),
+            "the host localhost is the local machine",
+        ),
         (
             "https://10.0.0.8/x.png".to_owned(),
             "10.0.0.8, which is not a public address",

@@ -49,6 +49,146 @@ async fn audit_verify_reports_intact_and_tampered_logs() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A log under `home` rotated into `audit.log` and `audit.log.1` to `.N`.
+async fn rotated_log(home: &std::path::Path) {
+    let path = home.join(".comfyui-mcp/audit.log");
+    let mut cfg = AuditConfig::new(&path);
+    cfg.rotate_bytes = Some(2 << 10);
+    cfg.keep = 10;
+    let log = AuditLog::open(cfg).unwrap();
+    for i in 0..30 {
+        log.write(Record::new("t", "called").extra(serde_json::json!({"i": i, "pad": "p".repeat(100)})))
+            .await
+            .unwrap();
+    }
+    log.close();
+}
+
+#[tokio::test]
+async fn audit_verify_names_a_deleted_rotated_file_and_a_cut_beginning() {
+    let home = tempfile::tempdir().unwrap();
+    rotated_log(home.path()).await;
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // `audit.log.1` deleted: `.2` and the rest are still found and read.
+    let one = home.path().join(".comfyui-mcp/audit.log.1");
+    std::fs::remove_file(&one).unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.starts_with(&format!("audit verify: TAMPERED: {}: missing", one.display())),
+        "{said}"
+    );
+
+    // The first lines of a log without rotated files cut.
+    let home = tempfile::tempdir().unwrap();
+    let path2 = home.path().join(".comfyui-mcp/audit.log");
+    let log = AuditLog::open(AuditConfig::new(&path2)).unwrap();
+    for i in 0..5 {
+        log.write(Record::new("comfyui_get_queue", "called").extra(serde_json::json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    let text = std::fs::read_to_string(&path2).unwrap();
+    let rest: Vec<&str> = text.lines().skip(2).collect();
+    std::fs::write(&path2, rest.join("\n") + "\n").unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(
+            "audit.log:1: the file does not begin with a chain start: its first records were removed (removed)"
+        ),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn audit_verify_reports_an_over_long_line_as_damage() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join(".comfyui-mcp/audit.log");
+    let log = AuditLog::open(AuditConfig::new(&path)).unwrap();
+    log.write(Record::new("comfyui_get_queue", "called")).await.unwrap();
+    log.close();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&"x".repeat(comfy_audit::chain::MAX_LINE * 2));
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "audit.log:3: the line is longer than {} bytes (not read further) (malformed)",
+            comfy_audit::chain::MAX_LINE
+        )),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn audit_verify_with_an_anchor_reports_a_cut_tail() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".comfyui-mcp");
+    let (path, anchor) = (dir.join("audit.log"), dir.join("anchor.log"));
+    let mut cfg = AuditConfig::new(&path);
+    cfg.anchor = Some(comfy_audit::AnchorTarget::File(anchor.clone()));
+    let log = AuditLog::open(cfg).unwrap();
+    for i in 0..6 {
+        log.write(Record::new("comfyui_get_queue", "called").extra(serde_json::json!({"i": i})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    let anchor_arg = anchor.to_str().unwrap();
+    let out = run(home.path(), &["audit", "verify", "--anchor", anchor_arg]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("audit verify: anchored: the last record (6) matches"),
+        "{said}"
+    );
+
+    // The last two records cut: intact without the anchor, cut with it.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text.lines().take(5).collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    assert_eq!(run(home.path(), &["audit", "verify"]).status.code(), Some(0));
+    let out = run(home.path(), &["audit", "verify", "--anchor", anchor_arg]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("audit.log:5: the log ends at record 4, but the anchor at ")
+            && said.contains("says record 6 was written: records were cut from the end (truncated)"),
+        "{said}"
+    );
+
+    // The configured anchor is used when the configured log is checked.
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("logging:\n  audit_anchor: {anchor_arg}\n"),
+    )
+    .unwrap();
+    let out = run(home.path(), &["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(truncated)"));
+
+    // syslog: not readable from here, and said so, with the head to compare.
+    let out = run(
+        home.path(),
+        &["audit", "verify", "--anchor", "syslog", path.to_str().unwrap()],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the anchors are in syslog, which this command cannot read: check that the last `audit anchor` message there names record 4 with hash "),
+        "{said}"
+    );
+}
+
 #[test]
 fn config_show_and_tools_print_without_a_server() {
     let home = tempfile::tempdir().unwrap();
@@ -181,4 +321,42 @@ fn check_reports_comfyui_plugins_and_the_audit_log() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("comfyui: FAILED (http://127.0.0.1:9)"));
+}
+
+/// The version the workspace manifest sets (`[workspace.package] version`),
+/// read from the file, so a crate that kept its own version would differ.
+fn manifest_version() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let section = text.split("[workspace.package]").nth(1).unwrap();
+    let line = section.lines().find(|l| l.trim_start().starts_with("version")).unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn version_comes_from_the_workspace_manifest_and_is_released() {
+    let version = manifest_version();
+    assert_ne!(version, "0.0.0", "the workspace has no real version");
+    assert_eq!(env!("CARGO_PKG_VERSION"), version);
+    let home = tempfile::tempdir().unwrap();
+    for bin in [
+        env!("CARGO_BIN_EXE_comfy-mcp"),
+        env!("CARGO_BIN_EXE_comfyui-mcp-secure"),
+    ] {
+        let out = Command::new(bin)
+            .arg("--version")
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.trim().rsplit(' ').next(), Some(version.as_str()), "{text}");
+    }
+    // Every release has its changelog entry.
+    let changelog =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains(&format!("## [{version}]")),
+        "CHANGELOG.md has no entry for {version}"
+    );
 }

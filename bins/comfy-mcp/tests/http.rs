@@ -181,6 +181,95 @@ fn safe_defaults_on_loopback() {
     }
 }
 
+#[test]
+fn repeated_or_malformed_hosts_and_origins_are_refused() {
+    let s = start(
+        "    auth_tokens:\n      alice: alice-token-0123456789\n      bob: bob-token-0123456789abc\n",
+        &[],
+    );
+    let addr = &s.addr;
+    let port = addr.rsplit(':').next().unwrap();
+    let auth = "Authorization: Bearer alice-token-0123456789\r\n";
+    let request = |target: &str, head: &str| {
+        format!(
+            "POST {target} HTTP/1.1\r\n{head}{auth}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            INIT.len()
+        )
+    };
+    // What passes: a loopback Host, also in absolute form.
+    assert_eq!(send(addr, &request("/mcp", &format!("Host: {addr}\r\n"))).0, 200);
+    assert_eq!(
+        send(
+            addr,
+            &request(&format!("http://{addr}/mcp"), &format!("Host: {addr}\r\n"))
+        )
+        .0,
+        200
+    );
+    for (why, target, head, expected) in [
+        (
+            "two Host headers, the first loopback",
+            "/mcp".to_owned(),
+            format!("Host: {addr}\r\nHost: evil.example\r\n"),
+            400,
+        ),
+        (
+            "two Host headers, the second loopback",
+            "/mcp".to_owned(),
+            format!("Host: evil.example\r\nHost: {addr}\r\n"),
+            400,
+        ),
+        (
+            "two Origin headers, the first loopback",
+            "/mcp".to_owned(),
+            format!("Host: {addr}\r\nOrigin: http://localhost:3000\r\nOrigin: https://evil.example\r\n"),
+            400,
+        ),
+        (
+            "two session ids",
+            "/mcp".to_owned(),
+            format!("Host: {addr}\r\nMcp-Session-Id: a\r\nMcp-Session-Id: b\r\n"),
+            400,
+        ),
+        (
+            "a trailing dot after the port",
+            "/mcp".to_owned(),
+            format!("Host: 127.0.0.1:{port}.\r\n"),
+            400,
+        ),
+        (
+            "user info in Host",
+            "/mcp".to_owned(),
+            format!("Host: evil.example@127.0.0.1:{port}\r\n"),
+            400,
+        ),
+        (
+            "an absolute-form target naming a foreign host",
+            "http://evil.example/mcp".to_owned(),
+            format!("Host: {addr}\r\n"),
+            403,
+        ),
+        (
+            "an absolute-form target naming a foreign host with a port",
+            format!("http://evil.example:{port}/mcp"),
+            format!("Host: {addr}\r\n"),
+            403,
+        ),
+    ] {
+        let (status, text) = send(addr, &request(&target, &head));
+        assert_eq!(status, expected, "{why}: {text}");
+    }
+    // Two Authorization headers (Alice's, then Bob's) are refused too.
+    let (status, text) = send(
+        addr,
+        &request(
+            "/mcp",
+            &format!("Host: {addr}\r\nAuthorization: Bearer bob-token-0123456789abc\r\n"),
+        ),
+    );
+    assert_eq!(status, 400, "{text}");
+}
+
 /// The `Mcp-Session-Id` of an `initialize` answer.
 fn session_of(text: &str) -> String {
     text.lines()

@@ -1,6 +1,6 @@
 //! rmcp's own client over Streamable HTTP, against the real binary with
 //! bearer tokens: the per-client cap on queued jobs (fairness), and one
-//! principal not reaching another's jobs. rmcp's HTTP client needs an HTTP
+//! principal not reaching another's jobs, sessions or tasks. rmcp's HTTP client needs an HTTP
 //! backend; this one is hyper (the stack the server is built on), so the
 //! tests add no HTTP client crate.
 
@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use comfy_sim::Sim;
@@ -23,14 +23,15 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
 };
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// rmcp's Streamable HTTP client backend on hyper.
+/// rmcp's Streamable HTTP client backend on hyper; it keeps the last
+/// session id the server gave it.
 #[derive(Clone)]
-struct HyperClient(Hyper<HttpConnector, Full<Bytes>>);
+struct HyperClient(Hyper<HttpConnector, Full<Bytes>>, Arc<Mutex<Option<String>>>);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -44,7 +45,7 @@ fn fail(e: impl std::fmt::Display) -> Fail {
 
 impl HyperClient {
     fn new() -> Self {
-        Self(Hyper::builder(TokioExecutor::new()).build_http())
+        Self(Hyper::builder(TokioExecutor::new()).build_http(), Arc::default())
     }
 
     fn request(
@@ -103,6 +104,9 @@ impl StreamableHttpClient for HyperClient {
             .get("Mcp-Session-Id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if let Some(s) = &session {
+            *self.1.lock().unwrap() = Some(s.clone());
+        }
         let kind = resp
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -182,12 +186,17 @@ const BOB: &str = "bob-token-0123456789abc";
 
 /// The binary serving HTTP on a free port; its child and `/mcp` URL.
 async fn serve(home: &std::path::Path, sim: &str, remote: &str) -> (Child, String) {
+    serve_with(home, sim, "", remote).await
+}
+
+/// [`serve`] with more top-level configuration.
+async fn serve_with(home: &std::path::Path, sim: &str, top: &str, remote: &str) -> (Child, String) {
     let dir = home.join(".comfyui-mcp");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("config.yaml"),
         format!(
-            "comfyui:\n  url: {sim}\nlimits:\n  max_steps: 0\ntransport:\n  remote:\n    enabled: true\n    port: 0\n\
+            "comfyui:\n  url: {sim}\nlimits:\n  max_steps: 0\n{top}transport:\n  remote:\n    enabled: true\n    port: 0\n\
              {remote}    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
         ),
     )
@@ -216,9 +225,57 @@ async fn serve(home: &std::path::Path, sim: &str, remote: &str) -> (Child, Strin
 }
 
 async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
+    connect_as((), url, token).await.0
+}
+
+/// A client with `handler`, and the session id the server gave it.
+async fn connect_as<H: ClientHandler>(handler: H, url: &str, token: &str) -> (RunningService<RoleClient, H>, String) {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token.to_owned());
-    let transport = StreamableHttpClientTransport::with_client(HyperClient::new(), config);
-    ().serve(transport).await.unwrap()
+    let http = HyperClient::new();
+    let session = Arc::clone(&http.1);
+    let transport = StreamableHttpClientTransport::with_client(http, config);
+    let client = handler.serve(transport).await.unwrap();
+    let id = session.lock().unwrap().clone().expect("a session id");
+    (client, id)
+}
+
+/// A client that supports the tasks extension.
+#[derive(Clone, Default)]
+struct TaskClient;
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder().enable_tasks().build(),
+            rmcp::model::Implementation::new("task-client", "1.0"),
+        )
+    }
+}
+
+/// One raw request to `url` with `token` and `session`: its status and
+/// (for anything but an event stream) its body.
+async fn raw(method: Method, url: &str, token: &str, session: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("Mcp-Session-Id", session)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = HyperClient::new().0.request(req).await.unwrap();
+    let status = resp.status();
+    let stream = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if stream {
+        return (status, String::new());
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
@@ -291,6 +348,339 @@ async fn one_client_may_have_only_so_many_jobs_and_no_one_elses() {
     assert_ne!(done.is_error, Some(true), "{}", text(&done));
     let bob_id = theirs.structured_content.unwrap()["prompt_id"].clone();
     call(&bob, "comfyui_cancel_jobs", json!({"job_ids": [bob_id]})).await;
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_answers_only_the_principal_that_opened_it() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let (alice, hers) = connect_as((), &url, ALICE).await;
+    let (bob, _) = connect_as((), &url, BOB).await;
+
+    // Bob's token with Alice's session id: 404 whatever the method, as for
+    // a session that does not exist.
+    let list = r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#;
+    let (status, body) = raw(Method::POST, &url, BOB, &hers, list).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "POST: {body}");
+    assert!(!body.contains("comfyui_"), "{body}");
+    let (status, _) = raw(Method::GET, &url, BOB, &hers, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "GET stream");
+    let (status, _) = raw(Method::DELETE, &url, BOB, &hers, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "DELETE");
+    let unknown = "0".repeat(hers.len());
+    assert_eq!(
+        raw(Method::POST, &url, BOB, &unknown, list).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Alice's session lived through it; Bob's own works.
+    assert!(!alice.list_all_tools().await.unwrap().is_empty());
+    assert!(!bob.list_all_tools().await.unwrap().is_empty());
+    // Her own token still reaches it (and DELETE ends it).
+    let (status, body) = raw(Method::POST, &url, ALICE, &hers, list).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_answers_only_the_principal_that_started_it() {
+    use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
+    let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_with(home.path(), &sim.url(), "tasks:\n  enabled: true\n", "").await;
+    let (alice, _) = connect_as(TaskClient, &url, ALICE).await;
+    let (bob, _) = connect_as(TaskClient, &url, BOB).await;
+
+    let Value::Object(args) = json!({"prompt": "slow", "steps": 100, "wait": true}) else {
+        unreachable!()
+    };
+    let started = alice
+        .call_tool_once(CallToolRequestParams::new("comfyui_generate_image").with_arguments(args))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = started else {
+        panic!("expected a task, got {started:?}")
+    };
+    let id = created.task.task_id.clone();
+
+    // Bob holding the id learns nothing and stops nothing: the answer is
+    // the one for an id that does not exist.
+    let peek = bob
+        .get_task(GetTaskParams::new(id.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    let none = bob.get_task(GetTaskParams::new("nope")).await.unwrap_err().to_string();
+    assert_eq!(peek.replace(&id, "X"), none.replace("nope", "X"));
+    assert!(bob.cancel_task(CancelTaskParams::new(id.clone())).await.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mine = alice.get_task(GetTaskParams::new(id.clone())).await.unwrap();
+    assert_eq!(
+        mine.task.status(),
+        TaskStatus::Working,
+        "Bob's cancel did nothing: {mine:?}"
+    );
+
+    // Alice reads and cancels her own.
+    alice.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
+    let mut status = TaskStatus::Working;
+    for _ in 0..50 {
+        status = alice
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .unwrap()
+            .task
+            .status();
+        if status != TaskStatus::Working {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, TaskStatus::Cancelled);
+    // The id is a random (version 4) UUID.
+    assert_eq!(uuid::Uuid::try_parse(&id).unwrap().get_version_num(), 4, "{id}");
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+/// One `initialize` with `token`, as a raw request: its status and body.
+async fn initialize(url: &str, token: &str) -> (StatusCode, String) {
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from_static(init.as_bytes())))
+        .unwrap();
+    let resp = HyperClient::new().0.request(req).await.unwrap();
+    let status = resp.status();
+    if status == StatusCode::OK {
+        return (status, String::new());
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_take_every_session() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Four sessions in all: an equal share is two each.
+    let (_server, url) = serve(home.path(), &sim.url(), "    max_sessions: 4\n").await;
+    let (a1, _) = connect_as((), &url, ALICE).await;
+    let (a2, _) = connect_as((), &url, ALICE).await;
+    let (status, body) = initialize(&url, ALICE).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.contains("principal 'alice': at most 2 (transport.remote.max_sessions_per_principal)"),
+        "{body}"
+    );
+    // Bob still gets his.
+    let (b1, _) = connect_as((), &url, BOB).await;
+    let (b2, _) = connect_as((), &url, BOB).await;
+    assert!(!b2.list_all_tools().await.unwrap().is_empty());
+    assert_eq!(initialize(&url, BOB).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Ending one of hers makes room for her.
+    a2.cancel().await.unwrap();
+    let (a3, _) = connect_as((), &url, ALICE).await;
+    for c in [a1, a3, b1, b2] {
+        c.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_principal_has_its_own_rate_under_a_ceiling_for_all() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_with(
+        home.path(),
+        &sim.url(),
+        "rate_limits:\n  read_only: 3\n  total:\n    read_only: 5\n",
+        "",
+    )
+    .await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    for _ in 0..3 {
+        let r = call(&alice, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&alice, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).starts_with(
+            "Rate limit exceeded for tool 'comfyui_get_queue'. Max 3 requests/minute for principal 'alice' (rate_limits.read_only)."
+        ),
+        "{}",
+        text(&r)
+    );
+    // Alice's spent calls are hers: Bob has his own, until the ceiling.
+    for _ in 0..2 {
+        let r = call(&bob, "comfyui_get_queue", json!({})).await;
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = call(&bob, "comfyui_get_queue", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains(
+            "server-wide limit of 5 requests/minute for all principals together (rate_limits.total.read_only)"
+        ),
+        "{}",
+        text(&r)
+    );
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+/// A GET of `url` with `headers`: status, headers and body.
+async fn get(url: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+    let mut b = Request::builder().method(Method::GET).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = HyperClient::new()
+        .0
+        .request(b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_resource_metadata_is_served_and_named_on_401() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let base = url.strip_suffix("/mcp").unwrap();
+    // Both well-known forms, without a token, name the MCP endpoint.
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let (status, headers, body) = get(&format!("{base}{path}"), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            headers[http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["resource"], url, "{path}: {meta}");
+        assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            meta.get("authorization_servers").is_none(),
+            "no OAuth configured: {meta}"
+        );
+    }
+    // A 401 says where the metadata is; a wrong token is an invalid one.
+    let (status, headers, _) = get(&url, &[("Accept", "text/event-stream")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\""
+        )),
+        "{challenge}"
+    );
+    let (status, headers, _) = get(&url, &[("Authorization", "Bearer nope")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    // A foreign Host gets no metadata naming it.
+    let (status, _, body) = get(
+        &format!("{base}/.well-known/oauth-protected-resource"),
+        &[("Host", "evil.example")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // The tokens still work with a real client.
+    let alice = connect(&url, ALICE).await;
+    assert!(!alice.list_all_tools().await.unwrap().is_empty());
+    alice.cancel().await.unwrap();
+}
+
+/// A valid 1x1 PNG.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_cannot_overwrite_another_principals_files() {
+    let sim = Sim::builder().start().await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(home.path(), &sim.url(), "").await;
+    let alice = connect(&url, ALICE).await;
+    let bob = connect(&url, BOB).await;
+    let upload = |name: &str, folder: &str, sub: &str, overwrite: bool| json!({"filename": name, "image_data": PNG, "destination": folder, "subfolder": sub, "overwrite": overwrite});
+
+    // Alice's upload: Bob cannot replace it, however he spells the folder.
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", false),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    for sub in ["pics", "pics/", "/pics"] {
+        let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", sub, true)).await;
+        assert_eq!(r.is_error, Some(true), "{sub}: {}", text(&r));
+        assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    }
+    let r = call(
+        &bob,
+        "comfyui_upload_mask",
+        json!({"filename": "hers.png", "mask_data": PNG,
+        "original_image": "hers.png", "original_subfolder": "pics", "subfolder": "pics", "overwrite": true}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+    // Without overwrite ComfyUI keeps both (or, for the same bytes, the
+    // one file); Alice may replace her own.
+    let r = call(&bob, "comfyui_upload_image", upload("hers.png", "input", "pics", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(
+        &alice,
+        "comfyui_upload_image",
+        upload("hers.png", "input", "pics", true),
+    )
+    .await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+
+    // An output of Alice's job: Bob cannot overwrite it either.
+    let done = call(
+        &alice,
+        "comfyui_generate_image",
+        json!({"prompt": "x", "steps": 2, "wait": true}),
+    )
+    .await;
+    let done = done.structured_content.unwrap();
+    let output = &done["outputs"][0];
+    let (name, sub) = (
+        output["filename"].as_str().unwrap(),
+        output["subfolder"].as_str().unwrap_or_default(),
+    );
+    let r = call(&bob, "comfyui_upload_image", upload(name, "output", sub, true)).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+
+    // Bob's own files are his to replace.
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", false)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = call(&bob, "comfyui_upload_image", upload("his.png", "temp", "", true)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// A ComfyUI 0.8.0 simulator: a real HTTP + WebSocket server on 127.0.0.1.
+/// A ComfyUI simulator (0.33.0 or 0.8.0): a real HTTP + WebSocket server on 127.0.0.1.
 #[derive(Debug, Parser)]
 #[command(name = "comfy-sim", version)]
 #[allow(clippy::struct_excessive_bools, reason = "command-line switches")]
@@ -37,6 +37,9 @@ struct Args {
     /// complete (the file lands), or fail (stops half way).
     #[arg(long, value_name = "MODE", default_value = "stall", value_parser = ["stall", "complete", "fail"])]
     downloads: String,
+    /// The ComfyUI release to answer as.
+    #[arg(long, value_name = "VERSION", default_value = "0.33.0", value_parser = ["0.8.0", "0.33.0"])]
+    comfyui_version: String,
 }
 
 #[tokio::main]
@@ -46,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
+    let version: comfy_sim::ComfyVersion = args.comfyui_version.parse()?;
     let mut builder = comfy_sim::Sim::builder()
+        .comfyui_version(version)
         .port(args.port)
         .steps_per_second(args.steps_per_second)
         .previews(args.previews)
@@ -66,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let sim = builder.start().await?;
     eprintln!(
-        "comfy-sim: ComfyUI 0.8.0 simulator listening on {} (data in {})",
+        "comfy-sim: ComfyUI {version} simulator listening on {} (data in {})",
         sim.url(),
         sim.data_dir().display()
     );

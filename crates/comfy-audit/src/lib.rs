@@ -10,16 +10,17 @@
 //!   plus outcome, transport, client, session, principal;
 //! - [`redact`]: secret keys masked at any depth, secret-looking values
 //!   masked anywhere, large values replaced by size and hash;
-//! - [`writer`]: [`AuditLog`]: lines appended by the caller under one lock
-//!   (interval fsyncs by a background thread), or through a bounded queue
-//!   to that thread with group-committed fsyncs (`every_record`);
-//!   fail-closed or fail-open, rotation, recovery from deleted or replaced
-//!   files, symlinks never followed;
+//! - [`writer`]: [`AuditLog`]: records through a bounded queue to one
+//!   writer thread that does every file operation (never the caller's
+//!   runtime thread), interval or group-committed fsyncs (`every_record`);
+//!   fail-closed or fail-open (a failed sync included), rotation, recovery
+//!   from deleted or replaced files, symlinks never followed, the chain
+//!   head copied to an anchor;
 //! - [`chain`]: the SHA-256 hash chain and [`chain::verify`];
 //! - [`cli`]: `audit verify` and `audit tail`, for the server binary.
 //!
-//! Invariant: a record is one complete line, written with one append under
-//! the writer's lock; a failed write leaves no partial line.
+//! Invariant: a record is one complete line, written with one append by
+//! the writer thread; a failed write leaves no partial line.
 //! Invariant: nothing is written before redaction.
 
 pub mod chain;
@@ -30,4 +31,4 @@ pub mod writer;
 
 pub use record::{Outcome, Record};
 pub use redact::Redactor;
-pub use writer::{AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, expand_home};
+pub use writer::{AnchorTarget, AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, expand_home};

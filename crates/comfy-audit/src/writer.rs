@@ -5,14 +5,19 @@
 //! [`FlushPolicy::EveryRecord`]), so a server that answers after `write`
 //! returns never answers a call whose record a crash could lose.
 //!
-//! With [`FlushPolicy::Interval`] (the default) the caller appends the
-//! line itself under the lock: one `write(2)` to the page cache, with no
-//! hand-off to another thread and back (two thread wake-ups that cost far
-//! more than the append). A background thread only syncs, at most once
-//! per interval. With [`FlushPolicy::EveryRecord`] records go through a
-//! bounded queue (backpressure, never a drop) to that thread, which takes
-//! every record waiting at once and covers them with one `fsync` (group
-//! commit).
+//! Every file operation (`stat`, `write`, rotation's renames, `fsync`, the
+//! anchor) happens on one dedicated writer thread, never on the caller's
+//! async runtime thread: a slow or failing disk delays the records, not
+//! the runtime. Records go through a bounded queue (backpressure, never a
+//! drop); the thread takes every record waiting at once, and with
+//! [`FlushPolicy::EveryRecord`] covers them with one `fsync` (group
+//! commit), with [`FlushPolicy::Interval`] (the default) syncs at most
+//! once per interval. After a batch the thread looks for the next record
+//! for a few microseconds before it sleeps, so a caller writing records
+//! one after another rarely has to wake it. A sync that fails with nobody
+//! waiting on it fails the next record under [`FailurePolicy::FailClosed`]
+//! (what was written before may not be on disk), and is counted and
+//! reported under [`FailurePolicy::FailOpen`].
 //!
 //! Each record is one line written with one append; on a failed write the
 //! file is cut back to where it was, so no half line stays. Before each
@@ -82,11 +87,42 @@ pub struct AuditConfig {
     pub queue: usize,
     /// Masking and size limits.
     pub redactor: Redactor,
+    /// Where the chain head is copied, outside the log; `None` nowhere.
+    pub anchor: Option<AnchorTarget>,
+    /// Copy the head after this many records (and after the first record
+    /// a process writes, and on close).
+    pub anchor_every: u64,
+}
+
+/// Where [`AuditLog`] copies the chain head (sequence number and hash of
+/// the last record), so cutting records from the end of the log shows:
+/// see [`crate::chain::verify_anchored`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnchorTarget {
+    /// One JSON line per anchor appended to this file (mode 0600,
+    /// symlinks refused), synced with the log.
+    File(PathBuf),
+    /// One message per anchor (facility `authpriv`, level `notice`) to the
+    /// syslog socket at this path, usually `/dev/log`.
+    Syslog(PathBuf),
+}
+
+impl AnchorTarget {
+    /// `syslog` or a file path (`~` expanded), as `logging.audit_anchor`
+    /// says.
+    pub fn parse(s: &str) -> Self {
+        if s == "syslog" {
+            AnchorTarget::Syslog(PathBuf::from("/dev/log"))
+        } else {
+            AnchorTarget::File(expand_home(s))
+        }
+    }
 }
 
 impl AuditConfig {
     /// Defaults for `path`: flush every second, fail closed, rotate at
-    /// 50 MiB keeping 5 files, 1,024 queued records.
+    /// 50 MiB keeping 5 files, 1,024 queued records, no anchor (every 100
+    /// records when one is set).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -96,6 +132,8 @@ impl AuditConfig {
             keep: 5,
             queue: 1024,
             redactor: Redactor::default(),
+            anchor: None,
+            anchor_every: 100,
         }
     }
 }
@@ -155,18 +193,29 @@ enum Msg {
 /// The audit log. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct AuditLog {
+    /// To the writer thread; `None` once closed. Held only to send (a
+    /// push onto an unbounded queue: it never waits).
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     permits: Arc<Semaphore>,
-    failures: AtomicU64,
+    /// Shared with the writer thread, which counts failed syncs under
+    /// [`FailurePolicy::FailOpen`].
+    failures: Arc<AtomicU64>,
     failure: FailurePolicy,
     redactor: Redactor,
     thread: Mutex<Option<JoinHandle<()>>>,
-    /// The file. Callers append to it directly under
-    /// [`FlushPolicy::Interval`]; the thread holds it for each batch and
-    /// sync.
-    writer: Arc<Mutex<Writer>>,
-    /// Whether callers append directly (interval flushing).
-    direct: bool,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
+}
+
+/// Test hooks: make the writer's syncs fail or take long, as a failing or
+/// slow disk would (`fault-injection` feature, for this crate's tests).
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Every sync fails with an I/O error while set.
+    pub fail_sync: std::sync::atomic::AtomicBool,
+    /// Every sync first sleeps this many milliseconds.
+    pub sync_delay_ms: AtomicU64,
 }
 
 impl AuditLog {
@@ -186,11 +235,13 @@ impl AuditLog {
             FlushPolicy::EveryRecord => None,
         };
         let path = config.path.display().to_string();
-        let writer = Arc::new(Mutex::new(Writer::new(config)));
-        let shared = Arc::clone(&writer);
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut writer = Writer::new(config, Arc::clone(&failures));
+        #[cfg(feature = "fault-injection")]
+        let faults = Arc::clone(&writer.faults);
         let thread = std::thread::Builder::new()
             .name("comfy-audit".to_owned())
-            .spawn(move || run(&shared, &rx, interval))
+            .spawn(move || run(&mut writer, &rx, interval))
             .map_err(|e| AuditError::Io {
                 path,
                 op: "starting the writer",
@@ -199,17 +250,28 @@ impl AuditLog {
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             permits,
-            failures: AtomicU64::new(0),
+            failures,
             failure,
             redactor,
             thread: Mutex::new(Some(thread)),
-            writer,
-            direct: interval.is_some(),
+            #[cfg(feature = "fault-injection")]
+            faults,
         })
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Msg>> {
-        self.tx.lock().ok().and_then(|g| g.clone())
+    /// The writer's fault hooks (`fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Hands `msg` to the writer thread.
+    fn send(&self, msg: Msg) -> Result<(), AuditError> {
+        let tx = self.tx.lock().map_err(|_| AuditError::Closed)?;
+        tx.as_ref()
+            .ok_or(AuditError::Closed)?
+            .send(msg)
+            .map_err(|_| AuditError::Closed)
     }
 
     /// Redacts `record` and writes it; returns its sequence number once the
@@ -238,27 +300,16 @@ impl AuditLog {
         let Value::Object(fields) = value else {
             return Err(AuditError::Closed);
         };
-        if self.direct {
-            // A short append to the page cache under the lock; a poisoned
-            // lock (a panic mid-append) refuses rather than guesses.
-            let mut writer = self.writer.lock().map_err(|_| AuditError::Closed)?;
-            if writer.closed {
-                return Err(AuditError::Closed);
-            }
-            return writer.append(fields);
-        }
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .map_err(|_| AuditError::Closed)?;
         let (done, wait) = oneshot::channel();
-        let tx = self.sender().ok_or(AuditError::Closed)?;
-        tx.send(Msg::Record {
+        self.send(Msg::Record {
             fields,
             done,
             _permit: permit,
-        })
-        .map_err(|_| AuditError::Closed)?;
+        })?;
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -268,8 +319,7 @@ impl AuditLog {
     /// The sync failed, or the log is closed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
-        let tx = self.sender().ok_or(AuditError::Closed)?;
-        tx.send(Msg::Flush(done)).map_err(|_| AuditError::Closed)?;
+        self.send(Msg::Flush(done))?;
         wait.await.map_err(|_| AuditError::Closed)?
     }
 
@@ -283,11 +333,7 @@ impl AuditLog {
     /// until the writer has finished; call it on shutdown (SIGTERM,
     /// SIGINT, end of input).
     pub fn close(&self) {
-        // No direct append after this; the thread syncs what was written
-        // when it stops.
-        if let Ok(mut writer) = self.writer.lock() {
-            writer.closed = true;
-        }
+        // The thread writes what is queued, anchors and syncs, and stops.
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -316,10 +362,34 @@ struct Writer {
     chain: Option<(String, u64)>,
     /// Whether the open file needs a `chain_start` line first.
     needs_anchor: bool,
+    /// The open file's number in the chain (its `chain_start`'s
+    /// `extra.file`): 0 for the file that began it, one more for each file
+    /// begun after it, so `audit verify` can tell a file rotation dropped
+    /// from one that was removed.
+    file_no: u64,
     dirty: bool,
     last_sync: Instant,
-    /// Set by [`AuditLog::close`]: direct appends are refused.
-    closed: bool,
+    /// A sync that failed under [`FailurePolicy::FailClosed`], not yet
+    /// reported: the next record fails with it.
+    sync_error: Option<AuditError>,
+    /// [`AuditLog::failures`], counted here for failed syncs under
+    /// [`FailurePolicy::FailOpen`].
+    failures: Arc<AtomicU64>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<Faults>,
+    /// Where the head is copied.
+    anchor: Option<Anchor>,
+}
+
+/// The open anchor target.
+struct Anchor {
+    target: AnchorTarget,
+    file: Option<File>,
+    /// Device and inode of the open file, to notice replacement.
+    id: Option<(u64, u64)>,
+    dirty: bool,
+    /// The sequence number last anchored by this process.
+    anchored: Option<u64>,
 }
 
 fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
@@ -351,47 +421,84 @@ fn file_id(_: &std::fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The writer thread: queued records and flush requests, and with
-/// `interval` flushing the sync, woken once per interval (direct appends
-/// leave unsynced lines without telling it).
-fn run(writer: &Mutex<Writer>, rx: &mpsc::Receiver<Msg>, interval: Option<Duration>) {
-    let lock = || writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+/// How long the writer thread looks for the next record before it sleeps:
+/// a caller that writes records one after the other (as a tool call does)
+/// finds it awake, which saves a thread wake-up per record.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The writer thread: every write, rotation and sync happens here, never
+/// on the caller's (async runtime) thread. It takes queued records and
+/// flush requests in batches and, with `interval` flushing, syncs at most
+/// once per interval.
+fn run(writer: &mut Writer, rx: &mpsc::Receiver<Msg>, interval: Option<Duration>) {
     loop {
-        let next = match interval {
-            Some(every) => {
-                // The guard drops before waiting: direct appends need the lock.
-                let wait = every.saturating_sub(lock().last_sync.elapsed());
-                rx.recv_timeout(wait.max(Duration::from_millis(1)))
-            }
-            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+        let next = match spin(rx) {
+            Some(m) => Ok(m),
+            None => match interval {
+                Some(every) => {
+                    let wait = if writer.dirty() {
+                        every.saturating_sub(writer.last_sync.elapsed())
+                    } else {
+                        every
+                    };
+                    rx.recv_timeout(wait.max(Duration::from_millis(1)))
+                }
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            },
         };
         let first = match next {
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = lock().sync();
+                writer.sync_on_timer();
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(1023));
-        lock().batch(batch);
+        writer.batch(batch);
     }
-    let _ = lock().sync();
+    if let Err(e) = writer.finish() {
+        eprintln!("comfy-audit: closing the log: {e}");
+    }
+}
+
+/// The next message if one arrives within [`SPIN`].
+fn spin(rx: &mpsc::Receiver<Msg>) -> Option<Msg> {
+    let until = Instant::now() + SPIN;
+    loop {
+        match rx.try_recv() {
+            Ok(m) => return Some(m),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if Instant::now() >= until => return None,
+            Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
 }
 
 impl Writer {
-    fn new(config: AuditConfig) -> Self {
+    fn new(config: AuditConfig, failures: Arc<AtomicU64>) -> Self {
         Self {
-            config,
             file: None,
             len: 0,
             id: None,
             chain: None,
             needs_anchor: false,
+            file_no: 0,
             dirty: false,
             last_sync: Instant::now(),
-            closed: false,
+            sync_error: None,
+            failures,
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::default(),
+            anchor: config.anchor.clone().map(|target| Anchor {
+                target,
+                file: None,
+                id: None,
+                dirty: false,
+                anchored: None,
+            }),
+            config,
         }
     }
 
@@ -412,6 +519,10 @@ impl Writer {
             || (wrote_any && self.config.flush == FlushPolicy::EveryRecord)
             || matches!(self.config.flush, FlushPolicy::Interval(every) if self.last_sync.elapsed() >= every);
         let synced = if sync_now { self.sync() } else { Ok(()) };
+        if let (Err(e), FlushPolicy::Interval(_), true) = (&synced, self.config.flush, flushes.is_empty()) {
+            // Nobody asked for this sync: the next record hears of it.
+            self.sync_failed(e.clone());
+        }
         for (done, result) in written {
             let result = match (&result, &synced, self.config.flush) {
                 (Ok(_), Err(e), FlushPolicy::EveryRecord) => Err(e.clone()),
@@ -424,8 +535,52 @@ impl Writer {
         }
     }
 
+    fn dirty(&self) -> bool {
+        self.dirty || self.anchor.as_ref().is_some_and(|a| a.dirty)
+    }
+
+    /// The interval sync: its failure fails the next record under
+    /// [`FailurePolicy::FailClosed`], and is counted and reported under
+    /// [`FailurePolicy::FailOpen`].
+    fn sync_on_timer(&mut self) {
+        if let Err(e) = self.sync() {
+            self.sync_failed(e);
+        }
+    }
+
+    fn sync_failed(&mut self, e: AuditError) {
+        match self.config.failure {
+            FailurePolicy::FailClosed => self.sync_error = Some(e),
+            FailurePolicy::FailOpen => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                eprintln!("comfy-audit: sync failed (fail_open): {e}");
+            }
+        }
+    }
+
     fn sync(&mut self) -> Result<(), AuditError> {
         self.last_sync = Instant::now();
+        #[cfg(feature = "fault-injection")]
+        {
+            let delay = self.faults.sync_delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                // The writer thread itself stalls, as in a slow `fsync`.
+                let until = Instant::now() + Duration::from_millis(delay);
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    std::thread::park_timeout(left);
+                }
+            }
+            if self.dirty() && self.faults.fail_sync.load(Ordering::Relaxed) {
+                return Err(AuditError::Io {
+                    path: self.config.path.display().to_string(),
+                    op: "fsync",
+                    reason: "injected I/O error".to_owned(),
+                });
+            }
+        }
+        if let Some(anchor) = &mut self.anchor {
+            anchor.sync()?;
+        }
         if !self.dirty {
             return Ok(());
         }
@@ -506,6 +661,7 @@ impl Writer {
             // A log written before this process: continue its chain.
             (None, Some(t)) => {
                 self.chain = Some(t);
+                self.file_no = read_file_no(&mut file).unwrap_or(0);
                 self.needs_anchor = false;
             }
             // The same file again (reopened after an error).
@@ -519,6 +675,11 @@ impl Writer {
     }
 
     fn append(&mut self, fields: Map<String, Value>) -> Result<u64, AuditError> {
+        // A sync that failed since the last record: what was written before
+        // may not be on disk, so this record's caller hears of it.
+        if let Some(e) = self.sync_error.take() {
+            return Err(e);
+        }
         self.ensure_open()?;
         let mut stamped = Map::with_capacity(fields.len() + 4);
         stamped.insert("timestamp".to_owned(), Value::from(timestamp()));
@@ -537,7 +698,34 @@ impl Writer {
         if self.needs_anchor {
             self.anchor()?;
         }
-        self.seal_and_write(stamped)
+        let seq = self.seal_and_write(stamped)?;
+        let every = self.config.anchor_every.max(1);
+        if let Some(anchor) = &self.anchor
+            && anchor.anchored.is_none_or(|a| seq.saturating_sub(a) >= every)
+        {
+            self.copy_head()?;
+        }
+        Ok(seq)
+    }
+
+    /// Copies the chain head to the anchor target, if there is one and
+    /// the head moved since the last copy.
+    fn copy_head(&mut self) -> Result<(), AuditError> {
+        let (Some(anchor), Some((hash, seq))) = (&mut self.anchor, &self.chain) else {
+            return Ok(());
+        };
+        if anchor.anchored == Some(*seq) {
+            return Ok(());
+        }
+        anchor.write(&self.config.path, *seq, hash)?;
+        anchor.anchored = Some(*seq);
+        Ok(())
+    }
+
+    /// On close: the head is anchored and everything synced.
+    fn finish(&mut self) -> Result<(), AuditError> {
+        let anchored = self.copy_head();
+        self.sync().and(anchored)
     }
 
     fn anchor(&mut self) -> Result<(), AuditError> {
@@ -553,9 +741,13 @@ impl Writer {
         let mut extra = Map::new();
         extra.insert("anchor".to_owned(), Value::from(anchor.as_str()));
         extra.insert("continues".to_owned(), continues);
+        let file_no = if self.chain.is_some() { self.file_no + 1 } else { 0 };
+        extra.insert("file".to_owned(), Value::from(file_no));
+        extra.insert("keep".to_owned(), Value::from(self.config.keep));
         fields.insert("extra".to_owned(), Value::Object(extra));
         let seq = self.chain.as_ref().map_or(0, |(_, s)| s + 1);
         self.write_line(fields, seq, &anchor)?;
+        self.file_no = file_no;
         self.needs_anchor = false;
         Ok(())
     }
@@ -627,4 +819,136 @@ fn read_tail(file: &mut File, len: u64) -> Option<(String, u64)> {
     let mut buf = Vec::new();
     file.take(1 << 20).read_to_end(&mut buf).ok()?;
     tail_of(&String::from_utf8_lossy(&buf))
+}
+
+/// The `extra.file` of the `chain_start` that begins an existing log (its
+/// first 64 KiB are read); `None` for a log written before the field was.
+fn read_file_no(file: &mut File) -> Option<u64> {
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = Vec::new();
+    file.take(64 << 10).read_to_end(&mut buf).ok()?;
+    let first = buf.split(|b| *b == b'\n').next()?;
+    let v: Value = serde_json::from_slice(first).ok()?;
+    v.get("extra")?.get("file")?.as_u64()
+}
+
+impl Anchor {
+    fn target_path(&self) -> &Path {
+        match &self.target {
+            AnchorTarget::File(p) | AnchorTarget::Syslog(p) => p,
+        }
+    }
+
+    fn error(&self, op: &'static str, e: &std::io::Error) -> AuditError {
+        io_error(self.target_path(), op, e)
+    }
+
+    /// Records that `log`'s record `seq` has hash `hash`.
+    fn write(&mut self, log: &Path, seq: u64, hash: &str) -> Result<(), AuditError> {
+        match self.target.clone() {
+            AnchorTarget::File(path) => {
+                self.ensure_open(&path)?;
+                let mut line = serde_json::to_string(&serde_json::json!({
+                    "timestamp": timestamp(),
+                    "log": log.display().to_string(),
+                    "seq": seq,
+                    "hash": hash,
+                }))
+                .unwrap_or_default();
+                line.push('\n');
+                let Some(file) = self.file.as_mut() else {
+                    return Err(AuditError::Closed);
+                };
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    self.file = None;
+                    return Err(self.error("writing the anchor", &e));
+                }
+                self.dirty = true;
+                Ok(())
+            }
+            AnchorTarget::Syslog(socket) => {
+                send_syslog(&socket, log, seq, hash).map_err(|e| self.error("sending the anchor", &e))
+            }
+        }
+    }
+
+    /// Opens (or reopens, when deleted or replaced) the anchor file.
+    fn ensure_open(&mut self, path: &Path) -> Result<(), AuditError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                self.file = None;
+                return Err(AuditError::Symlink {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if !meta.is_file() => {
+                self.file = None;
+                return Err(AuditError::NotRegular {
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(meta) if self.file.is_some() && file_id(&meta) == self.id => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path, "checking the anchor file", &e)),
+        }
+        self.file = None;
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let file = options
+            .open(path)
+            .map_err(|e| io_error(path, "opening the anchor file", &e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(path, "checking the anchor file", &e))?;
+        if !meta.is_file() {
+            return Err(AuditError::NotRegular {
+                path: path.display().to_string(),
+            });
+        }
+        self.id = file_id(&meta);
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), AuditError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let Some(file) = &self.file else { return Ok(()) };
+        match file.sync_data() {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(e) => Err(self.error("fsync of the anchor file", &e)),
+        }
+    }
+}
+
+/// One anchor as a syslog message (RFC 3164 framing without a timestamp:
+/// the daemon adds its own): `authpriv.notice`, tag `comfy-mcp`.
+#[cfg(unix)]
+fn send_syslog(socket: &Path, log: &Path, seq: u64, hash: &str) -> std::io::Result<()> {
+    // Facility authpriv (10), severity notice (5).
+    let message = format!(
+        "<85>comfy-mcp[{}]: audit anchor log={} seq={seq} hash={hash}",
+        std::process::id(),
+        log.display()
+    );
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    sock.send_to(message.as_bytes(), socket).map(|_| ())
+}
+
+#[cfg(not(unix))]
+fn send_syslog(_: &Path, _: &Path, _: u64, _: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "syslog needs a Unix socket",
+    ))
 }

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::builder(url).build()?;
     let checkpoint = client
-        .models("checkpoints")
+        .models(&comfy_client::name::Segment::new("checkpoints")?)
         .await?
         .and_then(|files| files.into_iter().next())
         .ok_or("ComfyUI has no checkpoint in models/checkpoints")?;

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Workflow::from_json(&std::fs::read(path)?, &Limits::DEFAULT)?
     } else {
         let checkpoint = client
-            .models("checkpoints")
+            .models(&comfy_client::name::Segment::new("checkpoints")?)
             .await?
             .and_then(|files| files.into_iter().next())
             .ok_or("ComfyUI has no checkpoint in models/checkpoints")?;

@@ -5,6 +5,7 @@ use http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use crate::name::{RelPath, Segment};
 use crate::types::{Download, FileRef, FileStream, HistoryEntry, PromptAccepted, Queue, Uploaded};
 use crate::url::{segment, with_query};
 use crate::{Client, Error};
@@ -195,15 +196,15 @@ impl Client {
     }
 
     /// `GET /object_info/{class}`: the class's definition, or `None`.
-    pub async fn object_info_class(&self, class: &str) -> Result<Option<Value>, Error> {
+    pub async fn object_info_class(&self, class: &Segment) -> Result<Option<Value>, Error> {
         let v: Value = self
             .get_json_capped(
-                &format!("/object_info/{}", segment(class)),
+                &format!("/object_info/{}", segment(class.as_str())),
                 self.inner.http.config.limits.json,
                 "object_info",
             )
             .await?;
-        Ok(v.get(class).cloned())
+        Ok(v.get(class.as_str()).cloned())
     }
 
     /// `POST /prompt`. Never retried.
@@ -302,10 +303,12 @@ impl Client {
     }
 
     /// `GET /history/{id}`: the entry, or `None` while it has not finished.
+    /// `prompt_id` must be a [`Segment`] (it is checked here).
     pub async fn history_entry(&self, prompt_id: &str) -> Result<Option<HistoryEntry>, Error> {
+        let id = Segment::new(prompt_id)?;
         let v: Map<String, Value> = self
             .get_json_capped(
-                &format!("/history/{}", segment(prompt_id)),
+                &format!("/history/{}", segment(id.as_str())),
                 self.inner.http.config.limits.history,
                 "history entry",
             )
@@ -496,16 +499,16 @@ impl Client {
     }
 
     /// `GET /models/{folder}`: the files, or `None` for an unknown folder.
-    pub async fn models(&self, folder: &str) -> Result<Option<Vec<String>>, Error> {
-        let target = format!("/models/{}", segment(folder));
+    pub async fn models(&self, folder: &Segment) -> Result<Option<Vec<String>>, Error> {
+        let target = format!("/models/{}", segment(folder.as_str()));
         self.get_json_or_none(&target, self.inner.http.config.limits.json, "model list")
             .await
     }
 
     /// `GET /experiment/models/{folder}`: the folder's files with their
     /// path index and dates, or `None` for an unknown folder.
-    pub async fn models_detailed(&self, folder: &str) -> Result<Option<Value>, Error> {
-        let target = format!("/experiment/models/{}", segment(folder));
+    pub async fn models_detailed(&self, folder: &Segment) -> Result<Option<Value>, Error> {
+        let target = format!("/experiment/models/{}", segment(folder.as_str()));
         self.get_json_or_none(&target, self.inner.http.config.limits.json, "model details")
             .await
     }
@@ -514,15 +517,15 @@ impl Client {
     /// the model's preview image, or `None` when it has none.
     pub async fn model_preview(
         &self,
-        folder: &str,
+        folder: &Segment,
         path_index: u64,
-        filename: &str,
+        filename: &RelPath,
     ) -> Result<Option<Download>, Error> {
         const WHAT: &str = "model preview";
         let target = format!(
             "/experiment/models/preview/{}/{path_index}/{}",
-            segment(folder),
-            segment(filename)
+            segment(folder.as_str()),
+            filename.encoded()
         );
         let reply = self.get_raw(&target, self.inner.http.config.limits.file, WHAT).await?;
         if reply.status == StatusCode::NOT_FOUND {
@@ -542,10 +545,10 @@ impl Client {
 
     /// `GET /view_metadata/{folder}?filename=`: a safetensors file's
     /// `__metadata__`, or `None` when it has none.
-    pub async fn model_metadata(&self, folder: &str, filename: &str) -> Result<Option<Value>, Error> {
+    pub async fn model_metadata(&self, folder: &Segment, filename: &RelPath) -> Result<Option<Value>, Error> {
         let target = with_query(
-            &format!("/view_metadata/{}", segment(folder)),
-            &[("filename", filename.to_owned())],
+            &format!("/view_metadata/{}", segment(folder.as_str())),
+            &[("filename", filename.as_str().to_owned())],
         );
         self.get_json_or_none(&target, self.inner.http.config.limits.json, "model metadata")
             .await
@@ -562,8 +565,8 @@ impl Client {
     }
 
     /// `GET /global_subgraphs/{id}`, or `None` when there is no such one.
-    pub async fn subgraph(&self, id: &str) -> Result<Option<Value>, Error> {
-        let target = format!("/global_subgraphs/{}", segment(id));
+    pub async fn subgraph(&self, id: &Segment) -> Result<Option<Value>, Error> {
+        let target = format!("/global_subgraphs/{}", segment(id.as_str()));
         self.get_json_or_none(&target, self.inner.http.config.limits.json, "subgraph")
             .await
     }
@@ -638,8 +641,8 @@ impl Client {
 
     /// `DELETE /model-manager/download/{task_id}`: cancels and removes a
     /// download task. Returns Model-Manager's `{success, error?}` answer.
-    pub async fn model_manager_cancel(&self, task_id: &str) -> Result<Value, Error> {
-        let target = format!("/model-manager/download/{}", segment(task_id));
+    pub async fn model_manager_cancel(&self, task_id: &Segment) -> Result<Value, Error> {
+        let target = format!("/model-manager/download/{}", segment(task_id.as_str()));
         self.delete_json(&target, "Model-Manager cancel").await
     }
 
@@ -656,8 +659,8 @@ impl Client {
 
     /// `GET /model-manager/models/{folder}`: the files Model-Manager sees in
     /// a model folder (its `{success, data | error}` answer).
-    pub async fn model_manager_models(&self, folder: &str) -> Result<Value, Error> {
-        let target = format!("/model-manager/models/{}", segment(folder));
+    pub async fn model_manager_models(&self, folder: &Segment) -> Result<Value, Error> {
+        let target = format!("/model-manager/models/{}", segment(folder.as_str()));
         self.get_json_capped(&target, self.inner.http.config.limits.json, "Model-Manager model list")
             .await
     }
@@ -666,9 +669,17 @@ impl Client {
     /// model file (with its preview and notes). Only the operator smoke
     /// test uses it, on the file it downloaded itself; no tool reaches it.
     /// `fullname` may name a subfolder: each of its segments is encoded.
-    pub async fn model_manager_delete_model(&self, folder: &str, index: u32, fullname: &str) -> Result<Value, Error> {
-        let name: Vec<String> = fullname.split('/').map(segment).collect();
-        let target = format!("/model-manager/model/{}/{index}/{}", segment(folder), name.join("/"));
+    pub async fn model_manager_delete_model(
+        &self,
+        folder: &Segment,
+        index: u32,
+        fullname: &RelPath,
+    ) -> Result<Value, Error> {
+        let target = format!(
+            "/model-manager/model/{}/{index}/{}",
+            segment(folder.as_str()),
+            fullname.encoded()
+        );
         self.delete_json(&target, "Model-Manager model delete").await
     }
 
@@ -742,8 +753,9 @@ impl Client {
     }
 
     /// `GET /api/jobs/{id}`, or `None` when ComfyUI does not know it.
+    /// `prompt_id` must be a [`Segment`] (it is checked here).
     pub async fn job_info(&self, prompt_id: &str) -> Result<Option<Value>, Error> {
-        let target = format!("/api/jobs/{}", segment(prompt_id));
+        let target = format!("/api/jobs/{}", segment(Segment::new(prompt_id)?.as_str()));
         self.get_json_or_none(&target, self.inner.http.config.limits.history, "job")
             .await
     }

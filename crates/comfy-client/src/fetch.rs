@@ -6,12 +6,16 @@
 //!
 //! - the scheme is `https` (plain `http` only to a trusted address, or
 //!   when the policy allows it);
-//! - the URL has no user info, and its host is on the policy's list
+//! - the URL has no user info, WHATWG and Python's `urllib` read the same
+//!   host in it, the host is not a name that reaches the local machine or
+//!   network by design (`localhost`, `localtest.me`, `*.nip.io`, cloud
+//!   metadata names, single labels, a trailing dot; see `comfy-addr`),
+//!   and it is on the policy's list
 //!   (`example.com`, `*.example.com` for its subdomains, `*` for any host);
 //! - the host is resolved once, and every address it resolves to must be
 //!   public: loopback, private, link-local, carrier-grade NAT, multicast,
 //!   unspecified, documentation and unique-local addresses (and IPv4
-//!   mapped into IPv6) are refused, unless listed in
+//!   carried inside IPv6: mapped, NAT64, 6to4) are refused, unless listed in
 //!   [`FetchPolicy::trusted_addresses`]; the connection goes to the checked
 //!   address itself, so a second DNS answer cannot swap it (no rebinding);
 //! - redirects are followed only up to [`FetchPolicy::max_redirects`], and
@@ -24,7 +28,7 @@
 //! an image); TLS certificates are always verified against the system's
 //! roots, whatever the ComfyUI connection's `tls_verify` says.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -109,6 +113,16 @@ pub enum FetchError {
         /// The address.
         addr: IpAddr,
     },
+    /// A host name that reaches the local machine or its network by
+    /// design (`localhost`, `localtest.me`, `*.nip.io`, cloud metadata
+    /// names, single labels, a trailing dot); refused before any DNS.
+    #[error("the host {host} is {reason}")]
+    LocalName {
+        /// The host.
+        host: String,
+        /// Why, from `comfy_addr::NameProblem`.
+        reason: String,
+    },
     /// DNS gave nothing.
     #[error("cannot resolve {host}: {reason}")]
     Resolve {
@@ -144,46 +158,10 @@ pub enum FetchError {
     Timeout(Duration),
 }
 
-/// Whether `ip` is an address anyone on the internet could reach: not
-/// loopback, private, link-local, shared (100.64/10), multicast,
-/// broadcast, unspecified, documentation, benchmarking, reserved, or
-/// unique-local, including IPv4 written inside IPv6.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (s[0] & 0xffc0) == 0xfe80 // link local fe80::/10
-                || (s[0] & 0xffc0) == 0xfec0 // site local (deprecated)
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (may reach IPv4 private space)
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
-        }
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (18..20).contains(&b)) // benchmarking
-        || a >= 240) // reserved
-}
+/// Whether `ip` is an address anyone on the internet could reach: the
+/// workspace's one answer, from `comfy-addr` (the workflow inspector asks
+/// the same function).
+pub use comfy_addr::is_public;
 
 /// The TLS configuration fetches use: system roots, always verified.
 fn tls() -> Result<Arc<rustls::ClientConfig>, FetchError> {
@@ -224,7 +202,15 @@ async fn check(url: &url::Url, policy: &FetchPolicy) -> Result<Hop, FetchError> 
         ));
     }
     let host = match url.host() {
-        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Domain(d)) => {
+            if let Some(why) = comfy_addr::name_problem(d) {
+                return Err(FetchError::LocalName {
+                    host: d.to_owned(),
+                    reason: why.to_string(),
+                });
+            }
+            d.to_owned()
+        }
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         None => return Err(FetchError::Invalid("the URL has no host".into())),
@@ -282,6 +268,12 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Fetched, FetchErro
 }
 
 async fn fetch_inner(url: &str, policy: &FetchPolicy) -> Result<Fetched, FetchError> {
+    // A URL that Python and WHATWG read as different hosts is someone
+    // probing filters: refused even though we would connect to the WHATWG
+    // host.
+    if let Some(p @ comfy_addr::UrlProblem::Disagree { .. }) = comfy_addr::url_problem(url) {
+        return Err(FetchError::Invalid(p.to_string()));
+    }
     let mut current = url::Url::parse(url).map_err(|e| FetchError::Invalid(format!("not a URL: {e}")))?;
     let mut redirects = 0u8;
     loop {
@@ -405,7 +397,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv6Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn only_public_addresses_are_public() {

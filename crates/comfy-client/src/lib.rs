@@ -43,6 +43,7 @@ mod config;
 mod error;
 pub mod fetch;
 mod job;
+pub mod name;
 mod transport;
 pub mod types;
 mod url;

@@ -7,10 +7,21 @@
 //! refuse the job (enforce mode) or warn about it (audit mode) before it
 //! reaches the queue.
 //!
-//! Values are read where ComfyUI's nodes take them: literal inputs, or a
-//! link to a node that holds a literal `value` (the primitive nodes) one
-//! step away. A value computed at run time by other nodes cannot be known
-//! before the job runs and is not judged.
+//! Values are read as ComfyUI will read them: a literal is cast as its
+//! validation casts it (Python's `int()` and `float()`: `"10000"`,
+//! `"1_0000"`, full-width digits, `{"__value__": 10000}`, `5000.7` for an
+//! integer input are all read), and a linked value is evaluated through
+//! primitive, switch and math nodes (see `eval`); a switch whose condition
+//! cannot be worked out counts with its worse branch. Upscale factors
+//! multiply along a chain: eight `ImageScaleBy` nodes of 8× each are one
+//! upscale of 8⁸, judged at the last (an absolute resize, a node with
+//! `width` and `height`, starts the chain over).
+//!
+//! A value computed by any other node cannot be known before the job runs.
+//! In audit mode it is not judged; in enforce mode ([`check_job_in`]) it
+//! counts as over the limit, since the limit would otherwise be one custom
+//! node away from meaningless. A literal ComfyUI cannot read at all fails
+//! its validation and never runs, so it is not judged either.
 //!
 //! | limit | inputs read |
 //! | --- | --- |
@@ -20,9 +31,13 @@
 //! | `max_steps` | `steps` |
 //! | `max_upscale_factor` | `scale_by`, `upscale_by`, `scale_factor`, `upscale_factor` |
 
-use comfy_workflow::{Input, Node, Workflow};
+use std::collections::HashMap;
+
+use comfy_workflow::{Input, Node, NodeId, Workflow};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::eval::{Cast, Numbers, Unknown};
+use crate::inspect::Mode;
 
 /// The limits; `0` turns one off.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -89,34 +104,73 @@ const BATCH: &[&str] = &["batch_size", "amount"];
 const FRAMES: &[&str] = &["length", "frames", "num_frames", "frame_count", "video_frames"];
 const UPSCALE: &[&str] = &["scale_by", "upscale_by", "scale_factor", "upscale_factor"];
 
-/// A number an input holds: a literal, or the literal `value` of the node
-/// a link points at.
-fn number(wf: &Workflow, node: &Node, name: &str) -> Option<f64> {
-    match node.input(name)? {
-        Input::Value(v) => v.as_f64(),
-        Input::Link(l) => wf.node(l.node.as_str())?.value("value").and_then(Value::as_f64),
+/// Every value in `wf` over a limit in `limits`, in node order, as audit
+/// mode reads it (values that cannot be worked out are not judged).
+pub fn check_job(wf: &Workflow, limits: &JobLimits) -> Vec<OverLimit> {
+    check_job_in(wf, limits, Mode::Audit)
+}
+
+/// A number shown as people write it.
+fn shown(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
     }
 }
 
-/// Every value in `wf` over a limit in `limits`, in node order.
-pub fn check_job(wf: &Workflow, limits: &JobLimits) -> Vec<OverLimit> {
+/// What one input holds: its alternatives, nothing (absent, or a literal
+/// ComfyUI refuses), or unknown with the node that makes it so.
+enum Read {
+    Values(Vec<f64>),
+    Absent,
+    Unknown(Unknown),
+}
+
+fn read(numbers: &mut Numbers<'_>, node: &Node, name: &str, cast: Cast) -> Read {
+    match numbers.input(node, name, cast) {
+        Ok(Some(v)) if !v.is_empty() => Read::Values(v),
+        Ok(_) => Read::Absent,
+        Err(u) if u.node.is_none() => Read::Absent,
+        Err(u) => Read::Unknown(u),
+    }
+}
+
+fn max_of(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Every value in `wf` over a limit in `limits`, in node order; in
+/// [`Mode::Enforce`] a limit input whose value cannot be worked out before
+/// the run is over the limit too.
+pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLimit> {
+    let mut numbers = Numbers::new(wf);
+    let chained = chained_factors(wf, &mut numbers);
     let mut out = Vec::new();
     for node in wf.nodes() {
-        let mut over = |input: String, value: f64, limit: &'static str, allowed: f64| {
-            let shown = |x: f64| {
-                if x.fract() == 0.0 && x.abs() < 1e15 {
-                    format!("{}", x as i64)
-                } else {
-                    format!("{x}")
+        let mut over = |input: String, value: f64, limit: &'static str, allowed: f64, unknown: Option<&Unknown>| {
+            let message = match unknown {
+                Some(u) => {
+                    let from = u
+                        .node
+                        .as_ref()
+                        .map_or_else(String::new, |n| format!("node {n} ({}): ", u.class));
+                    format!(
+                        "Node {} ({}): {input} cannot be worked out before the run ({from}{}); in enforce mode that counts as over the limit limits.{limit} = {}",
+                        node.id,
+                        node.class_type,
+                        u.why,
+                        shown(allowed)
+                    )
                 }
+                None => format!(
+                    "Node {} ({}): {input} {} is over the limit limits.{limit} = {}",
+                    node.id,
+                    node.class_type,
+                    shown(value),
+                    shown(allowed)
+                ),
             };
-            let message = format!(
-                "Node {} ({}): {input} {} is over the limit limits.{limit} = {}",
-                node.id,
-                node.class_type,
-                shown(value),
-                shown(allowed)
-            );
             out.push(OverLimit {
                 node: node.id.to_string(),
                 class: node.class_type.to_string(),
@@ -127,32 +181,61 @@ pub fn check_job(wf: &Workflow, limits: &JobLimits) -> Vec<OverLimit> {
                 message,
             });
         };
-        if limits.max_pixels > 0
-            && let (Some(w), Some(h)) = (number(wf, node, "width"), number(wf, node, "height"))
-            && w * h > limits.max_pixels as f64
-        {
-            over(
-                format!("width×height {w}×{h} ="),
-                w * h,
-                "max_pixels",
-                limits.max_pixels as f64,
-            );
+        let enforce = mode == Mode::Enforce;
+        if limits.max_pixels > 0 {
+            let allowed = limits.max_pixels as f64;
+            match (
+                read(&mut numbers, node, "width", Cast::Int),
+                read(&mut numbers, node, "height", Cast::Int),
+            ) {
+                (Read::Values(w), Read::Values(h)) => {
+                    let (w, h) = (max_of(&w), max_of(&h));
+                    if w * h > allowed {
+                        over(format!("width×height {w}×{h} ="), w * h, "max_pixels", allowed, None);
+                    }
+                }
+                (Read::Unknown(u), Read::Values(_) | Read::Unknown(_)) | (Read::Values(_), Read::Unknown(u))
+                    if enforce =>
+                {
+                    over(
+                        "width×height".to_owned(),
+                        f64::INFINITY,
+                        "max_pixels",
+                        allowed,
+                        Some(&u),
+                    );
+                }
+                _ => {}
+            }
         }
-        let checks: [(&[&str], f64, &'static str); 4] = [
-            (BATCH, limits.max_batch_size as f64, "max_batch_size"),
-            (FRAMES, limits.max_frames as f64, "max_frames"),
-            (&["steps"], limits.max_steps as f64, "max_steps"),
-            (UPSCALE, limits.max_upscale_factor, "max_upscale_factor"),
+        let checks: [(&[&str], f64, &'static str, Cast); 4] = [
+            (BATCH, limits.max_batch_size as f64, "max_batch_size", Cast::Int),
+            (FRAMES, limits.max_frames as f64, "max_frames", Cast::Int),
+            (&["steps"], limits.max_steps as f64, "max_steps", Cast::Int),
+            (UPSCALE, limits.max_upscale_factor, "max_upscale_factor", Cast::Float),
         ];
-        for (names, allowed, limit) in checks {
+        for (names, allowed, limit, cast) in checks {
             if allowed <= 0.0 {
                 continue;
             }
             for name in names {
-                if let Some(v) = number(wf, node, name)
-                    && v > allowed
-                {
-                    over((*name).to_owned(), v, limit, allowed);
+                match read(&mut numbers, node, name, cast) {
+                    Read::Values(v) => {
+                        let mut value = max_of(&v);
+                        let mut input = (*name).to_owned();
+                        if limit == "max_upscale_factor"
+                            && let Some(&total) = chained.get(&node.id)
+                            && total > value
+                        {
+                            value = total;
+                            input = format!("{name} (with the upscales before it)");
+                        }
+                        if value > allowed {
+                            over(input, value, limit, allowed, None);
+                        }
+                    }
+                    Read::Unknown(u) if enforce => over((*name).to_owned(), f64::INFINITY, limit, allowed, Some(&u)),
+                    _ => {}
                 }
             }
         }
@@ -160,11 +243,49 @@ pub fn check_job(wf: &Workflow, limits: &JobLimits) -> Vec<OverLimit> {
     out
 }
 
+/// For every node with an upscale factor, the product of its factor and
+/// the factors of the upscales before it, through whatever nodes lie
+/// between (an absolute resize starts over). Nodes in execution order, so
+/// every source is done before its consumers; a graph with a cycle (which
+/// ComfyUI refuses) has no chains.
+fn chained_factors(wf: &Workflow, numbers: &mut Numbers<'_>) -> HashMap<NodeId, f64> {
+    let mut total: HashMap<NodeId, f64> = HashMap::new();
+    let mut at_upscale = HashMap::new();
+    let Ok(order) = wf.execution_order() else {
+        return at_upscale;
+    };
+    for id in order {
+        let Some(node) = wf.node(id.as_str()) else { continue };
+        if node.input("width").is_some() && node.input("height").is_some() {
+            total.insert(id, 1.0);
+            continue;
+        }
+        let upstream = node
+            .inputs
+            .iter()
+            .filter_map(|(_, i)| match i {
+                Input::Link(l) => total.get(&l.node).copied(),
+                Input::Value(_) => None,
+            })
+            .fold(1.0, f64::max);
+        let own = UPSCALE.iter().find_map(|n| match read(numbers, node, n, Cast::Float) {
+            Read::Values(v) => Some(max_of(&v)),
+            _ => None,
+        });
+        let here = upstream * own.unwrap_or(1.0);
+        if own.is_some() {
+            at_upscale.insert(id.clone(), here);
+        }
+        total.insert(id, here.min(f64::MAX));
+    }
+    at_upscale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use comfy_workflow::Limits;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn wf(v: Value) -> Workflow {
         Workflow::from_value(v, &Limits::default()).unwrap_or_default()

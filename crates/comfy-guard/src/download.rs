@@ -12,10 +12,64 @@ use std::fmt;
 
 use url::{Host, Url};
 
-use crate::path::{Extensions, PathError, SafeFileName};
+use crate::path::{Extensions, PathError, SafeFileName, SafeName};
 
 /// Extensions of formats that unpickle (and so can run code) on load.
 pub const PICKLE_EXTENSIONS: &[&str] = &[".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"];
+
+/// Folders ComfyUI's `/models` lists that hold no weights: code
+/// (`custom_nodes`, imported at ComfyUI's next start), configuration
+/// (`configs`), and the user, input, output and temp trees some setups
+/// register. The one place this list is kept; compared case-insensitively.
+pub const NON_WEIGHT_FOLDERS: &[&str] = &[
+    "custom_nodes",
+    "configs",
+    "user",
+    "input",
+    "output",
+    "temp",
+    "workflows",
+    "web",
+    "extensions",
+];
+
+/// Checks that `folder` is a weight folder: a [`SafeName`], one of the
+/// folders the server lists (`listed`, its `/models` answer), and not on
+/// [`NON_WEIGHT_FOLDERS`]. Downloads and the `comfyui://models/{folder}`
+/// resource take only such folders.
+///
+/// # Errors
+/// [`DownloadError`] with [`DownloadRule::Folder`] naming what was wrong.
+///
+/// ```
+/// use comfy_guard::download::{DownloadRule, weight_folder};
+/// let listed = ["checkpoints".to_owned(), "custom_nodes".to_owned()];
+/// assert!(weight_folder("checkpoints", &listed).is_ok());
+/// assert_eq!(weight_folder("custom_nodes", &listed).unwrap_err().rule, DownloadRule::Folder);
+/// assert_eq!(weight_folder("loras", &listed).unwrap_err().rule, DownloadRule::Folder);
+/// ```
+pub fn weight_folder(folder: &str, listed: &[String]) -> Result<SafeName, DownloadError> {
+    let name = SafeName::parse(folder).map_err(|e| DownloadError {
+        rule: DownloadRule::Folder,
+        detail: format!("`folder`: {e}"),
+        path: Some(e),
+    })?;
+    if NON_WEIGHT_FOLDERS.iter().any(|n| n.eq_ignore_ascii_case(folder)) {
+        return Err(reject(
+            DownloadRule::Folder,
+            format!(
+                "`{folder}` holds no model weights (code or configuration); choose a weight folder such as checkpoints or loras"
+            ),
+        ));
+    }
+    if !listed.iter().any(|l| l == folder) {
+        return Err(reject(
+            DownloadRule::Folder,
+            format!("ComfyUI lists no model folder `{folder}` (comfyui_list_model_folders lists them)"),
+        ));
+    }
+    Ok(name)
+}
 
 /// What may be downloaded, from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +129,8 @@ pub enum DownloadRule {
     Port,
     /// No usable file name, or one the path rules refuse.
     FileName,
+    /// A folder that is not one of the server's weight folders.
+    Folder,
 }
 
 impl DownloadRule {
@@ -89,6 +145,7 @@ impl DownloadRule {
             Self::Domain => "download.domain",
             Self::Port => "download.port",
             Self::FileName => "download.file-name",
+            Self::Folder => "download.folder",
         }
     }
 }

@@ -8,9 +8,11 @@
 //! What it holds:
 //! - [`inspect`]: the workflow inspector ([`inspect()`], [`Policy`],
 //!   [`Finding`]);
-//! - [`path`]: the path sanitizer ([`SafeFileName`], [`SafeSubfolder`],
+//! - [`path`]: the path sanitizer and typed safe names ([`SafeFileName`],
+//!   [`SafeSubfolder`], [`SafeName`], [`SafeModelFile`], [`AssetHash`],
 //!   [`path::check_node_path`]);
 //! - [`local`]: bounded, symlink-refusing reads of local files;
+//! - [`upload`]: where an uploaded image ends, so data after it is refused;
 //! - [`download`]: the download validator ([`check_download`]);
 //! - [`catalog`]: the node auditor over an `/object_info` catalog
 //!   ([`audit_catalog`]);
@@ -33,16 +35,18 @@ pub mod catalog;
 pub mod config;
 pub mod cost;
 pub mod download;
+mod eval;
 pub mod inspect;
 pub mod local;
 pub mod models;
 pub mod path;
+pub mod upload;
 
 pub use catalog::{NodeAudit, audit_catalog};
 pub use config::SecurityConfig;
-pub use cost::{JobLimits, OverLimit, check_job};
+pub use cost::{JobLimits, OverLimit, check_job, check_job_in};
 pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, check_download};
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};
 pub use models::{MissingModel, missing_models};
-pub use path::{Extensions, PathError, PathRule, SafeFileName, SafeSubfolder};
+pub use path::{AssetHash, Extensions, PathError, PathRule, SafeFileName, SafeModelFile, SafeName, SafeSubfolder};

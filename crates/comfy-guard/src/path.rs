@@ -106,11 +106,25 @@ pub enum PathKind {
     /// A path a node will write to or read from, relative to its folder
     /// (a save prefix, a load path).
     NodePath,
+    /// A name or id that becomes one segment of a ComfyUI path (a node
+    /// class, a subgraph id, a model folder, a task id).
+    Name,
+    /// A model file, possibly in a subfolder of its model folder.
+    ModelFile,
+    /// An asset hash (`blake3:` and 64 lowercase hex digits).
+    AssetHash,
 }
 
 /// A rejected file name or subfolder.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{} rejected ({rule}): {detail}: {shown}", match kind { PathKind::FileName => "file name", PathKind::Subfolder => "subfolder", PathKind::NodePath => "path" })]
+#[error("{} rejected ({rule}): {detail}: {shown}", match kind {
+    PathKind::FileName => "file name",
+    PathKind::Subfolder => "subfolder",
+    PathKind::NodePath => "path",
+    PathKind::Name => "name",
+    PathKind::ModelFile => "model file",
+    PathKind::AssetHash => "asset hash",
+})]
 pub struct PathError {
     /// The rule it broke.
     pub rule: PathRule,
@@ -295,6 +309,196 @@ impl fmt::Display for SafeSubfolder {
     }
 }
 
+/// A name or id that becomes one segment of a ComfyUI path: a node class
+/// (`/object_info/{class}`), a subgraph id (`/global_subgraphs/{id}`), a
+/// model folder (`/models/{folder}`), a download task id. Nothing is
+/// percent-decoded (the client encodes the segment, ComfyUI decodes it
+/// once, so what is checked is what ComfyUI sees).
+///
+/// Rules: not empty, at most 255 bytes, no control, invisible or
+/// look-alike characters, no `/` or `\\`, no `:` (the one form with a `:`
+/// is [`AssetHash`], a type of its own), and not a dot segment (`.`, `..`,
+/// or dots alone).
+///
+/// ```
+/// use comfy_guard::path::{PathRule, SafeName};
+/// assert_eq!(SafeName::parse("KSampler").unwrap().as_str(), "KSampler");
+/// assert!(SafeName::parse("Image Blend (v2) | pysssss").is_ok());
+/// assert_eq!(SafeName::parse("..").unwrap_err().rule, PathRule::Traversal);
+/// assert_eq!(SafeName::parse("a/b").unwrap_err().rule, PathRule::Separator);
+/// assert_eq!(SafeName::parse("x:stream").unwrap_err().rule, PathRule::Absolute);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SafeName(String);
+
+impl SafeName {
+    /// Checks `raw` (taken as it is, never decoded).
+    ///
+    /// # Errors
+    /// [`PathError`] naming the first rule broken.
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        check_segment(raw, PathKind::Name).map(|()| Self(raw.to_owned()))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SafeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One segment's rules (see [`SafeName`]).
+fn check_segment(raw: &str, kind: PathKind) -> Result<(), PathError> {
+    let fail = |rule, detail: &str| err(kind, rule, detail, raw);
+    if raw.is_empty() {
+        return Err(fail(PathRule::Empty, "the name is empty"));
+    }
+    if raw.len() > MAX_NAME_BYTES {
+        return Err(fail(PathRule::TooLong, "longer than 255 bytes"));
+    }
+    check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+    if raw.contains(['/', '\\']) {
+        return Err(fail(PathRule::Separator, "a name cannot contain `/` or `\\`"));
+    }
+    if raw.chars().all(|c| c == '.') {
+        return Err(fail(PathRule::Traversal, "a `.` or `..` segment"));
+    }
+    if raw.contains(':') {
+        return Err(fail(PathRule::Absolute, "a `:` (drive letter or NTFS stream)"));
+    }
+    Ok(())
+}
+
+/// An asset hash as today's ComfyUI names assets: exactly `blake3:`
+/// followed by 64 lowercase hex digits. The one value with a `:` that may
+/// become part of a ComfyUI path; nothing looser passes.
+///
+/// ```
+/// use comfy_guard::path::AssetHash;
+/// let h = format!("blake3:{}", "0a".repeat(32));
+/// assert_eq!(AssetHash::parse(&h).unwrap().as_str(), h);
+/// assert!(AssetHash::parse(&h.to_uppercase()).is_err());
+/// assert!(AssetHash::parse("blake3:../x").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AssetHash(String);
+
+/// The asset hash prefix.
+pub const ASSET_HASH_PREFIX: &str = "blake3:";
+
+impl AssetHash {
+    /// Checks `raw`.
+    ///
+    /// # Errors
+    /// [`PathError`] with [`PathRule::Absolute`] (the `:` rule) for any other
+    /// shape.
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        let ok = raw.strip_prefix(ASSET_HASH_PREFIX).is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(err(
+                PathKind::AssetHash,
+                PathRule::Absolute,
+                "an asset hash is `blake3:` and 64 lowercase hex digits",
+                raw,
+            ))
+        }
+    }
+
+    /// The hash, `blake3:...`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AssetHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A model file as ComfyUI lists it in its folder: a file name, possibly
+/// under subfolders (`SDXL/model.safetensors`; a Windows server lists
+/// `SDXL\\model.safetensors`, and either separator is read as one). Each
+/// component follows the file name rules: no `.` or `..`, no `:` (so no
+/// NTFS stream such as `name:stream`), no reserved device names, no
+/// trailing dot or space, no control, invisible or look-alike characters.
+/// Not absolute, at most 1024 bytes and [`DEFAULT_MAX_DEPTH`] levels.
+/// Nothing is percent-decoded.
+///
+/// ```
+/// use comfy_guard::path::{PathRule, SafeModelFile};
+/// assert!(SafeModelFile::parse("SDXL/juggernaut.safetensors").is_ok());
+/// assert_eq!(SafeModelFile::parse("m.safetensors:x").unwrap_err().rule, PathRule::Absolute);
+/// assert_eq!(SafeModelFile::parse("../m.ckpt").unwrap_err().rule, PathRule::Traversal);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SafeModelFile(String);
+
+impl SafeModelFile {
+    /// Checks `raw`.
+    ///
+    /// # Errors
+    /// [`PathError`] naming the first rule broken.
+    pub fn parse(raw: &str) -> Result<Self, PathError> {
+        let fail = |rule, detail: &str| err(PathKind::ModelFile, rule, detail, raw);
+        if raw.is_empty() {
+            return Err(fail(PathRule::Empty, "the name is empty"));
+        }
+        if raw.len() > MAX_SUBFOLDER_BYTES {
+            return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
+        }
+        check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+        if raw.starts_with(['/', '\\']) {
+            return Err(fail(PathRule::Absolute, "an absolute, UNC or device path"));
+        }
+        let parts: Vec<&str> = raw.split(['/', '\\']).collect();
+        if parts.len() > DEFAULT_MAX_DEPTH + 1 {
+            return Err(fail(
+                PathRule::TooDeep,
+                &format!("{} levels deep (at most {})", parts.len(), DEFAULT_MAX_DEPTH + 1),
+            ));
+        }
+        for part in &parts {
+            if part.is_empty() {
+                return Err(fail(PathRule::Separator, "an empty component (`//` or a trailing `/`)"));
+            }
+            check_component(part).map_err(|(rule, detail)| fail(rule, detail))?;
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The name as given.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The extension of the last component, lower-case, with its dot (`""`
+    /// when it has none).
+    #[must_use]
+    pub fn extension(&self) -> String {
+        let last = self.0.rsplit(['/', '\\']).next().unwrap_or(&self.0);
+        extension(last).unwrap_or("").to_lowercase()
+    }
+}
+
+impl fmt::Display for SafeModelFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks a path a node resolves against its own folder (a save prefix
 /// such as `renders/cat`, a load path): it must stay inside that folder.
 /// Unlike [`SafeSubfolder`], nothing is percent-decoded (ComfyUI does not
@@ -408,14 +612,18 @@ fn is_lookalike(c: char) -> bool {
             | '\u{FE68}'
             | '\u{2024}'
             | '\u{2025}'
-            | '\u{2026}'
             | '\u{FE52}'
             | '\u{FF0E}'
             | '\u{FF0F}'
             | '\u{FF3C}'
-            | '\u{3002}'
-            | '\u{FF61}'
     )
+}
+
+/// Punctuation of ordinary text that no file system or ComfyUI maps to a
+/// dot: the ellipsis (NFKC makes it `...`, but nothing applies NFKC to
+/// paths) and the ideographic full stops of CJK file names.
+fn is_text_punctuation(c: char) -> bool {
+    matches!(c, '\u{2026}' | '\u{3002}' | '\u{FF61}')
 }
 
 fn check_chars(s: &str) -> Result<(), (PathRule, &'static str)> {
@@ -426,7 +634,10 @@ fn check_chars(s: &str) -> Result<(), (PathRule, &'static str)> {
         if is_invisible(c) {
             return Err((PathRule::InvisibleCharacter, "an invisible or bidi-control character"));
         }
-        if !c.is_ascii() && (is_lookalike(c) || c.nfkc().any(|n| matches!(n, '.' | '/' | '\\'))) {
+        if !c.is_ascii()
+            && !is_text_punctuation(c)
+            && (is_lookalike(c) || c.nfkc().any(|n| matches!(n, '.' | '/' | '\\')))
+        {
             return Err((
                 PathRule::LookalikeCharacter,
                 "a character that stands for `.`, `/` or `\\`",

@@ -462,7 +462,11 @@ impl Pool {
                 }
                 let mut has_all = true;
                 for (folder, files) in needs.iter() {
-                    let listed = tokio::time::timeout(DEPTH_WAIT, b.client.models(folder)).await;
+                    let Ok(segment) = comfy_client::name::Segment::new(folder) else {
+                        has_all = false;
+                        continue;
+                    };
+                    let listed = tokio::time::timeout(DEPTH_WAIT, b.client.models(&segment)).await;
                     has_all &= matches!(listed, Ok(Ok(Some(list))) if files.iter().all(|f| list.contains(f)));
                 }
                 (i, b, has_all)

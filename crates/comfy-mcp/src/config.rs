@@ -105,7 +105,9 @@ impl Default for StateConfig {
     }
 }
 
-/// `rate_limits:` (calls per minute per category).
+/// `rate_limits:` (calls per minute per category). With several
+/// principals on the HTTP transport, each principal has these rates of its
+/// own, and `total` caps all principals together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RateLimits {
@@ -117,6 +119,8 @@ pub struct RateLimits {
     pub file_ops: u32,
     /// Everything that only reads.
     pub read_only: u32,
+    /// The ceiling over all principals together; ours.
+    pub total: RateTotals,
 }
 
 impl Default for RateLimits {
@@ -126,8 +130,25 @@ impl Default for RateLimits {
             generation: 10,
             file_ops: 30,
             read_only: 60,
+            total: RateTotals::default(),
         }
     }
+}
+
+/// `rate_limits.total:` calls per minute per category for all principals
+/// together; unset, a category's rate times the number of principals (so
+/// no principal's own rate can be eaten by the others); ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RateTotals {
+    /// Workflow management.
+    pub workflow: Option<u32>,
+    /// Generation.
+    pub generation: Option<u32>,
+    /// File operations.
+    pub file_ops: Option<u32>,
+    /// Reads.
+    pub read_only: Option<u32>,
 }
 
 /// `logging:`.
@@ -144,6 +165,12 @@ pub struct Logging {
     pub audit_rotate_mb: u64,
     /// Rotated audit files kept; ours.
     pub audit_keep: usize,
+    /// Where the audit chain's head is copied (a file, or `syslog`), so a
+    /// cut tail shows in `audit verify`; ours.
+    pub audit_anchor: Option<String>,
+    /// Copy the head after this many records (also after a process's
+    /// first record and on shutdown); ours.
+    pub audit_anchor_every: u64,
 }
 
 impl Default for Logging {
@@ -154,6 +181,8 @@ impl Default for Logging {
             audit_failure: "fail_closed".to_owned(),
             audit_rotate_mb: 50,
             audit_keep: 5,
+            audit_anchor: None,
+            audit_anchor_every: 100,
         }
     }
 }
@@ -184,8 +213,11 @@ pub struct Remote {
     /// Most jobs one client (principal, else session) may have queued or
     /// running at once; 0 for no cap; ours.
     pub max_queued_jobs_per_client: usize,
-    /// Most MCP sessions alive at once; ours.
+    /// Most MCP sessions alive at once, all principals together; ours.
     pub max_sessions: usize,
+    /// Most MCP sessions one principal may have alive at once, with two or
+    /// more principals; 0 for an equal share of `max_sessions`; ours.
+    pub max_sessions_per_principal: usize,
     /// Seconds a session may sit unused before it is closed; ours.
     pub session_idle_timeout: u64,
     /// Seconds a client has to send its request headers; ours.
@@ -215,12 +247,36 @@ impl fmt::Debug for Remote {
             .field("share_jobs", &self.share_jobs)
             .field("max_queued_jobs_per_client", &self.max_queued_jobs_per_client)
             .field("max_sessions", &self.max_sessions)
+            .field("max_sessions_per_principal", &self.max_sessions_per_principal)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("header_timeout", &self.header_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .finish()
+    }
+}
+
+impl Remote {
+    /// How many principals the tokens name (`auth_token` is `default`).
+    #[must_use]
+    pub fn principal_count(&self) -> usize {
+        usize::from(self.auth_token.as_ref().is_some_and(|t| !t.is_empty())) + self.auth_tokens.len()
+    }
+
+    /// The most sessions one principal may have: `None` with fewer than two
+    /// principals (nobody to starve), else `max_sessions_per_principal` or
+    /// an equal share of `max_sessions` (at least 1).
+    #[must_use]
+    pub fn sessions_per_principal(&self) -> Option<usize> {
+        let n = self.principal_count();
+        if n < 2 {
+            return None;
+        }
+        Some(match self.max_sessions_per_principal {
+            0 => (self.max_sessions / n).max(1),
+            cap => cap,
+        })
     }
 }
 
@@ -238,6 +294,7 @@ impl Default for Remote {
             share_jobs: false,
             max_queued_jobs_per_client: 10,
             max_sessions: 100,
+            max_sessions_per_principal: 0,
             session_idle_timeout: 900,
             header_timeout: 10,
             request_timeout: 30,
@@ -336,6 +393,9 @@ pub struct Server {
     /// recorded as `stalled` (a waiting call is answered so); 0 turns it
     /// off.
     pub stall_timeout: u64,
+    /// Memory all image work at once may take (decoding uploads to check
+    /// them, previews of large images), MiB; over it, calls wait.
+    pub image_memory_mb: u64,
 }
 
 impl Default for Server {
@@ -347,6 +407,7 @@ impl Default for Server {
             interrupt_abandoned_jobs: true,
             interrupt_on_wait_timeout: false,
             stall_timeout: 600,
+            image_memory_mb: crate::images::DEFAULT_BUDGET_MB,
         }
     }
 }
@@ -489,11 +550,17 @@ pub const KNOWN: &[&str] = &[
     "rate_limits.generation",
     "rate_limits.file_ops",
     "rate_limits.read_only",
+    "rate_limits.total.workflow",
+    "rate_limits.total.generation",
+    "rate_limits.total.file_ops",
+    "rate_limits.total.read_only",
     "logging.audit_file",
     "logging.audit_flush",
     "logging.audit_failure",
     "logging.audit_rotate_mb",
     "logging.audit_keep",
+    "logging.audit_anchor",
+    "logging.audit_anchor_every",
     "transport.remote.enabled",
     "transport.remote.host",
     "transport.remote.port",
@@ -505,6 +572,7 @@ pub const KNOWN: &[&str] = &[
     "transport.remote.share_jobs",
     "transport.remote.max_queued_jobs_per_client",
     "transport.remote.max_sessions",
+    "transport.remote.max_sessions_per_principal",
     "transport.remote.session_idle_timeout",
     "transport.remote.header_timeout",
     "transport.remote.request_timeout",
@@ -523,6 +591,7 @@ pub const KNOWN: &[&str] = &[
     "server.interrupt_abandoned_jobs",
     "server.interrupt_on_wait_timeout",
     "server.stall_timeout",
+    "server.image_memory_mb",
     "tools.groups",
     "limits.max_pixels",
     "limits.max_batch_size",
@@ -811,6 +880,16 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
         }
     }
+    for (key, v) in [
+        ("rate_limits.total.workflow", c.rate_limits.total.workflow),
+        ("rate_limits.total.generation", c.rate_limits.total.generation),
+        ("rate_limits.total.file_ops", c.rate_limits.total.file_ops),
+        ("rate_limits.total.read_only", c.rate_limits.total.read_only),
+    ] {
+        if v == Some(0) {
+            return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
+        }
+    }
     if !matches!(c.logging.audit_flush.as_str(), "interval" | "every_record") {
         return Err(invalid(
             &origin("logging.audit_flush"),
@@ -825,6 +904,22 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             "logging.audit_failure",
             &c.logging.audit_failure,
             "must be `fail_closed` or `fail_open`",
+        ));
+    }
+    if c.logging.audit_anchor_every == 0 {
+        return Err(invalid(
+            &origin("logging.audit_anchor_every"),
+            "logging.audit_anchor_every",
+            "0",
+            "must be at least 1 record",
+        ));
+    }
+    if c.logging.audit_anchor.as_deref() == Some("") {
+        return Err(invalid(
+            &origin("logging.audit_anchor"),
+            "logging.audit_anchor",
+            "",
+            "must be a file path or `syslog` (leave it out for no anchor)",
         ));
     }
     let r = &c.transport.remote;
@@ -1032,9 +1127,12 @@ impl serde::Serialize for ShowConfig<'_> {
                          "allowed_fetch_domains": c.security.allowed_fetch_domains,
                          "fetch_trusted_addresses": c.security.fetch_trusted_addresses},
             "rate_limits": {"workflow": c.rate_limits.workflow, "generation": c.rate_limits.generation,
-                            "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only},
+                            "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only,
+                            "total": {"workflow": c.rate_limits.total.workflow, "generation": c.rate_limits.total.generation,
+                                      "file_ops": c.rate_limits.total.file_ops, "read_only": c.rate_limits.total.read_only}},
             "logging": {"audit_file": c.logging.audit_file, "audit_flush": c.logging.audit_flush, "audit_failure": c.logging.audit_failure,
-                        "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep},
+                        "audit_rotate_mb": c.logging.audit_rotate_mb, "audit_keep": c.logging.audit_keep,
+                        "audit_anchor": c.logging.audit_anchor, "audit_anchor_every": c.logging.audit_anchor_every},
             "transport": {"remote": {"enabled": c.transport.remote.enabled, "host": c.transport.remote.host, "port": c.transport.remote.port,
                                      "auth_token": c.transport.remote.auth_token.as_deref().unwrap_or_default(),
                                      "allow_unauthenticated": c.transport.remote.allow_unauthenticated,
@@ -1044,6 +1142,7 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "share_jobs": c.transport.remote.share_jobs,
                                      "max_queued_jobs_per_client": c.transport.remote.max_queued_jobs_per_client,
                                      "max_sessions": c.transport.remote.max_sessions,
+                                     "max_sessions_per_principal": c.transport.remote.max_sessions_per_principal,
                                      "session_idle_timeout": c.transport.remote.session_idle_timeout,
                                      "header_timeout": c.transport.remote.header_timeout,
                                      "request_timeout": c.transport.remote.request_timeout,
@@ -1058,7 +1157,8 @@ impl serde::Serialize for ShowConfig<'_> {
                        "max_inline_bytes": c.server.max_inline_bytes,
                        "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs,
                        "interrupt_on_wait_timeout": c.server.interrupt_on_wait_timeout,
-                       "stall_timeout": c.server.stall_timeout},
+                       "stall_timeout": c.server.stall_timeout,
+                       "image_memory_mb": c.server.image_memory_mb},
             "tools": {"groups": c.tools.groups},
             "limits": {"max_pixels": c.limits.max_pixels, "max_batch_size": c.limits.max_batch_size,
                        "max_frames": c.limits.max_frames, "max_steps": c.limits.max_steps,

@@ -20,6 +20,14 @@
 //! the cap; [`submitted`] records each prompt id as it is accepted and
 //! releases the lock.
 //!
+//! Uploaded files are owned too: [`uploaded`] records the file each upload
+//! of an owning caller placed (folder, subfolder, name), and [`before`]
+//! refuses `overwrite: true` on a file another principal uploaded or
+//! another principal's job produced, so one principal cannot replace
+//! another's inputs or outputs. With Redis, uploads' owners are shared
+//! (`{prefix}:file:{folder}/{subfolder}/{name}`, with the jobs' TTL) and
+//! outputs' owners follow from the shared job owners.
+//!
 //! A job that is not ours looks exactly like a job that does not exist, so
 //! prompt ids cannot be probed. The tables are bounded: the oldest entries
 //! go first. Callers without an owner (stdio, no token, shared jobs) pass
@@ -170,6 +178,78 @@ pub async fn submitted(prompt_id: &str, jobs: &Jobs) {
     }
 }
 
+/// Records that the current call's owner (when jobs are kept apart)
+/// placed `up` (in `folder` when ComfyUI did not say), so no other
+/// principal may overwrite it; the first owner of a file keeps it.
+pub async fn uploaded(folder: &str, up: &comfy_client::types::Uploaded, jobs: &Jobs) {
+    let Some(owner) = current_owner() else { return };
+    let kind = if up.kind.is_empty() { folder } else { up.kind.as_str() };
+    let key = placed_key(kind, &up.subfolder, &up.name);
+    // A file that already has an owner keeps it: an upload of the same
+    // bytes under the same name without overwrite changes nothing in
+    // ComfyUI (it answers with the existing file), and an overwrite was
+    // only let through for the owner's own file.
+    if jobs.uploader(&key).await.is_some() {
+        return;
+    }
+    if let Some(shared) = &jobs.shared
+        && let Err(e) = shared.job_file_set(&shared_file_id(&key), &owner.0).await
+    {
+        tracing::warn!("an upload's owner could not be recorded in Redis: {e}");
+    }
+    jobs.placed().insert(key, owner, MAX_UPLOADS);
+}
+
+/// Records the output files of every recent job whose owner is known (of
+/// every backend), so a file's owner can be looked up by name.
+async fn refresh_all_files(cx: &ToolContext) {
+    for b in cx.pool.all() {
+        if let Ok(history) = b.client.history(Some(200), None).await {
+            let ids: Vec<&str> = history.keys().map(String::as_str).collect();
+            cx.jobs.load(&ids).await;
+            for (id, entry) in &history {
+                let owner = cx.jobs.jobs().map.get(id).cloned();
+                if let Some(owner) = owner {
+                    cx.jobs.record_files(entry, &owner);
+                }
+            }
+        }
+    }
+}
+
+/// Refuses `overwrite: true` on a file another principal uploaded, or
+/// (in `output`) another principal's job produced.
+async fn check_overwrite(args: &Map<String, Value>, owner: &Principal, cx: &ToolContext) -> Result<(), ToolError> {
+    if args.get("overwrite").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    let folder = arg(args, "destination").unwrap_or("input");
+    let (sub, name) = (
+        arg(args, "subfolder").unwrap_or_default(),
+        arg(args, "filename").unwrap_or_default(),
+    );
+    let key = placed_key(folder, sub, name);
+    let mut theirs = cx.jobs.uploader(&key).await.is_some_and(|o| &o != owner);
+    if !theirs && key.0 == "output" {
+        let out = (key.1.clone(), key.2.clone());
+        let known = |jobs: &Jobs| jobs.files().map.get(&out).cloned();
+        let mut by = known(&cx.jobs);
+        if by.is_none() {
+            refresh_all_files(cx).await;
+            by = known(&cx.jobs);
+        }
+        theirs = by.is_some_and(|o| &o != owner);
+    }
+    if theirs {
+        return Err(ToolError::rejected(format!(
+            "`{name}` in ComfyUI's {folder} folder belongs to another client (it uploaded it, or one of its jobs \
+             produced it); overwrite: true may only replace your own files. Choose another name, or upload \
+             without overwrite (ComfyUI then stores yours under a new name)"
+        )));
+    }
+    Ok(())
+}
+
 /// The owner of the current call, when jobs are kept apart.
 #[must_use]
 pub fn current_owner() -> Option<Principal> {
@@ -220,11 +300,36 @@ impl<K: std::hash::Hash + Eq + Clone, V> Bounded<K, V> {
 /// An output file: subfolder and name.
 type FileKey = (String, String);
 
+/// An uploaded file: folder (`input`, `output`, `temp`), subfolder, name.
+type PlacedKey = (String, String, String);
+
+/// Most uploaded files remembered.
+pub const MAX_UPLOADS: usize = 50_000;
+
+/// A subfolder as ComfyUI joins it: separators either way, empty segments
+/// dropped, so `a/b/`, `/a//b` and `a\\b` name the same place.
+fn normal_subfolder(sub: &str) -> String {
+    sub.split(['/', '\\'])
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn placed_key(folder: &str, sub: &str, name: &str) -> PlacedKey {
+    let folder = if folder.is_empty() { "input" } else { folder };
+    (folder.to_owned(), normal_subfolder(sub), name.to_owned())
+}
+
+fn shared_file_id(key: &PlacedKey) -> String {
+    format!("{}/{}/{}", key.0, key.1, key.2)
+}
+
 /// Who owns which job and output file.
 #[derive(Default)]
 pub struct Jobs {
     owners: Mutex<Bounded<String>>,
     files: Mutex<Bounded<FileKey>>,
+    placed: Mutex<Bounded<PlacedKey>>,
     clients: Mutex<Bounded<String>>,
     submit_locks: Mutex<HashMap<Principal, Arc<tokio::sync::Mutex<()>>>>,
     /// Where jobs' owners and clients are shared with other replicas.
@@ -282,6 +387,25 @@ impl Jobs {
 
     fn files(&self) -> std::sync::MutexGuard<'_, Bounded<FileKey>> {
         self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn placed(&self) -> std::sync::MutexGuard<'_, Bounded<PlacedKey>> {
+        self.placed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Who uploaded the file at `key`, here or (when shared) in Redis.
+    async fn uploader(&self, key: &PlacedKey) -> Option<Principal> {
+        if let Some(owner) = self.placed().map.get(key) {
+            return Some(owner.clone());
+        }
+        let shared = self.shared.as_ref()?;
+        match shared.hash_get("file", &shared_file_id(key)).await {
+            Ok(fields) => fields.get("owner").map(|o| Principal(o.as_str().into())),
+            Err(e) => {
+                tracing::warn!("uploads' owners could not be read from Redis: {e}");
+                None
+            }
+        }
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, Bounded<String>> {
@@ -411,6 +535,7 @@ pub async fn before(
                 }
             }
         }
+        "comfyui_upload_image" | "comfyui_upload_mask" => check_overwrite(args, owner, cx).await?,
         "comfyui_clear_queue" => {
             return Err(ToolError::rejected(
                 "comfyui_clear_queue acts on every client's jobs; pass your job ids to comfyui_cancel_jobs instead",

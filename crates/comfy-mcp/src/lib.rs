@@ -21,6 +21,7 @@ pub mod budget;
 pub mod caller;
 pub mod config;
 pub mod http;
+pub mod images;
 pub mod jobs;
 pub mod server;
 pub mod stack;

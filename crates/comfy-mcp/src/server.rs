@@ -103,6 +103,12 @@ impl Server {
         };
         audit.rotate_bytes = (config.logging.audit_rotate_mb > 0).then_some(config.logging.audit_rotate_mb << 20);
         audit.keep = config.logging.audit_keep;
+        audit.anchor = config
+            .logging
+            .audit_anchor
+            .as_deref()
+            .map(comfy_audit::AnchorTarget::parse);
+        audit.anchor_every = config.logging.audit_anchor_every;
         let audit = Arc::new(AuditLog::open(audit)?);
         let limits = Arc::new(Limits::new(&config, shared.clone()));
         let policy = config.security.policy();
@@ -171,6 +177,24 @@ impl Server {
     }
 }
 
+/// The peer's capability keys, with what we do: the tool, prompt and
+/// resource lists never change while the server runs (they follow from
+/// the configuration), so no `list_changed` notification is ever sent and
+/// `listChanged` is `false` (the peer says `true`);
+/// resources cannot be subscribed to (`subscribe: false`, as the peer).
+fn honest_list_changed(capabilities: &mut ServerCapabilities) {
+    if let Some(t) = capabilities.tools.as_mut() {
+        t.list_changed = Some(false);
+    }
+    if let Some(p) = capabilities.prompts.as_mut() {
+        p.list_changed = Some(false);
+    }
+    if let Some(r) = capabilities.resources.as_mut() {
+        r.list_changed = Some(false);
+        r.subscribe = Some(false);
+    }
+}
+
 impl ServerHandler for Server {
     #[allow(
         deprecated,
@@ -182,11 +206,12 @@ impl ServerHandler for Server {
             .enable_prompts()
             .enable_resources()
             .enable_tools();
-        let capabilities = if self.tasks.is_some() {
+        let mut capabilities = if self.tasks.is_some() {
             builder.enable_tasks().build()
         } else {
             builder.build()
         };
+        honest_list_changed(&mut capabilities);
         let mut info = ServerConfig::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("ComfyUI", env!("CARGO_PKG_VERSION"));
         info
@@ -345,7 +370,8 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
-            let (id, task, cancel) = tasks.create().await;
+            let owner = crate::caller::Caller::of(Some(&context)).principal;
+            let (id, task, cancel) = tasks.create(owner).await;
             let mut context = context;
             // The task, not the request, now decides when the call stops.
             context.ct = cancel;
@@ -383,10 +409,11 @@ impl ServerHandler for Server {
     async fn get_task(
         &self,
         request: GetTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
+        let caller = crate::caller::Caller::of(Some(&context)).principal;
         let found = match &self.tasks {
-            Some(t) => t.get(&request.task_id).await,
+            Some(t) => t.get(&request.task_id, caller.as_ref()).await,
             None => None,
         };
         found
@@ -397,10 +424,11 @@ impl ServerHandler for Server {
     async fn cancel_task(
         &self,
         request: CancelTaskParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let caller = crate::caller::Caller::of(Some(&context)).principal;
         let cancelled = match &self.tasks {
-            Some(t) => t.cancel(&request.task_id).await,
+            Some(t) => t.cancel(&request.task_id, caller.as_ref()).await,
             None => false,
         };
         if cancelled {

@@ -7,7 +7,9 @@
 //!    is withheld;
 //! 2. **rate limit**: a governor token bucket per category (`workflow`,
 //!    `generation`, `file_ops`, `read_only`), N per minute with a burst of
-//!    N; a refusal says when to retry;
+//!    N; with several principals, one set per principal under a ceiling for
+//!    all together ([`Limits`]); a refusal names its limit and says when to
+//!    retry;
 //! 3. **deadline**: the call ends with an error after
 //!    `server.tool_deadline` seconds;
 //! 4. **concurrency**: at most `server.max_concurrent_calls` calls run at
@@ -92,8 +94,22 @@ pub type ToolService = BoxCloneSyncService<ToolCall, Reply, Infallible>;
 /// The rate limiters, one per category: in this process, or shared by
 /// every replica through Redis ([`crate::state`]) with these as the
 /// fallback under `state.redis_failure = local`.
+///
+/// With two or more principals (named tokens on the HTTP transport), each
+/// principal has buckets of its own at the `rate_limits` rates, and the
+/// shared buckets become the ceiling for all of them together
+/// (`rate_limits.total`, by default each rate times the number of
+/// principals): one principal spending its calls cannot spend another's.
+/// Otherwise (stdio, no token, one token) there is one bucket per category,
+/// as before.
 pub struct Limits {
-    buckets: Vec<(Category, u32, DefaultDirectRateLimiter)>,
+    /// Per category: the rate each caller has, the ceiling over all
+    /// principals, and the bucket of that ceiling.
+    buckets: Vec<(Category, u32, u32, DefaultDirectRateLimiter)>,
+    /// Each principal's buckets (in `buckets`' order), with several
+    /// principals; the names are the configured tokens' names, so the map
+    /// is bounded by the configuration.
+    principals: Option<std::sync::Mutex<std::collections::HashMap<Arc<str>, Vec<DefaultDirectRateLimiter>>>>,
     shared: Option<Arc<crate::state::Shared>>,
 }
 
@@ -105,40 +121,54 @@ enum Refusal {
     Unavailable(String),
 }
 
+fn bucket(n: u32) -> DefaultDirectRateLimiter {
+    let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_minute(n).allow_burst(n))
+}
+
 impl Limits {
     /// Buckets from `rate_limits:`, shared through `shared` when set.
     pub fn new(config: &Config, shared: Option<Arc<crate::state::Shared>>) -> Self {
         let r = config.rate_limits;
-        let bucket = |n: u32| {
-            let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::direct(Quota::per_minute(n).allow_burst(n))
+        let remote = &config.transport.remote;
+        let principals = u32::try_from(remote.principal_count()).unwrap_or(u32::MAX);
+        // Principals exist only on the HTTP transport.
+        let several = remote.enabled && principals >= 2;
+        let total = |own: u32, set: Option<u32>| match set {
+            Some(t) if several => t,
+            _ if several => own.saturating_mul(principals),
+            _ => own,
         };
+        let rates = [
+            (Category::Workflow, r.workflow, r.total.workflow),
+            (Category::Generation, r.generation, r.total.generation),
+            (Category::FileOps, r.file_ops, r.total.file_ops),
+            (Category::ReadOnly, r.read_only, r.total.read_only),
+        ];
         Self {
-            buckets: vec![
-                (Category::Workflow, r.workflow, bucket(r.workflow)),
-                (Category::Generation, r.generation, bucket(r.generation)),
-                (Category::FileOps, r.file_ops, bucket(r.file_ops)),
-                (Category::ReadOnly, r.read_only, bucket(r.read_only)),
-            ],
+            buckets: rates
+                .iter()
+                .map(|&(c, own, set)| {
+                    let t = total(own, set);
+                    (c, own, t, bucket(t))
+                })
+                .collect(),
+            principals: several.then(std::sync::Mutex::default),
             shared,
         }
     }
 
-    /// Takes a token for `category`; the refusal says when to retry.
-    async fn check(&self, category: Category, tool: &str) -> Result<(), Refusal> {
-        let Some((_, n, bucket)) = self.buckets.iter().find(|(c, _, _)| *c == category) else {
-            return Ok(());
-        };
-        let limited = |wait: Duration| {
-            Refusal::Limited(format!(
-                "Rate limit exceeded for tool '{tool}'. Max {n} requests/minute. Retry in {:.1} s.",
-                wait.as_secs_f64().max(0.1)
-            ))
-        };
+    /// Takes one call from bucket `key` (Redis when shared, else `local`):
+    /// `Ok(None)` when allowed, `Ok(Some(wait))` when refused.
+    async fn take(
+        &self,
+        key: &str,
+        n: u32,
+        local: impl Fn() -> Result<(), Duration>,
+    ) -> Result<Option<Duration>, Refusal> {
         if let Some(shared) = &self.shared {
-            match shared.take(category.name(), *n, *n).await {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait)) => return Err(limited(wait)),
+            match shared.take(key, n, n).await {
+                Ok(decided) => return Ok(decided),
                 Err(e) if shared.fail_closed => {
                     return Err(Refusal::Unavailable(format!(
                         "The call was not run: the shared rate limits cannot be checked ({e}); \
@@ -148,9 +178,62 @@ impl Limits {
                 Err(e) => tracing::warn!("shared rate limits unavailable, using this replica's: {e}"),
             }
         }
-        bucket
-            .check()
-            .map_err(|not_until| limited(not_until.wait_time_from(DefaultClock::default().now())))
+        Ok(local().err())
+    }
+
+    /// Takes a token for `category` for `principal`; the refusal names the
+    /// limit that refused and says when to retry.
+    async fn check(
+        &self,
+        category: Category,
+        tool: &str,
+        principal: Option<&crate::caller::Principal>,
+    ) -> Result<(), Refusal> {
+        let Some(index) = self.buckets.iter().position(|(c, ..)| *c == category) else {
+            return Ok(());
+        };
+        let (_, own, total, ceiling) = &self.buckets[index];
+        let secs = |wait: Duration| wait.as_secs_f64().max(0.1);
+        let now = || DefaultClock::default().now();
+        if let (Some(table), Some(p)) = (&self.principals, principal) {
+            let key = format!("{}:principal:{}", category.name(), p.0);
+            let local = || {
+                let mut table = table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let buckets = table
+                    .entry(Arc::clone(&p.0))
+                    .or_insert_with(|| self.buckets.iter().map(|(_, own, ..)| bucket(*own)).collect());
+                buckets[index]
+                    .check()
+                    .map_err(|not_until| not_until.wait_time_from(now()))
+            };
+            if let Some(wait) = self.take(&key, *own, local).await? {
+                return Err(Refusal::Limited(format!(
+                    "Rate limit exceeded for tool '{tool}'. Max {own} requests/minute for principal '{}' \
+                     (rate_limits.{}). Retry in {:.1} s.",
+                    p.0,
+                    category.name(),
+                    secs(wait)
+                )));
+            }
+            let local = || ceiling.check().map_err(|not_until| not_until.wait_time_from(now()));
+            if let Some(wait) = self.take(category.name(), *total, local).await? {
+                return Err(Refusal::Limited(format!(
+                    "Rate limit exceeded for tool '{tool}': the server-wide limit of {total} requests/minute \
+                     for all principals together (rate_limits.total.{}) is reached. Retry in {:.1} s.",
+                    category.name(),
+                    secs(wait)
+                )));
+            }
+            return Ok(());
+        }
+        let local = || ceiling.check().map_err(|not_until| not_until.wait_time_from(now()));
+        match self.take(category.name(), *total, local).await? {
+            None => Ok(()),
+            Some(wait) => Err(Refusal::Limited(format!(
+                "Rate limit exceeded for tool '{tool}'. Max {own} requests/minute. Retry in {:.1} s.",
+                secs(wait)
+            ))),
+        }
     }
 }
 
@@ -227,7 +310,8 @@ fn rate_limit_layer(inner: ToolService, limits: Arc<Limits>) -> ToolService {
             let category = Catalog::get()
                 .find(&call.name)
                 .map_or(Category::ReadOnly, |t| t.category);
-            match limits.check(category, &call.name).await {
+            let principal = crate::caller::Caller::of(call.ctx.as_ref()).principal;
+            match limits.check(category, &call.name, principal.as_ref()).await {
                 Ok(()) => {}
                 Err(Refusal::Limited(message)) => return Ok(Reply::error(message, Outcome::RateLimited)),
                 Err(Refusal::Unavailable(message)) => return Ok(Reply::error(message, Outcome::Error)),

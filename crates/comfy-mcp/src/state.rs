@@ -1,7 +1,8 @@
 //! What several replicas share through Redis (or Valkey), when
-//! `state.redis_url` is set: the rate-limit buckets, the job table
-//! (prompt id → backend, owner, client) and MCP tasks
-//! ([`crate::tasks`]).
+//! `state.redis_url` is set: the rate-limit buckets (per category, and per
+//! principal with several), the job table (prompt id → backend, owner,
+//! client), uploads' owners and MCP tasks (with their owner,
+//! [`crate::tasks`]).
 //!
 //! Rate limits are a GCRA (the token bucket governor implements, with the
 //! same rate and burst) kept in one Redis key per category and run as one
@@ -166,6 +167,15 @@ impl Shared {
     /// [`StateError::Redis`].
     pub async fn job_set(&self, id: &str, fields: &[(&str, &str)]) -> Result<(), StateError> {
         self.hash_set("job", id, fields, self.job_ttl).await
+    }
+
+    /// Records `owner` as the uploader of the file `id` (folder, subfolder
+    /// and name), kept as long as jobs are.
+    ///
+    /// # Errors
+    /// [`StateError::Redis`].
+    pub async fn job_file_set(&self, id: &str, owner: &str) -> Result<(), StateError> {
+        self.hash_set("file", id, &[("owner", owner)], self.job_ttl).await
     }
 
     /// Every field of job `id` (empty when unknown).

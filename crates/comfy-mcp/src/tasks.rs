@@ -10,6 +10,13 @@
 //! (`{prefix}:task:{id}`, same lifetime), so `tasks/get` works through any
 //! replica, and `tasks/cancel` through another replica sets a cancel flag
 //! that the running replica reads within half a second.
+//!
+//! A task belongs to the principal whose token started it (over HTTP with
+//! authentication): `tasks/get` and `tasks/cancel` from any other principal
+//! get the same "no task" answer as an unknown id, here and through Redis
+//! (the owner is stored with the task). Task ids are UUID v4 from the
+//! operating system's CSPRNG (`getrandom`), so they cannot be predicted
+//! from ids seen earlier.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rmcp::model::{CallToolResult, DetailedTask, JsonObject, Task, TaskPayload, TaskStatus};
 use tokio_util::sync::CancellationToken;
 
+use crate::caller::Principal;
 use crate::state::Shared;
 
 /// How long a finished task is kept for the client to read.
@@ -32,6 +40,8 @@ const WORKING_TTL: Duration = Duration::from_hours(24);
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
 struct Entry {
+    /// The principal that started it (`None` without authentication).
+    owner: Option<Principal>,
     created: String,
     updated: String,
     status: TaskStatus,
@@ -96,6 +106,18 @@ fn detailed(
     DetailedTask::new(task, payload)
 }
 
+/// A new task id: a UUID v4 from the operating system's CSPRNG.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether a task stored in Redis with `fields` is `caller`'s (its
+/// `owner` field is empty for a task started without authentication).
+fn owned_by(fields: &HashMap<String, String>, caller: Option<&Principal>) -> bool {
+    let owner = fields.get("owner").map_or("", String::as_str);
+    owner == caller.map_or("", |p| &*p.0)
+}
+
 impl Tasks {
     /// A store shared through `shared` when set.
     #[must_use]
@@ -110,10 +132,10 @@ impl Tasks {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new working task; returns its id, its description and
-    /// the token that cancels it.
-    pub async fn create(&self) -> (String, Task, CancellationToken) {
-        let id = format!("{:032x}", fastrand::u128(..));
+    /// Registers a new working task of `owner`; returns its id, its
+    /// description and the token that cancels it.
+    pub async fn create(&self, owner: Option<Principal>) -> (String, Task, CancellationToken) {
+        let id = new_id();
         let cancel = CancellationToken::new();
         let stamp = now();
         {
@@ -122,6 +144,7 @@ impl Tasks {
             map.insert(
                 id.clone(),
                 Entry {
+                    owner: owner.clone(),
                     created: stamp.clone(),
                     updated: stamp.clone(),
                     status: TaskStatus::Working,
@@ -133,10 +156,12 @@ impl Tasks {
         }
         if let Some(shared) = &self.shared {
             let working = status_name(TaskStatus::Working);
+            let owner = owner.as_ref().map_or("", |p| &*p.0);
             let fields = [
                 ("status", working.as_str()),
                 ("created", stamp.as_str()),
                 ("updated", stamp.as_str()),
+                ("owner", owner),
             ];
             match shared.hash_set("task", &id, &fields, ttl(WORKING_TTL)).await {
                 Ok(()) => self.watch_for_cancel(&id, &cancel),
@@ -216,15 +241,22 @@ impl Tasks {
         }
     }
 
-    /// The task's state for `tasks/get`: this replica's, else Redis's.
-    pub async fn get(&self, id: &str) -> Option<DetailedTask> {
+    /// The task's state for `tasks/get` by `caller`: this replica's, else
+    /// Redis's; `None` when there is no such task or it is not the caller's.
+    pub async fn get(&self, id: &str, caller: Option<&Principal>) -> Option<DetailedTask> {
         {
             let map = self.map();
             if let Some(e) = map.get(id) {
+                if e.owner.as_ref() != caller {
+                    return None;
+                }
                 return Some(detailed(id, e.status, &e.created, &e.updated, e.result.as_ref()));
             }
         }
         let fields = self.shared.as_ref()?.hash_get("task", id).await.ok()?;
+        if !owned_by(&fields, caller) {
+            return None;
+        }
         let status: TaskStatus =
             serde_json::from_value(serde_json::Value::from(fields.get("status")?.as_str())).ok()?;
         let result: Option<CallToolResult> = fields.get("result").and_then(|r| serde_json::from_str(r).ok());
@@ -237,12 +269,16 @@ impl Tasks {
         ))
     }
 
-    /// Cancels task `id` (here, or through Redis on the replica running
-    /// it); false when there is no such task.
-    pub async fn cancel(&self, id: &str) -> bool {
+    /// Cancels task `id` for `caller` (here, or through Redis on the
+    /// replica running it); false when there is no such task or it is not
+    /// the caller's.
+    pub async fn cancel(&self, id: &str, caller: Option<&Principal>) -> bool {
         {
             let map = self.map();
             if let Some(e) = map.get(id) {
+                if e.owner.as_ref() != caller {
+                    return false;
+                }
                 e.cancel.cancel();
                 return true;
             }
@@ -251,11 +287,37 @@ impl Tasks {
             return false;
         };
         match shared.hash_get("task", id).await {
-            Ok(fields) if fields.contains_key("status") => shared
+            Ok(fields) if fields.contains_key("status") && owned_by(&fields, caller) => shared
                 .hash_set("task", id, &[("cancel", "1")], ttl(WORKING_TTL))
                 .await
                 .is_ok(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn task_ids_are_random_uuids_and_tasks_answer_only_their_owner() {
+        let tasks = Tasks::new(None);
+        let (alice, bob) = (Principal("alice".into()), Principal("bob".into()));
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let (id, _, _) = tasks.create(Some(alice.clone())).await;
+            let uuid = uuid::Uuid::try_parse(&id).expect("a UUID");
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+            assert!(seen.insert(id));
+        }
+        let (id, _, cancel) = tasks.create(Some(alice.clone())).await;
+        assert!(tasks.get(&id, Some(&bob)).await.is_none());
+        assert!(tasks.get(&id, None).await.is_none());
+        assert!(!tasks.cancel(&id, Some(&bob)).await);
+        assert!(!cancel.is_cancelled());
+        assert!(tasks.get(&id, Some(&alice)).await.is_some());
+        assert!(tasks.cancel(&id, Some(&alice)).await);
+        assert!(cancel.is_cancelled());
     }
 }

@@ -43,6 +43,10 @@ fn no_file_means_the_peers_defaults() {
     );
     assert_eq!(c.logging.audit_file, "~/.comfyui-mcp/audit.log");
     assert_eq!(
+        (c.logging.audit_anchor.as_deref(), c.logging.audit_anchor_every),
+        (None, 100)
+    );
+    assert_eq!(
         (
             c.transport.remote.enabled,
             c.transport.remote.host.as_str(),
@@ -131,6 +135,12 @@ fn bad_values_name_the_origin_key_and_value() {
             &[],
             "`tools.groups` = \"nope\": unknown group",
         ),
+        (
+            "logging:\n  audit_anchor_every: 0\n",
+            &[],
+            "`logging.audit_anchor_every` = \"0\": must be at least 1 record",
+        ),
+        ("logging:\n  audit_anchor: ''\n", &[], "`logging.audit_anchor`"),
     ];
     for (text, env, needle) in cases {
         let path = file(dir.path(), text);

@@ -68,6 +68,7 @@ pub(crate) enum Route {
     I18n,
     GlobalSubgraphs,
     GlobalSubgraph(String),
+    ModelPreview(String, String),
     InternalFiles(String),
     InternalFolderPaths,
     InternalLogs,
@@ -172,6 +173,7 @@ pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
         ["v2", "userdata"] => Route::V2Userdata,
         ["experiment", "models"] => Route::ExperimentModels,
         ["experiment", "models", f] => Route::ExperimentModelsFolder(decode(f)),
+        ["experiment", "models", "preview", f, _index, name] => Route::ModelPreview(decode(f), decode(name)),
         ["workflow_templates"] => Route::WorkflowTemplates,
         ["i18n"] => Route::I18n,
         ["global_subgraphs"] => Route::GlobalSubgraphs,
@@ -347,6 +349,27 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             .await
             .unwrap_or_else(not_found_route);
     }
+    if shared.version.newer()
+        && parts.method == Method::POST
+        && let Some(rest) = parts.uri.path().strip_prefix("/api/jobs/")
+    {
+        // ComfyUI 0.33.0's cancel routes: `{"cancelled": bool}`.
+        if rest == "cancel" {
+            let ids = match read_json(body).await {
+                Ok(v) => v.get("job_ids").and_then(Value::as_array).cloned().unwrap_or_default(),
+                Err(r) => return r,
+            };
+            let mut any = false;
+            for id in ids.iter().filter_map(Value::as_str).take(10_000) {
+                any |= shared.cancel_job(id);
+            }
+            return json(200, &json!({"cancelled": any}));
+        }
+        if let Some(id) = rest.strip_suffix("/cancel").filter(|id| !id.contains('/')) {
+            shared.count_request("/jobs/{id}/cancel");
+            return json(200, &json!({"cancelled": shared.cancel_job(&decode(id))}));
+        }
+    }
     let Some((route, canonical)) = resolve(parts.uri.path()) else {
         return not_found_route();
     };
@@ -467,8 +490,8 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             None => empty(404),
         },
         Route::Extensions => json(200, &shared.extensions),
-        Route::SystemStats => json(200, &Shared::system_stats()),
-        Route::Features => json(200, &Shared::features()),
+        Route::SystemStats => json(200, &shared.system_stats()),
+        Route::Features => json(200, &shared.features()),
         // ComfyUI 0.14 and later; 0.8.0 (the recording) has no such route.
         Route::NodeReplacements => match &shared.node_replacements {
             Some(table) => json(200, table),
@@ -555,8 +578,10 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             None => empty(404),
         },
         Route::WorkflowTemplates | Route::I18n | Route::GlobalSubgraphs => json(200, &json!({})),
-        Route::GlobalSubgraph(_) => empty(404),
+        // No blueprint by that id: `200 null`, as ComfyUI 0.8.0 and 0.33.0 answer.
+        Route::GlobalSubgraph(_) => json(200, &Value::Null),
         Route::ViewMetadata(folder) => crate::files::view_metadata(shared, &folder, &q),
+        Route::ModelPreview(folder, name) => crate::files::model_preview(shared, &folder, &name),
         Route::InternalFiles(t) => crate::files::internal_files(shared, &t),
         Route::InternalFolderPaths => json(200, &shared.folder_paths()),
         Route::InternalLogs => json(200, &shared.log.text()),

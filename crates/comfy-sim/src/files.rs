@@ -467,3 +467,46 @@ pub(crate) fn view_metadata(shared: &Shared, folder: &str, q: &[(String, String)
         Err(_) => server_error(),
     }
 }
+
+/// `GET /experiment/models/preview/{folder}/{index}/{file}`: the model's
+/// preview image (a `.png`, `.jpg`, `.jpeg` or `.webp` of the same stem next
+/// to it in `--models-dir`) as WebP. As ComfyUI: a model file that cannot
+/// be read as safetensors (an empty placeholder) and has no preview is a
+/// 500; a listed model without one is a 404.
+pub(crate) fn model_preview(shared: &Shared, folder: &str, name: &str) -> Response<Body> {
+    let Some(root) = &shared.models_root else {
+        return empty(404);
+    };
+    if !shared
+        .models
+        .files(folder)
+        .is_some_and(|files| files.iter().any(|f| f == name))
+    {
+        return empty(404);
+    }
+    let Some(model) = inside(&root.join(folder), name) else {
+        return empty(404);
+    };
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    for ext in ["png", "jpg", "jpeg", "webp"] {
+        let Some(path) = inside(&root.join(folder), &format!("{stem}.{ext}")) else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        if bytes.len() > 32 << 20 {
+            return server_error();
+        }
+        if ext == "webp" {
+            return api::response(200, Some("image/webp"), Body::full(bytes));
+        }
+        // Only PNG is decoded here; other formats are passed on as they are.
+        return match Frame::from_png(&bytes).and_then(|f| f.to_webp()) {
+            Ok(webp) => api::response(200, Some("image/webp"), Body::full(webp)),
+            Err(_) => api::response(200, Some("image/jpeg"), Body::full(bytes)),
+        };
+    }
+    match std::fs::metadata(&model) {
+        Ok(m) if m.len() < 8 => server_error(),
+        _ => empty(404),
+    }
+}

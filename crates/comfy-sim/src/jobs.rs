@@ -9,6 +9,8 @@ use crate::state::{Job, Shared};
 use http::Response;
 
 const STATUSES: &[&str] = &["pending", "in_progress", "completed", "failed"];
+/// 0.33.0 adds `cancelled` (an interrupted job).
+const STATUSES_0_33: &[&str] = &["pending", "in_progress", "completed", "failed", "cancelled"];
 
 fn queued(job: &Job, status: &str) -> Value {
     let mut m = Map::new();
@@ -48,10 +50,18 @@ fn previewable(media: &str, item: &Value) -> bool {
         || [".obj", ".fbx", ".gltf", ".glb"].iter().any(|e| name.ends_with(e))
 }
 
-fn from_history(id: &str, entry: &Value, full: bool) -> Value {
+fn from_history(id: &str, entry: &Value, full: bool, newer: bool) -> Value {
     let prompt = entry.get("prompt");
     let extra = prompt.and_then(|p| p.get(3));
+    let interrupted = entry
+        .pointer("/status/messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|m| m.get(0).and_then(Value::as_str) == Some("execution_interrupted"));
     let status = match entry.pointer("/status/status_str").and_then(Value::as_str) {
+        // 0.33.0 tells an interrupted job from a failed one.
+        Some("error") if newer && interrupted => "cancelled",
         Some("error") => "failed",
         _ => "completed",
     };
@@ -91,6 +101,7 @@ fn from_history(id: &str, entry: &Value, full: bool) -> Value {
         .cloned()
         .unwrap_or_default();
     let mut count = 0;
+    let mut previewable_count = 0;
     let mut first_output = None;
     let mut first_any = None;
     for (node, out) in &outputs {
@@ -103,6 +114,7 @@ fn from_history(id: &str, entry: &Value, full: bool) -> Value {
             for item in items.iter().filter(|i| i.is_object()) {
                 count += 1;
                 if previewable(media, item) {
+                    previewable_count += 1;
                     let mut p = item.as_object().cloned().unwrap_or_default();
                     p.insert("nodeId".into(), json!(node));
                     p.insert("mediaType".into(), json!(media));
@@ -118,6 +130,9 @@ fn from_history(id: &str, entry: &Value, full: bool) -> Value {
         }
     }
     m.insert("outputs_count".into(), json!(count));
+    if newer {
+        m.insert("previewable_outputs_count".into(), json!(previewable_count));
+    }
     if let Some(p) = first_output.or(first_any) {
         m.insert("preview_output".into(), p);
     }
@@ -158,12 +173,17 @@ pub(crate) fn list(shared: &Shared, q: &[(String, String)]) -> Response<Body> {
             .map(|p| p.trim().to_lowercase())
             .filter(|p| !p.is_empty())
             .collect();
-        let invalid: Vec<&String> = parts.iter().filter(|p| !STATUSES.contains(&p.as_str())).collect();
+        let statuses = if shared.version.newer() {
+            STATUSES_0_33
+        } else {
+            STATUSES
+        };
+        let invalid: Vec<&String> = parts.iter().filter(|p| !statuses.contains(&p.as_str())).collect();
         if !invalid.is_empty() {
             let list = invalid.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             return bad(&format!(
                 "Invalid status value(s): {list}. Valid values: {}",
-                STATUSES.join(", ")
+                statuses.join(", ")
             ));
         }
         wanted = Some(parts);
@@ -197,7 +217,11 @@ pub(crate) fn list(shared: &Shared, q: &[(String, String)]) -> Response<Body> {
         let st = shared.lock();
         jobs.extend(st.running.iter().map(|j| queued(j, "in_progress")));
         jobs.extend(st.pending.iter().map(|j| queued(j, "pending")));
-        jobs.extend(st.history.iter().map(|(id, e)| from_history(id, e, false)));
+        jobs.extend(
+            st.history
+                .iter()
+                .map(|(id, e)| from_history(id, e, false, shared.version.newer())),
+        );
     }
     jobs.retain(|j| {
         let status = j.get("status").and_then(Value::as_str).unwrap_or("");
@@ -239,7 +263,7 @@ pub(crate) fn list(shared: &Shared, q: &[(String, String)]) -> Response<Body> {
 pub(crate) fn one(shared: &Shared, id: &str) -> Response<Body> {
     let st = shared.lock();
     if let Some(e) = st.history.get(id) {
-        return json_resp(200, &from_history(id, e, true));
+        return json_resp(200, &from_history(id, e, true, shared.version.newer()));
     }
     if let Some(j) = st.running.as_ref().filter(|j| j.id == id) {
         return json_resp(200, &queued(j, "in_progress"));

@@ -41,6 +41,7 @@ mod server;
 mod state;
 mod userdata;
 mod validate;
+mod version;
 mod ws;
 
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ use std::path::PathBuf;
 pub use fault::{Faults, HttpFault, JobFault, WsFault};
 pub use model_manager::Downloads;
 pub use server::{DEFAULT_STEPS_PER_SECOND, SimBuilder, SimHandle};
+pub use version::ComfyVersion;
 
 /// Entry point: [`Sim::builder`].
 #[derive(Debug)]

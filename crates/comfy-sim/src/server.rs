@@ -34,6 +34,7 @@ pub struct SimBuilder {
     plugins: Plugins,
     node_replacements: Option<serde_json::Value>,
     extra_nodes: serde_json::Map<String, serde_json::Value>,
+    version: crate::ComfyVersion,
 }
 
 /// The plugin simulations a [`SimBuilder`] turns on.
@@ -57,6 +58,7 @@ impl Default for SimBuilder {
             plugins: Plugins::default(),
             node_replacements: None,
             extra_nodes: serde_json::Map::new(),
+            version: crate::ComfyVersion::default(),
         }
     }
 }
@@ -153,6 +155,14 @@ impl SimBuilder {
         self
     }
 
+    /// Answers as this ComfyUI release (default: 0.8.0, the recorded
+    /// server; the `comfy-sim` command defaults to 0.33.0).
+    #[must_use]
+    pub fn comfyui_version(mut self, version: crate::ComfyVersion) -> Self {
+        self.version = version;
+        self
+    }
+
     /// Starts with these faults in force.
     #[must_use]
     pub fn faults(mut self, faults: Faults) -> Self {
@@ -234,6 +244,7 @@ impl SimBuilder {
         shared.node_replacements = self.node_replacements;
         shared.manager_on = self.plugins.manager;
         shared.model_search = self.plugins.model_search;
+        shared.version = self.version;
         let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");
         shared

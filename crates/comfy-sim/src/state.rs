@@ -175,6 +175,8 @@ pub(crate) struct Shared {
     pub(crate) settings_lock: Mutex<()>,
     /// Whether ComfyUI-Model-Manager's routes are served.
     pub(crate) model_manager: bool,
+    /// The ComfyUI release answered as.
+    pub(crate) version: crate::ComfyVersion,
     /// Model-Manager download tasks.
     pub(crate) model_tasks: Mutex<Vec<crate::model_manager::Task>>,
     /// What Model-Manager downloads do.
@@ -220,6 +222,7 @@ impl Shared {
             requests: Mutex::new(std::collections::HashMap::new()),
             log: crate::log::Log::default(),
             model_manager: false,
+            version: crate::ComfyVersion::default(),
             model_tasks: Mutex::new(Vec::new()),
             downloads: crate::model_manager::Downloads::default(),
             node_replacements: None,
@@ -268,11 +271,37 @@ impl Shared {
         json!({"exec_info": {"queue_remaining": self.lock().remaining()}})
     }
 
-    pub(crate) fn features() -> Value {
+    pub(crate) fn features(&self) -> Value {
+        if self.version.newer() {
+            // As recorded from 0.33.0 (fixtures/comfyui-0.33/http/get_features).
+            return json!({"supports_preview_metadata": true, "supports_model_type_tags": true, "max_upload_size": api::MAX_UPLOAD, "extension": {"manager": {"supports_v4": true}}, "node_replacements": true, "assets": false});
+        }
         json!({"supports_preview_metadata": true, "max_upload_size": api::MAX_UPLOAD, "extension": {"manager": {"supports_v4": true}}})
     }
 
-    pub(crate) fn system_stats() -> Value {
+    pub(crate) fn system_stats(&self) -> Value {
+        let mut stats = Self::system_stats_0_8();
+        if self.version.newer()
+            && let Some(sys) = stats.get_mut("system").and_then(Value::as_object_mut)
+        {
+            sys.insert("comfyui_version".into(), json!("0.33.0"));
+            sys.insert("required_frontend_version".into(), json!("1.48.7"));
+            sys.insert("installed_templates_version".into(), json!("0.11.41"));
+            sys.insert("required_templates_version".into(), json!("0.11.41"));
+            sys.insert(
+                "comfy_package_versions".into(),
+                json!([
+                    {"name": "comfyui-frontend-package", "installed": "1.48.7", "required": "1.48.7"},
+                    {"name": "comfyui-workflow-templates", "installed": "0.11.41", "required": "0.11.41"},
+                    {"name": "comfyui-embedded-docs", "installed": "0.5.9", "required": "0.5.9"}
+                ]),
+            );
+            sys.insert("deploy_environment".into(), json!("local-git"));
+        }
+        stats
+    }
+
+    fn system_stats_0_8() -> Value {
         json!({
             "system": {
                 "os": "linux", "ram_total": 25_276_063_744_u64, "ram_free": 23_744_385_024_u64,
@@ -382,6 +411,7 @@ impl Shared {
         }
         let outcome = match validated {
             Ok(o) => o,
+            Err(body) if self.version.newer() => return json_resp(400, &missing_node_type(&prompt, body)),
             Err(body) => return json_resp(400, &body),
         };
         if st.pending.len() >= MAX_QUEUE {
@@ -391,6 +421,12 @@ impl Shared {
             Some(v) => crate::validate::py_str(v),
             None => uuid::Uuid::new_v4().to_string(),
         };
+        if self.version.newer() && body.get("prompt_id").is_some() && !crate::version::is_canonical_uuid(&id) {
+            return json_resp(
+                400,
+                &json!({"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID", "details": "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server generate one", "extra_info": {}}, "node_errors": {}}),
+            );
+        }
         extra.remove("auth_token_comfy_org");
         extra.remove("api_key_comfy_org");
         extra.insert("create_time".into(), json!(now_ms()));
@@ -446,6 +482,24 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// `POST /api/jobs/{id}/cancel` (0.33.0): interrupts the job when it
+    /// runs, removes it when it waits; whether it did either.
+    pub(crate) fn cancel_job(&self, id: &str) -> bool {
+        let (running, pending) = {
+            let st = self.lock();
+            (
+                st.running.as_ref().is_some_and(|j| j.id == id),
+                st.pending.iter().any(|j| j.id == id),
+            )
+        };
+        if running {
+            self.interrupt(Some(id));
+        } else if pending {
+            self.queue_post(&json!({"delete": [id]}));
+        }
+        running || pending
     }
 
     /// `POST /interrupt`: global, or only if `prompt_id` is running.
@@ -561,7 +615,7 @@ pub(crate) fn ws_upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Re
     let session = Session {
         sid,
         fault: shared.faults.borrow().ws,
-        features: Shared::features(),
+        features: shared.features(),
         status: json!({"status": {"exec_info": {"queue_remaining": shared.lock().remaining()}}}),
     };
     let hub = shared.hub.clone();
@@ -575,4 +629,36 @@ pub(crate) fn ws_upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Re
         http::HeaderValue::from_static("Python/3.11 aiohttp/3.14.5"),
     );
     Response::from_parts(parts, Body::empty())
+}
+
+/// ComfyUI 0.33.0's refusal of a class it does not have: the 0.8.0
+/// `invalid_prompt` ("Cannot execute because node X does not exist.") as
+/// `missing_node_type` with the class and node in `extra_info`; any other
+/// refusal unchanged.
+fn missing_node_type(prompt: &Map<String, Value>, body: Value) -> Value {
+    let error = body.get("error");
+    let class = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .and_then(|m| m.strip_prefix("Cannot execute because node "))
+        .and_then(|r| r.strip_suffix(" does not exist."));
+    let node = error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_str)
+        .and_then(|d| d.strip_prefix("Node ID '#"))
+        .and_then(|d| d.strip_suffix('\''));
+    let (Some(class), Some(node)) = (class, node) else {
+        return body;
+    };
+    let title = prompt
+        .get(node)
+        .and_then(|n| n.pointer("/_meta/title"))
+        .and_then(Value::as_str)
+        .unwrap_or(class);
+    json!({"error": {
+        "type": "missing_node_type",
+        "message": format!("Node '{title}' not found. The custom node may not be installed."),
+        "details": format!("Node ID '#{node}'"),
+        "extra_info": {"node_id": node, "class_type": class, "node_title": title},
+    }, "node_errors": {}})
 }

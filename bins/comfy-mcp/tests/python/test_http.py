@@ -7,11 +7,14 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import start_remote, structured, text
+from conftest import sim_only, start_remote, structured, text
+
+# These generate through a sampler (or share a Redis): the simulator's GPU nodes.
+pytestmark = sim_only("generates through KSampler, which needs weights on a real ComfyUI")
 
 
-def test_tools_over_streamable_http_with_a_token(home, sim_url):
-    proc, url = start_remote(home, sim_url, "    auth_token: t0ken\n")
+def test_tools_over_streamable_http_with_a_token(home, comfyui_url):
+    proc, url = start_remote(home, comfyui_url, "    auth_token: t0ken\n")
 
     async def main():
         client = httpx2.AsyncClient(headers={"Authorization": "Bearer t0ken"}, timeout=30)
@@ -54,8 +57,8 @@ ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789abc"
 
 
-def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
-    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+def test_one_principal_cannot_reach_another_principals_jobs(home, comfyui_url):
+    proc, url = start_remote(home, comfyui_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
 
     as_client = client_for(url)
 
@@ -113,9 +116,9 @@ def test_one_principal_cannot_reach_another_principals_jobs(home, sim_url):
     assert refused and refused[0]["outcome"] == "rejected"
 
 
-def test_shared_jobs_when_configured(home, sim_url):
+def test_shared_jobs_when_configured(home, comfyui_url):
     proc, url = start_remote(
-        home, sim_url, f"    share_jobs: true\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
+        home, comfyui_url, f"    share_jobs: true\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
     )
 
     as_client = client_for(url)
@@ -138,7 +141,7 @@ def test_shared_jobs_when_configured(home, sim_url):
         proc.wait(timeout=10)
 
 
-def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
+def test_one_client_may_have_only_so_many_jobs_queued(home, comfyui_url):
     # Long jobs (5,000 steps at 500 steps/s), so they stay queued. Each
     # submission has its own seed: ComfyUI (and the simulator) cache node
     # outputs, so a repeat of a job that once ran to the end would finish
@@ -158,7 +161,7 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
         })
     proc, url = start_remote(
         home,
-        sim_url,
+        comfyui_url,
         f"    max_queued_jobs_per_client: 2\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
         # The queue is polled below: keep the read-only bucket out of the way.
         "limits:\n  max_steps: 0\nrate_limits:\n  read_only: 1000\n",
@@ -232,7 +235,7 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, sim_url):
         proc.wait(timeout=10)
 
 
-def test_replicas_share_job_owners_through_redis(tmp_path, sim_url):
+def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
     """Two replicas over one Redis: a job is its owner's through either."""
     import os
     import shutil
@@ -267,7 +270,7 @@ def test_replicas_share_job_owners_through_redis(tmp_path, sim_url):
             (home / ".comfyui-mcp").mkdir(parents=True)
             proc, url = start_remote(
                 home,
-                sim_url,
+                comfyui_url,
                 f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
                 f"state:\n  redis_url: redis://127.0.0.1:{port}/\n",
             )

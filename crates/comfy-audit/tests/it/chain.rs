@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use comfy_audit::chain::{Tamper, verify};
-use comfy_audit::cli::{pretty, run_tail, run_verify};
+use comfy_audit::cli::{LogFiles, log_files, pretty, run_tail, run_verify};
 use comfy_audit::{AuditConfig, AuditLog, FlushPolicy, Outcome, Record};
 use serde_json::json;
 
@@ -49,7 +49,7 @@ async fn each_kind_of_tampering_is_reported_at_its_line() {
     assert_eq!(good.len(), 11);
     assert_eq!(kind_of(std::slice::from_ref(&path)), None);
     let mut out = Vec::new();
-    assert_eq!(run_verify(std::slice::from_ref(&path), &mut out), 0);
+    assert_eq!(run_verify(&LogFiles::given(vec![path.clone()]), None, &mut out), 0);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "audit verify: intact: 11 records in 1 file\n"
@@ -90,10 +90,16 @@ async fn each_kind_of_tampering_is_reported_at_its_line() {
     assert_eq!(kind_of(&[rewrite(&path, &l)]), Some((Tamper::Malformed, 4)));
 
     let mut out = Vec::new();
-    assert_eq!(run_verify(&[rewrite(&path, &l)], &mut out), 1);
+    assert_eq!(
+        run_verify(&LogFiles::given(vec![rewrite(&path, &l)]), None, &mut out),
+        1
+    );
     assert!(String::from_utf8(out).unwrap().starts_with("audit verify: TAMPERED: "));
     let mut out = Vec::new();
-    assert_eq!(run_verify(&[dir.path().join("absent.log")], &mut out), 2);
+    assert_eq!(
+        run_verify(&LogFiles::given(vec![dir.path().join("absent.log")]), None, &mut out),
+        2
+    );
 }
 
 #[tokio::test]
@@ -110,12 +116,118 @@ async fn a_missing_or_foreign_file_in_a_rotated_set_is_unlinked() {
             .unwrap();
     }
     log.close();
-    let files = comfy_audit::cli::log_files(&path);
+    let files = log_files(&path).files;
     assert!(files.len() >= 4);
     assert_eq!(kind_of(&files), None);
     let mut gap = files.clone();
     gap.remove(1);
     assert_eq!(kind_of(&gap), Some((Tamper::Unlinked, 1)));
+}
+
+/// A log rotated into `audit.log` and `audit.log.1` to `.N` (`keep` 10).
+async fn rotated_log(path: &Path) -> Vec<PathBuf> {
+    let mut cfg = AuditConfig::new(path);
+    cfg.rotate_bytes = Some(2 << 10);
+    cfg.keep = 10;
+    let log = AuditLog::open(cfg).unwrap();
+    for i in 0..30 {
+        log.write(Record::new("t", "called").extra(json!({"i": i, "pad": "p".repeat(100)})))
+            .await
+            .unwrap();
+    }
+    log.close();
+    let set = log_files(path);
+    assert!(set.missing.is_empty());
+    assert!((4..=10).contains(&set.files.len()), "{:?}", set.files);
+    set.files
+}
+
+fn verify_text(set: &LogFiles) -> (u8, String) {
+    let mut out = Vec::new();
+    let code = run_verify(set, None, &mut out);
+    (code, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn cutting_the_first_lines_of_the_log_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    log_of(&path, 10).await;
+    let good = lines(&path);
+    // The chain start and two records gone: the rest still links up.
+    assert_eq!(kind_of(&[rewrite(&path, &good[3..])]), Some((Tamper::Removed, 1)));
+    // Only the chain start gone.
+    assert_eq!(kind_of(&[rewrite(&path, &good[1..])]), Some((Tamper::Removed, 1)));
+    let (code, text) = verify_text(&LogFiles::given(vec![rewrite(&path, &good[3..])]));
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(":1: the file does not begin with a chain start: its first records were removed (removed)"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_rotated_file_is_named_and_the_rest_still_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let files = rotated_log(&path).await;
+    assert_eq!(verify_text(&log_files(&path)).0, 0);
+
+    // The newest rotated file deleted: the older ones are still found.
+    std::fs::remove_file(dir.path().join("audit.log.1")).unwrap();
+    let set = log_files(&path);
+    assert_eq!(set.missing, [dir.path().join("audit.log.1")]);
+    assert_eq!(set.files.len(), files.len() - 1);
+    let (code, text) = verify_text(&set);
+    assert_eq!(code, 1);
+    assert!(
+        text.starts_with(&format!(
+            "audit verify: TAMPERED: {}: missing, while older rotated files are here (removed)\n",
+            dir.path().join("audit.log.1").display()
+        )),
+        "{text}"
+    );
+    // And the chain through the rest names the break.
+    assert!(
+        text.contains("without linking to the record before it (unlinked)"),
+        "{text}"
+    );
+
+    // Two deleted: both counted.
+    std::fs::remove_file(dir.path().join("audit.log.2")).unwrap();
+    let set = log_files(&path);
+    assert_eq!(set.missing_count, 2);
+    assert!(verify_text(&set).1.contains("; 1 more missing (removed)"));
+}
+
+#[tokio::test]
+async fn a_log_whose_earlier_files_are_all_gone_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let files = rotated_log(&path).await;
+    // Every rotated file deleted: `audit.log` continues a file that rotation
+    // (keeping 10) cannot have dropped yet.
+    for f in &files[..files.len() - 1] {
+        std::fs::remove_file(f).unwrap();
+    }
+    let set = log_files(&path);
+    assert_eq!(set.files, std::slice::from_ref(&path));
+    assert_eq!(kind_of(&set.files), Some((Tamper::Removed, 1)));
+    let (code, text) = verify_text(&set);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("which is not here; rotation keeps 10 earlier files, so it was removed"),
+        "{text}"
+    );
+
+    // The oldest file deleted alone: the same.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let files = rotated_log(&path).await;
+    std::fs::remove_file(&files[0]).unwrap();
+    let set = log_files(&path);
+    assert!(set.missing.is_empty());
+    assert_eq!(kind_of(&set.files).map(|k| k.0), Some(Tamper::Removed));
 }
 
 #[derive(Clone, Default)]
@@ -181,4 +293,62 @@ async fn tail_prints_the_last_records_then_follows() {
         "{text}"
     );
     assert_eq!(pretty("not json"), "not json");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn verify_reads_as_a_stream_and_stops_at_the_first_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    log_of(&path, 5).await;
+    let mut l = lines(&path);
+    l[1] = l[1].replace("\"i\":0", "\"i\":9");
+    // A pipe that never ends: only a reader that streams gets to line 2
+    // and answers.
+    let fifo = dir.path().join("fifo.log");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all((l.join("\n") + "\n").as_bytes()).unwrap();
+            // Hold the pipe open (no end of input) until the test is done.
+            let _ = stopped.recv_timeout(std::time::Duration::from_secs(30));
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(verify(&[fifo]).map(|v| v.problem.map(|p| (p.kind, p.line))));
+    });
+    let found = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = stop.send(());
+    writer.join().unwrap();
+    assert_eq!(
+        found.expect("verify waited for the end of the file").unwrap(),
+        Some((Tamper::Modified, 2))
+    );
+}
+
+#[tokio::test]
+async fn a_line_over_the_bound_is_reported_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    log_of(&path, 3).await;
+    let mut l = lines(&path);
+    l.insert(2, "x".repeat(comfy_audit::chain::MAX_LINE + 10));
+    let bad = rewrite(&path, &l);
+    let v = verify(std::slice::from_ref(&bad)).unwrap();
+    let p = v.problem.unwrap();
+    assert_eq!((p.kind, p.line), (Tamper::Malformed, 3));
+    assert!(p.message.contains("longer than"), "{p}");
+    assert_eq!(v.records, 2);
+    let (code, text) = verify_text(&LogFiles::given(vec![bad]));
+    assert_eq!(code, 1, "{text}");
 }

@@ -5,9 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use comfy_audit::chain::verify;
+use comfy_audit::chain::{Tamper, verify};
 use comfy_audit::cli::log_files;
 use comfy_audit::{AuditConfig, AuditError, AuditLog, FailurePolicy, FlushPolicy, Outcome, Record};
 use serde_json::json;
@@ -221,7 +222,10 @@ async fn deleted_and_symlinked_files_are_handled() {
     std::fs::remove_file(&path).unwrap();
     assert!(log.write(Record::new("t", "four")).await.unwrap().is_some());
     log.close();
-    assert_eq!(verify(&[path]).unwrap().problem, None);
+    // The file now holds one record, in a chain that began in a file that
+    // was deleted (and not by rotation): `verify` says so.
+    let problem = verify(&[path]).unwrap().problem.unwrap();
+    assert_eq!((problem.kind, problem.line), (Tamper::Removed, 1), "{problem}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -247,7 +251,7 @@ async fn rotation_under_load_never_splits_or_loses_a_record() {
         t.await.unwrap();
     }
     log.close();
-    let files = log_files(&path);
+    let files = log_files(&path).files;
     assert!(files.len() > 5, "{files:?}");
     let mut total = 0;
     for f in &files {
@@ -273,7 +277,7 @@ async fn rotation_under_load_never_splits_or_loses_a_record() {
             .unwrap();
     }
     log.close();
-    let files = log_files(&path);
+    let files = log_files(&path).files;
     assert_eq!(files.len(), 3);
     assert_eq!(verify(&files).unwrap().problem, None);
 }
@@ -336,4 +340,86 @@ fn kill_9_loses_no_acknowledged_record() {
         assert!(written.contains(seq), "acknowledged record {seq} is missing");
     }
     assert_eq!(verify(&[path]).unwrap().problem, None);
+}
+
+#[tokio::test]
+async fn a_failed_sync_fails_the_next_call_when_closed_and_is_counted_when_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let log = AuditLog::open(config(&path, FlushPolicy::Interval(Duration::from_millis(20)))).unwrap();
+    assert!(log.write(Record::new("t", "one")).await.unwrap().is_some());
+    log.faults().fail_sync.store(true, Ordering::Relaxed);
+    assert!(log.write(Record::new("t", "two")).await.unwrap().is_some());
+    // The interval sync runs and fails; nobody is waiting on it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let err = log.write(Record::new("t", "three")).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("audit log {}: fsync failed: injected I/O error", path.display())
+    );
+    // The disk recovers: so do writes.
+    log.faults().fail_sync.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(log.write(Record::new("t", "four")).await.unwrap().is_some());
+    log.close();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(
+        &dir.path().join("audit.log"),
+        FlushPolicy::Interval(Duration::from_millis(20)),
+    );
+    cfg.failure = FailurePolicy::FailOpen;
+    let log = AuditLog::open(cfg).unwrap();
+    log.faults().fail_sync.store(true, Ordering::Relaxed);
+    assert!(log.write(Record::new("t", "one")).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(log.failures() >= 1, "a failed sync is counted under fail_open");
+    assert!(log.write(Record::new("t", "two")).await.unwrap().is_some());
+    log.close();
+
+    // With every_record, the call whose record was not synced fails.
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(config(&dir.path().join("audit.log"), FlushPolicy::EveryRecord)).unwrap();
+    log.faults().fail_sync.store(true, Ordering::Relaxed);
+    assert!(log.write(Record::new("t", "one")).await.is_err());
+    log.close();
+}
+
+/// On a one-thread runtime, a disk that takes 300 ms per sync must not
+/// stop other tasks: the writer's file work is on its own thread.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_disk_never_stalls_the_runtime() {
+    for flush in [
+        FlushPolicy::Interval(Duration::from_millis(10)),
+        FlushPolicy::EveryRecord,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(config(&dir.path().join("audit.log"), flush)).unwrap());
+        log.faults().sync_delay_ms.store(300, Ordering::Relaxed);
+        let writer = {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                for i in 0..6 {
+                    log.write(Record::new("t", "called").extra(json!({"i": i})))
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let mut worst = Duration::ZERO;
+        let mut last = std::time::Instant::now();
+        while !writer.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            worst = worst.max(last.elapsed());
+            last = std::time::Instant::now();
+        }
+        writer.await.unwrap();
+        assert!(
+            worst < Duration::from_millis(150),
+            "{flush:?}: the runtime stalled for {worst:?}"
+        );
+        log.faults().sync_delay_ms.store(0, Ordering::Relaxed);
+        log.close();
+    }
 }

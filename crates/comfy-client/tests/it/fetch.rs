@@ -120,10 +120,11 @@ async fn refused_before_connecting() {
     let err = fetch(&format!("{}/x.png", server.uri()), &policy).await.unwrap_err();
     assert!(matches!(err, FetchError::PrivateAddress { .. }), "{err}");
     let port = server.address().port();
+    // A loopback name is refused on its name, before DNS.
     let err = fetch(&format!("http://localhost:{port}/x.png"), &policy)
         .await
         .unwrap_err();
-    assert!(matches!(err, FetchError::PrivateAddress { .. }), "{err}");
+    assert!(matches!(err, FetchError::LocalName { .. }), "{err}");
     let err = fetch(&format!("http://[::1]:{port}/x.png"), &policy).await.unwrap_err();
     assert!(matches!(err, FetchError::PrivateAddress { .. }), "{err}");
     // Plain http is refused unless allowed or trusted; user info always.
@@ -140,4 +141,35 @@ async fn refused_before_connecting() {
     assert!(matches!(err, FetchError::Invalid(_)));
     // Nothing reached the server.
     assert!(server.received_requests().await.unwrap_or_default().is_empty());
+}
+
+#[tokio::test]
+async fn names_and_forms_that_reach_local_addresses_are_refused_before_dns() {
+    let mut policy = FetchPolicy::new(vec!["*".into()], 1000);
+    policy.timeout = Duration::from_secs(5);
+    for url in [
+        "https://localtest.me/x.png",
+        "https://127.0.0.1.nip.io/x.png",
+        "https://169-254-169-254.sslip.io/x.png",
+        "https://lvh.me/x.png",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https://example.com./x.png",
+        "https://intranet/x.png",
+    ] {
+        let err = fetch(url, &policy).await.unwrap_err();
+        assert!(matches!(err, FetchError::LocalName { .. }), "{url}: {err}");
+    }
+    // WHATWG reads `evil`, Python would read the metadata address: refused
+    // as a URL the two standards disagree on.
+    let err = fetch(r"https://evil\@169.254.169.254/", &policy).await.unwrap_err();
+    assert!(matches!(err, FetchError::Invalid(_)), "{err}");
+    // IPv4 inside IPv6, and carrier-grade NAT.
+    for url in [
+        "https://[::ffff:a9fe:a9fe]/",
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://100.100.100.200/",
+    ] {
+        let err = fetch(url, &policy).await.unwrap_err();
+        assert!(matches!(err, FetchError::PrivateAddress { .. }), "{url}: {err}");
+    }
 }

@@ -1,10 +1,15 @@
 //! Every typed method against the simulator.
 
+use comfy_client::name::Segment;
 use comfy_client::types::FileRef;
 use comfy_client::{Error, Preview, PromptOptions, UploadOptions};
 use serde_json::json;
 
 use crate::{basic, client, sim, workflow};
+
+fn seg(s: &str) -> Segment {
+    Segment::new(s).unwrap()
+}
 
 #[tokio::test]
 async fn catalog_and_server_information() {
@@ -13,26 +18,32 @@ async fn catalog_and_server_information() {
     let info = c.object_info().await.unwrap();
     assert!(info.len() > 500);
     assert!(info.node("KSampler").is_some());
-    assert!(c.object_info_class("SaveImage").await.unwrap().is_some());
-    assert_eq!(c.object_info_class("NoSuchNode").await.unwrap(), None);
-    assert_eq!(
-        c.object_info_class("../../x").await.unwrap(),
-        None,
-        "path input is encoded, not traversed"
-    );
+    assert!(c.object_info_class(&seg("SaveImage")).await.unwrap().is_some());
+    assert_eq!(c.object_info_class(&seg("NoSuchNode")).await.unwrap(), None);
+    for bad in ["..", ".", "../../x", "a\\b", "x:y", ""] {
+        assert!(
+            matches!(Segment::new(bad), Err(Error::InvalidArgument { .. })),
+            "{bad:?} is no path segment"
+        );
+    }
+    assert!(matches!(c.job_info("..").await, Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        c.history_entry("..").await,
+        Err(Error::InvalidArgument { .. })
+    ));
     assert_eq!(c.system_stats().await.unwrap()["system"]["comfyui_version"], "0.8.0");
     assert_eq!(c.features().await.unwrap()["supports_preview_metadata"], true);
     assert!(!c.extensions().await.unwrap().is_empty());
     assert!(c.embeddings().await.unwrap().is_empty());
     assert!(c.model_folders().await.unwrap().contains(&"checkpoints".to_owned()));
     assert!(
-        c.models("checkpoints")
+        c.models(&seg("checkpoints"))
             .await
             .unwrap()
             .unwrap()
             .contains(&"v1-5-pruned-emaonly.safetensors".to_owned())
     );
-    assert_eq!(c.models("no_such_folder").await.unwrap(), None);
+    assert_eq!(c.models(&seg("no_such_folder")).await.unwrap(), None);
     assert_eq!(
         c.get_json("/prompt").await.unwrap(),
         json!({"exec_info": {"queue_remaining": 0}})

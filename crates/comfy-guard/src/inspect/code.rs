@@ -1,27 +1,47 @@
-//! Finding Python and shell code in a string by its structure.
+//! Finding Python and shell code in a string by parsing it.
 //!
 //! The peer matches a few words (`eval(`, `subprocess`, ...) in the raw
-//! string, so `ｅｖａｌ(`, `ev\u{200b}al(`, a base64 blob or
-//! `getattr(__builtins__, 'ev'+'al')` pass. Here a string is judged as the
-//! code ComfyUI or Python would see: after NFKC normalisation (what Python
-//! applies to identifiers) with invisible characters removed, after
-//! Python-style `\x`/`\u` escapes, and inside base64 and hex blobs a node
-//! could decode. What counts is structure (a call of an evaluating builtin,
-//! an import of a system module, a walk from a module to an attribute, a
-//! dunder, a builtins lookup by name, a shell pipeline), never a bare word,
-//! so prompts such as "an executive at a desk" stay clean.
+//! string, which a comment, a line continuation, `(exec)(...)` or an
+//! encoding defeats, while prompts such as "tourists and locals
+//! (crowd:1.2)" trip it. Here a string is judged as the program Python or
+//! a shell would run:
+//! - [`python`]: parsed with Ruff's Python parser; a program that uses an
+//!   evaluating or reflective builtin, imports a system module, walks
+//!   dunders or opens files is code. Text that does not parse is parsed
+//!   line by line, and what still fails is judged on its Python tokens.
+//! - [`shell`]: cut into commands and split into words as `sh` does; a
+//!   shell, network tool or interpreter told to run something is code.
+//! - [`decode`]: the same judgement after every decoding a node could
+//!   apply (escapes, percent, rot13, base64, base85, hex, zlib), nested up
+//!   to [`MAX_LAYERS`] deep within one fixed budget per string; and after
+//!   NFKC normalisation with invisible characters removed.
+//!
+//! The cheap path stays cheap: one regular-expression scan for the words
+//! any of this needs (and their rot13 forms) and one scan for encoded
+//! blobs decide whether a string is looked at any closer; most prompts
+//! stop there.
+//!
+//! What this does not promise: a node that computes its program from
+//! inputs the inspector cannot evaluate (a model's output, a file's
+//! content), or a language other than Python and POSIX/PowerShell command
+//! lines, is out of its reach (see `docs/security.md`).
+
+mod decode;
+mod python;
+mod shell;
 
 use std::sync::LazyLock;
 
 use regex::RegexSet;
 use unicode_normalization::UnicodeNormalization;
 
+use self::decode::Budget;
 use crate::path::is_invisible;
 
 /// What was found, and how it was hidden.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeHit {
-    /// The construct, e.g. `a call of eval`.
+    /// The construct, e.g. `a use of an evaluating or reflective builtin`.
     pub what: &'static str,
     /// The decodings applied before it showed (outermost first); empty when
     /// it was plain.
@@ -39,244 +59,213 @@ impl CodeHit {
     }
 }
 
-/// Python modules whose import means system access.
-const MODULES: &str = "os|sys|subprocess|socket|shutil|importlib|ctypes|pickle|cPickle|marshal|builtins|__builtin__|pty|io|posix|nt|runpy|requests|urllib|urllib2|urllib3|httplib|http|telnetlib|ftplib|smtplib|webbrowser|multiprocessing|asyncio|signal|tempfile|pathlib|glob|zipfile|tarfile|codecs|base64|dill|cloudpickle|platform|sysconfig|types|inspect|gc|code|codeop|imp|threading|_thread|select|selectors|ssl|paramiko|fcntl|resource|mmap";
+/// How many decodings deep a hidden payload is followed (five nested
+/// encodings and a normalisation).
+pub const MAX_LAYERS: usize = 6;
+/// How much text the Python parser reads per inspected string, decodings
+/// included; text that still holds trigger words past it is reported.
+const PARSE_BUDGET: usize = 256 * 1024;
 
-/// The subset of [`MODULES`] whose names are not also English words, so a
-/// walk from one (`os.system(`) is code wherever it appears.
-const WALK_MODULES: &str = "os|sys|subprocess|socket|shutil|importlib|ctypes|pickle|cPickle|marshal|builtins|__builtin__|pty|io|posix|nt|runpy|urllib|urllib2|urllib3|httplib|telnetlib|ftplib|smtplib|webbrowser|multiprocessing|asyncio|tempfile|pathlib|zipfile|tarfile|codecs|base64|dill|cloudpickle|sysconfig|codeop|_thread|selectors|paramiko|fcntl|mmap";
-
-/// The patterns, each with what it means. Order matters only for which
-/// description a string gets when several match.
-static PATTERNS: LazyLock<(RegexSet, Vec<&'static str>)> = LazyLock::new(|| {
-    let table: Vec<(String, &'static str)> = vec![
-        (
-            r"\b(?:eval|exec|execfile|compile|__import__|breakpoint)\s*\(".to_owned(),
-            "a call of an evaluating builtin",
-        ),
-        (
-            r"\b(?:getattr|setattr|delattr|globals|locals|vars)\s*\(".to_owned(),
-            "a reflective builtin call",
-        ),
-        (
-            r"__(?:import|builtins|builtin|globals|subclasses|class|mro|bases?|code|dict|getattribute|reduce|reduce_ex|loader|spec|closure|func|self|module)__".to_owned(),
-            "a dunder attribute",
-        ),
-        (
-            format!(r"(?m)^[ \t]*(?:import[ \t]+(?:{MODULES})\b|from[ \t]+(?:{MODULES})(?:\.\w+)*[ \t]+import\b)"),
-            "an import of a system module",
-        ),
-        (
-            format!(r"(?m)[;:][ \t]*(?:import[ \t]+(?:{MODULES})\b|from[ \t]+(?:{MODULES})(?:\.\w+)*[ \t]+import\b)"),
-            "an import of a system module",
-        ),
-        (
-            format!(r"(?:^|[^\w.])(?:{WALK_MODULES})\s*\.\s*[A-Za-z_]\w*\s*[(\[.]"),
-            "an attribute walk from a system module",
-        ),
-        (
-            r"\bos\s*\.\s*(?:system|popen|exec\w*|spawn\w*|fork|kill|remove|unlink|rmdir|removedirs|rename|chmod|chown|environ|getenv|putenv|listdir|scandir|walk|makedirs|mkdir|startfile|dup2)\b".to_owned(),
-            "an attribute walk from a system module",
-        ),
-        (
-            r#"\[\s*['"](?:eval|exec|compile|__import__|open|system|popen|getattr|__builtins__)['"]\s*\]"#.to_owned(),
-            "a builtins lookup by name",
-        ),
-        (r#"\bopen\s*\(\s*[rbfuRBFU]{0,2}['"]"#.to_owned(), "a file opened by name"),
-        (
-            r"\.\s*(?:read|write|readlines|writelines|read_text|write_text|read_bytes|write_bytes)\s*\(".to_owned(),
-            "a file read or write",
-        ),
-        (
-            r"/bin/(?:ba|z|da|k|c|tc|fi)?sh\b|/dev/(?:tcp|udp)/|/etc/(?:passwd|shadow|sudoers)\b|\bcmd(?:\.exe)?\s+/[ck]\b|\bpowershell(?:\.exe)?\s+-".to_owned(),
-            "a shell command",
-        ),
-        (
-            r"(?:^|[;&|`]|\$\()\s*(?:rm\s+-[A-Za-z]*[rf]|curl\s+\S|wget\s+\S|nc\s+-|ncat\s|netcat\s|bash\s+-|sh\s+-c\b|zsh\s+-c\b|python[23]?\s+-c\b|perl\s+-e\b|chmod\s+[+0-7]|mkfifo\b|base64\s+-d\b|whoami\b|id\s*(?:$|[;&|`)]))".to_owned(),
-            "a shell command",
-        ),
-        (r"\|\s*(?:ba|z|da)?sh\b".to_owned(), "a shell command"),
-        (r"\b(?:curl|wget)\s+(?:-\S+\s+)*https?://".to_owned(), "a shell command"),
+/// Words without which a string cannot be Python that reaches the system.
+fn python_words() -> String {
+    let mut words: Vec<&str> = vec![
+        "eval",
+        "exec",
+        "execfile",
+        "compile",
+        "open",
+        "globals",
+        "locals",
+        "vars",
+        "getattr",
+        "setattr",
+        "delattr",
+        "breakpoint",
+        "import",
     ];
-    let (patterns, labels): (Vec<String>, Vec<&'static str>) = table.into_iter().unzip();
+    words.extend(python::WALK_MODULES);
+    format!(r"(?-u:\b)(?:{})(?-u:\b)|__\w+__", words.join("|"))
+}
+
+/// Words without which a string cannot be a dangerous command line.
+const SHELL_WORDS: &str = r"/dev/(?:tcp|udp)/|(?-u:\b)(?:sh|bash|zsh|dash|ksh|fish|csh|tcsh|ash|mksh|nc|ncat|netcat|socat|telnet|ssh|scp|sftp|ftp|tftp|curl|wget|fetch|aria2c|pwsh|powershell|cmd|mshta|rundll32|regsvr32|certutil|bitsadmin|wscript|cscript|rm|chmod|chown|mkfifo|mknod|dd|base64|xxd|openssl|whoami|id|uname|hostname|ifconfig|crontab|systemctl|useradd|passwd|iptables|kill|pkill|killall|reboot|shutdown|awk|gawk|find|xterm|python[0-9.]*|py|perl|ruby|php|node|nodejs|lua|deno|bun|osascript)(?-u:\b)";
+
+/// 0: Python words, 1: shell words, 2: Python words in rot13, 3: shell
+/// words in rot13.
+static TRIGGERS: LazyLock<RegexSet> = LazyLock::new(|| {
+    let py = python_words();
+    let sh = SHELL_WORDS.to_owned();
     // The table is fixed and tested; a failure here is a programming error
     // caught by every test that scans a string.
     #[allow(
         clippy::expect_used,
         reason = "constant patterns, compiled once and covered by tests"
     )]
-    let set = RegexSet::new(patterns).expect("code patterns compile");
-    (set, labels)
+    RegexSet::new([py.clone(), sh.clone(), rot13_pattern(&py), rot13_pattern(&sh)]).expect("trigger patterns compile")
 });
 
-/// How many decodings deep a hidden payload is followed.
-const MAX_LAYERS: usize = 3;
-/// Shortest base64 or hex run worth decoding (shorter ones cannot hold a
-/// meaningful payload and are common in ordinary text).
-const MIN_BLOB: usize = 16;
-
-/// Looks for code in `s` as written and as it decodes.
-pub fn find_code(s: &str) -> Option<CodeHit> {
-    find(s, 0)
+/// A pattern matching the rot13 form of the words in `pattern` (letters
+/// outside escapes and classes are rotated).
+fn rot13_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut escaped = false;
+    let mut in_group_flag = false;
+    for c in pattern.chars() {
+        if escaped {
+            out.push(c);
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                out.push(c);
+            }
+            '?' => {
+                in_group_flag = true;
+                out.push(c);
+            }
+            ':' | ')' => {
+                in_group_flag = false;
+                out.push(c);
+            }
+            c if in_group_flag => out.push(c),
+            c => out.push_str(&decode::rot13(&c.to_string())),
+        }
+    }
+    out
 }
 
-fn find(s: &str, layer: usize) -> Option<CodeHit> {
-    if let Some(what) = scan(s) {
-        return Some(CodeHit {
-            what,
-            hidden_by: Vec::new(),
-        });
+/// Looks for code in `s` as written, normalised, and as it decodes.
+pub fn find_code(s: &str) -> Option<CodeHit> {
+    let mut work = Work {
+        budget: Budget::new(),
+        parsed: 0,
+    };
+    find(s, 0, &mut work)
+}
+
+struct Work {
+    budget: Budget,
+    /// Bytes handed to the Python parser so far.
+    parsed: usize,
+}
+
+fn hit(what: &'static str, how: Option<&'static str>) -> CodeHit {
+    CodeHit {
+        what,
+        hidden_by: how.into_iter().collect(),
+    }
+}
+
+fn find(s: &str, layer: usize, work: &mut Work) -> Option<CodeHit> {
+    find_in(s, layer, work, false)
+}
+
+/// `rotated`: `s` is the rot13 of the text above it (so it is not rotated
+/// back).
+fn find_in(s: &str, layer: usize, work: &mut Work, rotated: bool) -> Option<CodeHit> {
+    let triggers = TRIGGERS.matches(s);
+    if (triggers.matched(0) || triggers.matched(1))
+        && let Some(what) = judge(s, triggers.matched(0), triggers.matched(1), work)
+    {
+        return Some(hit(what, None));
     }
     if !s.is_ascii() {
         let normal: String = s.nfkc().filter(|c| !is_invisible(*c)).collect();
         if normal != s
-            && let Some(mut hit) = find(&normal, layer + 1)
+            && layer < MAX_LAYERS
+            && let Some(mut h) = find(&normal, layer + 1, work)
         {
-            hit.hidden_by.insert(0, "Unicode normalisation");
-            return Some(hit);
+            h.hidden_by.insert(0, "Unicode normalisation");
+            return Some(h);
         }
     }
     if layer >= MAX_LAYERS {
         return None;
     }
-    if s.contains('\\')
-        && let Some(unescaped) = python_unescape(s)
-        && let Some(mut hit) = find(&unescaped, layer + 1)
-    {
-        hit.hidden_by.insert(0, "escape sequences");
-        return Some(hit);
+    let candidates = decode::candidates(s, &mut work.budget);
+    for (name, decoded) in &candidates {
+        if let Some(mut h) = find(decoded, layer + 1, work) {
+            h.hidden_by.insert(0, name);
+            return Some(h);
+        }
     }
-    for blob in blobs(s) {
-        for (name, decoded) in decodings(blob) {
-            if let Some(mut hit) = find(&decoded, layer + 1) {
-                hit.hidden_by.insert(0, name);
-                return Some(hit);
-            }
+    // rot13: of words (the rotated trigger words show it), or of an
+    // encoded blob (a run of letters and digits that decodes to nothing
+    // as it is).
+    if !rotated
+        && (triggers.matched(2)
+            || triggers.matched(3)
+            || decode::has_blob(s)
+            || rotated_escapes(s)
+            || decode::has_b85_run(s))
+        && work.budget.try_spend()
+    {
+        let turned = decode::rot13(s);
+        if let Some(mut h) = find_in(&turned, layer + 1, work, true) {
+            h.hidden_by.insert(0, "rot13");
+            return Some(h);
         }
     }
     None
 }
 
-/// The plain scan. A cheap byte test skips strings with none of the
-/// characters every pattern needs (most prompts).
-fn scan(s: &str) -> Option<&'static str> {
-    let worth = s
-        .bytes()
-        .any(|b| matches!(b, b'(' | b'.' | b'_' | b'$' | b'`' | b'|' | b'/' | b'[' | b':' | b';'))
-        || s.contains("import")
-        || s.contains(" -");
-    if !worth {
-        return None;
-    }
-    let (set, labels) = &*PATTERNS;
-    set.matches(s).iter().next().map(|i| labels[i])
+/// Escapes or percent-encoding that rot13 turned into something else
+/// (`\\k5s` for `\\x5f`, `%5S` for `%5F`).
+fn rotated_escapes(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'k' | b'h' | b'H' | b'A'))
+        || b.windows(3)
+            .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_alphanumeric())
 }
 
-/// Python string-literal escapes (`\xNN`, `\uNNNN`, `\UNNNNNNNN`, `\NNN`
-/// octal, and the single-character ones), as `eval` of a literal or
-/// `codecs.decode(..., 'unicode_escape')` would apply them. `None` when
-/// nothing changed.
-fn python_unescape(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    let mut changed = false;
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let Some(&next) = chars.peek() else {
-            out.push(c);
-            break;
-        };
-        let hex_len = match next {
-            'x' => Some(2),
-            'u' => Some(4),
-            'U' => Some(8),
-            _ => None,
-        };
-        if let Some(len) = hex_len {
-            let digits: String = chars.clone().skip(1).take(len).collect();
-            if digits.len() == len
-                && let Ok(code) = u32::from_str_radix(&digits, 16)
-                && let Some(ch) = char::from_u32(code)
-            {
-                for _ in 0..=len {
-                    chars.next();
-                }
-                out.push(ch);
-                changed = true;
+/// Python and shell judgement of text that holds trigger words.
+fn judge(s: &str, py: bool, sh: bool, work: &mut Work) -> Option<&'static str> {
+    if py {
+        for chunk in chunks(s, python::WHOLE_MAX) {
+            if !TRIGGERS.matches(chunk).matched(0) {
                 continue;
             }
-        } else if next.is_digit(8) {
-            let digits: String = chars.clone().take(3).take_while(|d| d.is_digit(8)).collect();
-            if let Ok(code) = u32::from_str_radix(&digits, 8)
-                && let Some(ch) = char::from_u32(code)
-            {
-                for _ in 0..digits.len() {
-                    chars.next();
-                }
-                out.push(ch);
-                changed = true;
-                continue;
+            if work.parsed + chunk.len() > PARSE_BUDGET {
+                return Some("code-like text too long to check (over the parse budget)");
             }
-        } else if let Some(ch) = match next {
-            'n' => Some('\n'),
-            't' => Some('\t'),
-            'r' => Some('\r'),
-            '\'' | '"' | '\\' => Some(next),
-            _ => None,
-        } {
-            chars.next();
-            out.push(ch);
-            changed = true;
-            continue;
+            work.parsed += chunk.len();
+            if let Some(what) = python::judge(chunk) {
+                return Some(what);
+            }
         }
-        out.push(c);
     }
-    changed.then_some(out)
+    if sh {
+        return shell::judge(s);
+    }
+    None
 }
 
-/// Runs of base64 or hex alphabet long enough to hold a payload.
-fn blobs(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_')))
-        .filter(|run| run.len() >= MIN_BLOB)
-}
-
-/// The text a blob decodes to, under each encoding that accepts it.
-fn decodings(blob: &str) -> Vec<(&'static str, String)> {
-    use data_encoding::{BASE64_NOPAD, BASE64URL_NOPAD, HEXLOWER_PERMISSIVE};
+/// `s` in pieces of at most `max` bytes, cut after a newline where there
+/// is one (else at a character boundary).
+fn chunks(s: &str, max: usize) -> Vec<&str> {
     let mut out = Vec::new();
-    let bytes = blob.as_bytes();
-    if bytes.len().is_multiple_of(2)
-        && bytes.iter().all(u8::is_ascii_hexdigit)
-        && let Ok(raw) = HEXLOWER_PERMISSIVE.decode(bytes)
-        && let Ok(text) = String::from_utf8(raw)
-    {
-        out.push(("hex", text));
+    let mut rest = s;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(nl) = rest[..cut].rfind('\n') {
+            cut = nl + 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
     }
-    // Padding is optional in practice; decoders without it accept both.
-    let trimmed = blob.trim_end_matches('=');
-    let decoded = BASE64_NOPAD
-        .decode(trimmed.as_bytes())
-        .or_else(|_| BASE64URL_NOPAD.decode(trimmed.as_bytes()));
-    if let Ok(raw) = decoded
-        && let Ok(text) = String::from_utf8(raw)
-    {
-        out.push(("base64", text));
-    }
+    out.push(rest);
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{find_code, python_unescape};
-
-    #[test]
-    fn escapes_decode_as_python_does() {
-        assert_eq!(python_unescape(r"\x65\u0076al\101\n\\").as_deref(), Some("evalA\n\\"));
-        assert_eq!(python_unescape(r"no escapes here \q"), None);
-    }
+    use super::find_code;
 
     #[test]
     fn plain_prompts_are_not_code() {

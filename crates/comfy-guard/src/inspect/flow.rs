@@ -12,8 +12,10 @@
 use std::collections::HashMap;
 
 use comfy_workflow::object_info::NodeDef;
-use comfy_workflow::{Input, Link, NodeId, Workflow};
+use comfy_workflow::{Input, Link, Node, NodeId, Workflow};
 use serde_json::Value;
+
+use crate::eval::{Cast, MAX_ALTERNATIVES, Numbers};
 
 /// What an input does with its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,66 @@ impl Sink {
     }
 }
 
+/// Core classes and common custom packs whose input names a file or
+/// folder outside the catalog's types: `(class, input, what it does,
+/// whether it unpickles what it reads)`.
+const PATH_INPUTS: &[(&str, &str, Sink, bool)] = &[
+    // ComfyUI's dataset and training nodes.
+    ("SaveImageDataSetToFolder", "folder_name", Sink::WriteFile, false),
+    ("SaveImageTextDataSetToFolder", "folder_name", Sink::WriteFile, false),
+    ("SaveTrainingDataset", "folder_name", Sink::WriteFile, false),
+    // `torch.load`s every `shard_*.pkl` of the folder (CVE-2026-68771).
+    ("LoadTrainingDataset", "folder_name", Sink::ReadFile, true),
+    ("LoadImageDataSetFromFolder", "folder", Sink::ReadFile, false),
+    ("LoadImageTextDataSetFromFolder", "folder", Sink::ReadFile, false),
+    ("LoadVideoDataSetFromFolder", "folder", Sink::ReadFile, false),
+    ("LoadVideoTextDataSetFromFolder", "folder", Sink::ReadFile, false),
+    // Video Helper Suite: any path on the host, or a URL.
+    ("VHS_LoadImagePath", "image", Sink::ReadFile, false),
+    ("VHS_LoadVideoPath", "video", Sink::ReadFile, false),
+    ("VHS_LoadImagesPath", "directory", Sink::ReadFile, false),
+    ("VHS_LoadAudio", "audio_file", Sink::ReadFile, false),
+    // WAS Node Suite: image paths (or URLs) and pickled caches.
+    ("Image Load", "image_path", Sink::ReadFile, false),
+    ("Load Cache", "latent_path", Sink::ReadFile, true),
+    ("Load Cache", "image_path", Sink::ReadFile, true),
+    ("Load Cache", "conditioning_path", Sink::ReadFile, true),
+    ("Save Text File", "path", Sink::WriteFile, false),
+    // pysssss: text files under a chosen root.
+    ("SaveText|pysssss", "file", Sink::WriteFile, false),
+    ("LoadText|pysssss", "file", Sink::ReadFile, false),
+];
+
+/// Extensions of formats that unpickle (and can run code) when loaded.
+const PICKLE_EXTENSIONS: &[&str] = &[".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin"];
+
+/// Why a file read by `input` of a `class` node is a pickle finding, if it
+/// is: the node unpickles whatever it reads (curated), or the value names a
+/// pickle format and the loader is not one of ComfyUI's model loaders
+/// (those load through `comfy.utils.load_torch_file`, restricted to
+/// tensors with `weights_only=True`).
+pub(crate) fn pickle_reason(class: &str, input: &str, value: &str) -> Option<String> {
+    if value.trim().is_empty() {
+        return None;
+    }
+    if PATH_INPUTS.iter().any(|(c, i, _, p)| *p && *c == class && *i == input) {
+        return Some("the node unpickles (torch.load) what it reads there, and a pickle can run code".to_owned());
+    }
+    let lower = value.trim_end().to_ascii_lowercase();
+    let ext = PICKLE_EXTENSIONS.iter().find(|e| lower.ends_with(*e))?;
+    let model_loader = comfy_workflow::analysis::MODEL_INPUTS
+        .iter()
+        .any(|(c, i, _)| *c == class && *i == input);
+    (!model_loader).then(|| {
+        format!("a `{ext}` file is a pickle, and this loader is not one of ComfyUI's tensor-only model loaders")
+    })
+}
+
+/// `photo.png [output]`: ComfyUI's folder annotation on a file name.
+fn annotated(s: &str) -> bool {
+    [" [input]", " [output]", " [temp]"].iter().any(|t| s.ends_with(t))
+}
+
 /// Classes whose listed input names a model file (`comfy_workflow`'s
 /// loader table) or a file in the input folder.
 fn reads_file(class: &str, input: &str) -> bool {
@@ -56,8 +118,21 @@ fn reads_file(class: &str, input: &str) -> bool {
 }
 
 /// What `input` of a `class` node does with text, judged from its declared
-/// type when the catalog is known and from its name otherwise.
-pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>) -> Option<Sink> {
+/// type when the catalog is known and from its name otherwise; a literal
+/// written as a URL is fetched, whatever the input is called.
+pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>, value: &Input) -> Option<Sink> {
+    if let Input::Value(Value::String(s)) = value {
+        if super::urls::looks_like_url(s) {
+            return Some(Sink::Fetch);
+        }
+        // Every `Load*` class reads an annotated name (CVE-2026-56673).
+        if class.starts_with("Load") && annotated(s) {
+            return Some(Sink::ReadFile);
+        }
+    }
+    if let Some((_, _, sink, _)) = PATH_INPUTS.iter().find(|(c, i, _, _)| *c == class && *i == input) {
+        return Some(*sink);
+    }
     if let Some(kind) = def.and_then(|d| d.input(input)).map(|i| i.kind.type_name()) {
         let is = |names: &[&str]| names.iter().any(|n| kind.eq_ignore_ascii_case(n));
         if is(&["CODE", "PYTHON", "SCRIPT", "COMMAND", "COMMANDLINE"]) {
@@ -137,8 +212,6 @@ pub(crate) enum Text {
     },
 }
 
-/// Most alternatives followed before the value counts as unknown.
-const MAX_ALTERNATIVES: usize = 8;
 /// Longest chain of string nodes followed.
 const MAX_CHAIN: usize = 64;
 
@@ -148,6 +221,26 @@ pub(crate) struct Resolver<'a> {
     wf: &'a Workflow,
     max_len: usize,
     memo: HashMap<(NodeId, u32), Text>,
+    numbers: Numbers<'a>,
+}
+
+/// The text of a literal as the node receives it: `{"__value__": v}`
+/// unwrapped (ComfyUI's validation does), numbers as Python's `str()`
+/// prints them, a list of strings joined as a node would join it.
+fn literal_text(v: &Value) -> Option<Vec<String>> {
+    let v = match v {
+        Value::Object(m) => m.get("__value__")?,
+        v => v,
+    };
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Number(n) => Some(vec![n.to_string()]),
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_string) => {
+            let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            Some(vec![parts.concat(), parts.join(" "), parts.join("\n")])
+        }
+        _ => None,
+    }
 }
 
 impl<'a> Resolver<'a> {
@@ -156,19 +249,19 @@ impl<'a> Resolver<'a> {
             wf,
             max_len,
             memo: HashMap::new(),
+            numbers: Numbers::new(wf),
         }
     }
 
     /// The text `input` carries, or `None` when it is not text at all (a
-    /// number, a list).
+    /// boolean, an object).
     pub(crate) fn input(&mut self, input: &Input) -> Option<Text> {
         self.input_at(input, 0)
     }
 
     fn input_at(&mut self, input: &Input, depth: usize) -> Option<Text> {
         match input {
-            Input::Value(Value::String(s)) => Some(Text::Known(vec![s.clone()])),
-            Input::Value(_) => None,
+            Input::Value(v) => literal_text(v).map(Text::Known),
             Input::Link(link) => Some(self.link(link, depth)),
         }
     }
@@ -183,83 +276,29 @@ impl<'a> Resolver<'a> {
         text
     }
 
+    /// The integer alternatives of `name` on `node`, or the unknown that
+    /// stops us.
+    fn ints(&mut self, node: &Node, name: &str) -> Result<Option<Vec<i64>>, Text> {
+        match self.numbers.input(node, name, Cast::Int) {
+            Ok(v) => Ok(v.map(|v| v.into_iter().map(|x| x as i64).collect())),
+            Err(u) => Err(unknown(
+                u.node.as_ref().unwrap_or(&node.id),
+                if u.node.is_some() { &u.class } else { &node.class_type },
+                u.why,
+            )),
+        }
+    }
+
     fn compute(&mut self, link: &Link, depth: usize) -> Text {
-        let Some(node) = self.wf.node(link.node.as_str()) else {
+        let wf = self.wf;
+        let Some(node) = wf.node(link.node.as_str()) else {
             return unknown(&link.node, "", "it links to a node that does not exist");
         };
         let class = node.class_type.as_str();
         if depth >= MAX_CHAIN {
             return unknown(&node.id, class, "the chain of string nodes is too long to follow");
         }
-        // Each operand: its text alternatives, or the unknown that stops us.
-        let mut arg = |name: &str| -> Result<Vec<String>, Text> {
-            match node.input(name).and_then(|i| self.input_at(i, depth + 1)) {
-                Some(Text::Known(v)) => Ok(v),
-                Some(unknown) => Err(unknown),
-                None => Ok(vec![String::new()]),
-            }
-        };
-        let result: Result<Vec<String>, Text> = match (class, link.output) {
-            ("PrimitiveString" | "PrimitiveStringMultiline", 0) => arg("value"),
-            ("StringConcatenate", 0) => (|| {
-                let (a, d, b) = (arg("string_a")?, arg("delimiter")?, arg("string_b")?);
-                Ok(product(&[a, d, b]))
-            })(),
-            ("StringReplace", 0) => (|| {
-                let (s, find, with) = (arg("string")?, arg("find")?, arg("replace")?);
-                let mut out = Vec::new();
-                for s in &s {
-                    for f in &find {
-                        for w in &with {
-                            out.push(if f.is_empty() {
-                                s.clone()
-                            } else {
-                                s.replace(f.as_str(), w)
-                            });
-                        }
-                    }
-                }
-                Ok(out)
-            })(),
-            ("StringTrim", 0) => arg("string").map(|v| {
-                let mode = node.input("mode").and_then(|i| i.as_value()).and_then(Value::as_str);
-                v.into_iter()
-                    .map(|s| match mode {
-                        Some("Left") => s.trim_start().to_owned(),
-                        Some("Right") => s.trim_end().to_owned(),
-                        _ => s.trim().to_owned(),
-                    })
-                    .collect()
-            }),
-            ("CaseConverter", 0) => arg("string").map(|v| {
-                let mode = node.input("mode").and_then(|i| i.as_value()).and_then(Value::as_str);
-                v.into_iter().map(|s| convert_case(&s, mode)).collect()
-            }),
-            ("StringSubstring", 0) => {
-                let bound = |name: &str| node.input(name).and_then(Input::as_value).and_then(Value::as_i64);
-                match (bound("start"), bound("end")) {
-                    (Some(start), Some(end)) => arg("string").map(|v| v.iter().map(|s| slice(s, start, end)).collect()),
-                    _ => Err(unknown(&node.id, class, "its bounds come from another node")),
-                }
-            }
-            ("ComfySwitchNode", 0) => {
-                let switch = node.input("switch").and_then(Input::as_value).and_then(Value::as_bool);
-                match switch {
-                    Some(true) => arg("on_true"),
-                    Some(false) => arg("on_false"),
-                    None => (|| {
-                        let mut both = arg("on_true")?;
-                        both.extend(arg("on_false")?);
-                        Ok(both)
-                    })(),
-                }
-            }
-            _ => Err(unknown(
-                &node.id,
-                class,
-                "its output is computed only when the workflow runs",
-            )),
-        };
+        let result = self.evaluate(node, link.output, depth);
         match result {
             Ok(values) if values.len() > MAX_ALTERNATIVES => {
                 unknown(&node.id, class, "it yields too many alternatives to check")
@@ -269,6 +308,123 @@ impl<'a> Resolver<'a> {
             }
             Ok(values) => Text::Known(values),
             Err(unknown) => unknown,
+        }
+    }
+
+    /// Each operand: its text alternatives (empty text when the input is
+    /// absent), or the unknown that stops us.
+    fn arg(&mut self, node: &Node, name: &str, depth: usize) -> Result<Vec<String>, Text> {
+        match node.input(name).and_then(|i| self.input_at(i, depth + 1)) {
+            Some(Text::Known(v)) => Ok(v),
+            Some(unknown) => Err(unknown),
+            None => Ok(vec![String::new()]),
+        }
+    }
+
+    fn evaluate(&mut self, node: &Node, output: u32, depth: usize) -> Result<Vec<String>, Text> {
+        let class = node.class_type.as_str();
+        let mode = || node.input("mode").and_then(Input::as_value).and_then(Value::as_str);
+        match (class, output) {
+            ("PrimitiveString" | "PrimitiveStringMultiline", 0) => self.arg(node, "value", depth),
+            ("ConvertStringToComboNode", 0) => self.arg(node, "string", depth),
+            ("CustomCombo", 0) => self.arg(node, "choice", depth),
+            ("StringConcatenate", 0) => {
+                let (a, d, b) = (
+                    self.arg(node, "string_a", depth)?,
+                    self.arg(node, "delimiter", depth)?,
+                    self.arg(node, "string_b", depth)?,
+                );
+                Ok(product(&[a, d, b]))
+            }
+            ("StringReplace", 0) => {
+                let (s, find, with) = (
+                    self.arg(node, "string", depth)?,
+                    self.arg(node, "find", depth)?,
+                    self.arg(node, "replace", depth)?,
+                );
+                let mut out = Vec::new();
+                for s in &s {
+                    for f in &find {
+                        for w in &with {
+                            out.push(
+                                py_replace(s, f, w, self.max_len).ok_or_else(|| {
+                                    unknown(&node.id, class, "it yields a string longer than the limit")
+                                })?,
+                            );
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            ("StringTrim", 0) => self.arg(node, "string", depth).map(|v| {
+                v.into_iter()
+                    .map(|s| match mode() {
+                        Some("Left") => s.trim_start_matches(crate::eval::py_space).to_owned(),
+                        Some("Right") => s.trim_end_matches(crate::eval::py_space).to_owned(),
+                        Some("Both") => s.trim_matches(crate::eval::py_space).to_owned(),
+                        _ => s,
+                    })
+                    .collect()
+            }),
+            ("CaseConverter", 0) => self
+                .arg(node, "string", depth)
+                .map(|v| v.into_iter().map(|s| convert_case(&s, mode())).collect()),
+            ("StringSubstring", 0) => {
+                let strings = self.arg(node, "string", depth)?;
+                let starts = self.ints(node, "start")?.unwrap_or_else(|| vec![0]);
+                let ends = self.ints(node, "end")?.unwrap_or_else(|| vec![0]);
+                let mut out = Vec::new();
+                for s in &strings {
+                    for &a in &starts {
+                        for &b in &ends {
+                            out.push(slice(s, a, b));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            ("StringFormat", 0) => {
+                let templates = self.arg(node, "f_string", depth)?;
+                let mut fields: Vec<(String, Vec<String>)> = Vec::new();
+                for (name, _) in &node.inputs {
+                    if let Some(var) = name.strip_prefix("values.") {
+                        fields.push((var.to_owned(), self.arg(node, name, depth)?));
+                    }
+                }
+                let mut out = Vec::new();
+                for t in &templates {
+                    for combo in text_combinations(&fields) {
+                        out.push(py_format(t, &combo).ok_or_else(|| {
+                            unknown(
+                                &node.id,
+                                class,
+                                "its format string uses more than plain `{name}` fields",
+                            )
+                        })?);
+                    }
+                }
+                Ok(out)
+            }
+            ("ComfySwitchNode" | "ComfySoftSwitchNode", 0) => {
+                let has = |n: &str| node.input(n).is_some();
+                if class == "ComfySoftSwitchNode" && has("on_true") != has("on_false") {
+                    return self.arg(node, if has("on_true") { "on_true" } else { "on_false" }, depth);
+                }
+                match self.numbers.input(node, "switch", Cast::Bool).ok().flatten().as_deref() {
+                    Some([x]) if *x != 0.0 => self.arg(node, "on_true", depth),
+                    Some([_]) => self.arg(node, "on_false", depth),
+                    _ => {
+                        let mut both = self.arg(node, "on_true", depth)?;
+                        both.extend(self.arg(node, "on_false", depth)?);
+                        Ok(both)
+                    }
+                }
+            }
+            _ => Err(unknown(
+                &node.id,
+                class,
+                "its output is computed only when the workflow runs",
+            )),
         }
     }
 }
@@ -300,6 +456,88 @@ fn product(parts: &[Vec<String>]) -> Vec<String> {
     out
 }
 
+/// Every assignment of one text alternative to each field name, capped
+/// just past [`MAX_ALTERNATIVES`].
+fn text_combinations(fields: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>> {
+    let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (name, values) in fields {
+        let mut next = Vec::new();
+        for prefix in &out {
+            for v in values {
+                let mut p = prefix.clone();
+                p.push((name.clone(), v.clone()));
+                next.push(p);
+                if next.len() > MAX_ALTERNATIVES {
+                    return next;
+                }
+            }
+        }
+        out = next;
+    }
+    out
+}
+
+/// Python's `s.replace(find, with)`, within `max_len`. An empty `find`
+/// matches before every character and at the end: `"ab".replace("", "X")`
+/// is `"XaXbX"`, and `"".replace("", "X")` is `"X"`.
+fn py_replace(s: &str, find: &str, with: &str, max_len: usize) -> Option<String> {
+    let out = if find.is_empty() {
+        let n = s.chars().count() + 1;
+        if s.len().saturating_add(n.saturating_mul(with.len())) > max_len {
+            return None;
+        }
+        let mut out = String::with_capacity(s.len() + n * with.len());
+        out.push_str(with);
+        for c in s.chars() {
+            out.push(c);
+            out.push_str(with);
+        }
+        out
+    } else {
+        let count = s.matches(find).count();
+        if s.len().saturating_add(count.saturating_mul(with.len())) > max_len.saturating_add(count * find.len()) {
+            return None;
+        }
+        s.replace(find, with)
+    };
+    Some(out)
+}
+
+/// Python's `template.format(**fields)` for plain `{name}` fields and
+/// `{{`/`}}`; `None` for anything richer (conversions, format specs,
+/// attribute or index access, positional fields), which the inspector does
+/// not evaluate.
+fn py_format(template: &str, fields: &[(String, String)]) -> Option<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            out.push('{');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            out.push('}');
+            rest = after;
+        } else if tail.starts_with('{') {
+            let close = tail.find('}')?;
+            let name = &tail[1..close];
+            let (_, value) = fields.iter().find(|(n, _)| n == name)?;
+            out.push_str(value);
+            rest = &tail[close + 1..];
+        } else {
+            return None;
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Whether Python's `str.title()` and `capitalize()` treat `c` as cased.
+fn cased(c: char) -> bool {
+    c.is_lowercase() || c.is_uppercase()
+}
+
 /// `CaseConverter`'s modes, as ComfyUI applies them.
 fn convert_case(s: &str, mode: Option<&str>) -> String {
     match mode {
@@ -321,7 +559,7 @@ fn convert_case(s: &str, mode: Option<&str>) -> String {
                 } else {
                     out.extend(c.to_lowercase());
                 }
-                start = !c.is_alphabetic();
+                start = !cased(c);
             }
             out
         }
@@ -342,9 +580,21 @@ fn slice(s: &str, start: i64, end: i64) -> String {
     s.chars().skip(skip).take(take).collect()
 }
 
+/// What a value reaching an input that executes its text is, when it is
+/// code: the text as it arrives (unless it was a literal, already scanned)
+/// and the text reversed (a payload stored backwards for a node, or code,
+/// that reads it `[::-1]`).
+pub(crate) fn code_at_sink(value: &str, assembled: bool) -> Option<String> {
+    if assembled && let Some(hit) = super::code::find_code(value) {
+        return Some(format!("{} in text assembled from linked nodes", hit.describe()));
+    }
+    let reversed: String = value.chars().rev().collect();
+    super::code::find_code(&reversed).map(|hit| format!("{} in the text read backwards", hit.describe()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{convert_case, product, slice};
+    use super::{convert_case, product, py_format, py_replace, slice};
 
     #[test]
     fn string_ops_match_python() {
@@ -354,5 +604,15 @@ mod tests {
         assert_eq!(convert_case("hello wORLD", Some("Title Case")), "Hello World");
         assert_eq!(convert_case("hello wORLD", Some("Capitalize")), "Hello world");
         assert_eq!(product(&[vec!["a".into(), "b".into()], vec!["1".into()]]), ["a1", "b1"]);
+        assert_eq!(convert_case("中a 1b", Some("Title Case")), "中A 1B");
+        // Values checked against CPython 3.11.
+        assert_eq!(py_replace("ab", "", "X", 100).as_deref(), Some("XaXbX"));
+        assert_eq!(py_replace("", "", "__imp", 100).as_deref(), Some("__imp"));
+        assert_eq!(py_replace("aaa", "a", "bb", 100).as_deref(), Some("bbbbbb"));
+        assert_eq!(py_replace("ab", "", "XXXX", 5), None);
+        let f = [("a".to_owned(), "1".to_owned())];
+        assert_eq!(py_format("{{{a}}}-{a}", &f).as_deref(), Some("{1}-1"));
+        assert_eq!(py_format("{a.__class__}", &f), None);
+        assert_eq!(py_format("{0}", &f), None);
     }
 }

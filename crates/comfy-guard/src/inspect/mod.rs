@@ -41,6 +41,7 @@ mod flow;
 pub mod graphs;
 mod names;
 pub mod provenance;
+mod urls;
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
@@ -176,6 +177,10 @@ pub enum RuleId {
     /// `node.lookalike`: a class that passes for a dangerous one.
     #[serde(rename = "node.lookalike")]
     LookalikeNode,
+    /// `node.nonascii`: a class name with non-ASCII or control characters
+    /// that the server's catalog does not have byte for byte.
+    #[serde(rename = "node.nonascii")]
+    NonAsciiNode,
     /// `node.unknown`: a class the server does not have.
     #[serde(rename = "node.unknown")]
     UnknownNode,
@@ -201,6 +206,10 @@ pub enum RuleId {
     /// not http(s).
     #[serde(rename = "input.url")]
     UnsafeUrl,
+    /// `input.pickle`: a loader reads a pickle (which can run code when
+    /// loaded).
+    #[serde(rename = "input.pickle")]
+    PickleLoad,
     /// `subgraph.depth`: subgraphs nested deeper than inspected.
     #[serde(rename = "subgraph.depth")]
     SubgraphDepth,
@@ -211,9 +220,10 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, for documentation and SARIF rule tables.
-    pub const ALL: [RuleId; 11] = [
+    pub const ALL: &[RuleId] = &[
         RuleId::DangerousNode,
         RuleId::LookalikeNode,
+        RuleId::NonAsciiNode,
         RuleId::UnknownNode,
         RuleId::UnapprovedNode,
         RuleId::NodeProvenance,
@@ -221,6 +231,7 @@ impl RuleId {
         RuleId::TaintedInput,
         RuleId::PathEscape,
         RuleId::UnsafeUrl,
+        RuleId::PickleLoad,
         RuleId::SubgraphDepth,
         RuleId::SubgraphUnexpanded,
     ];
@@ -230,6 +241,7 @@ impl RuleId {
         match self {
             RuleId::DangerousNode => "node.dangerous",
             RuleId::LookalikeNode => "node.lookalike",
+            RuleId::NonAsciiNode => "node.nonascii",
             RuleId::UnknownNode => "node.unknown",
             RuleId::UnapprovedNode => "node.unapproved",
             RuleId::NodeProvenance => "node.provenance",
@@ -237,6 +249,7 @@ impl RuleId {
             RuleId::TaintedInput => "input.tainted",
             RuleId::PathEscape => "input.path",
             RuleId::UnsafeUrl => "input.url",
+            RuleId::PickleLoad => "input.pickle",
             RuleId::SubgraphDepth => "subgraph.depth",
             RuleId::SubgraphUnexpanded => "subgraph.unexpanded",
         }
@@ -247,11 +260,13 @@ impl RuleId {
         match self {
             RuleId::DangerousNode
             | RuleId::LookalikeNode
+            | RuleId::NonAsciiNode
             | RuleId::UnapprovedNode
             | RuleId::NodeProvenance
             | RuleId::CodeInInput
             | RuleId::PathEscape
-            | RuleId::UnsafeUrl => Severity::Error,
+            | RuleId::UnsafeUrl
+            | RuleId::PickleLoad => Severity::Error,
             RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
                 Severity::Warning
             }
@@ -267,6 +282,9 @@ impl RuleId {
             RuleId::LookalikeNode => {
                 "A node class that passes for a listed dangerous one (case, confusable or invisible characters, suffixes)."
             }
+            RuleId::NonAsciiNode => {
+                "A node class name with non-ASCII, invisible or control characters that the server's catalog does not list byte for byte."
+            }
             RuleId::UnknownNode => "A node class the ComfyUI server does not have.",
             RuleId::UnapprovedNode => "A node class outside the enforce-mode allowlist.",
             RuleId::NodeProvenance => {
@@ -278,6 +296,7 @@ impl RuleId {
             }
             RuleId::PathEscape => "A file path that leaves the folder the node reads or writes.",
             RuleId::UnsafeUrl => "An address a node would fetch that is local, private or not http(s).",
+            RuleId::PickleLoad => "A loader reads a pickle file, which can run code when it is loaded.",
             RuleId::SubgraphDepth => "Subgraphs nested deeper than the inspector follows.",
             RuleId::SubgraphUnexpanded => "A subgraph node whose inner graph could not be found.",
         }
@@ -605,11 +624,15 @@ impl Run<'_> {
             }
             let graphs_before = self.graphs_found;
             for (name, input) in &node.inputs {
+                // An input name reaches the node as a keyword: judged like a value.
+                if let Some(hit) = code::find_code(name) {
+                    self.suspicious(&id, class, name, format!("{} in an input name", hit.describe()));
+                }
                 match input {
                     Input::Value(v) => self.scan_value(&id, class, name, v, depth)?,
                     Input::Link(_) => {}
                 }
-                if let Some(sink) = flow::sink(class, name, def) {
+                if let Some(sink) = flow::sink(class, name, def, input) {
                     self.sink(&mut resolver, &id, class, name, input, sink);
                 }
             }
@@ -643,6 +666,7 @@ impl Run<'_> {
     fn class_flagged(&self, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) -> bool {
         self.policy.is_dangerous(class)
             || self.policy.lookalike_of(class).is_some()
+            || (def.is_none() && names::suspicious_characters(class).is_some())
             || (self.info.is_some() && def.is_none())
             || self.provenance(class, def).is_some()
     }
@@ -690,7 +714,20 @@ impl Run<'_> {
                 class,
                 None,
                 format!("Node {id} ({}) looks like dangerous node type '{target}'", shown(class)),
-                format!("the class name differs from `{target}` only by case, look-alike or invisible characters, separators or a suffix"),
+                format!("the class name differs from `{target}` only by case, confusable characters (Unicode confusables), invisible or bidi-control characters, separators or a copy marker"),
+            );
+        }
+        if !known && let Some(why) = names::suspicious_characters(class) {
+            self.push(
+                RuleId::NonAsciiNode,
+                id,
+                class,
+                None,
+                format!(
+                    "Node {id} ({}) has a class name that cannot be vouched for",
+                    shown(class)
+                ),
+                format!("{why}, and the server's catalog does not list it byte for byte"),
             );
         }
         if self.info.is_some() && !known {
@@ -858,19 +895,14 @@ impl Run<'_> {
             Some(Text::Known(values)) => {
                 for value in values {
                     match sink {
-                        // Literals were scanned with every other string.
-                        Sink::Execute if linked => {
-                            if let Some(hit) = code::find_code(&value) {
-                                self.suspicious(
-                                    id,
-                                    class,
-                                    name,
-                                    format!("{} in text assembled from linked nodes", hit.describe()),
-                                );
+                        // A literal string was scanned with every other string.
+                        Sink::Execute => {
+                            let assembled = linked || !matches!(input, Input::Value(Value::String(_)));
+                            if let Some(detail) = flow::code_at_sink(&value, assembled) {
+                                self.suspicious(id, class, name, detail);
                                 return;
                             }
                         }
-                        Sink::Execute => {}
                         Sink::WriteFile | Sink::ReadFile => {
                             let path = if sink == Sink::ReadFile {
                                 strip_folder_tag(&value)
@@ -888,16 +920,29 @@ impl Run<'_> {
                                 );
                                 return;
                             }
+                            if sink == Sink::ReadFile
+                                && let Some(why) = flow::pickle_reason(class, name, path)
+                            {
+                                self.push(
+                                    RuleId::PickleLoad,
+                                    id,
+                                    class,
+                                    Some(name),
+                                    format!("Pickle file in node {id} ({class}), field '{name}'"),
+                                    why,
+                                );
+                                return;
+                            }
                         }
                         Sink::Fetch => {
-                            if let Some(why) = unsafe_url(&value) {
+                            if let Some(why) = urls::unsafe_url(&value) {
                                 self.push(
                                     RuleId::UnsafeUrl,
                                     id,
                                     class,
                                     Some(name),
                                     format!("Unsafe URL in node {id} ({class}), field '{name}'"),
-                                    why.to_owned(),
+                                    why,
                                 );
                                 return;
                             }
@@ -1002,37 +1047,6 @@ fn strip_folder_tag(s: &str) -> &str {
         }
     }
     s
-}
-
-/// Why a node must not fetch `raw`, if it must not.
-fn unsafe_url(raw: &str) -> Option<&'static str> {
-    let Ok(url) = url::Url::parse(raw.trim()) else {
-        return None;
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return Some("not an http or https address (file, ftp, gopher and the like reach local resources)");
-    }
-    match url.host() {
-        Some(url::Host::Ipv4(ip))
-            if ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified() =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        Some(url::Host::Ipv6(ip))
-            if ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80 =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        Some(url::Host::Domain(d))
-            if d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost") =>
-        {
-            Some("a loopback, private or link-local address")
-        }
-        _ => None,
-    }
 }
 
 /// A class name for a message: escaped so invisible characters show.

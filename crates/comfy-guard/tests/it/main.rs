@@ -3,9 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod catalog;
+mod code;
+mod corpus;
+mod cost;
 mod download;
+mod flow;
 mod graphs;
 mod inspect;
 mod local;
 mod paths;
 mod provenance;
+mod urls;
+mod upload;

@@ -11,6 +11,13 @@
 //! - an optional bearer token (`transport.remote.auth_token` or
 //!   `COMFYUI_MCP_AUTH_TOKEN`) compared in constant time, 401 with
 //!   `WWW-Authenticate` otherwise, and tokens in the query string refused;
+//! - strict request heads before rmcp's Host and Origin checks: a header
+//!   that must appear once (`Host`, `Origin`, `Authorization`,
+//!   `Mcp-Session-Id`, ...) appearing twice, or a `Host` that is not a
+//!   plain `host[:port]` (a trailing dot after the port, user info, a bare
+//!   IPv6 address) gets 400; an absolute-form request target
+//!   (`POST http://host/mcp`) is judged by its own authority, which takes
+//!   the place of `Host` as RFC 9112 says, so a foreign one gets 403;
 //! - a refusal to start on a non-loopback address without a token, unless
 //!   `transport.remote.allow_unauthenticated` says so;
 //! - named tokens (`transport.remote.auth_tokens`): the token's name is the
@@ -23,10 +30,18 @@
 //!   the protocol in 2025-06-18), so the answer is JSON-RPC, not rmcp's
 //!   plain-text 415;
 //! - bounded sessions ([`sessions::Sessions`]): a cap (503 with
-//!   `Retry-After` for one more `initialize`) and idle expiry (404, the
-//!   client starts again);
+//!   `Retry-After` for one more `initialize`), with several principals a
+//!   cap per principal under it (429 naming the principal's own limit,
+//!   `transport.remote.max_sessions_per_principal`), and idle expiry (404, the
+//!   client starts again); each session belongs to the principal that
+//!   created it, and any other token naming it gets 404 (POST, GET, DELETE);
 //! - at most [`MAX_CONNECTIONS`] connections at once;
 //! - optional TLS (rustls, `transport.remote.tls_cert` / `tls_key`);
+//! - with authentication on, the protected-resource metadata of RFC 9728 at
+//!   `/.well-known/oauth-protected-resource` and its path-suffixed form
+//!   `/.well-known/oauth-protected-resource/mcp` (no authorization servers
+//!   until OAuth is configured), named by `resource_metadata` in the 401's
+//!   `WWW-Authenticate`;
 //! - `/healthz` for load balancers, 404 elsewhere.
 //!
 //! Every tool call still goes through the same tower stack as over stdio.
@@ -88,7 +103,11 @@ fn is_loopback(host: &str) -> bool {
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 fn plain(status: StatusCode, body: &'static str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    text(status, body)
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -129,8 +148,98 @@ impl Tokens {
     }
 }
 
+/// Headers a request may carry at most once: rmcp and this module read the
+/// first of each, so a second one could say something else to a proxy or
+/// a log than to the check. (rmcp itself answers repeated `Mcp-Method`,
+/// `Mcp-Name` and `MCP-Protocol-Version` headers with JSON-RPC errors.)
+const SINGLE_HEADERS: &[&str] = &[
+    "host",
+    "origin",
+    "authorization",
+    "content-type",
+    "mcp-session-id",
+    "last-event-id",
+];
+
+/// Whether `value` is a `Host` (or request-target authority) of the plain
+/// form `host[:port]`: a DNS name or IPv4 address (no trailing dot), or a
+/// bracketed IPv6 address, and an optional decimal port.
+fn plain_authority(value: &str) -> bool {
+    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((inner, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(port) => (None, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) => (Some(host), Some(port)),
+            None => (Some(value), None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    });
+    let host_ok = host.is_none_or(|h| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    });
+    port_ok && host_ok
+}
+
+/// Checks the request head before anything reads it: single headers
+/// once, a plain `Host`, and an absolute-form target's authority put in
+/// `Host`'s place (RFC 9112 §3.2.2) for rmcp's Host check to judge.
+fn check_head<B>(req: &mut Request<B>) -> Result<(), Box<Reply>> {
+    for name in SINGLE_HEADERS {
+        if req.headers().get_all(*name).iter().nth(1).is_some() {
+            tracing::warn!(header = name, "refused a request with a repeated header");
+            return Err(Box::new(plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: repeated header\n",
+            )));
+        }
+    }
+    if let Some(authority) = req.uri().authority().map(ToString::to_string) {
+        if !plain_authority(&authority) {
+            return Err(Box::new(plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: invalid request target\n",
+            )));
+        }
+        let Ok(value) = header::HeaderValue::from_str(&authority) else {
+            return Err(Box::new(plain(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: invalid request target\n",
+            )));
+        };
+        req.headers_mut().insert(header::HOST, value);
+    }
+    if let Some(host) = req.headers().get(header::HOST)
+        && !host.to_str().is_ok_and(plain_authority)
+    {
+        tracing::warn!(host = ?host, "refused a request with a malformed Host header");
+        return Err(Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: invalid Host header\n",
+        )));
+    }
+    Ok(())
+}
+
 /// Checks the bearer token: the principal, or the refusal.
-fn authenticate<B>(req: &Request<B>, tokens: &Tokens) -> Result<Option<Principal>, Box<Reply>> {
+fn authenticate<B>(req: &Request<B>, tokens: &Tokens, metadata: Option<&str>) -> Result<Option<Principal>, Box<Reply>> {
     let query = req.uri().query().unwrap_or_default().to_ascii_lowercase();
     if ["token=", "access_token=", "auth=", "key="]
         .iter()
@@ -154,10 +263,20 @@ fn authenticate<B>(req: &Request<B>, tokens: &Tokens) -> Result<Option<Principal
         return Ok(Some(principal));
     }
     let mut r = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer realm=\"comfy-mcp\""),
-    );
+    // RFC 6750: `invalid_token` when a token was sent; RFC 9728: where the
+    // resource's metadata is.
+    let mut challenge = String::from("Bearer realm=\"comfy-mcp\"");
+    if !given.is_empty() {
+        challenge.push_str(", error=\"invalid_token\"");
+    }
+    if let Some(url) = metadata {
+        challenge.push_str(", resource_metadata=\"");
+        challenge.push_str(url);
+        challenge.push('"');
+    }
+    let value = header::HeaderValue::from_str(&challenge)
+        .unwrap_or_else(|_| header::HeaderValue::from_static("Bearer realm=\"comfy-mcp\""));
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
     Err(Box::new(r))
 }
 
@@ -265,8 +384,65 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Http
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The well-known path of the protected-resource metadata (RFC 9728), and
+/// its form with the resource's path (`/mcp`) appended.
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+const METADATA_PATH_MCP: &str = "/.well-known/oauth-protected-resource/mcp";
+
+/// Whether the host of `authority` (a plain `host[:port]`) is one of
+/// `allowed` (entries `name` or `name:port`, compared as rmcp compares).
+fn host_allowed(authority: &str, allowed: &[String]) -> bool {
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (authority, None),
+    };
+    let bare = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    allowed.iter().any(|entry| {
+        let (name, entry_port) = match entry.rsplit_once(':') {
+            Some((n, p)) if !n.ends_with(':') && !n.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (n, Some(p)),
+            _ => (entry.as_str(), None),
+        };
+        bare(name) == bare(host) && entry_port.is_none_or(|p| Some(p) == port)
+    })
+}
+
+/// The URL of this server as the request reached it (`scheme://host`),
+/// when its `Host` is one the server answers to.
+fn base_url<B>(req: &Request<B>, shared: &Shared) -> Option<String> {
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    if !plain_authority(host) || !host_allowed(host, &shared.hosts) {
+        return None;
+    }
+    let scheme = if shared.tls { "https" } else { "http" };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// The protected-resource metadata (RFC 9728) of `/mcp` at `base`. No
+/// `authorization_servers`: the server takes static bearer tokens and runs
+/// no OAuth (the member is optional, and a client without one to ask
+/// sends its configured token).
+fn resource_metadata(base: &str) -> Reply {
+    let body = serde_json::json!({
+        "resource": format!("{base}/mcp"),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "comfy-mcp",
+    });
+    let mut r = text(StatusCode::OK, body.to_string());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("max-age=3600"));
+    r
+}
+
 /// What every connection needs.
 struct Shared {
+    /// The `Host` names served (rmcp's list, also for the metadata URL).
+    hosts: Vec<String>,
+    /// Whether the server speaks TLS itself.
+    tls: bool,
     mcp: StreamableHttpService<Server, Sessions>,
     sessions: Arc<Sessions>,
     tokens: Tokens,
@@ -275,21 +451,51 @@ struct Shared {
 }
 
 /// Answers one HTTP request.
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
     let path = req.uri().path();
     if path == "/healthz" {
         return plain(StatusCode::OK, "ok\n");
     }
+    if (path == METADATA_PATH || path == METADATA_PATH_MCP) && shared.tokens.required() {
+        if let Err(refused) = check_head(&mut req) {
+            return *refused;
+        }
+        if !matches!(req.method(), &http::Method::GET | &http::Method::HEAD) {
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        return match base_url(&req, &shared) {
+            Some(base) => resource_metadata(&base),
+            None => plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed\n"),
+        };
+    }
     if path != "/mcp" {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
-    let principal = match authenticate(&req, &shared.tokens) {
+    if let Err(refused) = check_head(&mut req) {
+        return *refused;
+    }
+    let metadata = base_url(&req, &shared).map(|base| format!("{base}{METADATA_PATH_MCP}"));
+    let principal = match authenticate(&req, &shared.tokens, metadata.as_deref()) {
         Ok(p) => p,
         Err(refused) => return *refused,
     };
+    // A session is its creator's: any other token naming it gets the 404
+    // of an unknown session, whatever the method.
+    if let Some(id) = req.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())
+        && !shared.sessions.belongs_to(id, principal.as_ref())
+    {
+        tracing::warn!(
+            principal = principal.as_ref().map(|p| &*p.0),
+            "refused a request naming another principal's MCP session"
+        );
+        return plain(StatusCode::NOT_FOUND, "Not Found: Session not found");
+    }
     let (mut parts, body) = req.into_parts();
-    if let Some(p) = principal {
-        parts.extensions.insert(p);
+    if let Some(p) = &principal {
+        parts.extensions.insert(p.clone());
     }
     if shared.share_jobs {
         parts.extensions.insert(ShareJobs);
@@ -317,15 +523,38 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Reply {
         if let Err(refused) = check_body(&bytes) {
             return *refused;
         }
-        if !parts.headers.contains_key("mcp-session-id") && shared.sessions.is_full() && is_initialize(&bytes) {
-            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many MCP sessions; retry later\n");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-            return r;
+        if !parts.headers.contains_key("mcp-session-id") && is_initialize(&bytes) {
+            if let Some(cap) = shared.sessions.is_full_for(parts.extensions.get::<Principal>()) {
+                let name = parts
+                    .extensions
+                    .get::<Principal>()
+                    .map(|p| p.0.to_string())
+                    .unwrap_or_default();
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "too many MCP sessions for principal '{name}': at most {cap} \
+                         (transport.remote.max_sessions_per_principal); end one (DELETE) or retry later\n"
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+                return r;
+            }
+            if shared.sessions.is_full() {
+                let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "too many MCP sessions; retry later\n");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+                return r;
+            }
         }
     }
     let mut mcp = shared.mcp.clone();
-    match tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))).await {
+    let served = sessions::as_creator(
+        principal,
+        tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))),
+    );
+    match served.await {
         Ok(reply) => reply,
         Err(never) => match never {},
     }
@@ -395,16 +624,22 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
         ];
     }
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts)
+        .with_allowed_hosts(hosts.clone())
         .with_allowed_origins(origins)
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(stop.clone());
     let idle = Duration::from_secs(remote.session_idle_timeout);
-    let sessions = Arc::new(Sessions::new(remote.max_sessions, idle));
+    let sessions = Arc::new(Sessions::new(
+        remote.max_sessions,
+        remote.sessions_per_principal(),
+        idle,
+    ));
     let factory_server = server.with_transport("http");
     let mcp = StreamableHttpService::new(move || Ok(factory_server.clone()), Arc::clone(&sessions), config);
     let shared_tokens = tokens.0.len();
     let shared = Arc::new(Shared {
+        hosts,
+        tls: tls.is_some(),
         mcp,
         sessions: Arc::clone(&sessions),
         tokens,
@@ -457,7 +692,53 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::nested_deeper_than;
+    use super::{host_allowed, nested_deeper_than, plain_authority};
+
+    #[test]
+    fn hosts_are_matched_by_name_and_optional_port() {
+        let allowed = vec!["localhost".to_owned(), "::1".to_owned(), "mcp.example:8443".to_owned()];
+        assert!(host_allowed("localhost:8080", &allowed));
+        assert!(host_allowed("LOCALHOST", &allowed));
+        assert!(host_allowed("[::1]:9", &allowed));
+        assert!(host_allowed("mcp.example:8443", &allowed));
+        assert!(!host_allowed("mcp.example:443", &allowed));
+        assert!(!host_allowed("evil.example", &allowed));
+    }
+
+    #[test]
+    fn only_plain_authorities_pass() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:1",
+            "[::1]",
+            "[::1]:65535",
+            "mcp.example.com:443",
+        ] {
+            assert!(plain_authority(ok), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1:8080.",
+            "localhost.",
+            "localhost.:80",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "127.0.0.1:+80",
+            "127.0.0.1:80:80",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[nothex]:1",
+            "user@127.0.0.1",
+            "127.0.0.1 ",
+            "",
+            ".",
+            "a..b",
+            "evil.example/x",
+        ] {
+            assert!(!plain_authority(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn nesting_is_counted_outside_strings_only() {

@@ -6,9 +6,16 @@
 //! wrapper adds the two bounds a public endpoint needs:
 //! - at most `max` live sessions; `initialize` beyond that is refused (the
 //!   HTTP layer answers 503 before it gets here, see [`Sessions::is_full`]);
+//! - with several principals, at most `per_principal` live sessions each
+//!   (429 naming the principal's limit, see [`Sessions::is_full_for`]),
+//!   so one principal cannot take every session and lock the others out;
 //! - a session unused for `idle` is closed: the next request naming it gets
 //!   404 (the client starts a new session, as the spec says), and a sweeper
-//!   closes idle sessions nobody names again.
+//!   closes idle sessions nobody names again;
+//! - each session belongs to the principal whose token created it
+//!   ([`Sessions::belongs_to`]): the HTTP layer answers any other token
+//!   naming it with the same 404 as an unknown session, so a session id
+//!   seen by someone else opens nothing.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -22,12 +29,35 @@ use rmcp::transport::streamable_http_server::session::local::{
 };
 use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 
+use crate::caller::Principal;
+
+tokio::task_local! {
+    /// The principal of the request being served, read when rmcp creates
+    /// a session for it (rmcp's `create_session` takes no request).
+    static CREATOR: Option<Principal>;
+}
+
+/// Runs `work` (rmcp serving one request) with `principal` as the creator
+/// of any session it opens.
+pub async fn as_creator<F: std::future::Future>(principal: Option<Principal>, work: F) -> F::Output {
+    CREATOR.scope(principal, work).await
+}
+
+/// A live session: when it was last used, and whose it is.
+struct Live {
+    used: Instant,
+    owner: Option<Principal>,
+}
+
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionsError {
     /// The session cap is reached.
     #[error("too many MCP sessions (at most {0}); retry later")]
     Full(usize),
+    /// The principal's own session cap is reached.
+    #[error("too many MCP sessions for principal '{0}' (at most {1})")]
+    PrincipalFull(String, usize),
     /// rmcp's own error.
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
@@ -37,15 +67,17 @@ pub enum SessionsError {
 pub struct Sessions {
     inner: LocalSessionManager,
     max: usize,
+    per_principal: Option<usize>,
     idle: Duration,
-    /// When each live session was last used.
-    seen: Mutex<HashMap<SessionId, Instant>>,
+    /// When each live session was last used, and its principal.
+    seen: Mutex<HashMap<SessionId, Live>>,
 }
 
 impl Sessions {
-    /// At most `max` sessions, each closed after `idle` without a request.
+    /// At most `max` sessions (and `per_principal` for each principal when
+    /// set), each closed after `idle` without a request.
     #[must_use]
-    pub fn new(max: usize, idle: Duration) -> Self {
+    pub fn new(max: usize, per_principal: Option<usize>, idle: Duration) -> Self {
         let mut config = SessionConfig::default();
         config.keep_alive = Some(idle);
         let mut inner = LocalSessionManager::default();
@@ -53,12 +85,13 @@ impl Sessions {
         Self {
             inner,
             max,
+            per_principal,
             idle,
             seen: Mutex::new(HashMap::new()),
         }
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Instant>> {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Live>> {
         self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -80,15 +113,41 @@ impl Sessions {
     pub fn is_full(&self) -> bool {
         let idle = self.idle;
         let seen = self.seen();
-        seen.values().filter(|t| t.elapsed() < idle).count() >= self.max
+        seen.values().filter(|l| l.used.elapsed() < idle).count() >= self.max
+    }
+
+    /// The principal's own cap, when `principal` already has that many
+    /// live sessions (so a new one would be refused).
+    #[must_use]
+    pub fn is_full_for(&self, principal: Option<&Principal>) -> Option<usize> {
+        let (cap, principal) = (self.per_principal?, principal?);
+        let idle = self.idle;
+        let seen = self.seen();
+        let live = seen
+            .values()
+            .filter(|l| l.used.elapsed() < idle && l.owner.as_ref() == Some(principal))
+            .count();
+        (live >= cap).then_some(cap)
+    }
+
+    /// Whether session `id` may be used by `principal`: `false` only when
+    /// it is a live session another principal created (an unknown id is
+    /// left to rmcp, which answers 404).
+    #[must_use]
+    pub fn belongs_to(&self, id: &str, principal: Option<&Principal>) -> bool {
+        let seen = self.seen();
+        match seen.get(id).map(|l| l.owner.as_ref()) {
+            Some(Some(owner)) => principal == Some(owner),
+            _ => true,
+        }
     }
 
     /// Marks `id` used now; `false` when it is unknown or has expired.
     fn touch(&self, id: &SessionId) -> bool {
         let mut seen = self.seen();
         match seen.get_mut(id) {
-            Some(t) if t.elapsed() < self.idle => {
-                *t = Instant::now();
+            Some(l) if l.used.elapsed() < self.idle => {
+                l.used = Instant::now();
                 true
             }
             _ => false,
@@ -101,7 +160,7 @@ impl Sessions {
             let mut seen = self.seen();
             let ids: Vec<SessionId> = seen
                 .iter()
-                .filter(|(_, t)| t.elapsed() >= self.idle)
+                .filter(|(_, l)| l.used.elapsed() >= self.idle)
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &ids {
@@ -129,8 +188,19 @@ impl SessionManager for Sessions {
         if self.is_full() {
             return Err(SessionsError::Full(self.max));
         }
+        let owner = CREATOR.try_with(Clone::clone).ok().flatten();
+        if let Some(cap) = self.is_full_for(owner.as_ref()) {
+            let name = owner.as_ref().map(|p| p.0.to_string()).unwrap_or_default();
+            return Err(SessionsError::PrincipalFull(name, cap));
+        }
         let (id, transport) = self.inner.create_session().await?;
-        self.seen().insert(id.clone(), Instant::now());
+        self.seen().insert(
+            id.clone(),
+            Live {
+                used: Instant::now(),
+                owner,
+            },
+        );
         Ok((id, transport))
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Every file name and subfolder passes the path sanitizer (`SafeFileName`,
 //! `SafeSubfolder`) before anything is sent; uploads are decoded, bounded
-//! by `security.max_upload_size_mb` and must be what their extension says;
+//! by `security.max_upload_size_mb` and must be what their extension says:
+//! one whole image of that format with nothing after it, decoded within
+//! the image memory budget ([`crate::images`]), or JSON that parses;
 //! downloads must be images (never SVG, which can carry scripts).
 //! Images within the inline budget are base64-encoded as they arrive from
 //! ComfyUI (the raw image is never held whole); larger ones become a
@@ -155,17 +157,68 @@ async fn output_bytes(name: &str, rest: &str, max: usize, cx: &ToolContext) -> R
     Ok(download.bytes.to_vec())
 }
 
-/// Whether `bytes` are what a file named `name` claims to be.
-fn content_matches(name: &str, bytes: &[u8]) -> bool {
+/// How long a call waits for the image memory budget (less when the
+/// tool deadline is shorter).
+const IMAGE_WAIT: std::time::Duration = std::time::Duration::from_mins(1);
+
+/// The wait for image memory: [`IMAGE_WAIT`] within the tool deadline.
+fn image_wait(cx: &ToolContext) -> std::time::Duration {
+    IMAGE_WAIT.min(std::time::Duration::from_secs(cx.config.server.tool_deadline.max(1)))
+}
+
+/// Checks that `bytes` are what a file named `name` claims to be (the
+/// argument is `arg`): JSON must parse; an image must be one image of
+/// its extension's format and nothing after it
+/// ([`comfy_guard::upload::check_image_structure`]), and must decode whole
+/// within the decoder's limits, taking its memory from the image budget
+/// ([`crate::images`]). Any other extension is refused.
+async fn check_upload(arg: &str, name: &str, bytes: Vec<u8>, cx: &ToolContext) -> Result<Vec<u8>, ToolError> {
+    use comfy_guard::upload::{ImageKind, check_image_structure};
+    let refuse = |why: String| {
+        ToolError::rejected(format!(
+            "`{arg}` is not the kind of file `{name}` names (its bytes do not match the extension: {why})"
+        ))
+    };
     let ext = name.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
-    match ext.as_str() {
-        "png" => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-        "jpg" | "jpeg" => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
-        "webp" => bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP",
-        "gif" => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
-        "json" => serde_json::from_slice::<Value>(bytes).is_ok(),
-        _ => false,
+    if ext == "json" {
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            Ok(_) => Ok(bytes),
+            Err(e) => Err(refuse(format!("not valid JSON ({e})"))),
+        };
     }
+    let Some(kind) = ImageKind::from_extension(&ext) else {
+        return Err(refuse(format!(
+            "`.{ext}` files cannot be checked, so they are not uploaded"
+        )));
+    };
+    check_image_structure(kind, &bytes).map_err(|e| refuse(e.to_string()))?;
+    let format = match kind {
+        ImageKind::Png => image::ImageFormat::Png,
+        ImageKind::Jpeg => image::ImageFormat::Jpeg,
+        ImageKind::Webp => image::ImageFormat::WebP,
+        ImageKind::Gif => image::ImageFormat::Gif,
+    };
+    let (_, _, pixels) = crate::images::decode_cost(format, &bytes).map_err(|e| refuse(e.to_string()))?;
+    // A GIF's frames are composited on a canvas: the frame, the canvas
+    // and the previous one at once.
+    let pixels = usize::try_from(pixels)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(if kind == ImageKind::Gif { 3 } else { 1 });
+    let budget = crate::images::global(cx.config.server.image_memory_mb);
+    let permit = budget
+        .acquire(pixels.saturating_add(bytes.len()), image_wait(cx))
+        .await
+        .map_err(|e| ToolError::rejected(format!("`{arg}`: {e}")))?;
+    let max_alloc = budget.total();
+    let (bytes, decoded) = tokio::task::spawn_blocking(move || {
+        let r = crate::images::decode_whole(format, &bytes, max_alloc);
+        drop(permit);
+        (bytes, r)
+    })
+    .await
+    .map_err(|e| ToolError::failed(format!("checking the image failed: {e}")))?;
+    decoded.map_err(|e| refuse(e.to_string()))?;
+    Ok(bytes)
 }
 
 fn upload_options(args: &Args) -> Result<UploadOptions, ToolError> {
@@ -190,12 +243,9 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             let allowed = Extensions::new(&sec.allowed_extensions);
             let filename = file_name(args, "filename", &allowed)?;
             let bytes = source_bytes(args, "image_data", max, cx).await?;
-            if !content_matches(&filename, &bytes) {
-                return Err(ToolError::rejected(format!(
-                    "`image_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"
-                )));
-            }
+            let bytes = check_upload("image_data", &filename, bytes, cx).await?;
             let up = c.upload_image(&filename, &bytes, &upload_options(args)?).await?;
+            crate::jobs::uploaded(text(args, "destination"), &up, &cx.jobs).await;
             Ok(Output::Text(format!(
                 "Uploaded {} to ComfyUI {} directory",
                 up.name,
@@ -211,14 +261,11 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 kind: "input".to_owned(),
             };
             let bytes = source_bytes(args, "mask_data", max, cx).await?;
-            if !content_matches(&filename, &bytes) {
-                return Err(ToolError::rejected(format!(
-                    "`mask_data` is not the kind of file `{filename}` names (its bytes do not match the extension)"
-                )));
-            }
+            let bytes = check_upload("mask_data", &filename, bytes, cx).await?;
             let up = c
                 .upload_mask(&filename, &bytes, &original, &upload_options(args)?)
                 .await?;
+            crate::jobs::uploaded(text(args, "destination"), &up, &cx.jobs).await;
             Ok(Output::Text(format!(
                 "Uploaded mask {} to ComfyUI {} directory",
                 up.name,

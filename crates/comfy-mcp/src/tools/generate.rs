@@ -277,7 +277,8 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
         return Ok(());
     }
     comfy_guard::path::check_node_path(model).map_err(|e| ToolError::rejected(format!("`model`: {e}")))?;
-    let available = cx.client().models("checkpoints").await?.unwrap_or_default();
+    let checkpoints = comfy_client::name::Segment::new("checkpoints")?;
+    let available = cx.client().models(&checkpoints).await?.unwrap_or_default();
     if available.iter().any(|m| m == model) {
         return Ok(());
     }
@@ -301,7 +302,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
     let mut warnings = report.warnings();
     // What the job may cost (`limits:`): refused in enforce mode, warned
     // about in audit mode, named either way.
-    let over: Vec<String> = comfy_guard::check_job(wf, &cx.config.limits)
+    let over: Vec<String> = comfy_guard::check_job_in(wf, &cx.config.limits, report.mode)
         .into_iter()
         .map(|o| o.message)
         .collect();
@@ -364,7 +365,9 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
 async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
     let mut listings = BTreeMap::new();
     for folder in comfy_guard::models::folders_needed(wf) {
-        if let Ok(Some(list)) = cx.client().models(&folder).await {
+        if let Ok(segment) = comfy_client::name::Segment::new(&folder)
+            && let Ok(Some(list)) = cx.client().models(&segment).await
+        {
             listings.insert(folder, list);
         }
     }

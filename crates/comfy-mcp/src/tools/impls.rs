@@ -86,7 +86,11 @@ impl ToolError {
 
 impl From<comfy_client::Error> for ToolError {
     fn from(e: comfy_client::Error) -> Self {
-        ToolError::failed(e.to_string())
+        if matches!(e, comfy_client::Error::InvalidArgument { .. }) {
+            ToolError::rejected(e.to_string())
+        } else {
+            ToolError::failed(e.to_string())
+        }
     }
 }
 
@@ -183,33 +187,6 @@ pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
 }
 
 /// A model folder name: letters, digits, `_`, `-` and `.` only (no path).
-fn folder(args: &Args) -> Result<String, ToolError> {
-    let f = str_arg(args, "folder");
-    if f.is_empty()
-        || f.len() > 64
-        || f.starts_with('.')
-        || !f
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(ToolError::rejected(format!(
-            "`folder` must be a model folder name such as checkpoints or loras (got {:?})",
-            f.chars().take(80).collect::<String>()
-        )));
-    }
-    Ok(f.to_owned())
-}
-
-/// A model file name, possibly in a subfolder, that stays in its folder.
-fn model_file(args: &Args) -> Result<String, ToolError> {
-    let f = str_arg(args, "filename");
-    if f.is_empty() {
-        return Err(ToolError::rejected("`filename` must not be empty"));
-    }
-    comfy_guard::path::check_node_path(f).map_err(|e| ToolError::rejected(format!("`filename`: {e}")))?;
-    Ok(f.to_owned())
-}
-
 /// Runs tool `name` with prepared `args`.
 ///
 /// # Errors
@@ -337,8 +314,8 @@ pub(super) async fn run_on(
             )))
         }
         "comfyui_list_models" => {
-            let f = folder(args)?;
-            match c.models(&f).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            match c.models(&folder).await? {
                 Some(models) => Ok(Output::Json(paginate(
                     models.into_iter().map(Value::from).collect(),
                     args,
@@ -370,8 +347,9 @@ pub(super) async fn run_on(
             )))
         }
         "comfyui_get_node_info" => {
-            let class = str_arg(args, "node_class");
-            match c.object_info_class(class).await? {
+            let (class, segment) = super::names::name_arg(args, "node_class")?;
+            let class = class.as_str();
+            match c.object_info_class(&segment).await? {
                 Some(info) if bool_arg(args, "raw") => Ok(Output::Json(info)),
                 Some(info) => Ok(Output::Json(super::discovery::summary(class, &info))),
                 None => Err(ToolError::failed(format!(
@@ -386,8 +364,8 @@ pub(super) async fn run_on(
         }
         "comfyui_get_system_info" => system_info(c).await,
         "comfyui_list_models_detailed" => {
-            let f = folder(args)?;
-            match c.models_detailed(&f).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            match c.models_detailed(&folder).await? {
                 Some(Value::Array(models)) => Ok(Output::Json(
                     json!({"folder": f, "count": models.len(), "models": models}),
                 )),
@@ -397,10 +375,10 @@ pub(super) async fn run_on(
             }
         }
         "comfyui_get_model_preview" => {
-            let f = folder(args)?;
-            let file = model_file(args)?;
+            let (f, folder) = super::names::folder_arg(args)?;
+            let (file, path) = super::names::model_file_arg(args)?;
             let index = u64_arg(args, "path_index").unwrap_or(0);
-            match c.model_preview(&f, index, &file).await? {
+            match c.model_preview(&folder, index, &path).await? {
                 None => Ok(Output::Json(json!({"available": false, "folder": f, "filename": file}))),
                 Some(d) => {
                     use base64::Engine as _;
@@ -414,9 +392,9 @@ pub(super) async fn run_on(
             }
         }
         "comfyui_get_model_metadata" => {
-            let f = folder(args)?;
-            let file = model_file(args)?;
-            match c.model_metadata(&f, &file).await? {
+            let (f, folder) = super::names::folder_arg(args)?;
+            let (file, path) = super::names::model_file_arg(args)?;
+            match c.model_metadata(&folder, &path).await? {
                 Some(meta) => Ok(Output::Json(meta)),
                 None => Err(ToolError::failed(format!(
                     "ComfyUI has no metadata for '{file}' in '{f}' (only .safetensors files carry it)"
@@ -439,10 +417,13 @@ pub(super) async fn run_on(
             Ok(Output::Json(json!({"subgraphs": all, "count": count})))
         }
         "comfyui_get_subgraph" => {
-            let id = str_arg(args, "subgraph_id");
-            match c.subgraph(id).await? {
-                Some(v) => Ok(Output::Json(v)),
-                None => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
+            let (id, segment) = super::names::name_arg(args, "subgraph_id")?;
+            let id = id.as_str();
+            // ComfyUI answers an unknown id with `200 null` (both 0.8.0 and
+            // 0.33.0); the tool's output schema wants an object.
+            match c.subgraph(&segment).await? {
+                Some(v) if v.is_object() => Ok(Output::Json(v)),
+                _ => Ok(Output::Json(json!({"available": false, "subgraph_id": id}))),
             }
         }
         "comfyui_update_settings" => {
@@ -508,16 +489,19 @@ pub(super) async fn run_on(
     }
 }
 
+/// `comfyui_get_history`: newest first, `offset` counted from the newest.
+///
+/// ComfyUI's `/history?max_items=N` answers the newest N entries oldest
+/// first, and its `offset` counts from the oldest, so both are turned
+/// around here: ask for the newest `offset + limit + 1`, reverse them, skip
+/// `offset`, keep `limit`. The extra entry says whether there are more.
 async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
     let limit = u64_arg(args, "limit").unwrap_or(25);
     let offset = u64_arg(args, "offset").unwrap_or(0);
-    let max = u32::try_from(limit + 1).unwrap_or(u32::MAX);
-    let off = (offset > 0).then(|| u32::try_from(offset).unwrap_or(u32::MAX));
-    let entries = c.history(Some(max), off).await?;
-    let has_more = entries.len() as u64 > limit;
-    let items: Vec<Value> = entries
-        .into_iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+    let max = u32::try_from(offset.saturating_add(limit).saturating_add(1)).unwrap_or(u32::MAX);
+    let entries = c.history(Some(max), None).await?;
+    let seen = entries.len() as u64;
+    let items: Vec<Value> = page_newest_first(entries.into_iter().collect(), offset, limit)
         .map(|(id, mut entry)| {
             if let Value::Object(m) = &mut entry {
                 m.insert("prompt_id".to_owned(), Value::from(id));
@@ -526,11 +510,9 @@ async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
         })
         .collect();
     let count = items.len() as u64;
-    let total = if has_more || (count == 0 && offset > 0) {
-        Value::Null
-    } else {
-        Value::from(offset + count)
-    };
+    let has_more = seen > offset.saturating_add(limit);
+    // Fewer entries than asked for: that is all of them.
+    let total = if has_more { Value::Null } else { Value::from(seen) };
     Ok(Output::Json(json!({
         "items": items,
         "count": count,
@@ -541,16 +523,38 @@ async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
     })))
 }
 
-/// `/api/jobs` status → the peer's progress status.
-fn job_status(s: &str) -> &'static str {
-    match s {
+/// The `[offset, offset + limit)` page of `entries` (oldest first, as
+/// ComfyUI lists them) counted from the newest.
+fn page_newest_first<T>(entries: Vec<T>, offset: u64, limit: u64) -> impl Iterator<Item = T> {
+    entries
+        .into_iter()
+        .rev()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+}
+
+/// `/api/jobs` status → the peer's progress status. An interrupted job is
+/// `failed` on ComfyUI 0.8.0 (its messages end in `execution_interrupted`)
+/// and `cancelled` on 0.33.0: `interrupted` on both.
+fn job_status(job: &Value) -> &'static str {
+    match job.get("status").and_then(Value::as_str).unwrap_or_default() {
         "completed" => "completed",
+        "failed" if was_interrupted(job) => "interrupted",
         "failed" => "error",
         "cancelled" => "interrupted",
         "in_progress" => "running",
         "pending" => "queued",
         _ => "unknown",
     }
+}
+
+/// Whether a job's status messages record an interrupt.
+fn was_interrupted(job: &Value) -> bool {
+    job.pointer("/execution_status/messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|m| m.get(0).and_then(Value::as_str) == Some("execution_interrupted"))
 }
 
 /// Outputs of a job as `{node_id, filename, subfolder}`.
@@ -578,7 +582,7 @@ async fn progress(args: &Args, c: &Client) -> Result<Output, ToolError> {
     let Ok(Some(job)) = c.job_info(&id).await else {
         return Ok(unknown());
     };
-    let status = job_status(job.get("status").and_then(Value::as_str).unwrap_or_default());
+    let status = job_status(&job);
     let mut state = Map::new();
     state.insert("prompt_id".to_owned(), Value::from(id.as_str()));
     state.insert("status".to_owned(), Value::from(status));

@@ -1,14 +1,16 @@
 //! Model downloads through ComfyUI-Model-Manager: start one, list the
 //! tasks, cancel one. Every URL and file name passes the download
 //! validator (https only, allowed domains after IDNA, no IP literals or
-//! user info, allowed model extensions, a safe file name) before anything
-//! reaches ComfyUI. Model-Manager is detected lazily and the answer kept
+//! user info, allowed model extensions, a safe file name), and the folder
+//! must be a weight folder (one ComfyUI's `/models` lists, less
+//! `comfy_guard::download::NON_WEIGHT_FOLDERS`), before anything reaches
+//! ComfyUI. Model-Manager is detected lazily and the answer kept
 //! for a minute (the peer kept "not installed" for the life of the
 //! process, so installing it meant restarting the MCP server).
 
 use std::time::{Duration, Instant};
 
-use comfy_guard::download::{DownloadPolicy, check_download};
+use comfy_guard::download::{DownloadPolicy, check_download, weight_folder};
 use comfy_guard::path::Extensions;
 use serde_json::{Map, Value, json};
 
@@ -67,16 +69,11 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             let safe = check_download(text(args, "url"), (!filename.is_empty()).then_some(filename), &policy)
                 .map_err(|e| ToolError::rejected(e.to_string()))?;
             let folder = text(args, "folder");
-            let folder_ok = !folder.is_empty()
-                && folder.len() <= 64
-                && folder
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-            if !folder_ok {
-                return Err(ToolError::rejected(format!(
-                    "`folder` must be a model folder name such as checkpoints or loras (got {folder:?})"
-                )));
-            }
+            // A weight folder ComfyUI lists, never code or configuration
+            // (`custom_nodes` is imported at ComfyUI's next start).
+            let listed = cx.client().model_folders().await?;
+            let folder = weight_folder(folder, &listed).map_err(|e| ToolError::rejected(e.to_string()))?;
+            let folder = folder.as_str();
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
@@ -132,7 +129,8 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
-            let answer = cx.client().model_manager_cancel(id).await?;
+            let (_, task) = super::names::name_arg(args, "task_id")?;
+            let answer = cx.client().model_manager_cancel(&task).await?;
             let success = answer.get("success").and_then(Value::as_bool).unwrap_or(false);
             if !success {
                 unwrap(&answer, "cancel the download")?;

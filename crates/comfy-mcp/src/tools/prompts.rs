@@ -16,70 +16,144 @@ use serde_json::{Map, Value, json};
 
 use super::impls::{Output, ToolContext, ToolError};
 
-/// A prompt: name, description, and its arguments with whether each is
-/// required.
-type PromptSpec = (&'static str, &'static str, &'static [(&'static str, bool)]);
+/// An argument: name, whether it is required, and its description.
+type ArgSpec = (&'static str, bool, &'static str);
+
+/// A prompt: name, description, and its arguments.
+type PromptSpec = (&'static str, &'static str, &'static [ArgSpec]);
+
+const STYLE: ArgSpec = (
+    "style",
+    false,
+    "The look to aim for, e.g. `watercolor` or `cinematic`; default `photorealistic`.",
+);
+const IMAGE: ArgSpec = (
+    "image",
+    true,
+    "The source image: a file name in ComfyUI's input folder, e.g. `photo.png` (uploaded first if it is not there).",
+);
 
 const PROMPTS: &[PromptSpec] = &[
     (
         "txt2img_prompt",
         "A text-to-image recipe for a prompt and a style, using comfyui_generate_image.",
-        &[("prompt", true), ("style", false)],
+        &[
+            (
+                "prompt",
+                true,
+                "What the image should show, e.g. `a lighthouse at dusk`.",
+            ),
+            STYLE,
+        ],
     ),
     (
         "img2img_prompt",
         "An image-to-image recipe: transform an uploaded image guided by a prompt and a style.",
-        &[("image", true), ("prompt", true), ("style", false)],
+        &[
+            IMAGE,
+            (
+                "prompt",
+                true,
+                "What the image should become, e.g. `the same street in winter`.",
+            ),
+            STYLE,
+        ],
     ),
     (
         "inpaint_prompt",
         "An inpainting recipe: repaint the masked part of an uploaded image.",
-        &[("image", true), ("mask", true), ("prompt", true), ("style", false)],
+        &[
+            IMAGE,
+            (
+                "mask",
+                true,
+                "The mask: a file name in ComfyUI's input folder; its transparent parts are repainted.",
+            ),
+            ("prompt", true, "What to paint into the masked part, e.g. `a red door`."),
+            STYLE,
+        ],
     ),
     (
         "upscale_prompt",
         "An upscaling recipe for an uploaded image and an upscale model.",
-        &[("image", true), ("upscale_model", false)],
+        &[
+            IMAGE,
+            (
+                "upscale_model",
+                false,
+                "The upscale model file in `upscale_models`; default `RealESRGAN_x4plus.pth`.",
+            ),
+        ],
     ),
 ];
 
-/// A skill offered as a prompt: name, its `SKILL.md`, and its arguments
-/// with whether each is required.
-type SkillSpec = (&'static str, &'static str, &'static [(&'static str, bool)]);
+/// A skill offered as a prompt: name, its `SKILL.md`, and its arguments.
+type SkillSpec = (&'static str, &'static str, &'static [ArgSpec]);
 
 /// The plugin's skills, in the order the README lists them.
 pub const SKILLS: &[SkillSpec] = &[
     (
         "gen",
         include_str!("../../../../skills/gen/SKILL.md"),
-        &[("prompt", true), ("model", false), ("size", false)],
+        &[
+            ("prompt", true, "What the image should show, e.g. `a fox in the snow`."),
+            (
+                "model",
+                false,
+                "A checkpoint file name from `checkpoints`; default: an installed one that suits the request.",
+            ),
+            ("size", false, "Width and height in pixels as `WxH`, e.g. `1024x768`."),
+        ],
     ),
     (
         "workflow",
         include_str!("../../../../skills/workflow/SKILL.md"),
-        &[("request", true), ("template", false)],
+        &[
+            (
+                "request",
+                true,
+                "What the workflow should do, in words, e.g. `upscale my photo four times`.",
+            ),
+            (
+                "template",
+                false,
+                "A template to start from (`txt2img`, `img2img`, `inpaint`, ...); default: chosen from the request.",
+            ),
+        ],
     ),
     ("workflows", include_str!("../../../../skills/workflows/SKILL.md"), &[]),
     ("status", include_str!("../../../../skills/status/SKILL.md"), &[]),
     (
         "progress",
         include_str!("../../../../skills/progress/SKILL.md"),
-        &[("prompt_id", false)],
+        &[(
+            "prompt_id",
+            false,
+            "The job's prompt id (a lowercase UUID); default: the latest job.",
+        )],
     ),
     (
         "history",
         include_str!("../../../../skills/history/SKILL.md"),
-        &[("limit", false)],
+        &[("limit", false, "How many recent jobs to show, e.g. `5`; default 10.")],
     ),
     (
         "models",
         include_str!("../../../../skills/models/SKILL.md"),
-        &[("folder", false)],
+        &[(
+            "folder",
+            false,
+            "A model folder such as `loras` or `vae`; default `checkpoints`.",
+        )],
     ),
     (
         "troubleshooting",
         include_str!("../../../../skills/troubleshooting/SKILL.md"),
-        &[("problem", false)],
+        &[(
+            "problem",
+            false,
+            "The problem or the error message, as the user or a tool put it.",
+        )],
     ),
 ];
 
@@ -104,7 +178,11 @@ pub fn list() -> Vec<Prompt> {
         .map(|(name, description, args)| {
             let arguments = args
                 .iter()
-                .map(|(a, required)| PromptArgument::new(*a).with_required(*required))
+                .map(|(a, required, description)| {
+                    PromptArgument::new(*a)
+                        .with_description(*description)
+                        .with_required(*required)
+                })
                 .collect();
             Prompt::new(name, Some(description), Some(arguments))
         })
@@ -113,12 +191,12 @@ pub fn list() -> Vec<Prompt> {
 
 /// Renders a skill prompt: its body, with `$ARGUMENTS` replaced by the
 /// arguments given (`name: value`, one per line).
-fn render_skill(name: &str, md: &str, spec: &[(&str, bool)], args: &Map<String, Value>) -> Result<Output, ToolError> {
+fn render_skill(name: &str, md: &str, spec: &[ArgSpec], args: &Map<String, Value>) -> Result<Output, ToolError> {
     let Some((description, body)) = split_skill(md) else {
         return Err(ToolError::failed(format!("prompt {name} has no text")));
     };
     let mut given = Vec::new();
-    for (arg, required) in spec {
+    for (arg, required, _) in spec {
         match args.get(*arg).and_then(Value::as_str).map(str::trim) {
             Some(v) if !v.is_empty() => given.push(format!("{arg}: {v}")),
             _ if *required => return Err(ToolError::rejected(format!("prompt {name} needs the argument `{arg}`"))),
@@ -145,7 +223,7 @@ pub(super) fn render(name: &str, args: &Map<String, Value>) -> Result<Output, To
     let Some((_, description, spec)) = PROMPTS.iter().find(|(n, _, _)| *n == name) else {
         return Err(ToolError::rejected(format!("Unknown prompt: '{name}'")));
     };
-    for (arg, required) in *spec {
+    for (arg, required, _) in *spec {
         let given = args
             .get(*arg)
             .and_then(Value::as_str)

@@ -15,41 +15,58 @@ use serde_json::{Value, json};
 
 use super::impls::{Output, ToolContext, ToolError};
 
-/// The fixed resources.
+/// The fixed resources: the peer's `name`s (which a peer client may look
+/// resources up by) and our titles.
 pub fn list() -> Vec<Resource> {
     [
         (
             "comfyui://nodes/installed",
-            "installed_nodes",
+            "ComfyUI Installed Nodes",
+            "Installed node classes",
             "Installed node classes, sorted, with their count.",
         ),
-        ("comfyui://queue", "queue", "How many jobs are running and pending."),
+        (
+            "comfyui://queue",
+            "ComfyUI Queue",
+            "Queue",
+            "How many jobs are running and pending.",
+        ),
         (
             "comfyui://system",
-            "system",
+            "ComfyUI System Info",
+            "Server and GPUs",
             "ComfyUI version, GPU devices with VRAM in MiB, queue size.",
         ),
-        ("comfyui://settings", "settings", "The ComfyUI user settings."),
+        (
+            "comfyui://settings",
+            "ComfyUI Settings",
+            "User settings",
+            "The ComfyUI user settings.",
+        ),
     ]
     .into_iter()
-    .map(|(uri, name, description)| {
+    .map(|(uri, name, title, description)| {
         Resource::new(uri, name)
+            .with_title(title)
             .with_description(description)
             .with_mime_type("application/json")
     })
     .collect()
 }
 
-/// The resource templates.
+/// The resource templates: the peer's, by its name, then ours.
 pub fn templates() -> Vec<ResourceTemplate> {
     vec![
-        ResourceTemplate::new("comfyui://models/{folder}", "models")
+        ResourceTemplate::new("comfyui://models/{folder}", "ComfyUI Models")
+            .with_title("Model files in a folder")
             .with_description("Model files in one folder (checkpoints, loras, vae, ...), with their count.")
             .with_mime_type("application/json"),
-        ResourceTemplate::new("comfyui://output/{prompt_id}/{index}", "output").with_description(
-            "Output file `index` (0-based, in the order of the job's outputs) of a finished job, as a blob; large \
-             files come in chunks: `_meta.next` is the URI of the next one (`?offset=N`).",
-        ),
+        ResourceTemplate::new("comfyui://output/{prompt_id}/{index}", "ComfyUI Output")
+            .with_title("A job's output file")
+            .with_description(
+                "Output file `index` (0-based, in the order of the job's outputs) of a finished job, as a blob; \
+                 large files come in chunks: `_meta.next` is the URI of the next one (`?offset=N`).",
+            ),
     ]
 }
 
@@ -224,18 +241,16 @@ pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolErro
             let Some(folder) = other.strip_prefix("comfyui://models/") else {
                 return Err(ToolError::rejected(format!("Unknown resource: '{other}'")));
             };
-            let valid = !folder.is_empty()
-                && folder.len() <= 64
-                && !folder.starts_with('.')
-                && folder
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
-            if !valid {
+            if comfy_guard::path::SafeName::parse(folder).is_err() {
                 return Err(ToolError::rejected(format!(
                     "Unknown resource: '{other}' (the folder must be a model folder name such as checkpoints)"
                 )));
             }
-            match c.models(folder).await? {
+            // Only weight folders: the same rule as downloads.
+            let listed = c.model_folders().await?;
+            let name = comfy_guard::download::weight_folder(folder, &listed)
+                .map_err(|e| ToolError::rejected(format!("Unknown resource: '{other}': {e}")))?;
+            match c.models(&super::names::segment(&name)?).await? {
                 Some(models) => json!({"folder": folder, "models": models, "count": models.len()}),
                 None => return Err(ToolError::failed(format!("ComfyUI has no model folder '{folder}'"))),
             }

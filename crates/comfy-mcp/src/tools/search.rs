@@ -25,6 +25,22 @@ fn client(base: &str, token: &str) -> Result<Client, ToolError> {
         .map_err(|e| ToolError::failed(format!("model search is misconfigured: {e}")))
 }
 
+/// A failed search call, naming the service that failed: the client's own
+/// messages speak of ComfyUI, which is not the server asked here.
+fn service_failed(service: &str, e: &comfy_client::Error) -> ToolError {
+    use comfy_client::Error as E;
+    let why = match e {
+        E::Connect { reason, .. } => format!("cannot reach the {service} API: {reason}"),
+        E::Timeout { after, .. } => format!("the {service} API did not answer within {after:?}"),
+        E::Status { status, body, .. } if body.is_empty() => format!("the {service} API answered {status}"),
+        E::Status { status, body, .. } => format!("the {service} API answered {status}: {body}"),
+        E::TooLarge { limit, .. } => format!("the {service} API's answer is larger than {limit} bytes"),
+        E::Decode { reason, .. } => format!("unexpected answer from the {service} API: {reason}"),
+        other => other.to_string(),
+    };
+    ToolError::failed(format!("{service} search failed: {why}"))
+}
+
 fn query_string(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -53,7 +69,7 @@ pub(super) async fn run(args: &Args, cx: &ToolContext) -> Result<Output, ToolErr
         let found = hf
             .get_json(&format!("/api/models?{}", query_string(&pairs)))
             .await
-            .map_err(|e| ToolError::failed(format!("HuggingFace search failed: {e}")))?;
+            .map_err(|e| service_failed("HuggingFace", &e))?;
         let exts = &cx.config.security.allowed_model_extensions;
         let mut out = Vec::new();
         for m in found.as_array().into_iter().flatten().take(max) {
@@ -102,7 +118,7 @@ pub(super) async fn run(args: &Args, cx: &ToolContext) -> Result<Output, ToolErr
         let found = civitai
             .get_json(&format!("/api/v1/models?{}", query_string(&pairs)))
             .await
-            .map_err(|e| ToolError::failed(format!("CivitAI search failed: {e}")))?;
+            .map_err(|e| service_failed("CivitAI", &e))?;
         found
             .get("items")
             .and_then(Value::as_array)

@@ -155,18 +155,7 @@ pub(super) fn validation(error: &Value, node_errors: &Value, classes: &[&str]) -
     }
     let error_type = error.get("type").and_then(Value::as_str).unwrap_or_default();
     let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
-    // "Cannot execute because node X does not exist." (details: "Node ID '#1'")
-    if error_type == "invalid_prompt"
-        && let Some(class) = message
-            .strip_prefix("Cannot execute because node ")
-            .and_then(|r| r.strip_suffix(" does not exist."))
-    {
-        let node = error
-            .get("details")
-            .and_then(Value::as_str)
-            .and_then(|d| d.strip_prefix("Node ID '#"))
-            .and_then(|d| d.strip_suffix('\''))
-            .unwrap_or_default();
+    if let Some((class, node)) = unknown_class(error_type, message, error) {
         let best = closest(class, classes.iter().copied());
         let text = match best {
             Some(b) => format!(
@@ -187,7 +176,9 @@ pub(super) fn validation(error: &Value, node_errors: &Value, classes: &[&str]) -
         }));
     }
     json!({
-        "kind": if error_type == "invalid_prompt" { "invalid_prompt" } else { "validation_failed" },
+        // ComfyUI 0.33 names an unknown class `missing_node_type`; both
+        // refuse the prompt as a whole.
+        "kind": if matches!(error_type, "invalid_prompt" | "missing_node_type") { "invalid_prompt" } else { "validation_failed" },
         "message": trimmed(&if let Some(d) = error.get("details").and_then(Value::as_str).filter(|d| !d.is_empty()) {
             format!("{message} ({d})")
         } else {
@@ -195,6 +186,40 @@ pub(super) fn validation(error: &Value, node_errors: &Value, classes: &[&str]) -
         }),
         "problems": problems,
     })
+}
+
+/// The class and node id of a prompt refused for a class ComfyUI does not
+/// have: 0.8.0 says `invalid_prompt` with "Cannot execute because node X
+/// does not exist." (details "Node ID '#1'"); 0.33.0 says
+/// `missing_node_type` with the class and node in `extra_info`.
+fn unknown_class<'a>(error_type: &str, message: &'a str, error: &'a Value) -> Option<(&'a str, &'a str)> {
+    let node_from_details = || {
+        error
+            .get("details")
+            .and_then(Value::as_str)
+            .and_then(|d| d.strip_prefix("Node ID '#"))
+            .and_then(|d| d.strip_suffix('\''))
+            .unwrap_or_default()
+    };
+    match error_type {
+        "invalid_prompt" => {
+            let class = message
+                .strip_prefix("Cannot execute because node ")
+                .and_then(|r| r.strip_suffix(" does not exist."))?;
+            Some((class, node_from_details()))
+        }
+        "missing_node_type" => {
+            let extra = error.get("extra_info")?;
+            // No class at all (a corrupted node) has nothing to hint at.
+            let class = extra.get("class_type").and_then(Value::as_str)?;
+            let node = extra
+                .get("node_id")
+                .and_then(Value::as_str)
+                .unwrap_or_else(node_from_details);
+            Some((class, node))
+        }
+        _ => None,
+    }
 }
 
 /// The node packs that provide `class`, from ComfyUI-Manager's mappings:
@@ -353,6 +378,37 @@ mod tests {
         assert_eq!(p["hint"]["closest"], "KSampler");
         let v = verdict("post_prompt_err_unknown_class_type", &["KSampler"]);
         assert!(v["problems"][0]["hint"].get("closest").is_none());
+    }
+
+    #[test]
+    fn comfyui_0_33_missing_node_type_keeps_the_hint() {
+        let f = fixture_033("post_prompt_err_missing_node_type");
+        assert_eq!(f["error"]["type"], "missing_node_type", "{f}");
+        let v = validation(&f["error"], &f["node_errors"], &["SaveImage", "EmptyImage"]);
+        assert_eq!(v["kind"], "invalid_prompt");
+        let p = &v["problems"][0];
+        assert_eq!(
+            (
+                p["node_id"].as_str(),
+                p["class_type"].as_str(),
+                p["error_type"].as_str()
+            ),
+            (Some("2"), Some("SaveImag"), Some("unknown_class"))
+        );
+        assert_eq!(p["hint"]["closest"], "SaveImage");
+        // A node without a class (a corrupted workflow) gets no class hint.
+        let mut f = f;
+        f["error"]["extra_info"]["class_type"] = Value::Null;
+        let v = validation(&f["error"], &f["node_errors"], &["SaveImage"]);
+        assert_eq!(v["problems"], json!([]));
+    }
+
+    fn fixture_033(name: &str) -> Value {
+        let path = format!(
+            "{}/../../fixtures/comfyui-0.33/http/{name}.body.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(path).unwrap_or_default()).unwrap_or_default()
     }
 
     #[test]

@@ -301,7 +301,8 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
     if info.is_some() {
         let mut listings = BTreeMap::new();
         for folder in comfy_guard::models::folders_needed(wf) {
-            if let Ok(Some(list)) = cx.client().models(&folder).await
+            if let Ok(segment) = comfy_client::name::Segment::new(&folder)
+                && let Ok(Some(list)) = cx.client().models(&segment).await
                 && !list.is_empty()
             {
                 listings.insert(folder, list);

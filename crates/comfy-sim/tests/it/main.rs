@@ -13,4 +13,5 @@ mod fault;
 mod parity;
 mod scenario;
 mod support;
+mod v033;
 mod ws_replay;

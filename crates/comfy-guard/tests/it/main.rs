@@ -13,5 +13,5 @@ mod inspect;
 mod local;
 mod paths;
 mod provenance;
-mod urls;
 mod upload;
+mod urls;

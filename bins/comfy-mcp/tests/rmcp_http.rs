@@ -684,3 +684,120 @@ async fn one_principal_cannot_overwrite_another_principals_files() {
     alice.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+/// A `redis-server` on a free loopback port, stopped on drop; `None`
+/// (the test is skipped) outside CI when it is not installed.
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI: {e}");
+                eprintln!("skipped: redis-server is not installed ({e})");
+                return None;
+            }
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self(child, port));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn principals_stay_apart_across_replicas_sharing_redis() {
+    use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams};
+    let Some(redis) = Redis::start().await else { return };
+    let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
+    let top = format!(
+        "tasks:\n  enabled: true\nrate_limits:\n  read_only: 2\nstate:\n  redis_url: redis://127.0.0.1:{}/\n",
+        redis.1
+    );
+    let (h1, h2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_s1, url1) = serve_with(h1.path(), &sim.url(), &top, "").await;
+    let (_s2, url2) = serve_with(h2.path(), &sim.url(), &top, "").await;
+    let (alice1, _) = connect_as(TaskClient, &url1, ALICE).await;
+    let (alice2, _) = connect_as(TaskClient, &url2, ALICE).await;
+    let (bob2, _) = connect_as(TaskClient, &url2, BOB).await;
+
+    // A task started through replica 1: Alice reads it through replica 2,
+    // Bob there gets "no task" and cannot cancel it.
+    let Value::Object(args) = json!({"prompt": "slow", "steps": 100, "wait": true}) else {
+        unreachable!()
+    };
+    let started = alice1
+        .call_tool_once(CallToolRequestParams::new("comfyui_generate_image").with_arguments(args))
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = started else {
+        panic!("expected a task, got {started:?}")
+    };
+    let id = created.task.task_id.clone();
+    assert!(alice2.get_task(GetTaskParams::new(id.clone())).await.is_ok());
+    assert!(bob2.get_task(GetTaskParams::new(id.clone())).await.is_err());
+    assert!(bob2.cancel_task(CancelTaskParams::new(id.clone())).await.is_err());
+
+    // An upload through replica 1 is Alice's on replica 2 too.
+    let up = |overwrite: bool| json!({"filename": "shared.png", "image_data": PNG, "overwrite": overwrite});
+    let r = alice1
+        .call_tool(
+            CallToolRequestParams::new("comfyui_upload_image").with_arguments(up(false).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let r = bob2
+        .call_tool(
+            CallToolRequestParams::new("comfyui_upload_image").with_arguments(up(true).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert!(text(&r).contains("belongs to another client"), "{}", text(&r));
+
+    // Alice's own rate is shared by the replicas; Bob's is his.
+    let queue = || CallToolRequestParams::new("comfyui_get_queue").with_arguments(serde_json::Map::new());
+    for c in [&alice1, &alice1] {
+        let r = c.call_tool(queue()).await.unwrap();
+        assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    }
+    let r = alice2.call_tool(queue()).await.unwrap();
+    assert!(text(&r).contains("for principal 'alice'"), "{}", text(&r));
+    let r = bob2.call_tool(queue()).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+
+    alice2.cancel_task(CancelTaskParams::new(id)).await.unwrap();
+    for c in [alice1, alice2, bob2] {
+        c.cancel().await.unwrap();
+    }
+}

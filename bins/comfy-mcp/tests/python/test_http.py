@@ -305,3 +305,44 @@ def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
             proc.wait(timeout=10)
         redis.terminate()
         redis.wait(timeout=10)
+
+
+def test_a_session_answers_only_the_principal_that_opened_it(home, sim_url):
+    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+
+    seen = []
+
+    async def keep_session(response):
+        if "mcp-session-id" in response.headers:
+            seen.append(response.headers["mcp-session-id"])
+
+    async def main():
+        client = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {ALICE}"}, timeout=30, event_hooks={"response": [keep_session]}
+        )
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                assert seen
+                hers = seen[0]
+                headers = {
+                    "Authorization": f"Bearer {BOB}",
+                    "Mcp-Session-Id": hers,
+                    "MCP-Protocol-Version": "2025-11-25",
+                    "Accept": "application/json, text/event-stream",
+                    "Content-Type": "application/json",
+                }
+                async with httpx2.AsyncClient(timeout=30) as bob:
+                    listed = await bob.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":9,"method":"tools/list"}')
+                    assert listed.status_code == 404, listed.text
+                    assert "comfyui_" not in listed.text
+                    ended = await bob.delete(url, headers=headers)
+                    assert ended.status_code == 404
+                # Alice's session lived through it.
+                assert len((await s.list_tools()).tools) == 54
+
+    try:
+        anyio.run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -23,6 +23,7 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod server;
+pub mod skills;
 pub mod stack;
 pub mod state;
 pub mod tasks;

@@ -194,7 +194,12 @@ async fn resources_keep_the_peers_names_and_capabilities_are_honest() {
     let ours = serde_json::to_value(s.client.list_all_resources().await.unwrap()).unwrap();
     let ours = names(&json!({"resources": ours}), "resources", "uri");
     let theirs = names(&peer_fixture("resources.json"), "resources", "uri");
-    assert_eq!(ours, theirs);
+    // The peer's first, then the skills' files (below).
+    assert_eq!(ours[..theirs.len()], theirs[..]);
+    assert!(
+        ours[theirs.len()..].iter().all(|(uri, _)| uri.starts_with("skill://")),
+        "{ours:?}"
+    );
     let ours = serde_json::to_value(s.client.list_all_resource_templates().await.unwrap()).unwrap();
     let ours = names(&json!({"t": ours}), "t", "uriTemplate");
     let theirs = names(
@@ -206,6 +211,9 @@ async fn resources_keep_the_peers_names_and_capabilities_are_honest() {
         assert!(ours.contains(t), "{t:?} in {ours:?}");
     }
     for r in s.client.list_all_resources().await.unwrap() {
+        if r.uri.starts_with("skill://") {
+            continue;
+        }
         assert!(
             r.title.as_deref().is_some_and(|t| !t.is_empty() && t != r.name),
             "{r:?}"
@@ -227,5 +235,91 @@ async fn resources_keep_the_peers_names_and_capabilities_are_honest() {
     assert_eq!(caps["prompts"]["listChanged"], false);
     assert_eq!(caps["resources"]["listChanged"], false);
     assert_eq!(caps["resources"]["subscribe"], false);
+    s.client.cancel().await.unwrap();
+}
+
+/// The plugin's skills through the MCP Skills extension: listed with their
+/// front matter and manifest, fetched one by one, and read from the binary
+/// (the same bytes as `skills/<name>/SKILL.md`, checked against the
+/// manifest's digest and size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skills_are_served_through_the_skills_extension() {
+    use rmcp::model::{GetSkillRequestParams, ReadResourceRequestParams, ResourceContents, SkillResources};
+    let s = start(CONFIG).await;
+    let info = s.client.peer_info().unwrap();
+    assert!(info.capabilities.supports_skills(), "{:?}", info.capabilities);
+    let skills = s.client.list_all_skills().await.unwrap();
+    let names: Vec<&str> = skills.iter().map(|k| k.frontmatter.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "gen",
+            "workflow",
+            "workflows",
+            "status",
+            "progress",
+            "history",
+            "models",
+            "troubleshooting"
+        ]
+    );
+    let listed: Vec<String> = s
+        .client
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri.clone())
+        .collect();
+    for skill in &skills {
+        let name = skill.frontmatter.name.as_str();
+        assert_eq!(skill.uri, format!("skill://{name}/SKILL.md"));
+        assert!(listed.contains(&skill.uri), "{} not in resources/list", skill.uri);
+        let on_disk = std::fs::read(format!("{}/../../skills/{name}/SKILL.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        assert!(
+            String::from_utf8_lossy(&on_disk).contains(&skill.frontmatter.description),
+            "{name}: description"
+        );
+        let fetched = s
+            .client
+            .get_skill(GetSkillRequestParams::new(&skill.uri))
+            .await
+            .unwrap();
+        assert_eq!(fetched.skill, *skill);
+        let read = s
+            .client
+            .read_resource(ReadResourceRequestParams::new(&skill.uri))
+            .await
+            .unwrap();
+        let [ResourceContents::TextResourceContents { text, mime_type, .. }] = &read.contents[..] else {
+            panic!("{name}: one text: {read:?}")
+        };
+        assert_eq!(mime_type.as_deref(), Some("text/markdown"));
+        assert_eq!(text.as_bytes(), &on_disk[..], "{name}: the file's bytes");
+        let SkillResources::Files(files) = &skill.resources else {
+            panic!("{name}: a manifest")
+        };
+        files[0].verify(text.as_bytes()).unwrap();
+    }
+    let gen_skill = &skills[0];
+    assert_eq!(
+        gen_skill.frontmatter.extra["argument-hint"],
+        "<prompt> [model=<checkpoint>] [size=<W>x<H>]"
+    );
+    // No skill at other URIs; the prompts of the same names are still there.
+    assert!(
+        s.client
+            .get_skill(GetSkillRequestParams::new("skill://nope/SKILL.md"))
+            .await
+            .is_err()
+    );
+    assert!(
+        s.client
+            .read_resource(ReadResourceRequestParams::new("skill://gen/../../etc/SKILL.md"))
+            .await
+            .is_err()
+    );
+    let prompts = s.client.list_all_prompts().await.unwrap();
+    assert!(prompts.iter().any(|p| p.name == "gen"));
     s.client.cancel().await.unwrap();
 }

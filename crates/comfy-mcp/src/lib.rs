@@ -24,6 +24,7 @@ pub mod http;
 pub mod images;
 pub mod jobs;
 pub mod server;
+pub mod skills;
 pub mod stack;
 pub mod state;
 pub mod tasks;

@@ -8,10 +8,10 @@ use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
-    ServerConfig,
+    GetPromptResponse, GetPromptResult, GetSkillRequestParams, GetSkillResult, GetTaskParams, GetTaskResult,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListSkillsResult,
+    ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -205,7 +205,8 @@ impl ServerHandler for Server {
             .enable_logging()
             .enable_prompts()
             .enable_resources()
-            .enable_tools();
+            .enable_tools()
+            .enable_skills();
         let mut capabilities = if self.tasks.is_some() {
             builder.enable_tasks().build()
         } else {
@@ -295,7 +296,29 @@ impl ServerHandler for Server {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(ListResourcesResult::with_all_items(resources::list()))
+        let mut list = resources::list();
+        list.extend(crate::skills::listings());
+        Ok(ListResourcesResult::with_all_items(list))
+    }
+
+    /// SEP-2640 `skills/list`: the plugin's skills, compiled in.
+    async fn list_skills(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListSkillsResult, ErrorData> {
+        Ok(ListSkillsResult::with_all_items(crate::skills::list()))
+    }
+
+    /// SEP-2640 `skills/get`.
+    async fn get_skill(
+        &self,
+        request: GetSkillRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetSkillResult, ErrorData> {
+        crate::skills::get(&request.uri)
+            .map(GetSkillResult::new)
+            .ok_or_else(|| ErrorData::invalid_params(format!("no skill at {}", request.uri), None))
     }
 
     async fn list_resource_templates(
@@ -329,6 +352,18 @@ impl ServerHandler for Server {
             } else {
                 ErrorData::internal_error(format!("Error reading resource '{uri}': {message}"), None)
             });
+        }
+        if uri.starts_with(crate::skills::SCHEME) {
+            let text = reply
+                .result
+                .content
+                .iter()
+                .find_map(|c| c.as_text().map(|t| t.text.clone()))
+                .unwrap_or_default();
+            return Ok(ReadResourceResult::new(vec![
+                ResourceContents::text(text, uri).with_mime_type(crate::skills::MIME_TYPE),
+            ])
+            .into());
         }
         if uri.starts_with("comfyui://output/")
             && let Some(v) = &reply.result.structured_content

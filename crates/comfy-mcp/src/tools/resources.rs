@@ -234,6 +234,11 @@ pub(super) async fn read(uri: &str, cx: &ToolContext) -> Result<Output, ToolErro
             .await;
         }
         "comfyui://settings" => c.settings().await?,
+        other if other.starts_with(crate::skills::SCHEME) => {
+            return crate::skills::read(other)
+                .map(|text| Output::Text(text.to_owned()))
+                .ok_or_else(|| ToolError::rejected(format!("Unknown resource: '{other}'")));
+        }
         other if other.starts_with("comfyui://output/") => {
             return output(uri, &other["comfyui://output/".len()..], cx).await;
         }

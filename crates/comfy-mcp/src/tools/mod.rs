@@ -13,6 +13,7 @@ mod generate;
 mod impls;
 mod models;
 mod nodes;
+mod progress;
 pub mod prompts;
 pub mod resources;
 pub mod route;

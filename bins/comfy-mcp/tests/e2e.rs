@@ -211,7 +211,20 @@ async fn generation_submits_waits_and_reports_progress() {
     assert!(done["elapsed_seconds"].is_number());
     let progress = s.progress.lock().unwrap().clone();
     assert!(!progress.is_empty(), "progress notifications arrive with a token");
-    assert!(progress.iter().any(|p| p.total == Some(4.0)), "{progress:?}");
+    // Progress counts the nodes to run (the txt2img template's 7, less
+    // those an earlier run left cached); the sampler's 4 steps add their
+    // fraction, in its messages.
+    let total = progress[0].total.unwrap();
+    assert!(
+        (1.0..=7.0).contains(&total) && progress.iter().all(|p| p.total == Some(total)),
+        "{progress:?}"
+    );
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.message.as_deref().is_some_and(|m| m.contains("(KSampler): step 4/4"))),
+        "{progress:?}"
+    );
 
     // The job's history and progress agree.
     let id = done["prompt_id"].as_str().unwrap();

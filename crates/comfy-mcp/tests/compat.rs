@@ -33,6 +33,7 @@ const ADDED_PARAMETERS: &[(&str, &str)] = &[
     ("comfyui_list_nodes", "pack"),
     ("comfyui_list_nodes", "fields"),
     ("comfyui_get_node_info", "raw"),
+    ("comfyui_get_image", "type"),
 ];
 
 /// Parameters the peer declares as JSON text that also take the JSON value

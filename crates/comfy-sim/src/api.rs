@@ -370,6 +370,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             return json(200, &json!({"cancelled": shared.cancel_job(&decode(id))}));
         }
     }
+    // 0.8.0 has no cancel route: a POST there is a 405, as real 0.8.0 answers.
+    if !shared.version.newer()
+        && parts.method == Method::POST
+        && parts
+            .uri
+            .path()
+            .strip_prefix("/api/jobs/")
+            .and_then(|r| r.strip_suffix("/cancel"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+    {
+        let mut r = text(405, "405: Method Not Allowed");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        return r;
+    }
     let Some((route, canonical)) = resolve(parts.uri.path()) else {
         return not_found_route();
     };

@@ -58,7 +58,10 @@ def test_generation_waits_with_progress(home, comfyui_url):
             done = structured(result)
             assert done["status"] == "completed"
             assert done["outputs"][0]["filename"].endswith(".png")
-            assert seen and seen[-1][1] == 3.0
+            # Progress counts the nodes to run; the sampler's steps add their fraction.
+            assert seen and all(total == seen[0][1] for _, total, _ in seen), seen
+            assert [p for p, _, _ in seen] == sorted(p for p, _, _ in seen), seen
+            assert any("(KSampler)" in m and "step 3/3" in m for _, _, m in seen), seen
 
     anyio.run(main)
 
@@ -400,10 +403,11 @@ def test_an_interrupted_job_reports_interrupted(home, comfyui_url):
             pid = submitted["prompt_id"]
             for _ in range(100):
                 state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
-                if state["status"] == "running":
+                if state["status"] == "running" and "FixtureSleep" in state.get("current_node", ""):
                     break
                 await anyio.sleep(0.1)
-            assert state["status"] == "running", state
+            # It names the running node (this server follows the job's events).
+            assert state["status"] == "running" and state["current_node"] == "node 2 (FixtureSleep)", state
             assert not (await s.call_tool("comfyui_interrupt", {"prompt_id": pid})).is_error
             for _ in range(100):
                 state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
@@ -433,3 +437,53 @@ def test_a_failed_model_search_names_the_service(home, comfyui_url):
                 assert "ComfyUI" not in text(r), text(r)
 
     anyio.run(main)
+
+
+def test_preview_outputs_are_fetchable(home, comfyui_url):
+    workflow = (
+        '{"1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": %d}},'
+        ' "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}' % (int(time.time() * 1000) % 0xFFFFFF)
+    )
+
+    async def main():
+        async with session(home, comfyui_url) as s:
+            done = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow, "wait": True}))
+            out = done["outputs"][0]
+            assert out["type"] == "temp", out
+            image = await s.call_tool(
+                "comfyui_get_image", {"filename": out["filename"], "subfolder": out["subfolder"], "type": out["type"]}
+            )
+            assert not image.is_error, text(image)
+            assert image.structured_content["result"].startswith("data:image/png;base64,")
+            # The resource named by the output reads it too.
+            read = await s.read_resource(out["uri"])
+            assert read.contents[0].mime_type == "image/png"
+
+    anyio.run(main)
+
+
+def test_a_waited_run_reports_every_node_that_starts(home, comfyui_url):
+    """No sampler: progress still comes, one notification per node (issue 24)."""
+    import json as _json
+
+    color = int(time.time() * 1000) % 0xFFFFFF
+    nodes = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}}}
+    for i in range(2, 40):
+        nodes[str(i)] = {"class_type": "ImageInvert", "inputs": {"image": [str(i - 1), 0]}, "_meta": {"title": f"Flip {i}"}}
+    nodes["40"] = {"class_type": "SaveImage", "inputs": {"images": ["39", 0], "filename_prefix": "chain"}}
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async def main():
+        async with session(home, comfyui_url) as s:
+            done = structured(await s.call_tool(
+                "comfyui_run_workflow", {"workflow": _json.dumps(nodes), "wait": True}, progress_callback=on_progress))
+            assert done["status"] == "completed", done
+
+    anyio.run(main)
+    started = [m for _, _, m in seen if m.endswith("nodes done)") and " started " in m]
+    assert len(started) == 40, seen
+    assert 'node 2 (ImageInvert "Flip 2") started (1 of 40 nodes done)' in started, started
+    assert all(total == 40.0 for _, total, _ in seen)

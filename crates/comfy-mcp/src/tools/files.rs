@@ -339,6 +339,8 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
 async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let filename = file_name(args, "filename", &Extensions::images())?;
     let sub = subfolder(args, "subfolder")?;
+    // ComfyUI's output folder, or its temp folder (PreviewImage outputs).
+    let kind = if text(args, "type") == "temp" { "temp" } else { "output" };
     let format = args.get("preview_format").and_then(Value::as_str);
     let quality = args.get("preview_quality").and_then(Value::as_u64);
     if quality.is_some() && format.is_none() {
@@ -361,7 +363,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             }
             None => public_base(cx),
         };
-        return Ok(Output::Text(view_url(&base, &filename, &sub)));
+        return Ok(Output::Text(view_url(&base, &filename, &sub, kind)));
     }
     let q = u8::try_from(quality.unwrap_or(90)).unwrap_or(90);
     let preview = match format {
@@ -372,7 +374,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let file = FileRef {
         filename,
         subfolder: sub,
-        kind: "output".to_owned(),
+        kind: kind.to_owned(),
     };
     let mut stream = cx.client().view_stream(&file, preview).await?;
     let kind = stream
@@ -419,7 +421,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     }
     // Over the budget: a downscaled preview inline, the full file by URL.
     let download = cx.client().view(&file, preview).await?;
-    let url = view_url(&public_base(cx), &file.filename, &file.subfolder);
+    let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
     let size = download.bytes.len();
     let bytes = download.bytes;
     let made = tokio::task::spawn_blocking(move || make_preview(&bytes, budget))
@@ -442,13 +444,13 @@ fn public_base(cx: &ToolContext) -> String {
     b.external_url.clone().unwrap_or_else(|| b.url.clone())
 }
 
-/// `{base}/view?filename=..&subfolder=..&type=output`, form-encoded as the
-/// peer writes it.
-fn view_url(base: &str, filename: &str, subfolder: &str) -> String {
+/// `{base}/view?filename=..&subfolder=..&type=output` (or `temp`),
+/// form-encoded as the peer writes it.
+fn view_url(base: &str, filename: &str, subfolder: &str, kind: &str) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("filename", filename)
         .append_pair("subfolder", subfolder)
-        .append_pair("type", "output")
+        .append_pair("type", kind)
         .finish();
     format!("{}/view?{query}", base.trim_end_matches('/'))
 }

@@ -457,6 +457,7 @@ fn watch_detached(
     client: comfy_client::Client,
     audit: Arc<comfy_audit::AuditLog>,
     short: String,
+    mut nodes: super::progress::RunProgress,
 ) {
     let Some(slot) = WatchSlot::take() else {
         tracing::debug!(
@@ -481,8 +482,14 @@ fn watch_detached(
         loop {
             match tokio::time::timeout(Duration::from_secs(5).min(stall), events.next()).await {
                 // The job ended (or is not followed over the socket).
-                Ok(None) => return,
+                Ok(None) => {
+                    super::progress::note(&prompt_id, None);
+                    return;
+                }
                 Ok(Some(ev)) => {
+                    if nodes.on_event(&ev).is_some() {
+                        super::progress::note(&prompt_id, nodes.running());
+                    }
                     if is_activity(&ev) {
                         running = true;
                         last_activity = Instant::now();
@@ -496,6 +503,7 @@ fn watch_detached(
                 Err(_) => {}
             }
         }
+        super::progress::note(&prompt_id, None);
         let _ = client.interrupt(Some(&prompt_id)).await;
         let _ = client.delete_from_queue(std::slice::from_ref(&prompt_id)).await;
         let _ = audit
@@ -615,7 +623,20 @@ async fn submit(
     backend.sent();
     cx.pool.record(job.prompt_id(), &backend).await;
     let on = cx.pool.is_multi().then(|| backend.name.clone());
-    let out = crate::backends::scope(backend, follow(short, job, wait, stream, warnings, cx, reporter)).await;
+    let out = crate::backends::scope(
+        backend,
+        follow(
+            short,
+            job,
+            wait,
+            stream,
+            warnings,
+            cx,
+            reporter,
+            super::progress::RunProgress::new(wf),
+        ),
+    )
+    .await;
     // Which backend took it (with several: additive, so one-backend
     // results stay the peer's).
     match (on, out) {
@@ -630,6 +651,7 @@ async fn submit(
 /// Follows a queued job: records it, then returns at once or waits for
 /// its end (progress, events, the wedge watchdog), on the backend that
 /// took it.
+#[allow(clippy::too_many_arguments, reason = "the call's parts, passed once from submit")]
 async fn follow(
     short: &str,
     mut job: comfy_client::Job,
@@ -638,6 +660,7 @@ async fn follow(
     warnings: Vec<String>,
     cx: &ToolContext,
     reporter: &Reporter,
+    mut nodes: super::progress::RunProgress,
 ) -> Result<Output, ToolError> {
     let prompt_id = job.prompt_id().to_owned();
     crate::jobs::submitted(&prompt_id, &cx.jobs).await;
@@ -656,7 +679,7 @@ async fn follow(
         // background, so it too cannot wedge a shared GPU.
         let stall = Duration::from_secs(cx.config.server.stall_timeout);
         if !stall.is_zero() {
-            watch_detached(job, stall, cx.client(), Arc::clone(&cx.audit), short.to_owned());
+            watch_detached(job, stall, cx.client(), Arc::clone(&cx.audit), short.to_owned(), nodes);
         }
         let mut v = Map::new();
         v.insert("status".to_owned(), Value::from("submitted"));
@@ -734,15 +757,10 @@ async fn follow(
                     running = true;
                     last_activity = Instant::now();
                 }
-                if let comfy_client::Event::Progress { node, value, max, .. } = &ev {
-                    #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
-                    reporter
-                        .report(
-                            *value as f64,
-                            Some(*max as f64),
-                            format!("node {node}: step {value}/{max}"),
-                        )
-                        .await;
+                // Every node that starts, and steps inside a node.
+                if let Some((progress, total, message)) = nodes.on_event(&ev) {
+                    super::progress::note(&prompt_id, nodes.running());
+                    reporter.report(progress, Some(total), message).await;
                 }
                 if stream && let Some(e) = event_json(&ev) {
                     events.push(e);
@@ -750,6 +768,7 @@ async fn follow(
             }
         };
         let _ = tokio::time::timeout(limit, read).await;
+        super::progress::note(&prompt_id, None);
     }
     if stalled {
         guard.armed = false;
@@ -857,7 +876,7 @@ async fn follow(
         .filter(|(_, f)| matches!(f.media.as_str(), "images" | "gifs"))
         .map(|(i, f)| {
             json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder,
-                   "uri": format!("comfyui://output/{prompt_id}/{i}")})
+                   "type": f.file.kind, "uri": format!("comfyui://output/{prompt_id}/{i}")})
         })
         .collect();
     if !outputs.is_empty() {

@@ -586,6 +586,12 @@ async fn progress(args: &Args, c: &Client) -> Result<Output, ToolError> {
     let mut state = Map::new();
     state.insert("prompt_id".to_owned(), Value::from(id.as_str()));
     state.insert("status".to_owned(), Value::from(status));
+    // The node running, when this server follows the job's events.
+    if status == "running"
+        && let Some(node) = super::progress::running_node(&id)
+    {
+        state.insert("current_node".to_owned(), Value::from(node));
+    }
     if status == "queued"
         && let Ok(queue) = c.queue().await
         && let Some(pos) = queue.pending.iter().position(|q| q.prompt_id == id)

@@ -14,6 +14,7 @@ mod impls;
 mod models;
 mod names;
 mod nodes;
+mod progress;
 pub mod prompts;
 pub mod resources;
 pub mod route;

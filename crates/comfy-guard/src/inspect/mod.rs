@@ -470,6 +470,7 @@ pub fn inspect(wf: &Workflow, policy: &Policy, info: Option<&ObjectInfo>) -> Res
             findings: Vec::new(),
         },
         nodes_seen: 0,
+        code: code::CodeCache::default(),
     };
     run.workflow(wf, "", 0)?;
     Ok(run.out)
@@ -485,6 +486,8 @@ struct Run<'a> {
     out: Inspection,
     /// Nodes inspected so far, subgraphs included, against the node limit.
     nodes_seen: usize,
+    /// Verdicts on strings already judged in this inspection.
+    code: code::CodeCache,
 }
 
 impl Run<'_> {
@@ -620,7 +623,7 @@ impl Run<'_> {
             // Most inputs: a scalar at the top, no path to build.
             Value::Null | Value::Bool(_) | Value::Number(_) => return Ok(()),
             Value::String(s) if s.len() <= max_string => {
-                if let Some(hit) = code::find_code(s) {
+                if let Some(hit) = self.code.find(s) {
                     self.suspicious(id, class, name, hit.describe());
                 }
                 return Ok(());
@@ -645,12 +648,13 @@ impl Run<'_> {
                         max: max_string,
                     })
                 } else {
-                    Ok(code::find_code(s))
+                    Ok(())
                 }
             };
             match v {
                 Value::String(s) => {
-                    if let Some(hit) = text_check(s)? {
+                    text_check(s)?;
+                    if let Some(hit) = self.code.find(s) {
                         self.suspicious(id, class, &path, hit.describe());
                     }
                 }
@@ -663,7 +667,8 @@ impl Run<'_> {
                     let mut children = Vec::with_capacity(map.len());
                     for (k, item) in map {
                         let child = format!("{path}.{k}");
-                        if let Some(hit) = text_check(k)? {
+                        text_check(k)?;
+                        if let Some(hit) = self.code.find(k) {
                             self.suspicious(id, class, &child, format!("{} in an object key", hit.describe()));
                         }
                         children.push((child, item, depth + 1));
@@ -697,7 +702,7 @@ impl Run<'_> {
                     match sink {
                         // Literals were scanned with every other string.
                         Sink::Execute if linked => {
-                            if let Some(hit) = code::find_code(&value) {
+                            if let Some(hit) = self.code.find(&value) {
                                 self.suspicious(
                                     id,
                                     class,

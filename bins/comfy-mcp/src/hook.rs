@@ -46,6 +46,7 @@ const MAX_MESSAGE: usize = 700;
 const MARKERS: &[&str] = &[
     "Dangerous node type",
     "looks like dangerous node type",
+    "class name that cannot be vouched for",
     "Suspicious input in node",
     "Unsafe path in node",
     "Unsafe URL in node",

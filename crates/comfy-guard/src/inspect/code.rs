@@ -30,9 +30,10 @@ mod decode;
 mod python;
 mod shell;
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use regex::RegexSet;
+use regex::{Regex, RegexSet};
 use unicode_normalization::UnicodeNormalization;
 
 use self::decode::Budget;
@@ -92,7 +93,7 @@ const SHELL_WORDS: &str = r"/dev/(?:tcp|udp)/|(?-u:\b)(?:sh|bash|zsh|dash|ksh|fi
 
 /// 0: Python words, 1: shell words, 2: Python words in rot13, 3: shell
 /// words in rot13.
-static TRIGGERS: LazyLock<RegexSet> = LazyLock::new(|| {
+static TRIGGERS: LazyLock<(Regex, RegexSet)> = LazyLock::new(|| {
     let py = python_words();
     let sh = SHELL_WORDS.to_owned();
     // The table is fixed and tested; a failure here is a programming error
@@ -101,8 +102,30 @@ static TRIGGERS: LazyLock<RegexSet> = LazyLock::new(|| {
         clippy::expect_used,
         reason = "constant patterns, compiled once and covered by tests"
     )]
-    RegexSet::new([py.clone(), sh.clone(), rot13_pattern(&py), rot13_pattern(&sh)]).expect("trigger patterns compile")
+    let patterns = [py.clone(), sh.clone(), rot13_pattern(&py), rot13_pattern(&sh)];
+    #[allow(
+        clippy::expect_used,
+        reason = "constant patterns, compiled once and covered by tests"
+    )]
+    let any = Regex::new(&patterns.join("|")).expect("trigger patterns compile");
+    #[allow(
+        clippy::expect_used,
+        reason = "constant patterns, compiled once and covered by tests"
+    )]
+    let set = RegexSet::new(patterns).expect("trigger patterns compile");
+    (any, set)
 });
+
+/// Which trigger patterns `s` matches; the single pattern first, so text
+/// with none (most prompts) costs one scan that stops early.
+fn triggers(s: &str) -> regex::SetMatches {
+    let (any, set) = &*TRIGGERS;
+    if any.is_match(s) {
+        set.matches(s)
+    } else {
+        set.matches("")
+    }
+}
 
 /// A pattern matching the rot13 form of the words in `pattern` (letters
 /// outside escapes and classes are rotated).
@@ -136,6 +159,42 @@ fn rot13_pattern(pattern: &str) -> String {
     out
 }
 
+/// Most strings a cache may hold verdicts for; past it, strings are judged
+/// without being remembered.
+const CACHE_MAX: usize = 4096;
+
+/// [`find_code`] with a memory: in one workflow the same strings repeat
+/// (prompts, model names), and each distinct string that needs more than
+/// the cheap check is judged once. Strings the cheap check clears are not
+/// stored.
+#[derive(Debug, Default)]
+pub struct CodeCache {
+    seen: HashMap<Box<str>, Option<CodeHit>>,
+}
+
+impl CodeCache {
+    /// The verdict on `s`, as [`find_code`] gives it.
+    pub fn find(&mut self, s: &str) -> Option<CodeHit> {
+        if cheaply_clear(s) {
+            return None;
+        }
+        if let Some(known) = self.seen.get(s) {
+            return known.clone();
+        }
+        let verdict = find_code(s);
+        if self.seen.len() < CACHE_MAX {
+            self.seen.insert(s.into(), verdict.clone());
+        }
+        verdict
+    }
+}
+
+/// Whether `s` cannot hold code: ASCII, no trigger word, nothing that
+/// could be encoded (one scan each, no allocation).
+fn cheaply_clear(s: &str) -> bool {
+    s.is_ascii() && !TRIGGERS.0.is_match(s) && !decode::might_be_encoded(s)
+}
+
 /// Looks for code in `s` as written, normalised, and as it decodes.
 pub fn find_code(s: &str) -> Option<CodeHit> {
     let mut work = Work {
@@ -165,7 +224,7 @@ fn find(s: &str, layer: usize, work: &mut Work) -> Option<CodeHit> {
 /// `rotated`: `s` is the rot13 of the text above it (so it is not rotated
 /// back).
 fn find_in(s: &str, layer: usize, work: &mut Work, rotated: bool) -> Option<CodeHit> {
-    let triggers = TRIGGERS.matches(s);
+    let triggers = triggers(s);
     if (triggers.matched(0) || triggers.matched(1))
         && let Some(what) = judge(s, triggers.matched(0), triggers.matched(1), work)
     {
@@ -184,7 +243,12 @@ fn find_in(s: &str, layer: usize, work: &mut Work, rotated: bool) -> Option<Code
     if layer >= MAX_LAYERS {
         return None;
     }
-    let candidates = decode::candidates(s, &mut work.budget);
+    let encoded = decode::might_be_encoded(s);
+    let candidates = if encoded {
+        decode::candidates(s, &mut work.budget)
+    } else {
+        Vec::new()
+    };
     for (name, decoded) in &candidates {
         if let Some(mut h) = find(decoded, layer + 1, work) {
             h.hidden_by.insert(0, name);
@@ -225,7 +289,7 @@ fn rotated_escapes(s: &str) -> bool {
 fn judge(s: &str, py: bool, sh: bool, work: &mut Work) -> Option<&'static str> {
     if py {
         for chunk in chunks(s, python::WHOLE_MAX) {
-            if !TRIGGERS.matches(chunk).matched(0) {
+            if !triggers(chunk).matched(0) {
                 continue;
             }
             if work.parsed + chunk.len() > PARSE_BUDGET {

@@ -542,6 +542,7 @@ pub fn inspect(wf: &Workflow, policy: &Policy, info: Option<&ObjectInfo>) -> Res
         },
         nodes_seen: 0,
         graphs_found: 0,
+        code: code::CodeCache::default(),
     };
     run.workflow(wf, "", 0)?;
     Ok(run.out)
@@ -607,6 +608,8 @@ struct Run<'a> {
     nodes_seen: usize,
     /// Nested graphs found so far.
     graphs_found: usize,
+    /// Verdicts on strings already judged in this inspection.
+    code: code::CodeCache,
 }
 
 impl Run<'_> {
@@ -806,7 +809,7 @@ impl Run<'_> {
             // Most inputs: a scalar at the top, no path to build.
             Value::Null | Value::Bool(_) | Value::Number(_) => return Ok(()),
             Value::String(s) if s.len() <= max_string && !graphs::may_hold_graph(s) => {
-                if let Some(hit) = code::find_code(s) {
+                if let Some(hit) = self.code.find(s) {
                     self.suspicious(id, class, name, hit.describe());
                 }
                 return Ok(());
@@ -831,7 +834,7 @@ impl Run<'_> {
                         max: max_string,
                     })
                 } else {
-                    Ok(code::find_code(s))
+                    Ok(())
                 }
             };
             if graphs::is_api_graph(v) || graphs::is_editor_graph(v) {
@@ -840,7 +843,8 @@ impl Run<'_> {
             }
             match v {
                 Value::String(s) => {
-                    if let Some(hit) = text_check(s)? {
+                    text_check(s)?;
+                    if let Some(hit) = self.code.find(s) {
                         self.suspicious(id, class, &path, hit.describe());
                     }
                     if graphs::may_hold_graph(s)
@@ -874,7 +878,8 @@ impl Run<'_> {
                     let mut children = Vec::with_capacity(map.len());
                     for (k, item) in map {
                         let child = format!("{path}.{k}");
-                        if let Some(hit) = text_check(k)? {
+                        text_check(k)?;
+                        if let Some(hit) = self.code.find(k) {
                             self.suspicious(id, class, &child, format!("{} in an object key", hit.describe()));
                         }
                         children.push((child, item, depth + 1));

@@ -147,6 +147,44 @@ fn text_of(raw: Vec<u8>, name: &'static str) -> Option<(&'static str, String)> {
     }
 }
 
+/// Whether `s` could hold anything [`candidates`] or rot13 would decode: a
+/// backslash or `%`, a word of [`MIN_BLOB`] characters or more, a run of
+/// base64 groups, or a run of two-digit hex groups. One pass, no
+/// allocation.
+pub(super) fn might_be_encoded(s: &str) -> bool {
+    if s.contains(['\\', '%']) {
+        return true;
+    }
+    let mut group_len = 0usize;
+    let mut group_words = 0usize;
+    let mut hex_pairs = 0usize;
+    for word in s.split_whitespace() {
+        if word.len() >= MIN_BLOB.min(MIN_B85) {
+            return true;
+        }
+        if word.len().is_multiple_of(4) && word.chars().all(is_b64) {
+            group_len += word.len();
+            group_words += 1;
+            if group_words >= 2 && group_len >= MIN_BLOB {
+                return true;
+            }
+        } else {
+            group_len = 0;
+            group_words = 0;
+        }
+        let w = word.trim_end_matches([':', ',', '-']);
+        if w.len() == 2 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex_pairs += 1;
+            if hex_pairs >= MIN_BLOB / 2 {
+                return true;
+            }
+        } else {
+            hex_pairs = 0;
+        }
+    }
+    false
+}
+
 /// Whether `s` looks like encoded text: at least [`MIN_BLOB`] characters
 /// of base64's alphabet (or `%`), making up nearly all of it apart from
 /// whitespace.
@@ -160,13 +198,21 @@ pub(super) fn has_blob(s: &str) -> bool {
             other += 1;
         }
     }
-    alphabet >= MIN_BLOB && other * 10 <= alphabet
+    alphabet >= MIN_BLOB
+        && other * 10 <= alphabet
+        && (mixed_case(s) || s.bytes().filter(u8::is_ascii_hexdigit).count() >= MIN_BLOB)
+}
+
+/// Encoded text of any length has upper- and lower-case letters (or digits
+/// only, for hex); names such as `v1-5-pruned-emaonly` do not.
+fn mixed_case(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// Whether `s` holds a run that could be base85.
 pub(super) fn has_b85_run(s: &str) -> bool {
     s.split_whitespace()
-        .any(|r| r.len() >= MIN_B85 && r.bytes().all(|b| (b'!'..=b'~').contains(&b)))
+        .any(|r| r.len() >= MIN_B85 && mixed_case(r) && r.bytes().all(|b| (b'!'..=b'~').contains(&b)))
 }
 
 fn has_percent_escape(s: &str) -> bool {
@@ -187,7 +233,7 @@ fn base64_blobs(s: &str) -> Vec<String> {
     let flush = |group: &mut Vec<&str>, out: &mut Vec<String>| {
         if group.len() >= 2 {
             let joined: String = group.concat();
-            if joined.len() >= MIN_BLOB {
+            if joined.len() >= MIN_BLOB && mixed_case(&joined) {
                 out.push(joined);
             }
         }
@@ -195,7 +241,7 @@ fn base64_blobs(s: &str) -> Vec<String> {
     };
     for token in s.split(|c: char| !is_b64(c) && !c.is_whitespace()) {
         for word in token.split_whitespace() {
-            if word.len() >= MIN_BLOB {
+            if word.len() >= MIN_BLOB && mixed_case(word) {
                 out.push(word.to_owned());
             }
             if word.len() % 4 == 0 || word.ends_with('=') {
@@ -265,6 +311,7 @@ fn b85_runs(s: &str) -> Vec<String> {
     }
     for run in s.split_whitespace() {
         if run.len() >= MIN_B85
+            && mixed_case(run)
             && run.bytes().all(|b| (b'!'..=b'~').contains(&b))
             && !run
                 .bytes()

@@ -321,6 +321,11 @@ async fn refused_workflows_come_back_with_a_verdict_and_repair_hints() {
     let p = &r.structured_content.as_ref().unwrap()["verdict"]["problems"][0];
     assert_eq!(p["input"], "steps");
     assert_eq!(p["hint"]["max"], 10000, "{p}");
+    // The inspector warned (audit mode: over the job limits); ComfyUI then
+    // refused: the warnings come back with the refusal.
+    let warnings = &r.structured_content.as_ref().unwrap()["warnings"];
+    assert!(warnings.as_array().is_some_and(|w| !w.is_empty()), "{warnings}");
+    assert!(text(&r).contains("Warnings:\n- "), "{}", text(&r));
 
     // A misspelt class: the closest installed class.
     let r = s

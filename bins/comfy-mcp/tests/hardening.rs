@@ -175,3 +175,77 @@ async fn uploads_must_be_one_whole_image_of_their_kind() {
     assert_eq!(json_bad.is_error, Some(true));
     s.client.cancel().await.unwrap();
 }
+
+/// The header of an interlaced `side`×`side` RGB PNG with empty image
+/// data: a file of 2 KB that decodes to `side² × 3` bytes.
+fn hostile_png(side: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 1]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    // A comment makes it bigger than the inline budget, as the real ones
+    // (2 MB of compressed zeros) are.
+    let mut comment = b"Comment\0".to_vec();
+    comment.resize(2000, b'x');
+    chunk(&mut out, b"tEXt", &comment);
+    chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A hostile image (interlaced 16384×16384 PNG, 768 MiB of pixels) gets
+/// no decode: over the image memory budget, the call is refused with the
+/// budget named and the file's URL; uploads of it likewise. The server's
+/// memory stays bounded (a coarse check of its peak RSS on Linux).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_images_are_refused_within_the_image_memory_budget() {
+    let s = start("server:\n  max_inline_bytes: 300\n  image_memory_mb: 64\n").await;
+    let out = s.sim.data_dir().join("output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("hostile.png"), hostile_png(16_384)).unwrap();
+    let calls = (0..8).map(|_| s.call("comfyui_get_image", json!({"filename": "hostile.png"})));
+    for r in futures_util::future::join_all(calls).await {
+        assert_eq!(r.is_error, Some(true), "{}", text(&r));
+        let t = text(&r);
+        assert!(t.contains("server.image_memory_mb"), "{t}");
+        assert!(t.contains("hostile.png"), "the URL is given: {t}");
+    }
+    let up = s
+        .call(
+            "comfyui_upload_image",
+            json!({"filename": "h.png", "image_data": b64(&hostile_png(16_384))}),
+        )
+        .await;
+    assert_eq!(up.is_error, Some(true), "{}", text(&up));
+    assert!(text(&up).contains("server.image_memory_mb"), "{}", text(&up));
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid)).unwrap_or_default();
+        let peak_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0);
+        assert!(peak_kb < 300 * 1024, "peak RSS {peak_kb} kB");
+    }
+    s.client.cancel().await.unwrap();
+}

@@ -140,17 +140,55 @@ impl Client {
             .await
     }
 
-    /// `GET {path}` as JSON, for routes not typed here. `path` starts with
-    /// `/` and is sent as given.
-    pub async fn get_json(&self, path: &str) -> Result<Value, Error> {
-        if !path.starts_with('/') {
-            return Err(Error::InvalidArgument {
-                name: "path",
-                reason: "must start with `/`".into(),
-            });
-        }
-        self.get_json_capped(path, self.inner.http.config.limits.json, path)
+    /// `GET route` as JSON, for the fixed routes below. Private on purpose:
+    /// the client's surface is its typed methods, and nothing public takes
+    /// a free path.
+    async fn get_value(&self, route: &'static str) -> Result<Value, Error> {
+        self.get_json_capped(route, self.inner.http.config.limits.json, route)
             .await
+    }
+
+    /// `GET /queue` as ComfyUI sends it (`queue_running`, `queue_pending`).
+    pub async fn queue_raw(&self) -> Result<Value, Error> {
+        self.get_json_capped("/queue", self.inner.http.config.limits.history, "queue")
+            .await
+    }
+
+    /// `GET /prompt` as ComfyUI sends it (`exec_info.queue_remaining`).
+    pub async fn prompt_status(&self) -> Result<Value, Error> {
+        self.get_value("/prompt").await
+    }
+
+    /// HuggingFace's model search, `GET /api/models?{query}` (for a client
+    /// built on a HuggingFace API base).
+    pub async fn huggingface_models(&self, query: &[(&str, String)]) -> Result<Value, Error> {
+        self.get_json_capped(
+            &with_query("/api/models", query),
+            self.inner.http.config.limits.json,
+            "HuggingFace model search",
+        )
+        .await
+    }
+
+    /// One HuggingFace model, `GET /api/models/{owner}/{name}`.
+    pub async fn huggingface_model(&self, id: &RelPath) -> Result<Value, Error> {
+        self.get_json_capped(
+            &format!("/api/models/{}", id.encoded()),
+            self.inner.http.config.limits.json,
+            "HuggingFace model",
+        )
+        .await
+    }
+
+    /// Civitai's model search, `GET /api/v1/models?{query}` (for a client
+    /// built on a Civitai API base).
+    pub async fn civitai_models(&self, query: &[(&str, String)]) -> Result<Value, Error> {
+        self.get_json_capped(
+            &with_query("/api/v1/models", query),
+            self.inner.http.config.limits.json,
+            "Civitai model search",
+        )
+        .await
     }
 
     /// `GET /object_info`: every node class, parsed.
@@ -457,7 +495,7 @@ impl Client {
 
     /// `GET /system_stats`.
     pub async fn system_stats(&self) -> Result<Value, Error> {
-        self.get_json("/system_stats").await
+        self.get_value("/system_stats").await
     }
 
     /// `GET /node_replacements` (ComfyUI 0.14 and later): the node
@@ -477,7 +515,7 @@ impl Client {
 
     /// `GET /features`.
     pub async fn features(&self) -> Result<Value, Error> {
-        self.get_json("/features").await
+        self.get_value("/features").await
     }
 
     /// `GET /extensions`.
@@ -556,12 +594,12 @@ impl Client {
 
     /// `GET /workflow_templates`: custom-node pack → example workflow names.
     pub async fn workflow_templates(&self) -> Result<Value, Error> {
-        self.get_json("/workflow_templates").await
+        self.get_value("/workflow_templates").await
     }
 
     /// `GET /global_subgraphs`: the subgraph blueprints custom nodes ship.
     pub async fn subgraphs(&self) -> Result<Value, Error> {
-        self.get_json("/global_subgraphs").await
+        self.get_value("/global_subgraphs").await
     }
 
     /// `GET /global_subgraphs/{id}`, or `None` when there is no such one.
@@ -573,7 +611,7 @@ impl Client {
 
     /// `GET /settings`.
     pub async fn settings(&self) -> Result<Value, Error> {
-        self.get_json("/settings").await
+        self.get_value("/settings").await
     }
 
     /// `POST /settings`: merges `settings` into ComfyUI's settings.
@@ -704,12 +742,12 @@ impl Client {
     /// of node packs (by URL) to the node classes they provide,
     /// `{url: [[class, ...], {title, title_aux, ...}]}`.
     pub async fn manager_mappings(&self) -> Result<Value, Error> {
-        self.get_json("/v2/customnode/getmappings?mode=local").await
+        self.get_value("/v2/customnode/getmappings?mode=local").await
     }
 
     /// `GET /v2/customnode/installed`: the installed node packs.
     pub async fn manager_installed(&self) -> Result<Value, Error> {
-        self.get_json("/v2/customnode/installed").await
+        self.get_value("/v2/customnode/installed").await
     }
 
     /// `POST /v2/manager/queue/task`: queues an install, uninstall or
@@ -730,7 +768,7 @@ impl Client {
 
     /// `GET /v2/manager/queue/status`.
     pub async fn manager_queue_status(&self) -> Result<Value, Error> {
-        self.get_json("/v2/manager/queue/status").await
+        self.get_value("/v2/manager/queue/status").await
     }
 
     /// `GET /v2/manager/reboot`: restarts ComfyUI.

@@ -19,6 +19,22 @@
 //! assert!(RelPath::new("SDXL/model.safetensors").is_ok());
 //! assert!(RelPath::new("model.safetensors:stream").is_err());
 //! ```
+//!
+//! A plain string cannot stand in for a checked one:
+//!
+//! ```compile_fail
+//! # async fn f(c: comfy_client::Client) {
+//! let _ = c.object_info_class("..").await;
+//! # }
+//! ```
+//!
+//! and there is no method that fetches a free path:
+//!
+//! ```compile_fail
+//! # async fn f(c: comfy_client::Client) {
+//! let _ = c.get_json("/internal/logs").await;
+//! # }
+//! ```
 
 use std::fmt;
 

@@ -181,3 +181,118 @@ pub fn decode_whole(format: ImageFormat, bytes: &[u8], max_alloc: usize) -> Resu
     }
     reader.decode().map(drop).map_err(bad)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    #[tokio::test]
+    async fn over_the_whole_budget_is_refused_at_once() {
+        let b = ImageBudget::new(64 * MIB);
+        let started = std::time::Instant::now();
+        let e = b.acquire(768 * MIB, Duration::from_secs(30)).await.err();
+        assert_eq!(
+            e,
+            Some(ImageError::OverBudget {
+                need_mb: 768,
+                budget_mb: 64
+            })
+        );
+        assert!(started.elapsed() < Duration::from_secs(1), "no wait for the impossible");
+    }
+
+    #[tokio::test]
+    async fn a_call_waits_for_memory_within_its_wait_and_then_gets_it() {
+        let b = Arc::new(ImageBudget::new(64 * MIB));
+        let held = b.acquire(48 * MIB, Duration::from_secs(1)).await.ok();
+        assert_eq!(b.available(), 16 * MIB);
+        let busy = b.acquire(32 * MIB, Duration::from_millis(50)).await.err();
+        assert!(matches!(busy, Some(ImageError::Busy { need_mb: 32, .. })), "{busy:?}");
+        let waiter = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.acquire(32 * MIB, Duration::from_secs(5)).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        assert!(waiter.await.unwrap_or(false));
+        assert_eq!(b.available(), 64 * MIB, "every permit came back");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_work_never_holds_more_than_the_budget() {
+        let b = Arc::new(ImageBudget::new(100 * MIB));
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (b, now, peak) = (Arc::clone(&b), Arc::clone(&now), Arc::clone(&peak));
+            tasks.push(tokio::spawn(async move {
+                let need = (30 + i) * MIB;
+                let Ok(permit) = b.acquire(need, Duration::from_secs(10)).await else {
+                    return false;
+                };
+                let held = now.fetch_add(need, Ordering::SeqCst) + need;
+                peak.fetch_max(held, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                now.fetch_sub(need, Ordering::SeqCst);
+                drop(permit);
+                true
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap_or(false), "every call got its memory in time");
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= 100 * MIB, "peak {peak}");
+        assert!(peak >= 60 * MIB, "work ran side by side: peak {peak}");
+    }
+
+    #[test]
+    fn the_header_says_what_a_decode_costs() {
+        // An interlaced 16384x16384 RGB PNG: a header is enough to know
+        // it needs 768 MiB.
+        let png = hostile_png(16_384);
+        let cost = decode_cost(ImageFormat::Png, &png).ok();
+        assert_eq!(cost, Some((16_384, 16_384, 16_384 * 16_384 * 3)));
+        assert!(
+            decode_cost(ImageFormat::Png, &hostile_png(16_385)).is_err(),
+            "over MAX_SIDE"
+        );
+    }
+
+    /// A PNG header for a `side`×`side` interlaced RGB image with an empty
+    /// image data chunk.
+    pub(crate) fn hostile_png(side: u32) -> Vec<u8> {
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_be_bytes());
+            let start = out.len();
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            let crc = crc32(&out[start..]);
+            out.extend_from_slice(&crc.to_be_bytes());
+        }
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 1]);
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+}

@@ -45,10 +45,10 @@ async fn catalog_and_server_information() {
     );
     assert_eq!(c.models(&seg("no_such_folder")).await.unwrap(), None);
     assert_eq!(
-        c.get_json("/prompt").await.unwrap(),
+        c.prompt_status().await.unwrap(),
         json!({"exec_info": {"queue_remaining": 0}})
     );
-    assert!(matches!(c.get_json("prompt").await, Err(Error::InvalidArgument { .. })));
+    assert!(c.queue_raw().await.unwrap().get("queue_running").is_some());
 }
 
 #[tokio::test]
@@ -70,12 +70,12 @@ async fn prompts_queue_history_and_jobs() {
         .unwrap();
     job.wait(std::time::Duration::from_secs(20)).await.unwrap();
     // extra_data reaches ComfyUI (it is the 4th item of the history's prompt).
-    let raw = c.get_json(&format!("/history/{}", job.prompt_id())).await.unwrap();
+    let raw = c.history_entry(job.prompt_id()).await.unwrap().unwrap();
     assert_eq!(
-        raw[job.prompt_id()]["prompt"][3]["extra_pnginfo"]["workflow"],
+        raw.prompt[3]["extra_pnginfo"]["workflow"],
         serde_json::json!({"nodes": []})
     );
-    assert_eq!(raw[job.prompt_id()]["prompt"][3]["client_id"], c.client_id());
+    assert_eq!(raw.prompt[3]["client_id"], c.client_id());
     let entry = loop {
         if let Some(e) = c.history_entry(&accepted.prompt_id).await.unwrap() {
             break e;

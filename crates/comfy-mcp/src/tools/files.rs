@@ -424,9 +424,22 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
     let size = download.bytes.len();
     let bytes = download.bytes;
-    let made = tokio::task::spawn_blocking(move || make_preview(&bytes, budget))
+    // What the preview's decode takes, from the header, out of the one
+    // image memory budget.
+    let cost = preview_cost(&bytes).map_err(|e| ToolError::failed(format!("{e}; the full file is at {url}")))?;
+    let images = crate::images::global(cx.config.server.image_memory_mb);
+    let permit = images
+        .acquire(cost.saturating_add(size), image_wait(cx))
         .await
-        .map_err(|e| ToolError::failed(format!("making a preview failed: {e}")))??;
+        .map_err(|e| ToolError::failed(format!("no preview: {e}; the full file is at {url}")))?;
+    let max_alloc = images.total();
+    let made = tokio::task::spawn_blocking(move || {
+        let made = make_preview(&bytes, budget, max_alloc);
+        drop(permit);
+        made
+    })
+    .await
+    .map_err(|e| ToolError::failed(format!("making a preview failed: {e}")))??;
     Ok(Output::LargeImage {
         url,
         size,
@@ -541,21 +554,35 @@ fn png_downscaled(bytes: &[u8]) -> Option<image::RgbImage> {
     Some(out)
 }
 
-/// Decodes `bytes` (bounded: 16384 px a side, 1 GiB of pixels) and
+/// What making a preview of `bytes` allocates: for a non-interlaced
+/// 8-bit-or-less PNG, scaled while decoded, two rows and the preview;
+/// otherwise the whole decoded image, as its header says.
+fn preview_cost(bytes: &[u8]) -> Result<usize, crate::images::ImageError> {
+    let format = image::guess_format(bytes)
+        .map_err(|e| crate::images::ImageError::Decode(format!("cannot tell the image's format: {e}")))?;
+    let (w, _, pixels) = crate::images::decode_cost(format, bytes)?;
+    // IHDR: width, height, bit depth, colour type, compression, filter,
+    // interlace (byte 28 of the file).
+    let streamed = format == image::ImageFormat::Png && bytes.get(28) == Some(&0);
+    let cost = if streamed {
+        u64::from(w) * 16 + u64::from(PREVIEW_SIDE) * u64::from(PREVIEW_SIDE) * 3
+    } else {
+        pixels
+    };
+    Ok(usize::try_from(cost).unwrap_or(usize::MAX))
+}
+
+/// Decodes `bytes` (bounded: 16384 px a side, `max_alloc` bytes) and
 /// re-encodes it smaller until it fits `budget`. PNGs are scaled down
 /// while they are decoded ([`png_downscaled`]).
-fn make_preview(bytes: &[u8], budget: usize) -> Result<Made, ToolError> {
+fn make_preview(bytes: &[u8], budget: usize, max_alloc: usize) -> Result<Made, ToolError> {
     if let Some(small) = png_downscaled(bytes) {
         return encode_preview(&image::DynamicImage::ImageRgb8(small), budget);
     }
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ToolError::failed(format!("cannot read the image: {e}")))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16_384);
-    limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(1 << 30);
-    reader.limits(limits);
+    reader.limits(crate::images::limits(max_alloc));
     let full = reader
         .decode()
         .map_err(|e| ToolError::failed(format!("cannot decode the image for a preview: {e}")))?;
@@ -632,7 +659,7 @@ mod tests {
         cut.truncate(cut.len() / 2);
         assert!(png_downscaled(&cut).is_none());
         // make_preview takes either path and stays under its budget.
-        let made = make_preview(&png_of(&rgba), 1 << 20).map(|m| (m.width, m.height));
+        let made = make_preview(&png_of(&rgba), 1 << 20, 64 << 20).map(|m| (m.width, m.height));
         assert_eq!(made.ok(), Some((1024, 3)));
     }
 }

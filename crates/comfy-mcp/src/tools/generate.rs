@@ -614,8 +614,17 @@ async fn submit(
             if !hints.is_empty() {
                 let _ = write!(text, "\nHints:\n{}", hints.join("\n"));
             }
+            // The inspector's warnings come back with the refusal too.
+            if !warnings.is_empty() {
+                let list: Vec<String> = warnings.iter().map(|w| format!("- {w}")).collect();
+                let _ = write!(text, "\nWarnings:\n{}", list.join("\n"));
+            }
             let mut e = ToolError::failed(text);
-            e.details = Some(json!({"error": *error, "node_errors": *node_errors, "verdict": verdict}));
+            let mut details = json!({"error": *error, "node_errors": *node_errors, "verdict": verdict});
+            if !warnings.is_empty() {
+                details["warnings"] = json!(warnings);
+            }
+            e.details = Some(details);
             return Err(e);
         }
         Err(other) => return Err(ToolError::from(other)),

@@ -239,8 +239,8 @@ pub(super) async fn run_on(
         | "comfyui_summarize_workflow"
         | "comfyui_get_model_presets"
         | "comfyui_get_prompting_guide" => super::workflow::run(name, args, cx).await,
-        "comfyui_get_queue" => Ok(Output::Json(c.get_json("/queue").await?)),
-        "comfyui_get_queue_status" => Ok(Output::Json(c.get_json("/prompt").await?)),
+        "comfyui_get_queue" => Ok(Output::Json(c.queue_raw().await?)),
+        "comfyui_get_queue_status" => Ok(Output::Json(c.prompt_status().await?)),
         "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),
         "comfyui_get_settings" => Ok(Output::Json(c.settings().await?)),
         "comfyui_get_history" => history(args, c).await,

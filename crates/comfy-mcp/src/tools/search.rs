@@ -41,14 +41,6 @@ fn service_failed(service: &str, e: &comfy_client::Error) -> ToolError {
     ToolError::failed(format!("{service} search failed: {why}"))
 }
 
-fn query_string(pairs: &[(&str, &str)]) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
 /// Runs the search.
 ///
 /// # Errors
@@ -62,12 +54,12 @@ pub(super) async fn run(args: &Args, cx: &ToolContext) -> Result<Output, ToolErr
     let fetch = max.to_string();
     let items: Vec<Value> = if source == "huggingface" {
         let hf = client(&ms.huggingface_api_base, &ms.huggingface_token)?;
-        let mut pairs = vec![("search", query), ("limit", fetch.as_str())];
+        let mut pairs = vec![("search", query.to_owned()), ("limit", fetch.clone())];
         if !model_type.is_empty() {
-            pairs.push(("pipeline_tag", model_type));
+            pairs.push(("pipeline_tag", model_type.to_owned()));
         }
         let found = hf
-            .get_json(&format!("/api/models?{}", query_string(&pairs)))
+            .huggingface_models(&pairs)
             .await
             .map_err(|e| service_failed("HuggingFace", &e))?;
         let exts = &cx.config.security.allowed_model_extensions;
@@ -82,10 +74,10 @@ pub(super) async fn run(args: &Args, cx: &ToolContext) -> Result<Output, ToolErr
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
                 && !id.contains("..");
-            if !safe {
+            let Some(path) = safe.then(|| comfy_client::name::RelPath::new(id).ok()).flatten() else {
                 continue;
-            }
-            let detail = hf.get_json(&format!("/api/models/{id}")).await.ok();
+            };
+            let detail = hf.huggingface_model(&path).await.ok();
             let filename = detail
                 .as_ref()
                 .and_then(|d| d.get("siblings"))
@@ -111,12 +103,16 @@ pub(super) async fn run(args: &Args, cx: &ToolContext) -> Result<Output, ToolErr
         out
     } else {
         let civitai = client(&ms.civitai_api_base, &ms.civitai_api_key)?;
-        let mut pairs = vec![("query", query), ("limit", fetch.as_str()), ("sort", "Most Downloaded")];
+        let mut pairs = vec![
+            ("query", query.to_owned()),
+            ("limit", fetch.clone()),
+            ("sort", "Most Downloaded".to_owned()),
+        ];
         if !model_type.is_empty() {
-            pairs.push(("types", model_type));
+            pairs.push(("types", model_type.to_owned()));
         }
         let found = civitai
-            .get_json(&format!("/api/v1/models?{}", query_string(&pairs)))
+            .civitai_models(&pairs)
             .await
             .map_err(|e| service_failed("CivitAI", &e))?;
         found

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use comfy_guard::inspect::{Inspection, Mode, Policy, inspect};
+use comfy_guard::{JobLimits, check_job_in};
 use comfy_workflow::{Limits, ObjectInfo, Workflow};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -130,6 +131,9 @@ fn check_hostile(family: &str, dir: &Path, case: &HostileCase) -> Vec<String> {
         Ok(wf) => wf,
         Err(e) => return vec![format!("{name}: {e}")],
     };
+    if case.rule.starts_with("limits.") {
+        return check_cost(&name, &wf, case);
+    }
     let info = case.catalog.then_some(&*CATALOG);
     let mut problems = Vec::new();
     let audit = match inspect(&wf, &Policy::new(Mode::Audit), info) {
@@ -171,6 +175,35 @@ fn check_hostile(family: &str, dir: &Path, case: &HostileCase) -> Vec<String> {
             summary(&r)
         )),
         Err(e) => problems.push(format!("{name}: enforce mode, allowlisted: inspection refused: {e}")),
+    }
+    problems
+}
+
+/// A job-cost case (`limits.*`): the job limits as the server applies
+/// them at submission: named in audit mode, refused in enforce mode.
+fn check_cost(name: &str, wf: &Workflow, case: &HostileCase) -> Vec<String> {
+    let mut problems = Vec::new();
+    for mode in [Mode::Audit, Mode::Enforce] {
+        let over = check_job_in(wf, &JobLimits::DEFAULT, mode);
+        let limits: Vec<String> = over.iter().map(|o| format!("limits.{}", o.limit)).collect();
+        if mode == Mode::Enforce && over.is_empty() {
+            problems.push(format!(
+                "{name} ({}): enforce mode: expected a refusal, the job is within its limits",
+                case.why
+            ));
+        }
+        // A value that cannot be worked out before the run is over the
+        // limit in enforce mode only; audit mode does not judge it
+        // (docs/security.md, "Job cost").
+        let unknown = check_job_in(wf, &JobLimits::DEFAULT, Mode::Enforce)
+            .iter()
+            .any(|o| o.value.is_infinite() && format!("limits.{}", o.limit) == case.rule);
+        if mode == Mode::Audit && !unknown && !limits.contains(&case.rule) {
+            problems.push(format!(
+                "{name} ({}): audit mode: expected `{}`, found {limits:?}",
+                case.why, case.rule
+            ));
+        }
     }
     problems
 }

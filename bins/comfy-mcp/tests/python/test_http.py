@@ -307,8 +307,8 @@ def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
         redis.wait(timeout=10)
 
 
-def test_a_session_answers_only_the_principal_that_opened_it(home, sim_url):
-    proc, url = start_remote(home, sim_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
+def test_a_session_answers_only_the_principal_that_opened_it(home, comfyui_url):
+    proc, url = start_remote(home, comfyui_url, f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n")
 
     seen = []
 

@@ -24,9 +24,9 @@ WORKFLOW = {
 }
 
 
-def test_json_text_or_json_and_all_problems_at_once(home, sim_url):
+def test_json_text_or_json_and_all_problems_at_once(home, comfyui_url):
     async def main():
-        async with session(home, sim_url) as s:
+        async with session(home, comfyui_url) as s:
             as_object = structured(await s.call_tool("comfyui_validate_workflow", {"workflow": WORKFLOW}))
             as_text = structured(await s.call_tool("comfyui_validate_workflow", {"workflow": json.dumps(WORKFLOW)}))
             assert as_object == as_text and as_object["valid"] is True

@@ -307,6 +307,37 @@ fn big_png(dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(&path)?.len())
 }
 
+/// A hostile PNG in `dir`: 2 MiB on disk whose header claims an
+/// interlaced 16384×16384 RGB image (768 MiB of pixels once decoded), the
+/// kind that took the server to 833 MB before decodes had a budget.
+fn hostile_png(dir: &Path) -> Result<u64> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) -> Result<()> {
+        out.extend_from_slice(&u32::try_from(data.len())?.to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32fast::hash(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+        Ok(())
+    }
+    let side = 16_384u32;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 1]);
+    chunk(&mut out, b"IHDR", &ihdr)?;
+    // 2 MiB, as the real ones are (of compressed zeros): over the inline
+    // budget, so the server must look inside it.
+    let mut comment = b"Comment\0".to_vec();
+    comment.resize(2 << 20, b'x');
+    chunk(&mut out, b"tEXt", &comment)?;
+    chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])?;
+    chunk(&mut out, b"IEND", &[])?;
+    let path = dir.join("bench_hostile.png");
+    std::fs::write(&path, &out)?;
+    Ok(out.len() as u64)
+}
+
 /// A plain HTTP GET to the simulator; the body as JSON.
 fn sim_get(sim: &str, path: &str) -> Result<Value> {
     let addr = sim.trim_start_matches("http://");
@@ -764,6 +795,58 @@ impl Bench {
         Ok(())
     }
 
+    /// Eight `comfyui_get_image` calls of a hostile image in flight at
+    /// once (sent together over one stdio session): the server's peak
+    /// memory growth, which the image memory budget bounds.
+    fn hostile_images(&mut self) -> Result<()> {
+        const CALLS: u64 = 8;
+        if self.peer {
+            // The row is about our budget; the peer has none to show, and
+            // eight unbounded decodes could take this machine's memory.
+            return Ok(());
+        }
+        hostile_png(&self.sim_dir.join("output"))?;
+        let home = Self::home(CONFIG)?;
+        let mut s = self.session(home.path())?;
+        s.call("comfyui_get_queue", &json!({}))?;
+        let before = proc_kib(s.pid(), "VmHWM:");
+        let first = s.next;
+        s.next += CALLS;
+        for id in first..first + CALLS {
+            s.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+                "name": "comfyui_get_image", "arguments": {"filename": "bench_hostile.png"}}}))?;
+        }
+        let (mut answered, mut refused) = (0, 0);
+        while answered < CALLS {
+            let line = s.read_line("comfyui_get_image")?;
+            let v: Value = serde_json::from_str(&line).with_context(|| format!("stdout is not JSON: {line}"))?;
+            let Some(id) = v.get("id").and_then(Value::as_u64) else {
+                continue;
+            };
+            if !(first..first + CALLS).contains(&id) {
+                continue;
+            }
+            answered += 1;
+            if v["result"]["isError"] == json!(true) || v.get("error").is_some() {
+                refused += 1;
+            }
+        }
+        let after = proc_kib(s.pid(), "VmHWM:");
+        #[allow(clippy::cast_precision_loss, reason = "KiB counts")]
+        let grown = after.saturating_sub(before) as f64 / 1024.0;
+        self.push(
+            "hostile_images_peak_mib",
+            "peak memory growth with eight concurrent `comfyui_get_image` of a hostile PNG (interlaced 16384×16384, 768 MiB decoded)".into(),
+            grown,
+            "MiB",
+            false,
+            format!("{refused} of {CALLS} refused over the image budget; VmHWM {before} → {after} KiB"),
+            None,
+            "bounded by `server.image_memory_mb`",
+        );
+        Ok(())
+    }
+
     fn binary_size(&mut self) -> Result<()> {
         // The peer's footprint is its virtualenv (the command is in its bin/).
         let bytes = if self.peer {
@@ -1064,6 +1147,8 @@ fn run_suite(b: &mut Bench) -> Result<()> {
     let r = b.generation();
     attempt(b.peer, r)?;
     let r = b.get_image();
+    attempt(b.peer, r)?;
+    let r = b.hostile_images();
     attempt(b.peer, r)?;
     let r = b.binary_size();
     attempt(b.peer, r)?;

@@ -249,3 +249,29 @@ async fn hostile_images_are_refused_within_the_image_memory_budget() {
     }
     s.client.cancel().await.unwrap();
 }
+
+/// Audit mode: a workflow the inspector warned about, whose submission then
+/// fails for another reason than ComfyUI's validation (here a 500), comes
+/// back with the inspector's warnings too, in the text and the details.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_submission_still_carries_the_inspectors_warnings() {
+    let s = start("").await;
+    s.sim
+        .set_faults(comfy_sim::Faults::none().route("/prompt", comfy_sim::HttpFault::Status(500)));
+    let wf = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "PrimitiveString", "inputs": {"value": "eval('1')"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "warned"}}
+    });
+    let r = s
+        .call("comfyui_run_workflow", json!({"workflow": wf.to_string()}))
+        .await;
+    s.sim.set_faults(comfy_sim::Faults::none());
+    assert_eq!(r.is_error, Some(true), "{r:?}");
+    let t = text(&r);
+    assert!(t.contains("500"), "{t}");
+    assert!(
+        t.contains("Suspicious input in node 2 (PrimitiveString), field 'value'"),
+        "the warnings are missing: {t}"
+    );
+}

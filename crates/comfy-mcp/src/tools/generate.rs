@@ -627,7 +627,21 @@ async fn submit(
             e.details = Some(details);
             return Err(e);
         }
-        Err(other) => return Err(ToolError::from(other)),
+        Err(other) => {
+            // Whatever stopped the submission, what the inspector found
+            // comes back with it.
+            let mut e = ToolError::from(other);
+            if !warnings.is_empty() {
+                let list: Vec<String> = warnings.iter().map(|w| format!("- {w}")).collect();
+                let _ = write!(e.message, "\nWarnings:\n{}", list.join("\n"));
+                let mut details = e.details.take().unwrap_or_else(|| json!({}));
+                if let Some(map) = details.as_object_mut() {
+                    map.insert("warnings".to_owned(), json!(warnings));
+                }
+                e.details = Some(details);
+            }
+            return Err(e);
+        }
     };
     backend.sent();
     cx.pool.record(job.prompt_id(), &backend).await;

@@ -179,50 +179,11 @@ fn read_webp(bytes: &[u8], max: usize) -> Result<Embedded, EmbeddedError> {
 /// Reads the ASCII strings of IFD0 that start with `prompt:` or
 /// `workflow:`.
 fn read_exif(tiff: &[u8], max: usize, found: &mut Embedded) -> Result<(), EmbeddedError> {
-    let truncated = |offset| EmbeddedError::Truncated { format: "EXIF", offset };
-    let little = match tiff.get(..2) {
-        Some(b"II") => true,
-        Some(b"MM") => false,
-        _ => return Err(truncated(0)),
-    };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let ifd = u32_at(4).ok_or(truncated(4))? as usize;
-    let count = usize::from(u16_at(ifd).ok_or(truncated(ifd))?);
-    for i in 0..count {
-        let entry = ifd + 2 + i * 12;
-        let (Some(kind), Some(n)) = (u16_at(entry + 2), u32_at(entry + 4)) else {
-            return Err(truncated(entry));
-        };
-        if kind != 2 {
-            continue;
-        }
-        let n = n as usize;
-        let data = if n <= 4 {
-            tiff.get(entry + 8..entry + 8 + n)
-        } else {
-            u32_at(entry + 8).and_then(|off| tiff.get(off as usize..(off as usize).checked_add(n)?))
-        };
-        let Some(data) = data else { return Err(truncated(entry)) };
-        let text = String::from_utf8_lossy(data.strip_suffix(b"\0").unwrap_or(data)).into_owned();
-        if let Some((keyword, json)) = text.split_once(':')
-            && matches!(keyword, "prompt" | "workflow")
-        {
-            keep(found, keyword, json.to_owned(), max);
+    let mut strings = Vec::new();
+    exif_strings(tiff, &mut strings)?;
+    for (keyword, json) in strings {
+        if matches!(keyword.as_str(), "prompt" | "workflow") {
+            keep(found, &keyword, json, max);
         }
     }
     Ok(())

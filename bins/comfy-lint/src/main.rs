@@ -8,7 +8,11 @@
 //! Each FILE is an API-format or editor-format workflow (JSON), or a PNG or
 //! WebP image with the workflow ComfyUI embeds. `--config` reads the
 //! `security:` section of the server's config file (mode, allowed and
-//! dangerous node lists); `--mode` overrides its mode. `--object-info`, a
+//! dangerous node lists) and its `limits:` section (what one job may cost,
+//! the defaults otherwise); `--mode` overrides its mode. Job limits are
+//! judged as the server judges them at submission: over a limit is a
+//! finding of its rule (`limits.max_steps`, ...), and so is a limit value
+//! that cannot be worked out before the run (a warning in audit mode). `--object-info`, a
 //! saved `/object_info` answer, converts editor workflows and makes node
 //! classes the server does not have findings. An editor file is also
 //! judged on what its conversion never reads: muted and bypassed nodes
@@ -26,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use comfy_guard::SecurityConfig;
 use comfy_guard::inspect::{self, Mode};
+use comfy_guard::{JobLimits, SecurityConfig};
 use comfy_workflow::{Limits, ObjectInfo};
 use serde::Deserialize;
 
@@ -42,7 +46,7 @@ struct Args {
     /// audit: report findings; enforce: also block classes outside the allowlist.
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
-    /// The server's config file (its `security:` section gives the lists and the mode).
+    /// The server's config file (its `security:` section gives the lists and the mode, `limits:` the job limits).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A saved `/object_info` answer: converts editor workflows, and unknown classes become findings.
@@ -72,6 +76,7 @@ enum Format {
 #[serde(default)]
 struct ConfigFile {
     security: SecurityConfig,
+    limits: JobLimits,
 }
 
 /// Largest config or catalog file read.
@@ -102,7 +107,7 @@ fn read_side_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
-    let security = match &args.config {
+    let (security, job_limits) = match &args.config {
         Some(path) => {
             let text = String::from_utf8(read_side_file(path, "config")?)
                 .map_err(|_| format!("config {}: not UTF-8", path.display()))?;
@@ -114,9 +119,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             file.security
                 .check()
                 .map_err(|e| format!("config {}: {e}", path.display()))?;
-            file.security
+            (file.security, file.limits)
         }
-        None => SecurityConfig::default(),
+        None => (SecurityConfig::default(), JobLimits::DEFAULT),
     };
     let mut security = security;
     if let Some(mode) = args.mode {
@@ -142,7 +147,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let reports: Vec<FileReport> = args
         .files
         .iter()
-        .map(|path| lint(path, &policy, info.as_ref(), &limits))
+        .map(|path| lint(path, &policy, info.as_ref(), &limits, &job_limits))
         .collect();
 
     let rendered = match args.format {
@@ -171,11 +176,17 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     })
 }
 
-fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits: &Limits) -> FileReport {
+fn lint(
+    path: &Path,
+    policy: &inspect::Policy,
+    info: Option<&ObjectInfo>,
+    limits: &Limits,
+    job_limits: &JobLimits,
+) -> FileReport {
     let file = path.display().to_string();
     let outcome = match input::load(path, info, limits) {
         Err(why) => Outcome::Failed(why),
-        Ok(loaded) => match inspect_all(&loaded, policy, info) {
+        Ok(loaded) => match inspect_all(&loaded, policy, info, job_limits) {
             Ok(inspection) => Outcome::Inspected {
                 source: loaded.source,
                 inspection,
@@ -190,13 +201,22 @@ fn lint(path: &Path, policy: &inspect::Policy, info: Option<&ObjectInfo>, limits
 
 /// Inspects a file's workflow and, for an image, every other embedded
 /// text (their findings' nodes prefixed with where the text sits), then
-/// adds the findings about the file itself.
+/// adds the findings about the file itself and what the job would cost
+/// (the workflow the file runs, judged against `job_limits` as the server
+/// judges a submission).
 fn inspect_all(
     loaded: &input::Loaded,
     policy: &inspect::Policy,
     info: Option<&ObjectInfo>,
+    job_limits: &JobLimits,
 ) -> Result<inspect::Inspection, inspect::InspectError> {
     let mut inspection = inspect::inspect(&loaded.workflow, policy, info)?;
+    let mode = inspection.mode;
+    inspection.findings.extend(
+        comfy_guard::check_job_in(&loaded.workflow, job_limits, mode)
+            .iter()
+            .map(|o| o.finding(mode)),
+    );
     // An editor file: also what its conversion does not read.
     if let Some(doc) = &loaded.editor {
         let hidden = inspect::inspect_editor_hidden(doc, policy, info)?;

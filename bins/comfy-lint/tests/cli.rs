@@ -196,6 +196,47 @@ fn enforce_mode_from_the_config_blocks_classes_outside_the_allowlist() {
 }
 
 #[test]
+fn job_limits_come_from_the_configs_limits_section() {
+    let dir = std::env::temp_dir().join(format!("comfy-lint-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    let config_arg = config.to_str().unwrap();
+    let rules = |args: &[&str]| -> Vec<String> {
+        let out = lint(args);
+        let files: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        files[0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let wf = "workflows/analyze/peer_txt2img.json";
+    // 5 steps: within the default limits.
+    assert!(rules(&["--format", "json", wf]).is_empty());
+    // A lower limit from the config makes them a finding in audit mode...
+    std::fs::write(&config, "limits:\n  max_steps: 3\nother_section: ignored\n").unwrap();
+    assert_eq!(
+        rules(&["--format", "json", "--config", config_arg, wf]),
+        ["limits.max_steps"]
+    );
+    let out = lint(&["--config", config_arg, wf]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("[limits.max_steps] node 3 (KSampler), input 'steps': Node 3 (KSampler): steps 5 is over the limit limits.max_steps = 3"),
+        "{}",
+        stdout(&out)
+    );
+    // ... and 0 turns the limit off.
+    std::fs::write(&config, "limits:\n  max_steps: 0\n").unwrap();
+    assert!(rules(&["--format", "json", "--config", config_arg, wf]).is_empty());
+    // A misspelt key is refused, not ignored.
+    std::fs::write(&config, "limits:\n  max_stepz: 10\n").unwrap();
+    assert_eq!(lint(&["--config", config_arg, wf]).status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn unreadable_or_invalid_input_is_exit_two_with_a_reason() {
     let out = lint(&[
         "workflows/invalid/duplicate_node_id.json",

@@ -8,7 +8,8 @@
 //! server never sends). Each case must be warned about with its rule id in
 //! audit mode (exit status 1, never blocked) and refused in enforce mode
 //! with the default configuration (blocked, or findings that need the
-//! user's yes). Every benign entry (`benign/cases.json`) must get no
+//! user's yes). The cost family is judged against the default `limits:`,
+//! as the server judges a submission. Every benign entry (`benign/cases.json`) must get no
 //! finding in either mode.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
@@ -50,12 +51,6 @@ fn cases(group: &str) -> Vec<(PathBuf, String, String)> {
     let mut dirs: Vec<PathBuf> = families.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
     for dir in dirs {
-        if dir.ends_with("cost") {
-            // comfy-lint does not apply the server's `limits:` (job cost is
-            // judged at submission); comfy-guard's families.rs runs them.
-            eprintln!("corpus: the cost family is not linted (job limits apply at submission)");
-            continue;
-        }
         let Ok(raw) = std::fs::read(dir.join("cases.json")) else {
             continue;
         };

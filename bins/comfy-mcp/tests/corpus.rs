@@ -6,7 +6,9 @@
 //! Every family folder under `hostile/` that exists is read; JSON cases
 //! only (image cases go through the image tools elsewhere). In audit mode
 //! each case is validated and must come back with a finding of its rule id
-//! (`findings[].rule`), not refused; in enforce mode with the default
+//! (`findings[].rule`), not refused; the cost family (job limits, judged
+//! when a job is submitted) is run instead, and the submission's result
+//! (or ComfyUI's refusal of it) must carry the finding; in enforce mode with the default
 //! configuration, from a client that cannot be asked, running it must be
 //! refused by the inspector (`Workflow blocked ...`), before ComfyUI sees
 //! it. `lint-only/` is not read: what it holds (muted nodes, nested
@@ -55,13 +57,6 @@ fn hostile() -> Vec<(PathBuf, String, String)> {
         .collect();
     dirs.sort();
     for dir in dirs {
-        if dir.ends_with("cost") {
-            // Job limits are judged when a job is submitted, not by
-            // validation: the run path's refusal is covered by the e2e
-            // limit tests, the family itself by comfy-guard's families.rs.
-            eprintln!("corpus: the cost family is not run through validation (job limits apply at submission)");
-            continue;
-        }
         let Ok(raw) = std::fs::read(dir.join("cases.json")) else {
             continue;
         };
@@ -99,6 +94,21 @@ async fn hostile_cases_are_warned_in_audit_mode_and_refused_in_enforce_mode() {
     let s = start_sim(LIMITS, Sim::builder().extra_nodes(extra_nodes())).await;
     for (file, rule, why) in &cases {
         let wf = std::fs::read_to_string(file).unwrap();
+        if rule.starts_with("limits.") {
+            // Submitted: the result, or ComfyUI's refusal (a class it does
+            // not have), carries the finding.
+            let r = s.call("comfyui_run_workflow", json!({"workflow": wf})).await;
+            let found = r.structured_content.as_ref().map(finding_rules).unwrap_or_default();
+            if text(&r).starts_with("Workflow blocked") || !found.contains(rule) {
+                let _ = writeln!(
+                    problems,
+                    "{} ({why}): audit: expected {rule} on the submission, found {found:?}: {}",
+                    name(file),
+                    text(&r)
+                );
+            }
+            continue;
+        }
         let r = s.call("comfyui_validate_workflow", json!({"workflow": wf})).await;
         match (&r.is_error, &r.structured_content) {
             (Some(true), _) | (_, None) => {

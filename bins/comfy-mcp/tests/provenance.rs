@@ -128,6 +128,9 @@ async fn audit_mode_warns_with_rule_ids_from_the_catalog() {
         json!(["Unvetted node type: ImageResizeKJ (node 9)"]),
         "{v}"
     );
+    // The run's result names the rule too, as validation does.
+    assert_eq!(v["findings"][0]["rule"], "node.provenance", "{v}");
+    assert_eq!(v["findings"][0]["node"], "9", "{v}");
     // Core workflows stay clean.
     let v = ok(&s
         .call(
@@ -181,5 +184,69 @@ async fn validation_judges_what_will_be_sent() {
         .filter_map(|f| f["rule"].as_str())
         .collect();
     assert!(rules.contains(&"input.path"), "{v}");
+    s.client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_submitting_tool_names_each_warnings_rule() {
+    let config = format!("{LIMITS}limits:\n  max_steps: 8\n");
+    let s = start_sim(&config, Sim::builder()).await;
+    let rules = |v: &Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["rule"].as_str().map(str::to_owned))
+            .collect()
+    };
+    // A template tool over a job limit: warned, named, submitted.
+    let v = ok(&s
+        .call("comfyui_generate_image", json!({"prompt": "a lighthouse", "steps": 9}))
+        .await)
+    .clone();
+    assert_eq!(v["status"], "submitted", "{v}");
+    assert_eq!(rules(&v), ["limits.max_steps"], "{v}");
+    assert_eq!(
+        v["warnings"],
+        json!(["Node 5 (KSampler): steps 9 is over the limit limits.max_steps = 8"]),
+        "{v}"
+    );
+    // A limit value that cannot be worked out before the run.
+    let mut wf = core_graph();
+    wf["4"] = json!({"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}});
+    wf["5"] = json!({"class_type": "ComfyMathExpression", "inputs": {"expression": "a + 1", "values.a": ["4", 0]}});
+    wf["1"]["inputs"]["batch_size"] = json!(["5", 1]);
+    // (Whether ComfyUI then runs it or refuses it, the findings come back.)
+    let r = s
+        .call("comfyui_run_workflow", json!({"workflow": wf.to_string()}))
+        .await;
+    let v = r.structured_content.clone().unwrap_or_default();
+    // (The simulated 0.8.0 catalog lacks the math node: `node.unknown` too.)
+    assert_eq!(rules(&v), ["node.unknown", "limits.max_batch_size"], "{}", text(&r));
+    assert_eq!(v["findings"][1]["severity"], "warning", "{v}");
+    assert_eq!(
+        v["warnings"].as_array().map(Vec::len),
+        Some(2),
+        "the peer's strings, one per finding: {v}"
+    );
+    // Code in a string: the inspector's rule, and the peer's string kept.
+    let mut wf = core_graph();
+    wf["6"] = json!({"class_type": "PrimitiveString", "inputs": {"value": "__import__('os').system('id')"}});
+    let v = ok(&s
+        .call("comfyui_run_workflow_stream", json!({"workflow": wf.to_string()}))
+        .await)
+    .clone();
+    assert!(rules(&v).contains(&"input.code".to_owned()), "{v}");
+    assert_eq!(
+        v["warnings"].as_array().map(Vec::len),
+        v["findings"].as_array().map(Vec::len),
+        "one finding per warning: {v}"
+    );
+    // A clean run has neither.
+    let v = ok(&s
+        .call("comfyui_run_workflow", json!({"workflow": core_graph().to_string()}))
+        .await)
+    .clone();
+    assert!(v.get("warnings").is_none() && v.get("findings").is_none(), "{v}");
     s.client.cancel().await.unwrap();
 }

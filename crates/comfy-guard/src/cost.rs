@@ -18,10 +18,15 @@
 //! `width` and `height`, starts the chain over).
 //!
 //! A value computed by any other node cannot be known before the job runs.
-//! In audit mode it is not judged; in enforce mode ([`check_job_in`]) it
-//! counts as over the limit, since the limit would otherwise be one custom
-//! node away from meaningless. A literal ComfyUI cannot read at all fails
-//! its validation and never runs, so it is not judged either.
+//! In audit mode it is named as unchecked (a warning, never a refusal); in
+//! enforce mode ([`check_job_in`]) it counts as over the limit, since the
+//! limit would otherwise be one custom node away from meaningless. A
+//! literal ComfyUI cannot read at all fails its validation and never runs,
+//! so it is not judged.
+//!
+//! Each [`OverLimit`] names its rule (`limits.max_steps`, ...; the limit's
+//! config key) and turns into an inspector [`Finding`] with
+//! [`OverLimit::finding`], so job cost reports like every other rule.
 //!
 //! | limit | inputs read |
 //! | --- | --- |
@@ -37,7 +42,7 @@ use comfy_workflow::{Input, Node, NodeId, Workflow};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{Cast, Numbers, Unknown};
-use crate::inspect::Mode;
+use crate::inspect::{Finding, Mode, RuleId, Severity};
 
 /// The limits; `0` turns one off.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,6 +103,58 @@ pub struct OverLimit {
     pub allowed: f64,
     /// A sentence naming all of it.
     pub message: String,
+    /// The value cannot be worked out before the run (`value` is then
+    /// infinite): over the limit in enforce mode, unchecked in audit mode.
+    pub unknown: bool,
+}
+
+impl OverLimit {
+    /// The rule: the limit's config key (`limits.max_steps`, ...).
+    pub fn rule(&self) -> RuleId {
+        match self.limit {
+            "max_pixels" => RuleId::MaxPixels,
+            "max_batch_size" => RuleId::MaxBatchSize,
+            "max_frames" => RuleId::MaxFrames,
+            "max_upscale_factor" => RuleId::MaxUpscaleFactor,
+            _ => RuleId::MaxSteps,
+        }
+    }
+
+    /// As an inspector finding: an error when over the limit, a warning
+    /// when the value cannot be worked out in audit mode.
+    pub fn finding(&self, mode: Mode) -> Finding {
+        let detail = if self.unknown {
+            format!(
+                "limits.{} cannot be checked before the run; {}",
+                self.limit,
+                if mode == Mode::Enforce {
+                    "counted as over in enforce mode"
+                } else {
+                    "not refused in audit mode"
+                }
+            )
+        } else {
+            format!(
+                "{} over limits.{} = {}",
+                shown(self.value),
+                self.limit,
+                shown(self.allowed)
+            )
+        };
+        Finding {
+            rule: self.rule(),
+            severity: if self.unknown && mode == Mode::Audit {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            node: Some(self.node.clone()),
+            class: Some(self.class.clone()),
+            input: Some(self.input.clone()),
+            message: self.message.clone(),
+            detail,
+        }
+    }
 }
 
 const BATCH: &[&str] = &["batch_size", "amount"];
@@ -105,7 +162,8 @@ const FRAMES: &[&str] = &["length", "frames", "num_frames", "frame_count", "vide
 const UPSCALE: &[&str] = &["scale_by", "upscale_by", "scale_factor", "upscale_factor"];
 
 /// Every value in `wf` over a limit in `limits`, in node order, as audit
-/// mode reads it (values that cannot be worked out are not judged).
+/// mode reads it (values that cannot be worked out are named as
+/// unchecked).
 pub fn check_job(wf: &Workflow, limits: &JobLimits) -> Vec<OverLimit> {
     check_job_in(wf, limits, Mode::Audit)
 }
@@ -132,7 +190,26 @@ fn read(numbers: &mut Numbers<'_>, node: &Node, name: &str, cast: Cast) -> Read 
         Ok(Some(v)) if !v.is_empty() => Read::Values(v),
         Ok(_) => Read::Absent,
         Err(u) if u.node.is_none() => Read::Absent,
+        Err(_) if measured(numbers.workflow(), node, name) => Read::Absent,
         Err(u) => Read::Unknown(u),
+    }
+}
+
+/// Core classes whose numbers are the size of an image the job already
+/// holds (ComfyUI's `GetImageSize`: width, height, batch size).
+const MEASURING: &[&str] = &["GetImageSize"];
+
+/// Whether `name` of `node` is linked straight to a measuring node: a size
+/// taken from an image the job already has (its making was judged where it
+/// was loaded, generated or upscaled) adds no new cost, so it is not
+/// judged. Through any other node (math, a custom node) it is unknown as
+/// before.
+fn measured(wf: &Workflow, node: &Node, name: &str) -> bool {
+    match node.input(name) {
+        Some(Input::Link(l)) => wf
+            .node(l.node.as_str())
+            .is_some_and(|from| MEASURING.contains(&from.class_type.as_str())),
+        _ => false,
     }
 }
 
@@ -140,13 +217,14 @@ fn max_of(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
-/// Every value in `wf` over a limit in `limits`, in node order; in
-/// [`Mode::Enforce`] a limit input whose value cannot be worked out before
-/// the run is over the limit too.
+/// Every value in `wf` over a limit in `limits`, in node order, and every
+/// limit input whose value cannot be worked out before the run: over the
+/// limit in [`Mode::Enforce`], named as unchecked in [`Mode::Audit`].
 pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLimit> {
     let mut numbers = Numbers::new(wf);
     let chained = chained_factors(wf, &mut numbers);
     let mut out = Vec::new();
+    let enforce = mode == Mode::Enforce;
     for node in wf.nodes() {
         let mut over = |input: String, value: f64, limit: &'static str, allowed: f64, unknown: Option<&Unknown>| {
             let message = match unknown {
@@ -155,13 +233,23 @@ pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLi
                         .node
                         .as_ref()
                         .map_or_else(String::new, |n| format!("node {n} ({}): ", u.class));
-                    format!(
-                        "Node {} ({}): {input} cannot be worked out before the run ({from}{}); in enforce mode that counts as over the limit limits.{limit} = {}",
-                        node.id,
-                        node.class_type,
-                        u.why,
-                        shown(allowed)
-                    )
+                    if enforce {
+                        format!(
+                            "Node {} ({}): {input} cannot be worked out before the run ({from}{}); in enforce mode that counts as over the limit limits.{limit} = {}",
+                            node.id,
+                            node.class_type,
+                            u.why,
+                            shown(allowed)
+                        )
+                    } else {
+                        format!(
+                            "Node {} ({}): {input} cannot be worked out before the run ({from}{}), so the limit limits.{limit} = {} is not checked for it (enforce mode would refuse the job)",
+                            node.id,
+                            node.class_type,
+                            u.why,
+                            shown(allowed)
+                        )
+                    }
                 }
                 None => format!(
                     "Node {} ({}): {input} {} is over the limit limits.{limit} = {}",
@@ -179,9 +267,9 @@ pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLi
                 limit,
                 allowed,
                 message,
+                unknown: unknown.is_some(),
             });
         };
-        let enforce = mode == Mode::Enforce;
         if limits.max_pixels > 0 {
             let allowed = limits.max_pixels as f64;
             match (
@@ -194,9 +282,7 @@ pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLi
                         over(format!("width×height {w}×{h} ="), w * h, "max_pixels", allowed, None);
                     }
                 }
-                (Read::Unknown(u), Read::Values(_) | Read::Unknown(_)) | (Read::Values(_), Read::Unknown(u))
-                    if enforce =>
-                {
+                (Read::Unknown(u), Read::Values(_) | Read::Unknown(_)) | (Read::Values(_), Read::Unknown(u)) => {
                     over(
                         "width×height".to_owned(),
                         f64::INFINITY,
@@ -234,8 +320,8 @@ pub fn check_job_in(wf: &Workflow, limits: &JobLimits, mode: Mode) -> Vec<OverLi
                             over(input, value, limit, allowed, None);
                         }
                     }
-                    Read::Unknown(u) if enforce => over((*name).to_owned(), f64::INFINITY, limit, allowed, Some(&u)),
-                    _ => {}
+                    Read::Unknown(u) => over((*name).to_owned(), f64::INFINITY, limit, allowed, Some(&u)),
+                    Read::Absent => {}
                 }
             }
         }
@@ -337,13 +423,14 @@ mod tests {
         let linked = wf(json!({
             "1": {"class_type": "PrimitiveInt", "inputs": {"value": 5000}},
             "2": {"class_type": "KSampler", "inputs": {"steps": ["1", 0]}},
-            // Not a literal anywhere: not judged.
+            // Not a literal anywhere: named as unchecked in audit mode.
             "3": {"class_type": "KSampler", "inputs": {"steps": ["2", 0]}},
             "4": {"class_type": "X", "inputs": {"steps": "many", "width": 10000}},
         }));
         let found = check_job(&linked, &JobLimits::DEFAULT);
-        assert_eq!(found.len(), 1);
+        assert_eq!(found.len(), 2);
         assert_eq!((found[0].node.as_str(), found[0].value), ("2", 5000.0));
+        assert_eq!((found[1].node.as_str(), found[1].unknown), ("3", true));
     }
 
     #[test]

@@ -182,6 +182,11 @@ impl<'a> Numbers<'a> {
         }
     }
 
+    /// The workflow evaluated.
+    pub(crate) fn workflow(&self) -> &'a Workflow {
+        self.wf
+    }
+
     /// The values `input` of `node` can take, read as `cast`; `Ok(None)`
     /// when the node does not have the input.
     pub(crate) fn input(&mut self, node: &Node, name: &str, cast: Cast) -> Result<Option<Vec<f64>>, Unknown> {

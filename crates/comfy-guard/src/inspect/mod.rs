@@ -221,6 +221,26 @@ pub enum RuleId {
     /// `subgraph.unexpanded`: a subgraph node whose graph was not found.
     #[serde(rename = "subgraph.unexpanded")]
     SubgraphUnexpanded,
+    /// `limits.max_pixels`: an image over `limits.max_pixels`, or whose size
+    /// cannot be worked out before the run (see [`crate::cost`]).
+    #[serde(rename = "limits.max_pixels")]
+    MaxPixels,
+    /// `limits.max_batch_size`: a batch over the limit, or of a size that
+    /// cannot be worked out before the run.
+    #[serde(rename = "limits.max_batch_size")]
+    MaxBatchSize,
+    /// `limits.max_frames`: a video over the limit, or of a length that
+    /// cannot be worked out before the run.
+    #[serde(rename = "limits.max_frames")]
+    MaxFrames,
+    /// `limits.max_steps`: sampler steps over the limit, or a count that
+    /// cannot be worked out before the run.
+    #[serde(rename = "limits.max_steps")]
+    MaxSteps,
+    /// `limits.max_upscale_factor`: an upscale (along its chain) over the
+    /// limit, or a factor that cannot be worked out before the run.
+    #[serde(rename = "limits.max_upscale_factor")]
+    MaxUpscaleFactor,
 }
 
 impl RuleId {
@@ -240,6 +260,11 @@ impl RuleId {
         RuleId::ImageDisagree,
         RuleId::SubgraphDepth,
         RuleId::SubgraphUnexpanded,
+        RuleId::MaxPixels,
+        RuleId::MaxBatchSize,
+        RuleId::MaxFrames,
+        RuleId::MaxSteps,
+        RuleId::MaxUpscaleFactor,
     ];
 
     /// The stable id (`node.dangerous`, ...).
@@ -259,6 +284,11 @@ impl RuleId {
             RuleId::ImageDisagree => "image.disagree",
             RuleId::SubgraphDepth => "subgraph.depth",
             RuleId::SubgraphUnexpanded => "subgraph.unexpanded",
+            RuleId::MaxPixels => "limits.max_pixels",
+            RuleId::MaxBatchSize => "limits.max_batch_size",
+            RuleId::MaxFrames => "limits.max_frames",
+            RuleId::MaxSteps => "limits.max_steps",
+            RuleId::MaxUpscaleFactor => "limits.max_upscale_factor",
         }
     }
 
@@ -274,7 +304,12 @@ impl RuleId {
             | RuleId::PathEscape
             | RuleId::UnsafeUrl
             | RuleId::PickleLoad
-            | RuleId::ImageDisagree => Severity::Error,
+            | RuleId::ImageDisagree
+            | RuleId::MaxPixels
+            | RuleId::MaxBatchSize
+            | RuleId::MaxFrames
+            | RuleId::MaxSteps
+            | RuleId::MaxUpscaleFactor => Severity::Error,
             RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
                 Severity::Warning
             }
@@ -310,6 +345,13 @@ impl RuleId {
             }
             RuleId::SubgraphDepth => "Subgraphs nested deeper than the inspector follows.",
             RuleId::SubgraphUnexpanded => "A subgraph node whose inner graph could not be found.",
+            RuleId::MaxPixels => "An image larger than the job limit, or of a size known only when the job runs.",
+            RuleId::MaxBatchSize => "A batch larger than the job limit, or of a size known only when the job runs.",
+            RuleId::MaxFrames => "A video longer than the job limit, or of a length known only when the job runs.",
+            RuleId::MaxSteps => "More sampler steps than the job limit, or a count known only when the job runs.",
+            RuleId::MaxUpscaleFactor => {
+                "An upscale (with the upscales before it) over the job limit, or a factor known only when the job runs."
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! factors multiplied along a chain, and (enforce mode) a value that cannot
 //! be worked out counted as over the limit.
 
-use comfy_guard::inspect::Mode;
+use comfy_guard::inspect::{Mode, Severity};
 use comfy_guard::{JobLimits, check_job, check_job_in};
 use comfy_workflow::{Limits, Workflow};
 use serde_json::{Value, json};
@@ -96,7 +96,6 @@ fn in_enforce_mode_a_value_that_cannot_be_worked_out_is_over_the_limit() {
         "1": {"class_type": "SomeLLMNode", "inputs": {"prompt": "pick a number"}},
         "2": {"class_type": "KSampler", "inputs": {"steps": ["1", 0]}}
     });
-    assert!(limits_hit(doc.clone(), Mode::Audit).is_empty());
     let found = check_job_in(&wf(doc.clone()), &JobLimits::DEFAULT, Mode::Enforce);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].limit, "max_steps");
@@ -106,13 +105,58 @@ fn in_enforce_mode_a_value_that_cannot_be_worked_out_is_over_the_limit() {
     );
     // A literal ComfyUI cannot read fails validation and never runs.
     let doc = json!({"1": {"class_type": "KSampler", "inputs": {"steps": "many"}}});
-    assert!(limits_hit(doc, Mode::Enforce).is_empty());
+    assert!(limits_hit(doc.clone(), Mode::Enforce).is_empty());
     // `check_job` is the audit reading.
-    assert!(
-        check_job(
-            &wf(json!({"2": {"class_type": "KSampler", "inputs": {"steps": ["1", 0]}}})),
-            &JobLimits::DEFAULT
-        )
-        .is_empty()
+    let audit = check_job(&wf(doc.clone()), &JobLimits::DEFAULT);
+    assert_eq!(audit, check_job_in(&wf(doc), &JobLimits::DEFAULT, Mode::Audit));
+}
+
+#[test]
+fn in_audit_mode_a_value_that_cannot_be_worked_out_is_named_with_its_rule() {
+    let doc = json!({
+        "1": {"class_type": "SomeLLMNode", "inputs": {"prompt": "pick a number"}},
+        "2": {"class_type": "KSampler", "inputs": {"steps": ["1", 0]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": ["1", 0], "height": 512, "batch_size": 1}}
+    });
+    let found = check_job(&wf(doc), &JobLimits::DEFAULT);
+    let rules: Vec<(&str, &str, Severity)> = found
+        .iter()
+        .map(|o| {
+            let f = o.finding(Mode::Audit);
+            (f.rule.id(), o.node.as_str(), f.severity)
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("limits.max_steps", "2", Severity::Warning),
+            ("limits.max_pixels", "3", Severity::Warning)
+        ]
     );
+    assert!(found.iter().all(|o| o.unknown));
+    assert_eq!(
+        found[0].message,
+        "Node 2 (KSampler): steps cannot be worked out before the run (node 1 (SomeLLMNode): its output is computed only when the workflow runs), so the limit limits.max_steps = 200 is not checked for it (enforce mode would refuse the job)"
+    );
+    // A value over the limit is an error finding in either mode.
+    let over = check_job(
+        &wf(json!({"1": {"class_type": "KSampler", "inputs": {"steps": 5000}}})),
+        &JobLimits::DEFAULT,
+    );
+    let f = over[0].finding(Mode::Audit);
+    assert_eq!((f.rule.id(), f.severity), ("limits.max_steps", Severity::Error));
+    assert_eq!(f.detail, "5000 over limits.max_steps = 200");
+    assert!(!over[0].unknown);
+    // A size measured straight from an image the job already holds is not
+    // new cost; through a math node it is unknown again.
+    let doc = json!({
+        "1": {"class_type": "LoadImage", "inputs": {"image": "a.png"}},
+        "2": {"class_type": "GetImageSize", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": ["2", 0], "height": ["2", 1], "batch_size": ["2", 2]}},
+        "4": {"class_type": "ComfyMathExpression", "inputs": {"expression": "a * 64", "values.a": ["2", 0]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["4", 1], "height": 512, "batch_size": 1}}
+    });
+    let found = check_job(&wf(doc), &JobLimits::DEFAULT);
+    let nodes: Vec<(&str, &str)> = found.iter().map(|o| (o.node.as_str(), o.limit)).collect();
+    assert_eq!(nodes, [("5", "max_pixels")]);
 }

@@ -4,7 +4,8 @@
 //!
 //! Every workflow is inspected by `comfy-guard` before it is submitted.
 //! In audit mode the findings come back as `warnings` (the peer's
-//! wording); in enforce mode a workflow with classes outside the allowlist
+//! wording) and again as `findings`, each with its rule id (ours; job
+//! limits included, as `limits.*`); in enforce mode a workflow with classes outside the allowlist
 //! is refused, and one with other findings runs only if the user confirms
 //! through elicitation (refused when the client cannot ask).
 //! `POST /prompt` is never retried. A waiting call that the client cancels
@@ -77,6 +78,30 @@ impl Reporter {
 }
 
 type Args = Map<String, Value>;
+
+/// What a submission carries back: the peer's warning strings (inspector,
+/// job limits, missing models) and the inspector's and job limits'
+/// findings with their rule ids.
+#[derive(Default)]
+struct Warned {
+    text: Vec<String>,
+    findings: Vec<comfy_guard::Finding>,
+}
+
+impl Warned {
+    /// Adds `warnings` and `findings` (when there are any) to `map`.
+    fn add_to(&self, map: &mut Map<String, Value>) {
+        if !self.text.is_empty() {
+            map.insert("warnings".to_owned(), json!(self.text));
+        }
+        if !self.findings.is_empty() {
+            map.insert(
+                "findings".to_owned(),
+                serde_json::to_value(&self.findings).unwrap_or_default(),
+            );
+        }
+    }
+}
 
 fn text<'a>(args: &'a Args, name: &str) -> &'a str {
     args.get(name).and_then(Value::as_str).unwrap_or_default()
@@ -247,7 +272,7 @@ async fn run_here(
         name,
         "comfyui_generate_image" | "comfyui_run_workflow" | "comfyui_run_workflow_stream"
     ) {
-        warnings.extend(missing_models(&wf, cx).await);
+        warnings.text.extend(missing_models(&wf, cx).await);
     }
     submit(short, &wf, wait, stream, targets, warnings, cx, reporter).await
 }
@@ -291,7 +316,7 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
 /// Inspects `wf`: warnings in audit mode; in enforce mode a refusal for
 /// classes outside the allowlist, and for other findings the user's
 /// confirmation when the client can ask for it (a refusal otherwise).
-async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Vec<String>, ToolError> {
+async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Warned, ToolError> {
     // With the server's catalog (cached by the client, dropped when nodes
     // are installed or removed): provenance, unknown classes and typed
     // inputs are judged. Without one, enforce mode refuses what it cannot
@@ -301,11 +326,12 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
         comfy_guard::inspect(wf, &cx.policy, info.as_deref()).map_err(|e| ToolError::rejected(e.to_string()))?;
     let mut warnings = report.warnings();
     // What the job may cost (`limits:`): refused in enforce mode, warned
-    // about in audit mode, named either way.
-    let over: Vec<String> = comfy_guard::check_job_in(wf, &cx.config.limits, report.mode)
-        .into_iter()
-        .map(|o| o.message)
-        .collect();
+    // about in audit mode (a value that cannot be worked out before the
+    // run too), named either way.
+    let costly = comfy_guard::check_job_in(wf, &cx.config.limits, report.mode);
+    let mut findings = report.findings.clone();
+    findings.extend(costly.iter().map(|o| o.finding(report.mode)));
+    let over: Vec<String> = costly.into_iter().map(|o| o.message).collect();
     if report.mode == Mode::Enforce && !over.is_empty() {
         let message = format!("Workflow blocked — over the job limits: {}", over.join("; "));
         let _ = cx
@@ -313,10 +339,14 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
             .write(
                 Record::new(short, "inspected")
                     .nodes_used(report.nodes_used.iter().map(ToString::to_string).collect())
-                    .warnings(over),
+                    .warnings(over.clone()),
             )
             .await;
-        return Err(ToolError::rejected(message));
+        let mut e = ToolError::rejected(message);
+        let mut details = Map::new();
+        Warned { text: over, findings }.add_to(&mut details);
+        e.details = Some(Value::Object(details));
+        return Err(e);
     }
     warnings.extend(over);
     let record = Record::new(short, "inspected")
@@ -343,7 +373,10 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
             match confirm(reporter, message).await {
                 Some(true) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_accepted")).await;
-                    return Ok(warnings);
+                    return Ok(Warned {
+                        text: warnings,
+                        findings,
+                    });
                 }
                 Some(false) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_declined")).await;
@@ -358,7 +391,10 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
             "Workflow blocked — dangerous nodes: {list}"
         )));
     }
-    Ok(warnings)
+    Ok(Warned {
+        text: warnings,
+        findings,
+    })
 }
 
 /// The peer's model checker: referenced models the server does not list.
@@ -556,7 +592,7 @@ async fn submit(
     wait: bool,
     stream: bool,
     targets: Option<Vec<String>>,
-    warnings: Vec<String>,
+    warnings: Warned,
     cx: &ToolContext,
     reporter: &Reporter,
 ) -> Result<Output, ToolError> {
@@ -615,28 +651,31 @@ async fn submit(
                 let _ = write!(text, "\nHints:\n{}", hints.join("\n"));
             }
             // The inspector's warnings come back with the refusal too.
-            if !warnings.is_empty() {
-                let list: Vec<String> = warnings.iter().map(|w| format!("- {w}")).collect();
+            if !warnings.text.is_empty() {
+                let list: Vec<String> = warnings.text.iter().map(|w| format!("- {w}")).collect();
                 let _ = write!(text, "\nWarnings:\n{}", list.join("\n"));
             }
             let mut e = ToolError::failed(text);
-            let mut details = json!({"error": *error, "node_errors": *node_errors, "verdict": verdict});
-            if !warnings.is_empty() {
-                details["warnings"] = json!(warnings);
-            }
-            e.details = Some(details);
+            let mut details = Map::new();
+            details.insert("error".to_owned(), *error);
+            details.insert("node_errors".to_owned(), *node_errors);
+            details.insert("verdict".to_owned(), verdict);
+            warnings.add_to(&mut details);
+            e.details = Some(Value::Object(details));
             return Err(e);
         }
         Err(other) => {
             // Whatever stopped the submission, what the inspector found
             // comes back with it.
             let mut e = ToolError::from(other);
-            if !warnings.is_empty() {
-                let list: Vec<String> = warnings.iter().map(|w| format!("- {w}")).collect();
-                let _ = write!(e.message, "\nWarnings:\n{}", list.join("\n"));
+            if !warnings.text.is_empty() || !warnings.findings.is_empty() {
+                if !warnings.text.is_empty() {
+                    let list: Vec<String> = warnings.text.iter().map(|w| format!("- {w}")).collect();
+                    let _ = write!(e.message, "\nWarnings:\n{}", list.join("\n"));
+                }
                 let mut details = e.details.take().unwrap_or_else(|| json!({}));
                 if let Some(map) = details.as_object_mut() {
-                    map.insert("warnings".to_owned(), json!(warnings));
+                    warnings.add_to(map);
                 }
                 e.details = Some(details);
             }
@@ -680,7 +719,7 @@ async fn follow(
     mut job: comfy_client::Job,
     wait: bool,
     stream: bool,
-    warnings: Vec<String>,
+    warnings: Warned,
     cx: &ToolContext,
     reporter: &Reporter,
     mut nodes: super::progress::RunProgress,
@@ -692,9 +731,7 @@ async fn follow(
         .write(Record::new(short, "submitted").prompt_id(prompt_id.as_str()))
         .await;
     let with_warnings = |mut v: Map<String, Value>| {
-        if !warnings.is_empty() {
-            v.insert("warnings".to_owned(), json!(warnings));
-        }
+        warnings.add_to(&mut v);
         Output::Json(Value::Object(v))
     };
     if !wait {

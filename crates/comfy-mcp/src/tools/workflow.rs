@@ -325,11 +325,13 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
         }
         Err(e) => warnings.push(format!("Security: {e}")),
     }
-    warnings.extend(
-        comfy_guard::check_job(wf, &cx.config.limits)
-            .into_iter()
-            .map(|o| o.message),
-    );
+    // Job cost, as the run path judges it (in the configured mode), each
+    // with its rule id (`limits.*`).
+    let mode = cx.policy.mode();
+    for o in comfy_guard::check_job_in(wf, &cx.config.limits, mode) {
+        findings.push(o.finding(mode));
+        warnings.push(o.message);
+    }
     let (pipeline, _) = wf.pipeline();
     let v = json!({
         "valid": errors.is_empty(),

@@ -33,6 +33,10 @@ struct Args {
     /// Answer CivitAI's and HuggingFace's model-search APIs (for model_search.*_api_base).
     #[arg(long)]
     model_search: bool,
+    /// Turn on the assets system, as ComfyUI 0.33.0's `--enable-assets`
+    /// (`/api/assets`, `/view?filename=blake3:<hex>`); 0.33.0 only.
+    #[arg(long)]
+    assets: bool,
     /// What Model-Manager downloads do: stall (as recorded without network),
     /// complete (the file lands), or fail (stops half way).
     #[arg(long, value_name = "MODE", default_value = "stall", value_parser = ["stall", "complete", "fail"])]
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         .model_manager(args.model_manager)
         .manager(args.manager)
         .model_search(args.model_search)
+        .assets(args.assets)
         .model_manager_downloads(match args.downloads.as_str() {
             "complete" => comfy_sim::Downloads::Complete,
             "fail" => comfy_sim::Downloads::Fail,

@@ -609,6 +609,40 @@ impl Client {
             .await
     }
 
+    /// `GET /templates/index.json`: the official workflow templates the
+    /// `comfyui-workflow-templates` package gives ComfyUI (groups of
+    /// templates with name, title, description, tags, models), or `None`
+    /// when the server does not serve them (no package, or too old).
+    pub async fn templates_index(&self) -> Result<Option<Value>, Error> {
+        self.get_json_or_none(
+            "/templates/index.json",
+            self.inner.http.config.limits.json,
+            "workflow templates",
+        )
+        .await
+    }
+
+    /// `GET /templates/{name}.json`: one official template (an editor-format
+    /// workflow), or `None` when the server has no such template.
+    pub async fn template(&self, name: &Segment) -> Result<Option<Value>, Error> {
+        let target = format!("/templates/{}.json", segment(name.as_str()));
+        self.get_json_or_none(&target, self.inner.http.config.limits.json, "workflow template")
+            .await
+    }
+
+    /// `GET /api/assets` with `query` (tags, name, paging, order), as
+    /// ComfyUI 0.33 with `--enable-assets` answers it; `None` when the
+    /// server has no such route (before the assets system). A server that
+    /// has the route with assets off answers 503 ([`Error::Status`]).
+    pub async fn assets(&self, query: &[(&str, String)]) -> Result<Option<Value>, Error> {
+        self.get_json_or_none(
+            &with_query("/api/assets", query),
+            self.inner.http.config.limits.history,
+            "listing assets",
+        )
+        .await
+    }
+
     /// `GET /settings`.
     pub async fn settings(&self) -> Result<Value, Error> {
         self.get_value("/settings").await

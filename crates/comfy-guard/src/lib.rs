@@ -49,4 +49,6 @@ pub use download::{DownloadError, DownloadPolicy, DownloadRule, SafeDownload, ch
 pub use inspect::{Finding, Inspection, Mode, Policy, RuleId, Severity, inspect, inspect_json};
 pub use local::{LocalFileError, read_regular_file};
 pub use models::{MissingModel, missing_models};
-pub use path::{AssetHash, Extensions, PathError, PathRule, SafeFileName, SafeModelFile, SafeName, SafeSubfolder};
+pub use path::{
+    AssetHash, Extensions, FileOrHash, PathError, PathRule, SafeFileName, SafeModelFile, SafeName, SafeSubfolder,
+};

@@ -536,6 +536,12 @@ pub async fn before(
             }
         }
         "comfyui_upload_image" | "comfyui_upload_mask" => check_overwrite(args, owner, cx).await?,
+        "comfyui_list_assets" => {
+            return Err(ToolError::rejected(
+                "comfyui_list_assets lists every client's files (ComfyUI's assets have no owner here); it is off while \
+                 clients' jobs are kept apart",
+            ));
+        }
         "comfyui_clear_queue" => {
             return Err(ToolError::rejected(
                 "comfyui_clear_queue acts on every client's jobs; pass your job ids to comfyui_cancel_jobs instead",

@@ -21,7 +21,11 @@ fn peer() -> BTreeMap<String, Value> {
 }
 
 /// Tools the peer does not have; each is also in `docs/compatibility.md`.
-const ADDED_TOOLS: &[&str] = &["comfyui_dry_run"];
+const ADDED_TOOLS: &[&str] = &[
+    "comfyui_dry_run",
+    "comfyui_get_workflow_template",
+    "comfyui_list_assets",
+];
 
 /// Additions we chose; each is also in `docs/compatibility.md`.
 const ADDED_PARAMETERS: &[(&str, &str)] = &[
@@ -34,6 +38,10 @@ const ADDED_PARAMETERS: &[(&str, &str)] = &[
     ("comfyui_list_nodes", "fields"),
     ("comfyui_get_node_info", "raw"),
     ("comfyui_get_image", "type"),
+    ("comfyui_list_workflows", "source"),
+    ("comfyui_list_workflows", "query"),
+    ("comfyui_list_workflows", "category"),
+    ("comfyui_list_workflows", "model"),
 ];
 
 /// Parameters the peer declares as JSON text that also take the JSON value

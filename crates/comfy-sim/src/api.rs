@@ -385,6 +385,26 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
         return r;
     }
+    // The official templates (no `/api` alias) and, on 0.33.0, the assets
+    // list and hash views (`library`).
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        let path = parts.uri.path();
+        if let Some(rest) = path.strip_prefix("/templates/") {
+            shared.count_request("/templates/{path}");
+            return crate::library::template(&shared, &decode(rest));
+        }
+        if shared.version.newer() && path == "/api/assets" {
+            shared.count_request("/api/assets");
+            return crate::library::list(&shared, &query(&parts));
+        }
+        if shared.version.newer()
+            && resolve(path).is_some_and(|(r, _)| r == Route::View)
+            && let Some(hash) = param(&query(&parts), "filename").filter(|f| f.starts_with("blake3:"))
+        {
+            shared.count_request("/view");
+            return crate::library::view_hash(&shared, hash);
+        }
+    }
     let Some((route, canonical)) = resolve(parts.uri.path()) else {
         return not_found_route();
     };
@@ -592,9 +612,10 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
             ),
             None => empty(404),
         },
-        Route::WorkflowTemplates | Route::I18n | Route::GlobalSubgraphs => json(200, &json!({})),
+        Route::WorkflowTemplates | Route::I18n => json(200, &json!({})),
+        Route::GlobalSubgraphs => crate::library::subgraphs(shared),
         // No blueprint by that id: `200 null`, as ComfyUI 0.8.0 and 0.33.0 answer.
-        Route::GlobalSubgraph(_) => json(200, &Value::Null),
+        Route::GlobalSubgraph(id) => crate::library::subgraph(shared, &id),
         Route::ViewMetadata(folder) => crate::files::view_metadata(shared, &folder, &q),
         Route::ModelPreview(folder, name) => crate::files::model_preview(shared, &folder, &name),
         Route::InternalFiles(t) => crate::files::internal_files(shared, &t),

@@ -32,6 +32,7 @@ mod fault;
 mod files;
 mod image;
 mod jobs;
+mod library;
 mod log;
 mod manager;
 mod model_manager;

@@ -35,6 +35,7 @@ pub struct SimBuilder {
     node_replacements: Option<serde_json::Value>,
     extra_nodes: serde_json::Map<String, serde_json::Value>,
     version: crate::ComfyVersion,
+    assets: bool,
 }
 
 /// The plugin simulations a [`SimBuilder`] turns on.
@@ -59,6 +60,7 @@ impl Default for SimBuilder {
             node_replacements: None,
             extra_nodes: serde_json::Map::new(),
             version: crate::ComfyVersion::default(),
+            assets: false,
         }
     }
 }
@@ -155,6 +157,17 @@ impl SimBuilder {
         self
     }
 
+    /// Turns the assets system on, as ComfyUI 0.33.0's `--enable-assets`:
+    /// `GET /api/assets` lists the files of `input/` and `output/` with
+    /// their BLAKE3 hashes, and `/view?filename=blake3:<hex>` serves a file
+    /// by hash (off by default: 0.33.0 then answers `/api/assets` with 503;
+    /// 0.8.0 has no such route either way).
+    #[must_use]
+    pub fn assets(mut self, on: bool) -> Self {
+        self.assets = on;
+        self
+    }
+
     /// Answers as this ComfyUI release (default: 0.8.0, the recorded
     /// server; the `comfy-sim` command defaults to 0.33.0).
     #[must_use]
@@ -244,6 +257,7 @@ impl SimBuilder {
         shared.node_replacements = self.node_replacements;
         shared.manager_on = self.plugins.manager;
         shared.model_search = self.plugins.model_search;
+        shared.assets = self.assets;
         shared.version = self.version;
         let shared = Arc::new(shared);
         shared.log.write(&shared.hub, "Starting server\n\n");

@@ -191,6 +191,8 @@ pub(crate) struct Shared {
     pub(crate) search_auth: Mutex<Vec<String>>,
     /// ComfyUI-Manager's state.
     pub(crate) manager_state: Mutex<crate::manager::ManagerState>,
+    /// Whether the assets system is on (0.33.0's `--enable-assets`).
+    pub(crate) assets: bool,
 }
 
 impl Shared {
@@ -230,6 +232,7 @@ impl Shared {
             model_search: false,
             search_auth: Mutex::new(Vec::new()),
             manager_state: Mutex::new(crate::manager::ManagerState::default()),
+            assets: false,
         }
     }
 

@@ -23,7 +23,7 @@ def test_tools_over_streamable_http_with_a_token(home, comfyui_url):
             async with ClientSession(read, write) as s:
                 await s.initialize()
                 tools = (await s.list_tools()).tools
-                assert len(tools) == 54
+                assert len(tools) == 56
                 page = structured(await s.call_tool("comfyui_list_nodes", {"limit": 2}))
                 assert page["total"] == 571
                 done = structured(await s.call_tool("comfyui_generate_image", {"prompt": "x", "steps": 2, "wait": True}))
@@ -339,7 +339,7 @@ def test_a_session_answers_only_the_principal_that_opened_it(home, comfyui_url):
                     ended = await bob.delete(url, headers=headers)
                     assert ended.status_code == 404
                 # Alice's session lived through it.
-                assert len((await s.list_tools()).tools) == 54
+                assert len((await s.list_tools()).tools) == 56
 
     try:
         anyio.run(main)

@@ -967,7 +967,16 @@ impl Run<'_> {
                             } else {
                                 &value
                             };
-                            if let Err(e) = check_node_path(path) {
+                            if sink == Sink::ReadFile && crate::path::AssetHash::parse(path).is_ok() {
+                                // A content hash (ComfyUI 0.33 `--enable-assets`): no path at all.
+                                continue;
+                            }
+                            let checked = if sink == Sink::ReadFile {
+                                read_colon(path).and_then(|()| check_node_path(path))
+                            } else {
+                                check_node_path(path)
+                            };
+                            if let Err(e) = checked {
                                 self.push(
                                     RuleId::PathEscape,
                                     id,
@@ -1098,6 +1107,27 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
 }
 
 /// `photo.png [input]` → `photo.png`: ComfyUI's folder annotation.
+/// A `:` in a file a node reads: the one allowed form is an exact asset
+/// hash (checked before); a value written as a hash that is not one gets
+/// the hash's rule, any other `:` (an NTFS stream, a drive-relative path)
+/// the `:` rule. URLs are the URL rule's business.
+fn read_colon(path: &str) -> Result<(), crate::path::PathError> {
+    use crate::path::AssetHash;
+    if AssetHash::is_attempt(path) {
+        return AssetHash::parse(path).map(|_| ());
+    }
+    if path.contains(':') && !path.contains("://") {
+        return Err(crate::path::err(
+            crate::path::PathKind::NodePath,
+            crate::path::PathRule::Absolute,
+            "a `:` in a file name (an NTFS stream or a drive); the one name with a `:` is an asset hash, \
+             `blake3:` and 64 lowercase hex digits",
+            path,
+        ));
+    }
+    Ok(())
+}
+
 fn strip_folder_tag(s: &str) -> &str {
     for tag in [" [input]", " [output]", " [temp]"] {
         if let Some(stripped) = s.strip_suffix(tag) {

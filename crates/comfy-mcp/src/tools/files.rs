@@ -13,7 +13,7 @@
 use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_client::{Preview, UploadOptions};
-use comfy_guard::path::{Extensions, SafeFileName, SafeSubfolder};
+use comfy_guard::path::{Extensions, FileOrHash, SafeFileName, SafeSubfolder};
 use serde_json::{Map, Value, json};
 
 use super::impls::{Output, ToolContext, ToolError};
@@ -26,6 +26,14 @@ fn text<'a>(args: &'a Args, name: &str) -> &'a str {
 
 fn file_name(args: &Args, name: &str, allowed: &Extensions) -> Result<String, ToolError> {
     SafeFileName::parse(text(args, name), allowed)
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
+}
+
+/// A file name, or an asset hash (`blake3:` and 64 lowercase hex digits,
+/// which ComfyUI 0.33 with `--enable-assets` resolves in `/view`).
+fn file_or_hash(args: &Args, name: &str, allowed: &Extensions) -> Result<String, ToolError> {
+    FileOrHash::parse(text(args, name), allowed)
         .map(|n| n.as_str().to_owned())
         .map_err(|e| ToolError::rejected(format!("`{name}`: {e}")))
 }
@@ -307,7 +315,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
         }
         "comfyui_get_workflow_from_image" => {
             let file = FileRef {
-                filename: file_name(args, "filename", &Extensions::images())?,
+                filename: file_or_hash(args, "filename", &Extensions::images())?,
                 subfolder: subfolder(args, "subfolder")?,
                 kind: "output".to_owned(),
             };
@@ -337,7 +345,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
 }
 
 async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
-    let filename = file_name(args, "filename", &Extensions::images())?;
+    let filename = file_or_hash(args, "filename", &Extensions::images())?;
     let sub = subfolder(args, "subfolder")?;
     // ComfyUI's output folder, or its temp folder (PreviewImage outputs).
     let kind = if text(args, "type") == "temp" { "temp" } else { "output" };

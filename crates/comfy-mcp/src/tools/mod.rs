@@ -11,6 +11,7 @@ mod discovery;
 mod files;
 mod generate;
 mod impls;
+mod library;
 mod models;
 mod names;
 mod nodes;

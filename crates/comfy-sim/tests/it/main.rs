@@ -10,6 +10,7 @@
 mod coverage;
 mod e2e;
 mod fault;
+mod library;
 mod parity;
 mod scenario;
 mod support;

@@ -801,3 +801,254 @@ async fn principals_stay_apart_across_replicas_sharing_redis() {
         c.cancel().await.unwrap();
     }
 }
+
+/// An authorization server's metadata and keys, served from 127.0.0.1
+/// (OpenID metadata at its well-known path, the key set at `/jwks`), and
+/// the key that signs its tokens: enough of an issuer for the server to
+/// verify tokens as it would a real one's.
+struct Issuer {
+    url: String,
+    key: ring::signature::EcdsaKeyPair,
+}
+
+impl Issuer {
+    async fn start() -> Self {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let p = key.public_key().as_ref();
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])}]})
+        .to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let meta = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")}).to_string();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (meta, jwks) = (meta.clone(), jwks.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let body = match head.split(' ').nth(1) {
+                        Some("/.well-known/openid-configuration") => meta,
+                        Some("/jwks") => jwks,
+                        _ => {
+                            let _ = tcp
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tcp.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, key }
+    }
+
+    /// A token with `claims` over the defaults (this issuer, the test
+    /// resource, subject `carol`, five minutes).
+    fn token(&self, claims: &Value) -> String {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut c = json!({"iss": self.url, "aud": RESOURCE, "sub": "carol", "exp": now + 300, "iat": now});
+        for (k, v) in claims.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let enc = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let signed = format!(
+            "{}.{}",
+            enc(json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"})),
+            enc(c)
+        );
+        let sig = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signed.as_bytes())
+            .unwrap();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    }
+}
+
+/// The canonical resource URI the OAuth tests configure.
+const RESOURCE: &str = "https://mcp.test/mcp";
+
+/// A POST of `body` with `token` (and `session` when not empty): the
+/// status, headers and body.
+async fn post_as(url: &str, token: &str, session: &str, body: &str) -> (StatusCode, http::HeaderMap, String) {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json, text/event-stream")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("MCP-Protocol-Version", "2025-11-25");
+    if !session.is_empty() {
+        b = b.header("Mcp-Session-Id", session);
+    }
+    let resp = HyperClient::new()
+        .0
+        .request(b.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    if headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return (status, headers, String::new());
+    }
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_access_tokens_are_verified_scoped_and_their_subject_is_the_principal() {
+    let sim = Sim::builder().steps_per_second(500.0).start().await.unwrap();
+    let issuer = Issuer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let (_server, url) = serve(
+        home.path(),
+        &sim.url(),
+        &format!(
+            "    oauth:\n      issuers: [\"{}\"]\n      resource: {RESOURCE}\n      algorithms: [ES256]\n",
+            issuer.url
+        ),
+    )
+    .await;
+    let base = url.strip_suffix("/mcp").unwrap();
+    let metadata_url = "https://mcp.test/.well-known/oauth-protected-resource/mcp";
+
+    // The metadata names the authorization server and the scopes.
+    let (status, _, body) = get(&format!("{base}/.well-known/oauth-protected-resource/mcp"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(meta["resource"], RESOURCE);
+    assert_eq!(meta["authorization_servers"], json!([issuer.url]));
+    assert_eq!(
+        meta["scopes_supported"],
+        json!([
+            "comfyui:read",
+            "comfyui:generate",
+            "comfyui:nodes",
+            "comfyui:models",
+            "comfyui:settings"
+        ])
+    );
+
+    // No token: 401 naming the metadata and the scope to start with.
+    let (status, headers, _) = get(&url, &[("Accept", "text/event-stream")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"comfyui:read\""), "{challenge}");
+
+    // Refused tokens: expired, another audience, another issuer, a
+    // signature that does not verify.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tampered = {
+        let t = issuer.token(&json!({"scope": "comfyui:read"}));
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        parts[2] = parts[2].chars().rev().collect();
+        parts.join(".")
+    };
+    for (token, why) in [
+        (issuer.token(&json!({"exp": now - 3600})), "expired"),
+        (issuer.token(&json!({"aud": "https://other.test/mcp"})), "aud"),
+        (issuer.token(&json!({"iss": "https://evil.test"})), "issuer"),
+        (tampered, "signature"),
+    ] {
+        let (status, headers, body) = post_as(&url, &token, "", INIT).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+        let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"invalid_token\""), "{why}: {challenge}");
+        assert!(
+            challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+            "{challenge}"
+        );
+    }
+
+    // A read-only token reads, and gets 403 with the scope to ask for when
+    // it generates.
+    let reader = issuer.token(&json!({"scope": "comfyui:read", "sub": "reader"}));
+    let (client, session) = connect_as((), &url, &reader).await;
+    assert!(!client.list_all_tools().await.unwrap().is_empty());
+    let queue = call(&client, "comfyui_get_queue", json!({})).await;
+    assert_ne!(queue.is_error, Some(true), "{}", text(&queue));
+    let run = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "comfyui_run_workflow", "arguments": long(1)}})
+    .to_string();
+    let (status, headers, body) = post_as(&url, &reader, &session, &run).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let challenge = headers[http::header::WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+    assert!(challenge.contains("scope=\"comfyui:generate\""), "{challenge}");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    // Installing nodes needs its own scope.
+    let install = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "comfyui_install_custom_node", "arguments": {"node_id": "x"}}})
+    .to_string();
+    let (status, headers, _) = post_as(&url, &reader, &session, &install).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        headers[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"comfyui:nodes\"")
+    );
+    client.cancel().await.unwrap();
+
+    // With the generate scope the job runs; it is carol's: a static
+    // token's principal cannot see it, and a token of carol's with
+    // another `jti` can.
+    let carol = issuer.token(&json!({"scope": "comfyui:read comfyui:generate"}));
+    let c = connect(&url, &carol).await;
+    let r = call(&c, "comfyui_run_workflow", long(2)).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let id = r.structured_content.unwrap()["prompt_id"].as_str().unwrap().to_owned();
+    let alice = connect(&url, ALICE).await;
+    let peek = call(&alice, "comfyui_get_job", json!({"prompt_id": id})).await;
+    assert_eq!(peek.is_error, Some(true), "{}", text(&peek));
+    let again = connect(
+        &url,
+        &issuer.token(&json!({"scope": "comfyui:read comfyui:generate", "jti": "2"})),
+    )
+    .await;
+    let mine = call(&again, "comfyui_get_job", json!({"prompt_id": id})).await;
+    assert_ne!(mine.is_error, Some(true), "{}", text(&mine));
+    let done = call(&again, "comfyui_cancel_jobs", json!({"job_ids": [id]})).await;
+    assert_ne!(done.is_error, Some(true), "{}", text(&done));
+    for client in [c, alice, again] {
+        client.cancel().await.unwrap();
+    }
+}
+
+/// An `initialize` request body.
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;

@@ -228,6 +228,94 @@ pub struct Remote {
     pub tls_cert: Option<String>,
     /// PEM private key for `tls_cert`; ours.
     pub tls_key: Option<String>,
+    /// OAuth: JWT access tokens from the named authorization servers; ours.
+    pub oauth: OAuth,
+}
+
+/// How many principals OAuth's subjects count as where a number is
+/// needed (the default `rate_limits.total` ceilings and the default share
+/// of `max_sessions` per principal).
+pub const OAUTH_PRINCIPALS: usize = 10;
+
+/// `transport.remote.oauth:` (ours): accept JWT access tokens issued by
+/// the named authorization servers, besides the static tokens (see
+/// `crate::http::oauth`). Off while `issuers` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct OAuth {
+    /// Issuer identifiers of the authorization servers trusted (RFC 8414
+    /// `issuer`, exactly as in their tokens' `iss`).
+    pub issuers: Vec<String>,
+    /// This server's canonical resource URI, the audience tokens must name
+    /// (RFC 8707), e.g. `https://mcp.example.com/mcp`.
+    pub resource: Option<String>,
+    /// Signature algorithms accepted (`RS256`, `PS256`, `ES256`, `ES384`,
+    /// `EdDSA`).
+    pub algorithms: Vec<String>,
+    /// Seconds of clock difference forgiven on `exp`, `nbf` and `iat`.
+    pub leeway: u64,
+    /// Seconds an issuer's keys are used before they are fetched again.
+    pub jwks_cache: u64,
+    /// Fewest seconds between two fetches of one issuer's keys (a token
+    /// naming an unknown key fetches them early, at most this often).
+    pub jwks_refresh_interval: u64,
+    /// PEM CA certificates trusted for the issuers' HTTPS besides the
+    /// system's roots.
+    pub ca_file: Option<String>,
+    /// The scope each kind of call needs.
+    pub scopes: OAuthScopes,
+}
+
+impl Default for OAuth {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            resource: None,
+            algorithms: vec!["RS256".to_owned(), "ES256".to_owned()],
+            leeway: 60,
+            jwks_cache: 600,
+            jwks_refresh_interval: 30,
+            ca_file: None,
+            scopes: OAuthScopes::default(),
+        }
+    }
+}
+
+impl OAuth {
+    /// Whether OAuth is on.
+    #[must_use]
+    pub fn enabled(&self) -> bool {
+        !self.issuers.is_empty()
+    }
+}
+
+/// `transport.remote.oauth.scopes:`: the scope a token must hold for
+/// each kind of call. One scope may serve several kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct OAuthScopes {
+    /// Read-only tools, resources, prompts and completions.
+    pub read: String,
+    /// Tools that start or stop jobs and upload inputs.
+    pub generate: String,
+    /// Installing, updating and removing custom nodes.
+    pub nodes: String,
+    /// Downloading models (and cancelling downloads).
+    pub models: String,
+    /// Changing ComfyUI's settings.
+    pub settings: String,
+}
+
+impl Default for OAuthScopes {
+    fn default() -> Self {
+        Self {
+            read: "comfyui:read".to_owned(),
+            generate: "comfyui:generate".to_owned(),
+            nodes: "comfyui:nodes".to_owned(),
+            models: "comfyui:models".to_owned(),
+            settings: "comfyui:settings".to_owned(),
+        }
+    }
 }
 
 impl fmt::Debug for Remote {
@@ -253,15 +341,19 @@ impl fmt::Debug for Remote {
             .field("request_timeout", &self.request_timeout)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
+            .field("oauth", &self.oauth)
             .finish()
     }
 }
 
 impl Remote {
-    /// How many principals the tokens name (`auth_token` is `default`).
+    /// How many principals the tokens name (`auth_token` is `default`);
+    /// with OAuth, its subjects count as [`OAUTH_PRINCIPALS`] more.
     #[must_use]
     pub fn principal_count(&self) -> usize {
-        usize::from(self.auth_token.as_ref().is_some_and(|t| !t.is_empty())) + self.auth_tokens.len()
+        usize::from(self.auth_token.as_ref().is_some_and(|t| !t.is_empty()))
+            + self.auth_tokens.len()
+            + if self.oauth.enabled() { OAUTH_PRINCIPALS } else { 0 }
     }
 
     /// The most sessions one principal may have: `None` with fewer than two
@@ -300,6 +392,7 @@ impl Default for Remote {
             request_timeout: 30,
             tls_cert: None,
             tls_key: None,
+            oauth: OAuth::default(),
         }
     }
 }
@@ -578,6 +671,18 @@ pub const KNOWN: &[&str] = &[
     "transport.remote.request_timeout",
     "transport.remote.tls_cert",
     "transport.remote.tls_key",
+    "transport.remote.oauth.issuers",
+    "transport.remote.oauth.resource",
+    "transport.remote.oauth.algorithms",
+    "transport.remote.oauth.leeway",
+    "transport.remote.oauth.jwks_cache",
+    "transport.remote.oauth.jwks_refresh_interval",
+    "transport.remote.oauth.ca_file",
+    "transport.remote.oauth.scopes.read",
+    "transport.remote.oauth.scopes.generate",
+    "transport.remote.oauth.scopes.nodes",
+    "transport.remote.oauth.scopes.models",
+    "transport.remote.oauth.scopes.settings",
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "model_search.max_search_results",
@@ -950,6 +1055,25 @@ fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &str) -> Resul
             name,
             "needs a non-empty principal name and a token of at least 16 characters",
         ));
+    }
+    if let Some(name) = r
+        .auth_tokens
+        .keys()
+        .find(|n| n.starts_with(crate::http::oauth::PRINCIPAL_PREFIX))
+    {
+        return Err(invalid(
+            &origin("transport.remote.auth_tokens"),
+            "transport.remote.auth_tokens",
+            name,
+            format!(
+                "principal names starting with `{}` are kept for OAuth subjects",
+                crate::http::oauth::PRINCIPAL_PREFIX
+            ),
+        ));
+    }
+    if r.oauth.enabled() {
+        crate::http::oauth::Settings::from_config(&r.oauth)
+            .map_err(|(key, value, why)| invalid(&origin(key), key, &value, why))?;
     }
     if c.server.tool_deadline == 0 || c.server.max_concurrent_calls == 0 {
         return Err(invalid(

@@ -107,8 +107,8 @@ pub struct Limits {
     /// principals, and the bucket of that ceiling.
     buckets: Vec<(Category, u32, u32, DefaultDirectRateLimiter)>,
     /// Each principal's buckets (in `buckets`' order), with several
-    /// principals; the names are the configured tokens' names, so the map
-    /// is bounded by the configuration.
+    /// principals; the names are the configured tokens' names and OAuth
+    /// subjects, at most [`MAX_PRINCIPAL_BUCKETS`].
     principals: Option<std::sync::Mutex<std::collections::HashMap<Arc<str>, Vec<DefaultDirectRateLimiter>>>>,
     shared: Option<Arc<crate::state::Shared>>,
 }
@@ -120,6 +120,9 @@ enum Refusal {
     /// The shared buckets could not be read (`fail_closed`).
     Unavailable(String),
 }
+
+/// Most principals with buckets of their own at once.
+pub const MAX_PRINCIPAL_BUCKETS: usize = 10_000;
 
 fn bucket(n: u32) -> DefaultDirectRateLimiter {
     let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
@@ -199,6 +202,15 @@ impl Limits {
             let key = format!("{}:principal:{}", category.name(), p.0);
             let local = || {
                 let mut table = table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // OAuth subjects are not bounded by the configuration:
+                // past the cap, one other principal's buckets start anew
+                // (the ceiling over all of them still holds).
+                if table.len() >= MAX_PRINCIPAL_BUCKETS
+                    && !table.contains_key(&p.0)
+                    && let Some(other) = table.keys().next().cloned()
+                {
+                    table.remove(&other);
+                }
                 let buckets = table
                     .entry(Arc::clone(&p.0))
                     .or_insert_with(|| self.buckets.iter().map(|(_, own, ..)| bucket(*own)).collect());

@@ -42,10 +42,17 @@
 //!   `/.well-known/oauth-protected-resource/mcp` (no authorization servers
 //!   until OAuth is configured), named by `resource_metadata` in the 401's
 //!   `WWW-Authenticate`;
+//! - with `transport.remote.oauth` ([`oauth`]), JWT access tokens from the
+//!   configured authorization servers besides the static tokens: the
+//!   metadata names those servers and the scopes, the token's issuer and
+//!   subject are the principal, and a call its scopes do not cover gets 403
+//!   with `error="insufficient_scope"` and the scope it needs;
 //! - `/healthz` for load balancers, 404 elsewhere.
 //!
 //! Every tool call still goes through the same tower stack as over stdio.
 
+pub mod jwt;
+pub mod oauth;
 pub mod sessions;
 
 use std::convert::Infallible;
@@ -238,8 +245,36 @@ fn check_head<B>(req: &mut Request<B>) -> Result<(), Box<Reply>> {
     Ok(())
 }
 
-/// Checks the bearer token: the principal, or the refusal.
-fn authenticate<B>(req: &Request<B>, tokens: &Tokens, metadata: Option<&str>) -> Result<Option<Principal>, Box<Reply>> {
+/// A `WWW-Authenticate` challenge (RFC 6750 §3) with `params` as quoted
+/// parameters after the realm.
+fn challenge(params: &[(&str, &str)]) -> header::HeaderValue {
+    let mut c = String::from("Bearer realm=\"comfy-mcp\"");
+    for (name, value) in params {
+        // Quoted-string content: no quotes, backslashes or controls.
+        let value: String = value
+            .chars()
+            .filter(|ch| *ch != '"' && *ch != '\\' && !ch.is_control())
+            .collect();
+        c.push_str(", ");
+        c.push_str(name);
+        c.push_str("=\"");
+        c.push_str(&value);
+        c.push('"');
+    }
+    header::HeaderValue::from_str(&c).unwrap_or_else(|_| header::HeaderValue::from_static("Bearer realm=\"comfy-mcp\""))
+}
+
+/// Who a request authenticated as: the principal, and the scopes of an
+/// OAuth token (`None`: a static token, which may make every call).
+type Authenticated = Option<(Principal, Option<std::collections::BTreeSet<String>>)>;
+
+/// Checks the bearer token: a static token, else (with OAuth) a JWT
+/// access token; the principal, or the refusal.
+async fn authenticate<B>(
+    req: &Request<B>,
+    shared: &Shared,
+    metadata: Option<&str>,
+) -> Result<Authenticated, Box<Reply>> {
     let query = req.uri().query().unwrap_or_default().to_ascii_lowercase();
     if ["token=", "access_token=", "auth=", "key="]
         .iter()
@@ -250,7 +285,7 @@ fn authenticate<B>(req: &Request<B>, tokens: &Tokens, metadata: Option<&str>) ->
             "tokens are not accepted in the query string; send Authorization: Bearer <token>\n",
         )));
     }
-    if !tokens.required() {
+    if !shared.auth_required() {
         return Ok(None);
     }
     let given = req
@@ -259,25 +294,64 @@ fn authenticate<B>(req: &Request<B>, tokens: &Tokens, metadata: Option<&str>) ->
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if let Some(principal) = tokens.principal(given) {
-        return Ok(Some(principal));
+    if let Some(principal) = shared.tokens.principal(given) {
+        return Ok(Some((principal, None)));
     }
-    let mut r = plain(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+    let mut refusal = "missing or wrong bearer token".to_owned();
+    if let Some(verifier) = &shared.oauth
+        && !given.is_empty()
+    {
+        match verifier.verify(given).await {
+            Ok(grant) => return Ok(Some((Principal(grant.principal.into()), Some(grant.scopes)))),
+            Err(oauth::OAuthError::KeysUnavailable(issuer)) => {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the signing keys of {issuer} cannot be fetched now; retry later\n"),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+                return Err(Box::new(r));
+            }
+            Err(oauth::OAuthError::Token(e)) => {
+                tracing::warn!("refused an access token: {e}");
+                refusal = e.to_string();
+            }
+        }
+    }
+    let mut r = text(StatusCode::UNAUTHORIZED, format!("{refusal}\n"));
     // RFC 6750: `invalid_token` when a token was sent; RFC 9728: where the
-    // resource's metadata is.
-    let mut challenge = String::from("Bearer realm=\"comfy-mcp\"");
+    // resource's metadata is; with OAuth, the scope to start with.
+    let mut params = Vec::new();
     if !given.is_empty() {
-        challenge.push_str(", error=\"invalid_token\"");
+        params.push(("error", "invalid_token"));
+        if shared.oauth.is_some() {
+            params.push(("error_description", refusal.as_str()));
+        }
     }
     if let Some(url) = metadata {
-        challenge.push_str(", resource_metadata=\"");
-        challenge.push_str(url);
-        challenge.push('"');
+        params.push(("resource_metadata", url));
     }
-    let value = header::HeaderValue::from_str(&challenge)
-        .unwrap_or_else(|_| header::HeaderValue::from_static("Bearer realm=\"comfy-mcp\""));
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    if let Some(verifier) = &shared.oauth {
+        params.push(("scope", verifier.settings.scope(oauth::Need::Read)));
+    }
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(&params));
     Err(Box::new(r))
+}
+
+/// What a JSON-RPC request body asks for: its method and, for a tool
+/// call, the tool's name.
+fn method_and_tool(body: &[u8]) -> Option<(String, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        method: Option<String>,
+        params: Option<Params>,
+    }
+    let p = serde_json::from_slice::<Probe>(body).ok()?;
+    Some((p.method?, p.params.and_then(|p| p.name)))
 }
 
 /// A JSON-RPC error response with no id (the request could not be read).
@@ -417,16 +491,26 @@ fn base_url<B>(req: &Request<B>, shared: &Shared) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-/// The protected-resource metadata (RFC 9728) of `/mcp` at `base`. No
-/// `authorization_servers`: the server takes static bearer tokens and runs
-/// no OAuth (the member is optional, and a client without one to ask
+/// The protected-resource metadata (RFC 9728) of `/mcp` at `base`. With
+/// OAuth, the configured resource, its authorization servers and scopes;
+/// without, no `authorization_servers`: the server takes static bearer
+/// tokens only (the member is optional, and a client without one to ask
 /// sends its configured token).
-fn resource_metadata(base: &str) -> Reply {
-    let body = serde_json::json!({
-        "resource": format!("{base}/mcp"),
-        "bearer_methods_supported": ["header"],
-        "resource_name": "comfy-mcp",
-    });
+fn resource_metadata(base: &str, oauth: Option<&oauth::Verifier>) -> Reply {
+    let body = match oauth {
+        Some(v) => serde_json::json!({
+            "resource": v.settings.resource,
+            "authorization_servers": v.settings.issuer_ids(),
+            "scopes_supported": v.settings.all_scopes(),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "comfy-mcp",
+        }),
+        None => serde_json::json!({
+            "resource": format!("{base}/mcp"),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "comfy-mcp",
+        }),
+    };
     let mut r = text(StatusCode::OK, body.to_string());
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -446,8 +530,28 @@ struct Shared {
     mcp: StreamableHttpService<Server, Sessions>,
     sessions: Arc<Sessions>,
     tokens: Tokens,
+    /// JWT access tokens, with `transport.remote.oauth`.
+    oauth: Option<Arc<oauth::Verifier>>,
+    /// Where the metadata is, with OAuth (from the configured resource).
+    oauth_metadata: Option<(String, String)>,
     share_jobs: bool,
     request_timeout: Duration,
+}
+
+impl Shared {
+    fn auth_required(&self) -> bool {
+        self.tokens.required() || self.oauth.is_some()
+    }
+}
+
+/// RFC 9728 §3.1: the metadata URL of `resource` (the well-known path
+/// inserted between its origin and its path), and that path.
+fn metadata_location(resource: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(resource).ok()?;
+    let path = url.path().trim_end_matches('/');
+    let well_known = format!("{METADATA_PATH}{path}");
+    let origin = url.origin().ascii_serialization();
+    Some((format!("{origin}{well_known}"), well_known))
 }
 
 /// Answers one HTTP request.
@@ -456,7 +560,8 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
     if path == "/healthz" {
         return plain(StatusCode::OK, "ok\n");
     }
-    if (path == METADATA_PATH || path == METADATA_PATH_MCP) && shared.tokens.required() {
+    let oauth_metadata_path = shared.oauth_metadata.as_ref().is_some_and(|(_, p)| p == path);
+    if (path == METADATA_PATH || path == METADATA_PATH_MCP || oauth_metadata_path) && shared.auth_required() {
         if let Err(refused) = check_head(&mut req) {
             return *refused;
         }
@@ -467,7 +572,7 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
             return r;
         }
         return match base_url(&req, &shared) {
-            Some(base) => resource_metadata(&base),
+            Some(base) => resource_metadata(&base, shared.oauth.as_deref()),
             None => plain(StatusCode::FORBIDDEN, "Forbidden: Host header is not allowed\n"),
         };
     }
@@ -477,9 +582,13 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
     if let Err(refused) = check_head(&mut req) {
         return *refused;
     }
-    let metadata = base_url(&req, &shared).map(|base| format!("{base}{METADATA_PATH_MCP}"));
-    let principal = match authenticate(&req, &shared.tokens, metadata.as_deref()) {
-        Ok(p) => p,
+    let metadata = match &shared.oauth_metadata {
+        Some((url, _)) => Some(url.clone()),
+        None => base_url(&req, &shared).map(|base| format!("{base}{METADATA_PATH_MCP}")),
+    };
+    let (principal, scopes) = match authenticate(&req, &shared, metadata.as_deref()).await {
+        Ok(Some((p, scopes))) => (Some(p), scopes),
+        Ok(None) => (None, None),
         Err(refused) => return *refused,
     };
     // A session is its creator's: any other token naming it gets the 404
@@ -522,6 +631,31 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
     if parts.method == http::Method::POST {
         if let Err(refused) = check_body(&bytes) {
             return *refused;
+        }
+        if let (Some(granted), Some(verifier)) = (&scopes, &shared.oauth)
+            && let Some((method, tool)) = method_and_tool(&bytes)
+            && let Some(need) = oauth::Need::of(&method, tool.as_deref())
+        {
+            let scope = verifier.settings.scope(need);
+            if !granted.contains(scope) {
+                tracing::warn!(
+                    principal = principal.as_ref().map(|p| &*p.0),
+                    method,
+                    tool,
+                    scope,
+                    "refused a call the token's scopes do not cover"
+                );
+                let what = tool.map_or_else(|| method.clone(), |t| format!("the tool {t}"));
+                let description = format!("{what} needs the scope {scope}");
+                let mut r = text(StatusCode::FORBIDDEN, format!("{description}\n"));
+                let mut params = vec![("error", "insufficient_scope"), ("scope", scope)];
+                if let Some(url) = metadata.as_deref() {
+                    params.push(("resource_metadata", url));
+                }
+                params.push(("error_description", &description));
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(&params));
+                return r;
+            }
         }
         if !parts.headers.contains_key("mcp-session-id") && is_initialize(&bytes) {
             if let Some(cap) = shared.sessions.is_full_for(parts.extensions.get::<Principal>()) {
@@ -583,14 +717,23 @@ where
 /// bound.
 pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> Result<SocketAddr, HttpError> {
     let tokens = Tokens::from(remote);
-    if !is_loopback(&remote.host) && !tokens.required() && !remote.allow_unauthenticated {
+    let verifier = if remote.oauth.enabled() {
+        let settings = oauth::Settings::from_config(&remote.oauth)
+            .map_err(|(key, value, why)| HttpError::Refused(format!("{key} {value}: {why}")))?;
+        Some(Arc::new(oauth::Verifier::new(settings)))
+    } else {
+        None
+    };
+    let oauth_metadata = verifier.as_ref().and_then(|v| metadata_location(&v.settings.resource));
+    let authenticated = tokens.required() || verifier.is_some();
+    if !is_loopback(&remote.host) && !authenticated && !remote.allow_unauthenticated {
         return Err(HttpError::Refused(format!(
             "refusing to serve on {} without transport.remote.auth_token (or COMFYUI_MCP_AUTH_TOKEN); \
              set transport.remote.allow_unauthenticated: true to do it anyway",
             remote.host
         )));
     }
-    if !tokens.required() && !is_loopback(&remote.host) {
+    if !authenticated && !is_loopback(&remote.host) {
         tracing::warn!("serving MCP on {} without authentication", remote.host);
     }
     let tls = match (&remote.tls_cert, &remote.tls_key) {
@@ -643,8 +786,11 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
         mcp,
         sessions: Arc::clone(&sessions),
         tokens,
-        // With one principal there is nobody to keep jobs from.
-        share_jobs: remote.share_jobs || shared_tokens < 2,
+        // With one principal there is nobody to keep jobs from; OAuth
+        // subjects are many.
+        share_jobs: remote.share_jobs || (shared_tokens < 2 && verifier.is_none()),
+        oauth: verifier,
+        oauth_metadata,
         request_timeout: Duration::from_secs(remote.request_timeout),
     });
     let header_timeout = Duration::from_secs(remote.header_timeout);

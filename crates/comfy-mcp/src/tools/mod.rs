@@ -96,6 +96,13 @@ pub struct ToolDef {
     pub wraps_string: bool,
 }
 
+impl ToolDef {
+    /// Whether the tool only reads (its `readOnlyHint`).
+    pub fn read_only(&self) -> bool {
+        self.tool.annotations.as_ref().and_then(|a| a.read_only_hint) == Some(true)
+    }
+}
+
 /// Every tool, in `tools/list` order.
 pub struct Catalog {
     tools: Vec<ToolDef>,

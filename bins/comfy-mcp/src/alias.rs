@@ -1,12 +1,74 @@
-//! `comfyui-mcp-secure`: the same program under the peer's command name,
-//! so MCP client configs written for the Python server work unchanged.
+//! `comfyui-mcp-secure`: the peer's command name, so MCP client configs
+//! written for the Python server work unchanged.
+//!
+//! It is not a second copy of the server. It starts the `comfy-mcp` that
+//! sits in the same directory (where `cargo install`, pip and the release
+//! archives put both) with the same arguments, environment and standard
+//! streams, and ends with its exit status. Being a separate small program
+//! keeps `cargo install` to one fat-LTO build of the server instead of two.
+//!
+//! On Unix the alias replaces itself with `comfy-mcp` (`exec`): same
+//! process id, so signals, the parent's wait and the standard streams reach
+//! the server directly. Windows has no `exec`: the alias starts the server
+//! as a child, waits for it and exits with its code (see
+//! `docs/architecture.md` on what differs there).
 
-mod cli;
-mod hook;
-mod smoke;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+/// The server's file name in the alias's directory.
+const SERVER: &str = "comfy-mcp";
+
+fn main() -> ExitCode {
+    let server = match server_path() {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("comfyui-mcp-secure: cannot find the directory this program is in: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    run(&server, &args)
+}
+
+/// `comfy-mcp` beside this program (symbolic links resolved, as
+/// `current_exe` does on Linux, so a link to the alias still finds it).
+fn server_path() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the program's path has no directory"))?;
+    Ok(dir.join(format!("{SERVER}{}", std::env::consts::EXE_SUFFIX)))
+}
+
+/// Replaces this process with the server; returns only on failure.
 #[cfg(unix)]
-mod stdio;
+fn run(server: &std::path::Path, args: &[OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let e = Command::new(server).args(args).exec();
+    eprintln!("comfyui-mcp-secure: cannot start {}: {e}", server.display());
+    // 126/127: the shell's codes for "found but not runnable" and "not found".
+    ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+}
 
-fn main() -> std::process::ExitCode {
-    cli::main()
+/// Runs the server as a child with the inherited streams and exits with its
+/// code (Windows exit codes are 32 bits, so `exit` rather than `ExitCode`).
+#[cfg(not(unix))]
+fn run(server: &std::path::Path, args: &[OsString]) -> ExitCode {
+    match Command::new(server).args(args).status() {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!("comfyui-mcp-secure: cannot start {}: {e}", server.display());
+            ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            })
+        }
+    }
 }

@@ -84,6 +84,11 @@ def test_one_principal_cannot_reach_another_principals_jobs(home, comfyui_url):
             for tool in ["comfyui_clear_queue", "comfyui_interrupt"]:
                 r = await s.call_tool(tool, {})
                 assert r.is_error and "comfyui_cancel_jobs" in text(r) or "prompt_id" in text(r), text(r)
+            # Assets have no owner: no listing, and a hash is no file of one's own.
+            r = await s.call_tool("comfyui_list_assets", {})
+            assert r.is_error and "kept apart" in text(r), text(r)
+            r = await s.call_tool("comfyui_get_image", {"filename": "blake3:" + "0" * 64})
+            assert r.is_error and "among your jobs' outputs" in text(r), text(r)
             history = structured(await s.call_tool("comfyui_get_history", {}))
             assert all(e["prompt_id"] != job for e in history["items"]), history
             outputs = structured(await s.call_tool("comfyui_list_outputs", {}))

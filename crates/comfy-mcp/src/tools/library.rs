@@ -319,6 +319,11 @@ pub(super) async fn list_workflows(args: &Args, cx: &ToolContext) -> Result<Outp
             }
             let packs = cx.client().workflow_templates().await?;
             for (package, names) in packs.as_object().into_iter().flatten().take(MAX_ENTRIES) {
+                if filter.words.is_empty() {
+                    // The peer's listing, unchanged.
+                    items.push(json!({"package": package, "templates": names}));
+                    continue;
+                }
                 let all = strs(Some(names));
                 let kept: Vec<&str> = if filter.keeps(package, &[], &[]) {
                     all
@@ -327,8 +332,8 @@ pub(super) async fn list_workflows(args: &Args, cx: &ToolContext) -> Result<Outp
                         .filter(|n| filter.keeps(&format!("{package} {n}"), &[], &[]))
                         .collect()
                 };
-                if !kept.is_empty() || (filter.words.is_empty() && names.is_array()) {
-                    items.push(json!({"package": package, "templates": if filter.words.is_empty() { names.clone() } else { json!(kept) }}));
+                if !kept.is_empty() {
+                    items.push(json!({"package": package, "templates": kept}));
                 }
             }
         }

@@ -6,6 +6,9 @@
 //! must fail everything). Creates one virtualenv under the target
 //! directory with both pinned requirement files (re-created when they
 //! change), builds the two binaries, and runs pytest with their paths.
+//! The OAuth tests need a real authorization server: npm's
+//! `oidc-provider` ([`OIDC_PROVIDER`]) is installed once under the target
+//! directory and named to pytest by `COMFY_MCP_OIDC_DIR`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +58,37 @@ pub(crate) fn suite(cargo: &str, env: &[(&str, String)]) -> Result<()> {
     run_with(cargo, env, false)
 }
 
+/// The authorization server of the OAuth tests (it runs on Node 20 with a
+/// warning that it prefers 22).
+const OIDC_PROVIDER: &str = "oidc-provider@9.13.3";
+
+/// Installs [`OIDC_PROVIDER`] under `target/oidc-provider` (once).
+fn oidc_provider(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("oidc-provider");
+    let stamp = dir.join("installed.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(OIDC_PROVIDER) {
+        return Ok(dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let prefix = dir.to_string_lossy();
+    crate::step(
+        "pytest oidc-provider",
+        "npm",
+        &[
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            "--prefix",
+            &prefix,
+            OIDC_PROVIDER,
+        ],
+    )?;
+    std::fs::write(&stamp, OIDC_PROVIDER)?;
+    Ok(dir)
+}
+
 fn run_with(cargo: &str, extra: &[(&str, String)], with_evals: bool) -> Result<()> {
     let meta = crate::deps::metadata()?;
     let root = PathBuf::from(meta["workspace_root"].as_str().context("no workspace_root")?);
@@ -70,6 +104,7 @@ fn run_with(cargo: &str, extra: &[(&str, String)], with_evals: bool) -> Result<(
         &target,
         &[suite.join("requirements.txt"), evals.join("requirements.txt")],
     )?;
+    let oidc = oidc_provider(&target)?;
     let bin = target.join("debug");
     let mut runs = vec![suite];
     if with_evals {
@@ -84,6 +119,7 @@ fn run_with(cargo: &str, extra: &[(&str, String)], with_evals: bool) -> Result<(
             .current_dir(&root)
             .env("COMFY_MCP_BIN", bin.join("comfy-mcp"))
             .env("COMFY_SIM_BIN", bin.join("comfy-sim"))
+            .env("COMFY_MCP_OIDC_DIR", &oidc)
             .env("PYTHONDONTWRITEBYTECODE", "1");
         for (k, v) in extra {
             cmd.env(k, v);

@@ -535,3 +535,28 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use super::{Limits, MAX_PRINCIPAL_BUCKETS};
+    use crate::caller::Principal;
+    use crate::config::Config;
+    use crate::tools::Category;
+
+    #[tokio::test]
+    async fn oauth_subjects_have_a_bounded_number_of_bucket_sets() {
+        let mut config = Config::default();
+        config.transport.remote.enabled = true;
+        config.transport.remote.oauth.issuers = vec!["https://as.example".into()];
+        config.rate_limits.total.read_only = Some(u32::MAX);
+        let limits = Limits::new(&config, None);
+        for i in 0..=MAX_PRINCIPAL_BUCKETS + 50 {
+            let p = Principal(format!("oauth:https://as.example#s{i}").into());
+            assert!(limits.check(Category::ReadOnly, "t", Some(&p)).await.is_ok());
+        }
+        let table = limits.principals.as_ref().expect("several principals with OAuth");
+        assert_eq!(table.lock().unwrap().len(), MAX_PRINCIPAL_BUCKETS);
+    }
+}

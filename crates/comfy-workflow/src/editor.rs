@@ -10,6 +10,13 @@
 //! reroutes, primitive nodes (whose value becomes a literal), bypassed nodes
 //! (which pass an input of the link's type through) and subgraphs (whose
 //! nodes get ids `outer:inner`); muted nodes are dropped.
+//!
+//! A subgraph instance's promoted widgets (`properties.proxyWidgets`, a
+//! list of `[inner node id, widget name]`) take the instance's
+//! `widgets_values` in the same order, as the front end sets them on the
+//! inner widgets when it loads the file: the value on the instance is what
+//! the inner node sends. Entries that promote a subgraph input (`-1`) or a
+//! widget of a nested instance's own promotion are not followed.
 
 use std::collections::HashMap;
 
@@ -79,6 +86,8 @@ struct UiNode {
     title: Option<String>,
     inputs: Vec<UiInput>,
     widgets: Value,
+    /// Promoted widgets of a subgraph instance: `(inner node id, widget)`.
+    proxies: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +147,20 @@ fn parse_scope(nodes: &[Value], links: &[Value]) -> Scope {
             title: n.get("title").and_then(Value::as_str).map(str::to_owned),
             inputs,
             widgets: n.get("widgets_values").cloned().unwrap_or(Value::Null),
+            proxies: n
+                .pointer("/properties/proxyWidgets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let part = |i: usize| match p.get(i) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Number(n)) => n.to_string(),
+                        _ => String::new(),
+                    };
+                    (part(0), part(1))
+                })
+                .collect(),
         });
     }
     for l in links {
@@ -244,6 +267,22 @@ fn assign_from<'a>(
     }
 }
 
+/// Sets the widgets of inner node `id` that its subgraph instance `outer`
+/// promotes to the values the instance holds (its `widgets_values`, in the
+/// order of its `proxyWidgets`). Only widget inputs the node declares are
+/// set; the editor-only `control_after_generate` is not sent.
+fn promoted(api: &mut Node, decls: &[InputDef], id: i64, outer: &UiNode) {
+    let Value::Array(values) = &outer.widgets else {
+        return;
+    };
+    let id = id.to_string();
+    for ((node, widget), value) in outer.proxies.iter().zip(values) {
+        if *node == id && decls.iter().any(|d| d.kind.is_widget() && d.name == *widget) {
+            api.set_input(widget.clone(), Input::Value(value.clone()));
+        }
+    }
+}
+
 /// Whether `doc` looks like an editor-format workflow (has `nodes` and
 /// `links` lists) rather than the API format.
 pub fn is_editor_format(doc: &Value) -> bool {
@@ -347,6 +386,9 @@ impl Converter<'_> {
             })?;
             let mut api = Node::new(id, node.kind.clone());
             assign_widgets(&mut api, &def.inputs, "", &node.widgets);
+            if let Some((outer, _, _)) = ctx.parent {
+                promoted(&mut api, &def.inputs, node.id, outer);
+            }
             for input in &node.inputs {
                 let Some(link) = input.link else { continue };
                 match self.resolve(ctx, link, &node.id.to_string(), &input.name, 0)? {

@@ -145,6 +145,39 @@ fn subgraphs_expand_with_prefixed_ids_and_nest() {
 }
 
 #[test]
+fn promoted_widget_values_of_an_instance_reach_the_inner_node() {
+    let def = json!({
+        "id": "sg", "inputs": [], "outputs": [],
+        "nodes": [
+            {"id": 1, "type": "Use", "mode": 0, "inputs": [], "widgets_values": ["from the definition"]},
+            {"id": 2, "type": "Use", "mode": 0, "inputs": [], "widgets_values": ["not promoted"]}
+        ],
+        "links": []
+    });
+    let doc = |values: Value, proxies: Value| {
+        json!({
+            "nodes": [{"id": 7, "type": "sg", "mode": 0, "inputs": [],
+                       "properties": {"proxyWidgets": proxies}, "widgets_values": values}],
+            "links": [],
+            "definitions": {"subgraphs": [def.clone()]}
+        })
+    };
+    // The instance's value, in the order of its proxies; an editor-only
+    // widget and an unknown one are not sent.
+    let api = convert(&doc(
+        json!(["fixed", 3, "set on the instance"]),
+        json!([["1", "control_after_generate"], ["1", "nonexistent"], [1, "text"]]),
+    ))
+    .unwrap();
+    assert_eq!(api["7:1"]["inputs"], json!({"text": "set on the instance"}));
+    assert_eq!(api["7:2"]["inputs"]["text"], "not promoted");
+    // No values on the instance (as real files save them): the inner
+    // node's own.
+    let api = convert(&doc(json!([]), json!([["1", "text"]]))).unwrap();
+    assert_eq!(api["7:1"]["inputs"]["text"], "from the definition");
+}
+
+#[test]
 fn bad_documents_are_clear_errors() {
     assert!(matches!(
         convert(&json!({"1": {"class_type": "X"}})),

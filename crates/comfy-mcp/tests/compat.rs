@@ -34,6 +34,9 @@ const ADDED_PARAMETERS: &[(&str, &str)] = &[
     ("comfyui_list_nodes", "fields"),
     ("comfyui_get_node_info", "raw"),
     ("comfyui_get_image", "type"),
+    ("comfyui_list_nodes", "api_node"),
+    ("comfyui_run_workflow", "api_key_comfy_org"),
+    ("comfyui_run_workflow_stream", "api_key_comfy_org"),
 ];
 
 /// Parameters the peer declares as JSON text that also take the JSON value

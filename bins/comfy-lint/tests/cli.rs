@@ -79,10 +79,16 @@ fn the_whole_fixture_corpus_lints_in_every_format() {
     corpus.push("comfyui/http/get_view_output_png.body.png".to_owned());
     // The only findings: the validation fixture built to contain a class
     // the server lacks, and two real templates that use paid API nodes on
-    // the peer's default dangerous list.
+    // the peer's default dangerous list (each also `node.api`: it spends
+    // money).
     let expected = [
         ("workflows/validate/every_problem.json", "NotInstalledNode"),
         ("workflows/editor/api_bfl_flux_pro_t2i.json", "FluxProUltraImageNode"),
+        ("workflows/editor/api_bfl_flux_pro_t2i.json", "FluxProUltraImageNode"),
+        (
+            "workflows/editor/template_contact_sheet-step_1.app.json",
+            "GeminiImage2Node",
+        ),
         (
             "workflows/editor/template_contact_sheet-step_1.app.json",
             "GeminiImage2Node",
@@ -103,7 +109,7 @@ fn the_whole_fixture_corpus_lints_in_every_format() {
             "human" => {
                 assert!(
                     text.ends_with(&format!(
-                        "{} files checked: 3 findings (2 errors, 1 warning)\n",
+                        "{} files checked: 5 findings (2 errors, 3 warnings)\n",
                         corpus.len()
                     )),
                     "{text}"
@@ -129,7 +135,16 @@ fn the_whole_fixture_corpus_lints_in_every_format() {
                 let log: Value = serde_json::from_str(&text).unwrap();
                 let results = log["runs"][0]["results"].as_array().unwrap();
                 let rules: Vec<&str> = results.iter().map(|r| r["ruleId"].as_str().unwrap()).collect();
-                assert_eq!(rules, ["node.unknown", "node.dangerous", "node.dangerous"]);
+                assert_eq!(
+                    rules,
+                    [
+                        "node.unknown",
+                        "node.dangerous",
+                        "node.api",
+                        "node.dangerous",
+                        "node.api"
+                    ]
+                );
                 assert_eq!(log["runs"][0]["invocations"][0]["executionSuccessful"], true);
             }
         }

@@ -5,7 +5,8 @@
 //!   with the value masked, at any depth, in objects inside arrays and
 //!   arrays of arrays;
 //! - values that look like secrets are masked wherever they appear, in any
-//!   string: bearer tokens, HuggingFace, OpenAI-style and GitHub tokens,
+//!   string: bearer tokens, HuggingFace, OpenAI-style, GitHub and Comfy
+//!   account (`comfyui-<hex>`) tokens,
 //!   credentials in URL user info, and secret query parameters;
 //! - large values (a base64 image, a whole workflow) are replaced by their
 //!   size and a hash, so the log stays small and a value can still be
@@ -46,6 +47,9 @@ static VALUE_PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         (r"\b(?:sk|rk)-[A-Za-z0-9_-]{16,}", "[REDACTED]"),
         (r"\bgh[pousr]_[A-Za-z0-9]{20,}", "[REDACTED]"),
         (r"\bAKIA[0-9A-Z]{16}\b", "[REDACTED]"),
+        // A Comfy account API key (paid API nodes), as platform.comfy.org
+        // issues them.
+        (r"\bcomfyui-[0-9A-Fa-f]{32,}", "comfyui-[REDACTED]"),
         (r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#@]+@", "${1}[REDACTED]@"),
         (
             r"(?i)([?&;](?:token|key|api_key|apikey|access_token|auth|password|passwd|secret|sig|signature|x-amz-signature|x-amz-credential)=)[^&#\s]+",
@@ -170,6 +174,11 @@ mod tests {
                 "https://civitai.com/api/download/1?token=[REDACTED]&type=Model",
             ),
             ("key sk-abcdefghijklmnopqrstuvwx", "key [REDACTED]"),
+            (
+                "extra comfyui-87d01e28d0123456789abcdef0123456789abcdef0123456789abcdef012345 end",
+                "extra comfyui-[REDACTED] end",
+            ),
+            ("comfyui-manager and comfyui-0.33", "comfyui-manager and comfyui-0.33"),
             ("plain prompt, a red fox", "plain prompt, a red fox"),
         ] {
             assert_eq!(mask_secrets(raw), want, "{raw}");

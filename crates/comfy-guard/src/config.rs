@@ -49,6 +49,10 @@ pub struct SecurityConfig {
     /// Exact `ip:port` addresses URL uploads may reach although they are
     /// not public (a trusted LAN host); ours.
     pub fetch_trusted_addresses: Vec<std::net::SocketAddr>,
+    /// Whether paid API nodes (`api_node` in `/object_info`) run without
+    /// asking; ours. Off (the default): each is a `node.api` warning in
+    /// audit mode and needs the user's confirmation in enforce mode.
+    pub allow_api_nodes: bool,
 }
 
 impl Default for SecurityConfig {
@@ -67,6 +71,7 @@ impl Default for SecurityConfig {
             allowed_custom_nodes: Vec::new(),
             allowed_fetch_domains: Vec::new(),
             fetch_trusted_addresses: Vec::new(),
+            allow_api_nodes: false,
         }
     }
 }
@@ -92,6 +97,7 @@ impl SecurityConfig {
             .with_extra_dangerous(self.extra_dangerous_nodes.iter().cloned())
             .with_allowed(self.allowed_nodes.iter().cloned())
             .with_allowed_packs(self.allowed_node_packs.iter().cloned())
+            .with_allow_api_nodes(self.allow_api_nodes)
     }
 
     /// Checks the ranges the peer validates.

@@ -37,6 +37,12 @@ pub struct ComfyUi {
     /// Seconds between health checks of each backend (ours; a failing
     /// backend is checked less often, up to 8 times this).
     pub health_interval: u64,
+    /// The Comfy account API key paid API nodes are charged to, sent as
+    /// `extra_data.api_key_comfy_org` with each submission (ours; a
+    /// secret: masked in `config show`, never written to the audit log, a
+    /// result or an error). A call's `api_key_comfy_org` argument takes
+    /// precedence.
+    pub api_key_comfy_org: Option<String>,
 }
 
 impl Default for ComfyUi {
@@ -49,6 +55,7 @@ impl Default for ComfyUi {
             timeout_read: 300,
             backends: Vec::new(),
             health_interval: 10,
+            api_key_comfy_org: None,
         }
     }
 }
@@ -627,6 +634,7 @@ pub const KNOWN: &[&str] = &[
     "comfyui.timeout_read",
     "comfyui.backends",
     "comfyui.health_interval",
+    "comfyui.api_key_comfy_org",
     "security.mode",
     "security.allowed_nodes",
     "security.allowed_node_packs",
@@ -639,6 +647,7 @@ pub const KNOWN: &[&str] = &[
     "security.allowed_custom_nodes",
     "security.allowed_fetch_domains",
     "security.fetch_trusted_addresses",
+    "security.allow_api_nodes",
     "rate_limits.workflow",
     "rate_limits.generation",
     "rate_limits.file_ops",
@@ -714,6 +723,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Keys whose values are secrets.
 const SECRET: &[&str] = &[
+    "comfyui.api_key_comfy_org",
     "model_search.huggingface_token",
     "model_search.civitai_api_key",
     "transport.remote.auth_token",
@@ -737,6 +747,7 @@ const ENV: &[(&str, &str)] = &[
     ("COMFYUI_TASKS_BACKEND_URL", "tasks.backend_url"),
     ("COMFYUI_MCP_AUTH_TOKEN", "transport.remote.auth_token"),
     ("COMFYUI_MCP_REDIS_URL", "state.redis_url"),
+    ("COMFYUI_API_KEY_COMFY_ORG", "comfyui.api_key_comfy_org"),
     // As HuggingFace's own tools read it.
     ("HF_ENDPOINT", "model_search.huggingface_api_base"),
 ];
@@ -902,6 +913,7 @@ fn apply_env(c: &mut Config, var: &str, key: &str, value: &str) -> Result<(), Co
                 .map_err(|_| invalid(&origin, key, value, "must be `audit` or `enforce`"))?;
         }
         "COMFYUI_AUDIT_FILE" => value.clone_into(&mut c.logging.audit_file),
+        "COMFYUI_API_KEY_COMFY_ORG" => c.comfyui.api_key_comfy_org = (!value.is_empty()).then(|| value.to_owned()),
         "COMFYUI_HUGGINGFACE_TOKEN" => value.clone_into(&mut c.model_search.huggingface_token),
         "COMFYUI_CIVITAI_API_KEY" => value.clone_into(&mut c.model_search.civitai_api_key),
         "COMFYUI_MAX_SEARCH_RESULTS" => {
@@ -1241,7 +1253,8 @@ impl serde::Serialize for ShowConfig<'_> {
                         "backends": c.comfyui.backends.iter().map(|b| serde_json::json!({
                             "name": b.name, "url": b.url, "external_url": b.external_url, "weight": b.weight, "tags": b.tags,
                         })).collect::<Vec<_>>(),
-                        "health_interval": c.comfyui.health_interval},
+                        "health_interval": c.comfyui.health_interval,
+                        "api_key_comfy_org": c.comfyui.api_key_comfy_org.as_deref().unwrap_or_default()},
             "security": {"mode": c.security.mode, "allowed_nodes": c.security.allowed_nodes, "allowed_node_packs": c.security.allowed_node_packs,
                          "dangerous_nodes": c.security.dangerous_nodes,
                          "extra_dangerous_nodes": c.security.extra_dangerous_nodes, "max_upload_size_mb": c.security.max_upload_size_mb,
@@ -1249,7 +1262,8 @@ impl serde::Serialize for ShowConfig<'_> {
                          "allowed_model_extensions": c.security.allowed_model_extensions,
                          "allowed_custom_nodes": c.security.allowed_custom_nodes,
                          "allowed_fetch_domains": c.security.allowed_fetch_domains,
-                         "fetch_trusted_addresses": c.security.fetch_trusted_addresses},
+                         "fetch_trusted_addresses": c.security.fetch_trusted_addresses,
+                         "allow_api_nodes": c.security.allow_api_nodes},
             "rate_limits": {"workflow": c.rate_limits.workflow, "generation": c.rate_limits.generation,
                             "file_ops": c.rate_limits.file_ops, "read_only": c.rate_limits.read_only,
                             "total": {"workflow": c.rate_limits.total.workflow, "generation": c.rate_limits.total.generation,

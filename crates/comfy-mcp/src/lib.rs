@@ -10,6 +10,8 @@
 //!   limit, deadline, concurrency, validation);
 //! - [`backends`]: the ComfyUI servers, their health, and where a job
 //!   goes and is;
+//! - [`secrets`]: the Comfy account key paid API nodes use, kept out of
+//!   every result and error;
 //! - [`server`]: the rmcp handler.
 //!
 //! Invariant: the only crate that knows about JSON-RPC, MCP types or tower;
@@ -23,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod secrets;
 pub mod server;
 pub mod skills;
 pub mod stack;

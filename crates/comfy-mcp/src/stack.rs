@@ -365,7 +365,16 @@ fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
     }))
 }
 
+/// The tool, with every known secret masked in what it returns
+/// (see [`crate::secrets`]).
 async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
+    let secrets = crate::secrets::of_call(call.args.as_ref(), &tools.config);
+    let mut reply = core_inner(call, tools).await;
+    reply.result = crate::secrets::scrub(reply.result, &secrets);
+    reply
+}
+
+async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
     if let Some(def) = Catalog::get().find(&call.name)
         && !tools.config.tools.groups.contains(&def.group)
     {

@@ -42,6 +42,9 @@ const ADDED_PARAMETERS: &[(&str, &str)] = &[
     ("comfyui_list_workflows", "query"),
     ("comfyui_list_workflows", "category"),
     ("comfyui_list_workflows", "model"),
+    ("comfyui_list_nodes", "api_node"),
+    ("comfyui_run_workflow", "api_key_comfy_org"),
+    ("comfyui_run_workflow_stream", "api_key_comfy_org"),
 ];
 
 /// Parameters the peer declares as JSON text that also take the JSON value

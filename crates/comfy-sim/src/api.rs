@@ -420,6 +420,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             }
             return r;
         }
+        Some(HttpFault::Echo) => {
+            let sent = read_body(body, 1 << 20).await.unwrap_or_default();
+            let sent = String::from_utf8_lossy(&sent).into_owned();
+            return json(
+                400,
+                &json!({"error": {"type": "echo", "message": sent, "details": sent, "extra_info": {}}, "node_errors": {}}),
+            );
+        }
         Some(HttpFault::Html) => {
             return response(
                 200,

@@ -15,6 +15,27 @@ use serde_json::{Map, Value};
 
 const OBJECT_INFO: &str = include_str!("../../../fixtures/comfyui/http/get_object_info.body.json");
 
+/// Paid API node entries exactly as the real 0.33.0 serves them
+/// (`partner/` categories, `price_badge`, the newer fields), which the
+/// 0.33.0 simulator serves in place of the recorded 0.8.0 ones (and adds,
+/// for classes 0.8.0 did not have): `OpenAIDalle3`, `OpenAIChatNode`,
+/// `ClaudeNode`, `ElevenLabsTextToSpeech`, and the helper
+/// `OpenAIInputFiles`, which is not an API node.
+const API_NODES_0_33: &str = include_str!("../../../fixtures/comfyui-0.33/object_info_api_nodes.json");
+
+/// The classes added to the recorded catalog for `version`: its own
+/// entries (0.33.0's API nodes), then the builder's `extra` ones.
+pub(crate) fn extras(version: crate::ComfyVersion, extra: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    if version == crate::ComfyVersion::V0_33_0
+        && let Ok(Value::Object(api)) = serde_json::from_str::<Value>(API_NODES_0_33)
+    {
+        out.extend(api);
+    }
+    out.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
 /// Model folder names, in the order `/models` lists them.
 pub(crate) const FOLDERS: &[&str] = &[
     "checkpoints",

@@ -622,6 +622,23 @@ impl<'a> Run<'a> {
                     seed: 0,
                 })
             }
+            // A paid API node without a Comfy account key: what ComfyUI's
+            // API client says when the partner API answers 401.
+            other
+                if !self.job.account_key
+                    && self
+                        .shared
+                        .catalog
+                        .node(other)
+                        .and_then(|d| d.get("api_node"))
+                        .and_then(Value::as_bool)
+                        == Some(true) =>
+            {
+                Err(Stop::Failed {
+                    message: "Unauthorized: Please login first to use this node.".into(),
+                    kind: "Exception".into(),
+                })
+            }
             other => {
                 let types = self
                     .shared

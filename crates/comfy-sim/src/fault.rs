@@ -40,6 +40,11 @@ pub enum HttpFault {
     /// Run the handler, then send half its body under the full
     /// `Content-Length` and end the response: a truncated body.
     Truncated,
+    /// Without running the handler, answer 400 with ComfyUI's error shape
+    /// whose `message` and `details` are the request body itself (a
+    /// careless server or proxy quoting what it was sent, secrets
+    /// included).
+    Echo,
 }
 
 /// How the WebSocket misbehaves for connections opened while it is set.

@@ -241,7 +241,7 @@ impl SimBuilder {
             addr: self.addr,
             source,
         })?;
-        let catalog = Catalog::new(&models, &self.extra_nodes);
+        let catalog = Catalog::new(&models, &crate::catalog::extras(self.version, &self.extra_nodes));
         let (faults_tx, faults_rx) = watch::channel(self.faults);
         let mut shared = Shared::new(
             catalog,

@@ -39,6 +39,10 @@ pub(crate) struct Job {
     pub(crate) prompt: Value,
     pub(crate) extra_data: Value,
     pub(crate) outputs: Vec<String>,
+    /// Whether the submission carried a Comfy account key
+    /// (`extra_data.api_key_comfy_org`), which ComfyUI keeps apart from
+    /// the queue and the history for paid API nodes.
+    pub(crate) account_key: bool,
 }
 
 impl Job {
@@ -430,8 +434,10 @@ impl Shared {
                 &json!({"error": {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID", "details": "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server generate one", "extra_info": {}}, "node_errors": {}}),
             );
         }
-        extra.remove("auth_token_comfy_org");
-        extra.remove("api_key_comfy_org");
+        let account_key = [extra.remove("auth_token_comfy_org"), extra.remove("api_key_comfy_org")]
+            .iter()
+            .flatten()
+            .any(|v| v.as_str().is_some_and(|s| !s.is_empty()));
         extra.insert("create_time".into(), json!(now_ms()));
         let job = Job {
             number: number.clone(),
@@ -439,6 +445,7 @@ impl Shared {
             prompt: Value::Object(prompt),
             extra_data: Value::Object(extra),
             outputs: outcome.outputs,
+            account_key,
         };
         st.heap_push(job);
         let remaining = st.remaining();

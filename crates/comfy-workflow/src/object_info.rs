@@ -118,6 +118,10 @@ pub struct NodeDef {
     /// `comfy_extras.nodes_mask`, `custom_nodes.<folder>`); empty when the
     /// server does not say (where a class comes from, for enforce mode).
     pub python_module: String,
+    /// Whether ComfyUI marks the class as a paid partner node (`api_node:
+    /// true`): it sends its inputs to an outside service and charges the
+    /// user's Comfy account.
+    pub api_node: bool,
 }
 
 impl NodeDef {
@@ -218,6 +222,7 @@ fn parse_def(name: &str, def: &Value) -> Option<NodeDef> {
         outputs: strings("output"),
         output_node: def.get("output_node").and_then(Value::as_bool) == Some(true),
         python_module: text("python_module"),
+        api_node: def.get("api_node").and_then(Value::as_bool) == Some(true),
     })
 }
 

@@ -36,6 +36,7 @@
 //! assert!(report.blocked().is_none(), "audit mode never blocks");
 //! ```
 
+pub mod api_nodes;
 pub mod code;
 mod flow;
 pub mod graphs;
@@ -86,6 +87,7 @@ pub struct Policy {
     mode: Mode,
     allowed: BTreeSet<String>,
     allowed_packs: BTreeSet<String>,
+    allow_api_nodes: bool,
     dangerous: DangerousIndex,
     limits: Limits,
 }
@@ -99,6 +101,7 @@ impl Policy {
             mode,
             allowed: BTreeSet::new(),
             allowed_packs: BTreeSet::new(),
+            allow_api_nodes: false,
             dangerous: DangerousIndex::new(&dangerous),
             limits: Limits::DEFAULT,
         }
@@ -136,6 +139,23 @@ impl Policy {
     pub fn with_allowed_packs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, modules: I) -> Self {
         self.allowed_packs = modules.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Lets paid API nodes run without the `node.api` finding
+    /// (`security.allow_api_nodes`): in enforce mode they then run without
+    /// asking, also when the dangerous list names them (it names many as
+    /// paid API); in audit mode the `node.api` warning goes, the dangerous
+    /// list's warnings stay. They are listed in
+    /// [`Inspection::api_nodes`] either way.
+    #[must_use]
+    pub fn with_allow_api_nodes(mut self, allow: bool) -> Self {
+        self.allow_api_nodes = allow;
+        self
+    }
+
+    /// Whether paid API nodes run without asking.
+    pub fn allows_api_nodes(&self) -> bool {
+        self.allow_api_nodes
     }
 
     /// Sets the limits checked before anything else.
@@ -192,6 +212,11 @@ pub enum RuleId {
     /// unknown origin).
     #[serde(rename = "node.provenance")]
     NodeProvenance,
+    /// `node.api`: a paid partner node (`api_node` in `/object_info`): it
+    /// sends its inputs to an outside service and charges the user's Comfy
+    /// account.
+    #[serde(rename = "node.api")]
+    ApiNode,
     /// `input.code`: code in a string that reaches a node.
     #[serde(rename = "input.code")]
     CodeInInput,
@@ -252,6 +277,7 @@ impl RuleId {
         RuleId::UnknownNode,
         RuleId::UnapprovedNode,
         RuleId::NodeProvenance,
+        RuleId::ApiNode,
         RuleId::CodeInInput,
         RuleId::TaintedInput,
         RuleId::PathEscape,
@@ -276,6 +302,7 @@ impl RuleId {
             RuleId::UnknownNode => "node.unknown",
             RuleId::UnapprovedNode => "node.unapproved",
             RuleId::NodeProvenance => "node.provenance",
+            RuleId::ApiNode => "node.api",
             RuleId::CodeInInput => "input.code",
             RuleId::TaintedInput => "input.tainted",
             RuleId::PathEscape => "input.path",
@@ -310,9 +337,11 @@ impl RuleId {
             | RuleId::MaxFrames
             | RuleId::MaxSteps
             | RuleId::MaxUpscaleFactor => Severity::Error,
-            RuleId::UnknownNode | RuleId::TaintedInput | RuleId::SubgraphDepth | RuleId::SubgraphUnexpanded => {
-                Severity::Warning
-            }
+            RuleId::UnknownNode
+            | RuleId::ApiNode
+            | RuleId::TaintedInput
+            | RuleId::SubgraphDepth
+            | RuleId::SubgraphUnexpanded => Severity::Warning,
         }
     }
 
@@ -332,6 +361,9 @@ impl RuleId {
             RuleId::UnapprovedNode => "A node class outside the enforce-mode allowlist.",
             RuleId::NodeProvenance => {
                 "A node class enforce mode cannot vouch for: from a pack not allowlisted, a core class that acts on paths or code, or of unknown origin."
+            }
+            RuleId::ApiNode => {
+                "A paid partner node (API node): it sends its inputs to an outside service and charges the user's Comfy account."
             }
             RuleId::CodeInInput => "Python or shell code in a string that reaches a node, plain or encoded.",
             RuleId::TaintedInput => {
@@ -457,6 +489,11 @@ pub struct Inspection {
     /// first-use order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// Every node that is a paid API node (with the server's catalog
+    /// only), in document order, whatever the mode and
+    /// `security.allow_api_nodes` say: running the workflow spends money.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub api_nodes: Vec<api_nodes::ApiNodeUse>,
 }
 
 /// Why enforce mode refuses to run a workflow.
@@ -581,6 +618,7 @@ pub fn inspect(wf: &Workflow, policy: &Policy, info: Option<&ObjectInfo>) -> Res
             nodes_used: Vec::with_capacity(wf.len()),
             findings: Vec::new(),
             refused: Vec::new(),
+            api_nodes: Vec::new(),
         },
         nodes_seen: 0,
         graphs_found: 0,
@@ -626,6 +664,9 @@ pub fn inspect_editor_hidden(
         .map(|n| n.class_type.to_string())
         .collect();
     report.refused.retain(|c| !instance_classes.contains(c));
+    // What is hidden does not run now: it spends nothing (its `node.api`
+    // findings stay, marked below).
+    report.api_nodes.clear();
     for f in &mut report.findings {
         if let Some(node) = &f.node
             && inactive.iter().any(|id| id == node)
@@ -674,6 +715,13 @@ impl Run<'_> {
             let class = node.class_type.as_str();
             let def = self.info.and_then(|i| i.node(class));
             self.out.nodes_used.push(node.class_type.clone());
+            if let Some(d) = def.filter(|d| api_nodes::is_api_node(d)) {
+                self.out.api_nodes.push(api_nodes::ApiNodeUse {
+                    node: id.to_string(),
+                    class: class.to_owned(),
+                    service: api_nodes::service(d),
+                });
+            }
             let flagged = *judged.entry(class).or_insert_with(|| self.class_flagged(class, def));
             if flagged {
                 self.class_findings(&id, class, def);
@@ -725,6 +773,7 @@ impl Run<'_> {
             || (def.is_none() && names::suspicious_characters(class).is_some())
             || (self.info.is_some() && def.is_none())
             || self.provenance(class, def).is_some()
+            || def.is_some_and(api_nodes::is_api_node)
     }
 
     /// What provenance says about `class` in this mode, when it says
@@ -753,7 +802,13 @@ impl Run<'_> {
 
     fn class_findings(&mut self, id: &str, class: &str, def: Option<&comfy_workflow::object_info::NodeDef>) {
         let known = def.is_some();
-        if self.policy.is_dangerous(class) {
+        // With `security.allow_api_nodes`, enforce mode runs ComfyUI's own
+        // API nodes without asking, although the dangerous list names many
+        // of them (as paid API).
+        let waived = self.policy.mode == Mode::Enforce
+            && self.policy.allow_api_nodes
+            && def.is_some_and(api_nodes::is_core_api_node);
+        if self.policy.is_dangerous(class) && !waived {
             self.push(
                 RuleId::DangerousNode,
                 id,
@@ -830,6 +885,26 @@ impl Run<'_> {
                     why,
                 );
             }
+        }
+        if let Some(d) = def
+            && api_nodes::is_api_node(d)
+            && !self.policy.allow_api_nodes
+        {
+            let service = api_nodes::service(d);
+            self.push(
+                RuleId::ApiNode,
+                id,
+                class,
+                None,
+                format!(
+                    "Paid API node: {} (node {id}) sends its inputs to {service} and charges the user's Comfy account",
+                    shown(class)
+                ),
+                format!(
+                    "a partner node (api_node in /object_info, module {}): running it costs money; security.allow_api_nodes: true runs API nodes without asking",
+                    shown(&d.python_module)
+                ),
+            );
         }
     }
 

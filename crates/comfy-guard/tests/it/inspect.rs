@@ -584,10 +584,28 @@ fn real_workflows_and_templates_are_clean() {
         let report = inspect(&wf, &policy, Some(&info)).unwrap();
         // True positives: paid API nodes (BFL, Gemini), on the peer's
         // default list.
+        // Each also spends money: `node.api`, and listed with its service.
+        let paid = |class: &str, service: &str| {
+            let w = report.warnings();
+            assert_eq!(w.len(), 2, "{name}: {w:?}");
+            assert!(
+                w[0].starts_with(&format!("Paid API node: {class} (node "))
+                    && w[0].ends_with(&format!(
+                        "sends its inputs to {service} and charges the user's Comfy account"
+                    )),
+                "{name}: {w:?}"
+            );
+            assert_eq!(w[1], format!("Dangerous node type: {class}"));
+            assert_eq!(report.api_nodes.len(), 1, "{name}");
+            assert_eq!(
+                (report.api_nodes[0].class.as_str(), report.api_nodes[0].service.as_str()),
+                (class, service)
+            );
+        };
         if name == "api_bfl_flux_pro_t2i.json" {
-            assert_eq!(report.warnings(), ["Dangerous node type: FluxProUltraImageNode"]);
+            paid("FluxProUltraImageNode", "BFL");
         } else if name == "template_contact_sheet-step_1.app.json" {
-            assert_eq!(report.warnings(), ["Dangerous node type: GeminiImage2Node"]);
+            paid("GeminiImage2Node", "Gemini");
         } else {
             assert!(report.is_clean(), "{name}: {:?}", report.findings);
         }

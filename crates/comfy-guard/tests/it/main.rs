@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod api_nodes;
 mod assets;
 mod catalog;
 mod code;

@@ -53,13 +53,23 @@ fn core_classes_run_in_enforce_mode_with_the_default_configuration() {
     let report = run(CORE, &Policy::new(Mode::Enforce), true);
     assert!(report.is_clean(), "{:?}", report.findings);
     assert!(report.blocked().is_none() && !report.needs_confirmation());
-    // API nodes ship with ComfyUI too.
+    // API nodes ship with ComfyUI too: provenance has nothing to say
+    // about them (the spending rule, `node.api`, is their only finding).
     let api = CATALOG
         .names()
         .into_iter()
-        .find(|n| CATALOG.node(n).unwrap().python_module.starts_with("comfy_api_nodes."))
+        .find(|n| {
+            let def = CATALOG.node(n).unwrap();
+            def.python_module.starts_with("comfy_api_nodes.") && !Policy::new(Mode::Enforce).is_dangerous(n)
+        })
         .unwrap();
-    assert!(run(&[api], &Policy::new(Mode::Enforce), true).is_clean());
+    let report = run(&[api], &Policy::new(Mode::Enforce), true);
+    assert!(
+        report.findings.iter().all(|f| f.rule == RuleId::ApiNode),
+        "{:?}",
+        report.findings
+    );
+    assert!(run(&[api], &Policy::new(Mode::Enforce).with_allow_api_nodes(true), true).is_clean());
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub(super) const FIELDS: &[&str] = &[
     "output_node",
     "deprecated",
     "experimental",
+    "api_node",
+    "service",
 ];
 
 /// The node pack a class comes from, from its `python_module`:
@@ -46,6 +48,31 @@ pub(super) fn pack_of(info: &Value) -> String {
         "custom_nodes" => parts.next().unwrap_or("custom_nodes").to_owned(),
         other => other.to_owned(),
     }
+}
+
+/// Whether ComfyUI marks the class as a paid API node (`api_node: true`).
+pub(super) fn is_api_node(info: &Value) -> bool {
+    info.get("api_node").and_then(Value::as_bool) == Some(true)
+}
+
+/// The outside service an API node calls (as the inspector names it), or
+/// `None` for a class that is not one.
+pub(super) fn service_of(class: &str, info: &Value) -> Option<String> {
+    if !is_api_node(info) {
+        return None;
+    }
+    let text = |k: &str| info.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let def = comfy_workflow::object_info::NodeDef {
+        name: class.to_owned(),
+        display_name: text("display_name"),
+        category: text("category"),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        output_node: false,
+        python_module: text("python_module"),
+        api_node: true,
+    };
+    Some(comfy_guard::inspect::api_nodes::service(&def))
 }
 
 /// An input's type: the type name, or `COMBO` for a list of choices.
@@ -120,6 +147,8 @@ fn field(class: &str, info: &Value, name: &str) -> Value {
         "pack" => Value::from(pack_of(info)),
         "input_types" => Value::from(input_types(info)),
         "output_types" => Value::from(output_types(info)),
+        "api_node" => Value::Bool(is_api_node(info)),
+        "service" => service_of(class, info).map_or(Value::Null, Value::from),
         "output_node" | "deprecated" | "experimental" => {
             Value::Bool(info.get(name).and_then(Value::as_bool).unwrap_or(false))
         }
@@ -135,6 +164,7 @@ pub(super) struct NodeFilter {
     input_type: Option<String>,
     output_type: Option<String>,
     pack: Option<String>,
+    api_node: Option<bool>,
     fields: Vec<String>,
 }
 
@@ -167,6 +197,7 @@ impl NodeFilter {
             input_type: text("input_type"),
             output_type: text("output_type"),
             pack: text("pack"),
+            api_node: args.get("api_node").and_then(Value::as_bool),
             fields,
         })
     }
@@ -197,6 +228,11 @@ impl NodeFilter {
         }
         if let Some(p) = &self.pack
             && !has(&pack_of(info), p)
+        {
+            return false;
+        }
+        if let Some(want) = self.api_node
+            && is_api_node(info) != want
         {
             return false;
         }
@@ -286,6 +322,16 @@ pub(super) fn summary(class: &str, info: &Value) -> Value {
             m.insert(f.to_owned(), Value::Bool(true));
         }
     }
+    if let Some(service) = service_of(class, info) {
+        m.insert("api_node".to_owned(), Value::Bool(true));
+        m.insert("service".to_owned(), Value::from(service));
+        m.insert(
+            "spends_money".to_owned(),
+            Value::from(
+                "a paid API node: running it sends its inputs to this service and charges the user's Comfy account",
+            ),
+        );
+    }
     m.insert("inputs".to_owned(), Value::from(inputs));
     m.insert("outputs".to_owned(), Value::from(outputs));
     m.insert(
@@ -347,6 +393,16 @@ mod tests {
         assert!(!names(&f).is_empty() && names(&f).len() < 5);
         let f = NodeFilter::from_args(&args(json!({"pack": "comfy_api_nodes"}))).unwrap_or_default();
         assert_eq!(names(&f).len(), 122);
+        // `api_node` follows ComfyUI's mark, not the module: the module's
+        // helpers (`OpenAIInputFiles`) are not API nodes.
+        let f = NodeFilter::from_args(&args(json!({"api_node": true}))).unwrap_or_default();
+        let api = names(&f);
+        assert_eq!(api.len(), 109);
+        assert!(api.contains(&"OpenAIDalle3".to_owned()) && !api.contains(&"OpenAIInputFiles".to_owned()));
+        let f = NodeFilter::from_args(&args(json!({"api_node": false}))).unwrap_or_default();
+        assert_eq!(names(&f).len(), 571 - 109);
+        let f = NodeFilter::from_args(&args(json!({"api_node": null}))).unwrap_or_default();
+        assert_eq!(names(&f).len(), 571);
         let f = NodeFilter::from_args(&args(json!({"category": "no such category"}))).unwrap_or_default();
         assert!(names(&f).is_empty());
     }
@@ -358,6 +414,15 @@ mod tests {
         assert_eq!(
             f.item("VAEDecode", &cat["VAEDecode"]),
             json!({"name": "VAEDecode", "pack": "comfy_core", "output_types": ["IMAGE"]})
+        );
+        let f = NodeFilter::from_args(&args(json!({"fields": ["api_node", "service"]}))).unwrap_or_default();
+        assert_eq!(
+            f.item("OpenAIDalle3", &cat["OpenAIDalle3"]),
+            json!({"name": "OpenAIDalle3", "api_node": true, "service": "OpenAI"})
+        );
+        assert_eq!(
+            f.item("VAEDecode", &cat["VAEDecode"]),
+            json!({"name": "VAEDecode", "api_node": false, "service": null})
         );
         assert_eq!(
             NodeFilter::default().item("VAEDecode", &cat["VAEDecode"]),

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use comfy_audit::Record;
 use comfy_client::{JobStatus, PromptOptions};
-use comfy_guard::inspect::{Inspection, Mode, python_list};
+use comfy_guard::inspect::api_nodes::ApiNodeUse;
+use comfy_guard::inspect::{Inspection, Mode, RuleId, python_list};
 use comfy_guard::path::{Extensions, SafeFileName};
 use comfy_workflow::{Limits, Workflow, editor, template};
 use rmcp::RoleServer;
@@ -267,14 +268,41 @@ async fn run_here(
         (built.workflow, wait, false, None)
     };
     let short = name.trim_start_matches("comfyui_");
-    let mut warnings = inspect(short, &wf, cx, reporter).await?;
+    let (mut warnings, api_nodes) = inspect(short, &wf, cx, reporter).await?;
     if matches!(
         name,
         "comfyui_generate_image" | "comfyui_run_workflow" | "comfyui_run_workflow_stream"
     ) {
         warnings.text.extend(missing_models(&wf, cx).await);
     }
-    submit(short, &wf, wait, stream, targets, warnings, cx, reporter).await
+    let mut options = PromptOptions {
+        partial_execution_targets: targets,
+        ..PromptOptions::default()
+    };
+    // The Comfy account key, only for a workflow with paid API nodes (the
+    // only ones that read it): the call's, else the config's. Stack-level
+    // scrubbing keeps it out of results and errors (`crate::secrets`).
+    let key = args
+        .get("api_key_comfy_org")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .or(cx.config.comfyui.api_key_comfy_org.as_deref().filter(|k| !k.is_empty()));
+    if let Some(key) = key
+        && !api_nodes.is_empty()
+    {
+        let mut extra = Map::new();
+        extra.insert("api_key_comfy_org".to_owned(), Value::from(key));
+        options.extra_data = Some(extra);
+    }
+    let out = submit(short, &wf, wait, stream, options, warnings, cx, reporter).await;
+    // Which nodes spend money, and with whom (ours, additive).
+    match out {
+        Ok(Output::Json(Value::Object(mut v))) => {
+            super::workflow::add_api_nodes(&mut v, &api_nodes);
+            Ok(Output::Json(Value::Object(v)))
+        }
+        other => other,
+    }
 }
 
 /// The caller's workflow: API format, or editor format converted with the
@@ -316,7 +344,12 @@ async fn check_checkpoint(model: &str, cx: &ToolContext) -> Result<(), ToolError
 /// Inspects `wf`: warnings in audit mode; in enforce mode a refusal for
 /// classes outside the allowlist, and for other findings the user's
 /// confirmation when the client can ask for it (a refusal otherwise).
-async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Reporter) -> Result<Warned, ToolError> {
+async fn inspect(
+    short: &str,
+    wf: &Workflow,
+    cx: &ToolContext,
+    reporter: &Reporter,
+) -> Result<(Warned, Vec<ApiNodeUse>), ToolError> {
     // With the server's catalog (cached by the client, dropped when nodes
     // are installed or removed): provenance, unknown classes and typed
     // inputs are judged. Without one, enforce mode refuses what it cannot
@@ -325,6 +358,7 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
     let report: Inspection =
         comfy_guard::inspect(wf, &cx.policy, info.as_deref()).map_err(|e| ToolError::rejected(e.to_string()))?;
     let mut warnings = report.warnings();
+    let api_nodes = report.api_nodes.clone();
     // What the job may cost (`limits:`): refused in enforce mode, warned
     // about in audit mode (a value that cannot be worked out before the
     // run too), named either way.
@@ -373,10 +407,13 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
             match confirm(reporter, message).await {
                 Some(true) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_accepted")).await;
-                    return Ok(Warned {
-                        text: warnings,
-                        findings,
-                    });
+                    return Ok((
+                        Warned {
+                            text: warnings,
+                            findings,
+                        },
+                        api_nodes,
+                    ));
                 }
                 Some(false) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_declined")).await;
@@ -387,14 +424,22 @@ async fn inspect(short: &str, wf: &Workflow, cx: &ToolContext, reporter: &Report
                 None => {}
             }
         }
+        let hint = if report.findings.iter().any(|f| f.rule == RuleId::ApiNode) {
+            " (paid API nodes need the user's confirmation, or security.allow_api_nodes: true in the server's config)"
+        } else {
+            ""
+        };
         return Err(ToolError::rejected(format!(
-            "Workflow blocked — dangerous nodes: {list}"
+            "Workflow blocked — dangerous nodes: {list}{hint}"
         )));
     }
-    Ok(Warned {
-        text: warnings,
-        findings,
-    })
+    Ok((
+        Warned {
+            text: warnings,
+            findings,
+        },
+        api_nodes,
+    ))
 }
 
 /// The peer's model checker: referenced models the server does not list.
@@ -591,15 +636,11 @@ async fn submit(
     wf: &Workflow,
     wait: bool,
     stream: bool,
-    targets: Option<Vec<String>>,
+    options: PromptOptions,
     warnings: Warned,
     cx: &ToolContext,
     reporter: &Reporter,
 ) -> Result<Output, ToolError> {
-    let options = PromptOptions {
-        partial_execution_targets: targets,
-        ..PromptOptions::default()
-    };
     // With several backends, the route the call was given (best first):
     // a submission that certainly never reached one goes to the next.
     let mut route = crate::backends::route();

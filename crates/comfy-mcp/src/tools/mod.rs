@@ -372,7 +372,9 @@ impl ToolDef {
                 message: "is required but missing".to_owned(),
                 schema: schema.clone(),
             }],
-            K::AnyOf { context } | K::OneOfNotValid { context } => {
+            K::AnyOf { context } | K::OneOfNotValid { context }
+                if !comfy_audit::redact::is_secret_key(at.split('/').next().unwrap_or_default()) =>
+            {
                 let forms: Vec<String> = context
                     .iter()
                     .filter_map(|alternative| alternative.first())
@@ -383,6 +385,10 @@ impl ToolDef {
                     quote(e.instance()),
                     forms.join("; ")
                 ))
+            }
+            // A secret's value is never quoted back (not even cut short).
+            _ if comfy_audit::redact::is_secret_key(at.split('/').next().unwrap_or_default()) => {
+                one(e.masked_with("the value (not shown: a secret)").to_string())
             }
             _ => one(e.masked_with(quote(e.instance())).to_string()),
         }

@@ -129,7 +129,11 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
         "comfyui_analyze_workflow" => {
             let wf = workflow_arg(args, cx).await?;
             let info = catalog(cx).await;
-            Ok(Output::Json(analysis_json(&wf, info.as_deref())))
+            let mut v = analysis_json(&wf, info.as_deref());
+            if let (Some(info), Some(m)) = (&info, v.as_object_mut()) {
+                add_api_nodes(m, &comfy_guard::inspect::api_nodes::uses(&wf, info));
+            }
+            Ok(Output::Json(v))
         }
         "comfyui_summarize_workflow" => {
             let wf = workflow_arg(args, cx).await?;
@@ -318,10 +322,12 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
     // With the server's catalog (cached), so provenance, unknown classes
     // and typed inputs are judged.
     let mut findings = Vec::new();
+    let mut api_nodes = Vec::new();
     match comfy_guard::inspect(wf, &cx.policy, info.as_deref()) {
         Ok(report) => {
             warnings.extend(report.warnings());
             findings = report.findings;
+            api_nodes = report.api_nodes;
         }
         Err(e) => warnings.push(format!("Security: {e}")),
     }
@@ -352,9 +358,21 @@ async fn check(wf: &Workflow, cx: &ToolContext) -> Map<String, Value> {
             serde_json::to_value(&findings).unwrap_or_default(),
         );
     }
+    if let Some(m) = v.as_object_mut() {
+        add_api_nodes(m, &api_nodes);
+    }
     match v {
         Value::Object(m) => m,
         _ => Map::new(),
+    }
+}
+
+/// `api_nodes` (each paid API node: node, class, service) and `spending`
+/// (one sentence), when the workflow has any; ours, additive.
+pub(super) fn add_api_nodes(m: &mut Map<String, Value>, uses: &[comfy_guard::inspect::api_nodes::ApiNodeUse]) {
+    if let Some(note) = comfy_guard::inspect::api_nodes::spending_note(uses) {
+        m.insert("api_nodes".to_owned(), serde_json::to_value(uses).unwrap_or_default());
+        m.insert("spending".to_owned(), Value::from(note));
     }
 }
 

@@ -23,6 +23,7 @@ pub mod config;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod media;
 pub mod server;
 pub mod skills;
 pub mod stack;

@@ -25,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod images;
 pub mod jobs;
+pub mod media;
 pub mod secrets;
 pub mod server;
 pub mod skills;

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import threading
+import urllib.request
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,16 @@ def start_sim(data: Path, *args: str):
     # Keep draining its output so it never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     return proc, url
+
+
+# How many tools the server lists (the Rust compatibility snapshot has the names).
+TOOL_COUNT = 56
+
+
+def catalog_size(comfyui_url: str) -> int:
+    """How many node classes the ComfyUI under test serves in `/object_info`."""
+    with urllib.request.urlopen(f"{comfyui_url}/object_info", timeout=30) as r:
+        return len(json.load(r))
 
 
 @dataclass

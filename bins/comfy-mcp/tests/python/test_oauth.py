@@ -17,7 +17,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import audit_records, sim_only, start_remote, structured
+from conftest import TOOL_COUNT, audit_records, sim_only, start_remote, structured
 
 OIDC_DIR = os.environ.get("COMFY_MCP_OIDC_DIR", "")
 RESOURCE = "https://mcp.test/mcp"
@@ -117,7 +117,7 @@ def test_client_credentials_tokens_of_a_real_authorization_server(home, comfyui_
         async with streamable_http_client(url, http_client=client) as streams:
             async with ClientSession(streams[0], streams[1]) as s:
                 await s.initialize()
-                assert len((await s.list_tools()).tools) == 54
+                assert len((await s.list_tools()).tools) == TOOL_COUNT
                 structured(await s.call_tool("comfyui_get_queue", {}))
         # The maker generates.
         client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {maker}"}, timeout=60)

@@ -74,7 +74,7 @@ enum Command {
         #[arg(long)]
         no_download: bool,
         /// The file to download (it must pass security.allowed_download_domains).
-        #[arg(long, default_value = crate::smoke::DEFAULT_URL)]
+        #[arg(long, default_value = comfy_mcp::smoke::DEFAULT_URL)]
         download_url: String,
         /// The model folder it goes to (it is deleted again).
         #[arg(long, default_value = "loras")]
@@ -109,7 +109,7 @@ enum HookEvent {
     PostToolUse {
         /// `json`: the hook output Claude Code reads; `text`: the bare warning.
         #[arg(long, value_enum, default_value = "json")]
-        format: crate::hook::Format,
+        format: HookFormat,
     },
 }
 
@@ -183,7 +183,10 @@ pub(crate) fn main() -> ExitCode {
         Some(Command::Hook {
             event: HookEvent::PostToolUse { format },
         }) => {
-            crate::hook::run(*format);
+            comfy_mcp::hook::run(match format {
+                HookFormat::Json => comfy_mcp::hook::Format::Json,
+                HookFormat::Text => comfy_mcp::hook::Format::Text,
+            });
             return ExitCode::SUCCESS;
         }
         Some(Command::Completions { shell }) => {
@@ -297,14 +300,14 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         }) => {
             let loaded = load(&args)?;
             let (config, _sim) = with_sim(&args, loaded.config).await?;
-            let opts = crate::smoke::Options {
+            let opts = comfy_mcp::smoke::Options {
                 url: url.clone(),
                 no_download: *no_download,
                 download_url: download_url.clone(),
                 folder: folder.clone(),
                 timeout: std::time::Duration::from_secs(*timeout),
             };
-            Ok(crate::smoke::run(&config, &opts).await)
+            Ok(comfy_mcp::smoke::run(&config, &opts, shutdown_signal()).await)
         }
         Some(Command::Audit { command }) => audit(&args, command),
         Some(Command::Hook { .. } | Command::Completions { .. } | Command::Man) => Ok(ExitCode::SUCCESS),
@@ -462,6 +465,15 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
     // Everything queued for the audit log is written and synced.
     server.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// How `hook` prints a warning (`comfy_mcp::hook::Format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum HookFormat {
+    /// The hook JSON Claude Code reads (`systemMessage`, `additionalContext`).
+    Json,
+    /// The warning line alone.
+    Text,
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

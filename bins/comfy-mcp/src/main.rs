@@ -1,8 +1,6 @@
 //! `comfy-mcp`: the MCP server for ComfyUI. See `comfy-mcp --help`.
 
 mod cli;
-mod hook;
-mod smoke;
 #[cfg(unix)]
 mod stdio;
 

@@ -12,7 +12,9 @@
 //!   goes and is;
 //! - [`secrets`]: the Comfy account key paid API nodes use, kept out of
 //!   every result and error;
-//! - [`server`]: the rmcp handler.
+//! - [`server`]: the rmcp handler;
+//! - [`hook`] and [`smoke`]: the `comfy-mcp hook` and `comfy-mcp smoke`
+//!   commands (the binary only parses their arguments).
 //!
 //! Invariant: the only crate that knows about JSON-RPC, MCP types or tower;
 //! it joins the client, the workflow model, the guard and the audit log,
@@ -22,6 +24,7 @@ pub mod backends;
 pub mod budget;
 pub mod caller;
 pub mod config;
+pub mod hook;
 pub mod http;
 pub mod images;
 pub mod jobs;
@@ -29,6 +32,7 @@ pub mod media;
 pub mod secrets;
 pub mod server;
 pub mod skills;
+pub mod smoke;
 pub mod stack;
 pub mod state;
 pub mod tasks;

@@ -33,7 +33,7 @@ use std::io::Read;
 use serde_json::{Map, Value, json};
 
 /// The most of stdin that is read; the rest is ignored (and said so).
-pub(crate) const MAX_INPUT: u64 = 16 << 20;
+pub const MAX_INPUT: u64 = 16 << 20;
 
 /// How many levels of JSON-inside-a-string are followed.
 const MAX_EMBEDDED: u8 = 4;
@@ -60,8 +60,8 @@ const MARKERS: &[&str] = &[
 ];
 
 /// How a warning is printed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
     /// The hook JSON Claude Code reads (`systemMessage`, `additionalContext`).
     Json,
     /// The warning line alone.
@@ -70,7 +70,7 @@ pub(crate) enum Format {
 
 /// What a tool response reports about security.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Report {
+pub struct Report {
     /// Finding lines, in order of appearance, without repeats.
     pub findings: Vec<String>,
     /// The largest dangerous-node count seen (the same report can appear
@@ -168,7 +168,7 @@ fn audit_line_dangerous(line: &str) -> Option<u64> {
 
 /// Searches a hook input: the JSON Claude Code sends, or anything else as
 /// text. Returns the report and the tool's name when the input gave one.
-pub(crate) fn scan(input: &str) -> (Report, Option<String>, bool) {
+pub fn scan(input: &str) -> (Report, Option<String>, bool) {
     let mut report = Report::default();
     let Ok(v) = serde_json::from_str::<Value>(input) else {
         report.text(input, MAX_EMBEDDED);
@@ -201,7 +201,7 @@ fn sanitize(s: &str, out: &mut String) {
 }
 
 /// The one-line warning for a report, or `None` when it is clean.
-pub(crate) fn warning(report: &Report, tool: Option<&str>) -> Option<String> {
+pub fn warning(report: &Report, tool: Option<&str>) -> Option<String> {
     if report.is_clean() {
         return None;
     }
@@ -246,7 +246,7 @@ pub(crate) fn warning(report: &Report, tool: Option<&str>) -> Option<String> {
 
 /// What the hook prints for an input: the stdout line (if any) and a note
 /// for stderr (if any).
-pub(crate) fn post_tool_use(input: &[u8], truncated: bool, format: Format) -> (Option<String>, Option<String>) {
+pub fn post_tool_use(input: &[u8], truncated: bool, format: Format) -> (Option<String>, Option<String>) {
     let text = String::from_utf8_lossy(input);
     let (report, tool, was_json) = scan(&text);
     let note = if truncated {
@@ -277,7 +277,7 @@ pub(crate) fn post_tool_use(input: &[u8], truncated: bool, format: Format) -> (O
     clippy::print_stderr,
     reason = "a hook answers on stdout, notes on stderr"
 )]
-pub(crate) fn run(format: Format) {
+pub fn run(format: Format) {
     let mut input = Vec::new();
     let read = std::io::stdin().lock().take(MAX_INPUT + 1).read_to_end(&mut input);
     if let Err(e) = read {

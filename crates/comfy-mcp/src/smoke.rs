@@ -20,29 +20,29 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::Config;
 use comfy_client::Client;
 use comfy_client::name::{RelPath, Segment};
 use comfy_guard::download::{DownloadPolicy, check_download};
 use comfy_guard::path::Extensions;
-use comfy_mcp::Config;
 use serde_json::Value;
 
 /// The default tiny file: a few hundred kilobytes of safetensors.
-pub(crate) const DEFAULT_URL: &str =
+pub const DEFAULT_URL: &str =
     "https://huggingface.co/hf-internal-testing/tiny-random-gpt2/resolve/main/model.safetensors";
 
 /// What `smoke` was asked.
-pub(crate) struct Options {
+pub struct Options {
     /// The ComfyUI to check (default: `comfyui.url`).
-    pub(crate) url: Option<String>,
+    pub url: Option<String>,
     /// Skip the download check.
-    pub(crate) no_download: bool,
+    pub no_download: bool,
     /// The file to download.
-    pub(crate) download_url: String,
+    pub download_url: String,
     /// The model folder it goes to.
-    pub(crate) folder: String,
+    pub folder: String,
     /// The longest the download may take.
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
 }
 
 /// One line of the checklist.
@@ -78,8 +78,10 @@ impl Checklist {
     }
 }
 
-/// Runs the checks; the exit code says how they went.
-pub(crate) async fn run(config: &Config, opts: &Options) -> ExitCode {
+/// Runs the checks; the exit code says how they went. When `stop`
+/// completes (the caller's Ctrl-C) during the download check, the trial
+/// file is removed and the check fails as interrupted.
+pub async fn run(config: &Config, opts: &Options, stop: impl std::future::Future<Output = ()>) -> ExitCode {
     let url = opts.url.clone().unwrap_or_else(|| config.comfyui.url.clone());
     #[allow(clippy::print_stdout, reason = "the checklist is the command's output")]
     {
@@ -160,7 +162,7 @@ pub(crate) async fn run(config: &Config, opts: &Options) -> ExitCode {
     let mut trial = Download::new(&client, opts);
     let outcome = tokio::select! {
         r = trial.run(config) => Some(r),
-        () = crate::cli::shutdown_signal() => None,
+        () = stop => None,
     };
     // Whatever happened, nothing is left behind.
     let cleanup = trial.clean_up().await;

@@ -153,6 +153,7 @@ pub fn expand_home(path: &str) -> PathBuf {
 
 /// Why a record was not written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     /// The file system refused (disk full, read-only, permissions, ...).
     #[error("audit log {path}: {op} failed: {reason}")]

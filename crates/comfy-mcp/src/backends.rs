@@ -202,6 +202,7 @@ pub fn current() -> Option<Arc<Backend>> {
 
 /// Why no backend could be chosen.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RouteError {
     /// The `backend` argument names none.
     #[error("`backend` must be one of {known} (got {got:?})")]

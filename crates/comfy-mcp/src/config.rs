@@ -581,6 +581,7 @@ impl fmt::Display for Source {
 
 /// Why the configuration cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("config file {path}: {reason}")]

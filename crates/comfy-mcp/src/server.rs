@@ -55,6 +55,7 @@ fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The ComfyUI client could not be built from the configuration.
     #[error("comfyui: {0}")]

@@ -25,6 +25,7 @@ use crate::config::StateConfig;
 
 /// Why Redis could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateError {
     /// The URL is not one the client understands.
     #[error("state.redis_url: {0}")]

@@ -437,6 +437,7 @@ pub struct Finding {
 
 /// Why inspection refused to look at a workflow at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InspectError {
     /// The document broke a limit or is not a workflow.
     #[error("workflow rejected: {0}")]

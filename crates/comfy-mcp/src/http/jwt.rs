@@ -157,6 +157,7 @@ struct Jwk {
 
 /// Why a key set was not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeySetError {
     /// Not a JSON object with a `keys` list.
     #[error("not a JWK set: {0}")]
@@ -275,6 +276,7 @@ impl KeySet {
 /// Why a token was refused. The message is safe to send back in
 /// `error_description` (it never quotes the token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JwtError {
     /// Longer than [`MAX_TOKEN_BYTES`].
     #[error("the token is longer than {MAX_TOKEN_BYTES} bytes")]

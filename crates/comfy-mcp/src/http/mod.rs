@@ -88,6 +88,7 @@ pub const DEFAULT_PRINCIPAL: &str = "default";
 
 /// Why the HTTP transport could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
     /// Refused by policy (no token on a public address, bad settings).
     #[error("{0}")]

@@ -305,6 +305,7 @@ impl Settings {
 
 /// Why a token was not accepted.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OAuthError {
     /// The token itself (401 `invalid_token`).
     #[error(transparent)]

@@ -51,6 +51,7 @@ struct Live {
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionsError {
     /// The session cap is reached.
     #[error("too many MCP sessions (at most {0}); retry later")]

@@ -48,14 +48,14 @@ pub enum Preview {
     Jpeg(u8),
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Error> {
     serde_json::from_slice(body).map_err(|e| Error::Decode {
         what: what.to_owned(),
         reason: e.to_string(),
     })
 }
 
-fn check(reply: &crate::transport::Reply, what: &str) -> Result<(), Error> {
+pub(crate) fn check(reply: &crate::transport::Reply, what: &str) -> Result<(), Error> {
     if reply.status.is_success() {
         return Ok(());
     }
@@ -125,7 +125,12 @@ impl Client {
         check(&reply, what)
     }
 
-    async fn post_json(&self, target: &str, body: &Value, what: &str) -> Result<crate::transport::Reply, Error> {
+    pub(crate) async fn post_json(
+        &self,
+        target: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<crate::transport::Reply, Error> {
         let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| Error::Config(e.to_string()))?);
         let cap = self.inner.http.config.limits.json;
         self.inner

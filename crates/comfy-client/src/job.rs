@@ -386,17 +386,8 @@ impl Job {
     }
 
     async fn time_out(&self) -> JobOutcome {
-        if self.cancel_on_timeout
-            && let Ok(queue) = self.client.queue().await
-        {
-            if queue.is_running(&self.prompt_id) {
-                let _ = self.client.interrupt(Some(&self.prompt_id)).await;
-            } else if queue.position(&self.prompt_id).is_some() {
-                let _ = self
-                    .client
-                    .delete_from_queue(std::slice::from_ref(&self.prompt_id))
-                    .await;
-            }
+        if self.cancel_on_timeout {
+            let _ = self.client.cancel_job(&self.prompt_id).await;
         }
         self.outcome(JobStatus::Timeout, None)
     }

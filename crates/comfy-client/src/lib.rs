@@ -39,6 +39,7 @@
 //! ```
 
 mod api;
+mod cancel;
 mod config;
 mod error;
 pub mod fetch;
@@ -54,6 +55,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::{Preview, PromptOptions, UploadOptions};
+pub use cancel::{CancelMethod, Cancelled};
 pub use config::{
     Auth, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE, DEFAULT_READ_TIMEOUT, DEFAULT_TRIES, Limits, Secret,
 };
@@ -78,6 +80,8 @@ struct Inner {
     hub_ready: std::sync::OnceLock<Arc<ws::Hub>>,
     /// The parsed `/object_info` and when it was fetched.
     object_info: std::sync::Mutex<Option<(std::time::Instant, Arc<comfy_workflow::ObjectInfo>)>>,
+    /// How jobs are cancelled on this server, once decided.
+    cancel: cancel::CancelChoice,
 }
 
 impl Drop for Inner {
@@ -269,6 +273,7 @@ impl ClientBuilder {
                 hub: tokio::sync::Mutex::new(None),
                 hub_ready: std::sync::OnceLock::new(),
                 object_info: std::sync::Mutex::new(None),
+                cancel: cancel::CancelChoice::default(),
             }),
         })
     }

@@ -304,6 +304,49 @@ fn origin_refused(parts: &http::request::Parts) -> bool {
     host_name(origin_authority) != host
 }
 
+/// `POST /api/jobs/cancel {"job_ids": [...]}` (0.33.0): every id must be a
+/// canonical UUID string, or nothing is cancelled and the 400 lists the bad
+/// ones (Python `repr` for non-strings); unknown and finished ids are
+/// no-ops; `{"cancelled": bool}` says whether any job was stopped or
+/// removed. A body that is not UTF-8 fails as aiohttp's `text()` does (500).
+async fn cancel_batch(shared: &Shared, body: Incoming) -> Response<Body> {
+    let Some(bytes) = read_body(body, MAX_JSON_BODY).await else {
+        return server_error();
+    };
+    if std::str::from_utf8(&bytes).is_err() {
+        return server_error();
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        return json(400, &json!({"error": "Request body must be valid JSON"}));
+    };
+    let Some(ids) = value
+        .as_object()
+        .and_then(|o| o.get("job_ids"))
+        .and_then(Value::as_array)
+    else {
+        return json(400, &json!({"error": "job_ids must be a list"}));
+    };
+    let invalid: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| match id {
+            Value::String(s) if crate::version::is_canonical_uuid(s) => None,
+            Value::String(s) => Some(Value::from(s.as_str())),
+            other => Some(Value::from(crate::validate::py_repr(other))),
+        })
+        .collect();
+    if !invalid.is_empty() {
+        return json(
+            400,
+            &json!({"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}),
+        );
+    }
+    let mut any = false;
+    for id in ids.iter().filter_map(Value::as_str) {
+        any |= shared.cancel_job(id);
+    }
+    json(200, &json!({"cancelled": any}))
+}
+
 /// Serves one request.
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let faults = shared.faults.borrow().clone();
@@ -355,15 +398,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     {
         // ComfyUI 0.33.0's cancel routes: `{"cancelled": bool}`.
         if rest == "cancel" {
-            let ids = match read_json(body).await {
-                Ok(v) => v.get("job_ids").and_then(Value::as_array).cloned().unwrap_or_default(),
-                Err(r) => return r,
-            };
-            let mut any = false;
-            for id in ids.iter().filter_map(Value::as_str).take(10_000) {
-                any |= shared.cancel_job(id);
-            }
-            return json(200, &json!({"cancelled": any}));
+            shared.count_request("/jobs/cancel");
+            return cancel_batch(&shared, body).await;
         }
         if let Some(id) = rest.strip_suffix("/cancel").filter(|id| !id.contains('/')) {
             shared.count_request("/jobs/{id}/cancel");
@@ -380,6 +416,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             .and_then(|r| r.strip_suffix("/cancel"))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
     {
+        shared.count_request("/jobs/{id}/cancel");
         let mut r = text(405, "405: Method Not Allowed");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
@@ -560,7 +597,23 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
                 Some(b) => serde_json::from_slice::<Value>(&b).unwrap_or_else(|_| json!({})),
                 None => json!({}),
             };
-            shared.interrupt(v.get("prompt_id").and_then(Value::as_str));
+            // A JSON body that is not an object fails in ComfyUI's
+            // `json_data.get` (500, nothing interrupted).
+            if !v.is_object() {
+                return server_error();
+            }
+            // Python truthiness: a missing, null, empty or zero id is the
+            // global interrupt; any other value names a job (and one that
+            // is not a string names none).
+            let id = match v.get("prompt_id") {
+                None | Some(Value::Null | Value::Bool(false)) => None,
+                Some(Value::String(s)) if s.is_empty() => None,
+                Some(Value::Array(a)) if a.is_empty() => None,
+                Some(Value::Object(o)) if o.is_empty() => None,
+                Some(Value::Number(n)) if n.as_f64() == Some(0.0) => None,
+                Some(other) => Some(crate::validate::py_str(other)),
+            };
+            shared.interrupt(id.as_deref());
             empty(200)
         }
         Route::Free => {

@@ -440,6 +440,15 @@ impl<'a> Run<'a> {
 
     async fn run_node(&mut self, node: &str, class: &str) -> Result<(Vec<Out>, Option<Value>), Stop> {
         let one = |o: Out| Ok((vec![o], None));
+        if let Some(inputs) = self
+            .prompt
+            .get(node)
+            .and_then(|n| n.get("inputs"))
+            .and_then(Value::as_object)
+            && let Some((message, kind)) = crate::loaders::failure(self.shared, class, inputs)
+        {
+            return Err(Stop::Failed { message, kind });
+        }
         match class {
             "EmptyImage" => {
                 let (w, h, b) = (

@@ -33,6 +33,7 @@ mod files;
 mod image;
 mod jobs;
 mod library;
+mod loaders;
 mod log;
 mod manager;
 mod model_manager;

@@ -505,20 +505,38 @@ impl Shared {
             )
         };
         if running {
-            self.interrupt(Some(id));
+            self.log.write(&self.hub, &format!("Cancelling running prompt {id}\n"));
+            let mut st = self.lock();
+            if st.running.as_ref().is_some_and(|j| j.id == id) {
+                st.interrupt = true;
+            }
         } else if pending {
+            self.log.write(&self.hub, &format!("Cancelling pending prompt {id}\n"));
             self.queue_post(&json!({"delete": [id]}));
         }
         running || pending
     }
 
-    /// `POST /interrupt`: global, or only if `prompt_id` is running.
+    /// `POST /interrupt`: global, or only if `prompt_id` is running; logged
+    /// as ComfyUI logs it.
     pub(crate) fn interrupt(&self, prompt_id: Option<&str>) {
-        let mut st = self.lock();
-        match prompt_id {
-            Some(id) if st.running.as_ref().is_none_or(|j| j.id != id) => {}
-            _ => st.interrupt = true,
-        }
+        let line = {
+            let mut st = self.lock();
+            match prompt_id {
+                Some(id) if st.running.as_ref().is_none_or(|j| j.id != id) => {
+                    format!("Prompt {id} is not currently running, skipping interrupt\n")
+                }
+                Some(id) => {
+                    st.interrupt = true;
+                    format!("Interrupting prompt {id}\n")
+                }
+                None => {
+                    st.interrupt = true;
+                    "Global interrupt (no prompt_id specified)\n".to_owned()
+                }
+            }
+        };
+        self.log.write(&self.hub, &line);
     }
 
     pub(crate) fn history_json(&self, max_items: Option<i64>, offset: i64) -> Value {

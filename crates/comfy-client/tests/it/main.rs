@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod cancel;
 mod fetch;
 mod jobs;
 mod methods;

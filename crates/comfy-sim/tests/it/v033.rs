@@ -92,3 +92,123 @@ async fn interrupted_jobs_are_cancelled_and_jobs_cancel_by_id_on_0_33_only() {
         assert_eq!(listed.status, 200, "{version}");
     }
 }
+
+#[tokio::test]
+async fn the_batch_cancel_route_refuses_and_ignores_as_recorded_from_0_33() {
+    let sim = Sim::builder()
+        .comfyui_version(ComfyVersion::V0_33_0)
+        .start()
+        .await
+        .unwrap();
+    let raw = crate::support::request(
+        sim.addr(),
+        "POST",
+        "/api/jobs/cancel",
+        &[("Content-Type", "application/json")],
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (raw.status, raw.json()),
+        recorded("post_api_jobs_cancel_batch_not_json")
+    );
+    for name in [
+        "post_api_jobs_cancel_batch_not_list",
+        "post_api_jobs_cancel_batch_not_object",
+        "post_api_jobs_cancel_batch_empty",
+    ] {
+        let reply = post_json(sim.addr(), "/api/jobs/cancel", &request_body(name)).await;
+        assert_eq!((reply.status, reply.json()), recorded(name), "{name}");
+    }
+    // Ids are random: the recorded refusal lists the same kinds of bad ids.
+    let reply = post_json(
+        sim.addr(),
+        "/api/jobs/cancel",
+        &request_body("post_api_jobs_cancel_batch_invalid_ids"),
+    )
+    .await;
+    let (status, body) = recorded("post_api_jobs_cancel_batch_invalid_ids");
+    let sent = request_body("post_api_jobs_cancel_batch_invalid_ids");
+    assert_eq!(reply.status, status);
+    assert_eq!(reply.json()["error"], body["error"]);
+    assert_eq!(reply.json()["invalid_ids"], body["invalid_ids"], "sent {sent}");
+    // A finished job: a no-op, alone and in a batch.
+    let done = post_json(
+        sim.addr(),
+        "/prompt",
+        &json!({"prompt": {
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 5}},
+            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}}),
+    )
+    .await
+    .prompt_id();
+    wait_history(sim.addr(), &done).await;
+    let reply = post_json(sim.addr(), &format!("/api/jobs/{done}/cancel"), &json!({})).await;
+    assert_eq!((reply.status, reply.json()), recorded("post_api_jobs_cancel_finished"));
+    let reply = post_json(sim.addr(), "/api/jobs/cancel", &json!({"job_ids": [done]})).await;
+    assert_eq!(
+        (reply.status, reply.json()),
+        recorded("post_api_jobs_cancel_batch_finished")
+    );
+    // A batch with a waiting job in it cancels it.
+    let a = post_json(sim.addr(), "/prompt", &sleeper(41)).await.prompt_id();
+    let b = post_json(sim.addr(), "/prompt", &sleeper(42)).await.prompt_id();
+    wait_running(sim.addr()).await;
+    let reply = post_json(sim.addr(), "/api/jobs/cancel", &json!({"job_ids": [done, b, a]})).await;
+    assert_eq!((reply.status, reply.json()), (200, json!({"cancelled": true})));
+    wait_history(sim.addr(), &a).await;
+    assert_eq!(get(sim.addr(), &format!("/api/jobs/{b}")).await.status, 404);
+}
+
+/// The `execution_error` of a recorded history entry, without what differs
+/// between runs (ids, times, the traceback's paths, what was cached).
+fn error_message(entry: &Value) -> Value {
+    let messages = entry["status"]["messages"].as_array().unwrap();
+    let (_, data) = messages
+        .iter()
+        .filter_map(|m| Some((m[0].as_str()?, m[1].clone())))
+        .find(|(kind, _)| *kind == "execution_error")
+        .unwrap();
+    json!({
+        "node_id": data["node_id"], "node_type": data["node_type"],
+        "exception_type": data["exception_type"], "exception_message": data["exception_message"],
+        "current_inputs": data["current_inputs"],
+    })
+}
+
+#[tokio::test]
+async fn loaders_fail_on_placeholder_model_files_as_recorded_from_0_33() {
+    let models = tempdir("placeholders");
+    for p in [
+        "checkpoints/v1-5-pruned-emaonly.safetensors",
+        "upscale_models/RealESRGAN_x4plus.pth",
+    ] {
+        let path = models.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+    }
+    let sim = Sim::builder()
+        .comfyui_version(ComfyVersion::V0_33_0)
+        .models_dir(&models)
+        .start()
+        .await
+        .unwrap();
+    for kind in ["checkpoint", "upscale"] {
+        let sent = request_body(&format!("post_prompt_placeholder_{kind}"));
+        let id = post_json(sim.addr(), "/prompt", &sent).await.prompt_id();
+        let ours = wait_history(sim.addr(), &id).await;
+        let (status, theirs) = recorded(&format!("get_history_placeholder_{kind}"));
+        assert_eq!(status, 200);
+        let theirs = theirs.as_object().unwrap().values().next().unwrap().clone();
+        assert_eq!(ours["status"]["status_str"], "error", "{kind}");
+        assert_eq!(error_message(&ours), error_message(&theirs), "{kind}");
+    }
+    let _ = std::fs::remove_dir_all(&models);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("comfy-sim-v033-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -305,7 +305,7 @@ fn sessions_are_capped_and_expire_when_idle() {
             s.addr
         ),
     );
-    assert!(status == 200 || status == 202 || status == 204, "DELETE: {status}");
+    assert_eq!(status, 204, "DELETE of a live session");
     let (status, third) = post(&s.addr, "", INIT);
     assert_eq!(status, 200, "{third}");
     // A used session lives on; an idle one is gone (404, start again).
@@ -508,4 +508,243 @@ fn older_protocol_revisions_keep_working() {
         assert_eq!(status, 200, "{version}: {text}");
         assert!(text.contains(r#""tools":[{"#), "{version}: {text}");
     }
+}
+
+/// Sends `INIT` with `host` as `Host` and `origin` (if any) as `Origin`.
+fn init_as(addr: &str, host: &str, origin: Option<&str>) -> (u16, String) {
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    send(
+        addr,
+        &format!(
+            "POST /mcp HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{INIT}",
+            INIT.len()
+        ),
+    )
+}
+
+#[test]
+fn allowed_hosts_and_origins_widen_the_loopback_defaults() {
+    let s = start(
+        "    allowed_hosts: [\"mcp.example.com:8443\", gpu-box.example]\n    allowed_origins: [\"https://app.example:443\", \"https://ide.example:*\"]\n",
+        &[],
+    );
+    let addr = &s.addr;
+    let port = addr.rsplit(':').next().unwrap();
+    for (host, origin, expected, why) in [
+        (addr.clone(), None, 200, "loopback Host stays allowed"),
+        (format!("localhost:{port}"), None, 200, "localhost stays allowed"),
+        (format!("[::1]:{port}"), None, 200, "::1 stays allowed"),
+        (
+            "mcp.example.com:8443".to_owned(),
+            None,
+            200,
+            "a configured host with its port",
+        ),
+        (
+            "MCP.example.com:8443".to_owned(),
+            None,
+            200,
+            "host names are case-insensitive",
+        ),
+        (
+            "gpu-box.example:1234".to_owned(),
+            None,
+            200,
+            "a configured name without a port: any port",
+        ),
+        (
+            "mcp.example.com:443".to_owned(),
+            None,
+            403,
+            "a configured host on another port",
+        ),
+        (
+            "mcp.example.com".to_owned(),
+            None,
+            403,
+            "a configured host without its port",
+        ),
+        (
+            "evil.example".to_owned(),
+            None,
+            403,
+            "DNS rebinding: the attacker's name",
+        ),
+        (
+            format!("127.0.0.1.nip.io:{port}"),
+            None,
+            403,
+            "a name that resolves to loopback",
+        ),
+        (
+            addr.clone(),
+            Some("http://localhost:3000"),
+            200,
+            "a loopback origin stays allowed",
+        ),
+        (
+            addr.clone(),
+            Some("https://127.0.0.1:9"),
+            200,
+            "a loopback https origin",
+        ),
+        (
+            addr.clone(),
+            Some("https://app.example"),
+            200,
+            "the default port of a configured origin",
+        ),
+        (
+            addr.clone(),
+            Some("https://app.example:443"),
+            200,
+            "a configured origin",
+        ),
+        (
+            addr.clone(),
+            Some("https://ide.example:7777"),
+            200,
+            "`:*` allows any port",
+        ),
+        (
+            addr.clone(),
+            Some("https://app.example:8443"),
+            403,
+            "a configured origin on another port",
+        ),
+        (
+            addr.clone(),
+            Some("http://app.example:443"),
+            403,
+            "a configured origin over another scheme",
+        ),
+        (
+            addr.clone(),
+            Some("https://app.example.evil.example"),
+            403,
+            "a longer name",
+        ),
+        (addr.clone(), Some("null"), 403, "the null origin"),
+        (addr.clone(), Some("https://evil.example"), 403, "a foreign origin"),
+        (
+            "mcp.example.com:8443".to_owned(),
+            Some("https://evil.example"),
+            403,
+            "an allowed host, a foreign origin",
+        ),
+    ] {
+        let (status, text) = init_as(addr, &host, origin);
+        assert_eq!(status, expected, "{why} (Host {host}, Origin {origin:?}): {text}");
+    }
+}
+
+#[test]
+fn loopback_can_be_dropped_for_a_remote_deployment() {
+    let s = start(
+        "    allow_loopback: false\n    allowed_hosts: [mcp.example.com]\n    allowed_origins: [\"https://app.example:443\"]\n",
+        &[],
+    );
+    let addr = &s.addr;
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(init_as(addr, &format!("mcp.example.com:{port}"), None).0, 200);
+    assert_eq!(
+        init_as(addr, &format!("mcp.example.com:{port}"), Some("https://app.example")).0,
+        200
+    );
+    for (host, origin) in [
+        (addr.clone(), None),
+        (format!("localhost:{port}"), None),
+        (format!("mcp.example.com:{port}"), Some("http://localhost:3000")),
+        (format!("mcp.example.com:{port}"), Some("http://127.0.0.1:8188")),
+    ] {
+        let (status, text) = init_as(addr, &host, origin);
+        assert_eq!(status, 403, "Host {host}, Origin {origin:?}: {text}");
+    }
+}
+
+/// Runs the binary with `remote` and expects it to refuse to start with
+/// `needle` on stderr.
+fn refuses_to_start(remote: &str, needle: &str) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
+    std::fs::write(
+        home.path().join(".comfyui-mcp/config.yaml"),
+        format!("transport:\n  remote:\n    enabled: true\n    port: 0\n{remote}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
+        .arg("--sim")
+        .env("HOME", home.path())
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{remote}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "{remote}: {stderr}");
+}
+
+#[test]
+fn unclear_host_and_origin_settings_stop_the_start() {
+    refuses_to_start(
+        "    allowed_origins: [\"https://app.example\"]\n",
+        "transport.remote.allowed_origins: \"https://app.example\" has no port",
+    );
+    refuses_to_start(
+        "    allowed_origins: [\"null\"]\n",
+        "transport.remote.allowed_origins: \"null\"",
+    );
+    refuses_to_start(
+        "    allowed_hosts: [\"http://mcp.example.com\"]\n",
+        "transport.remote.allowed_hosts: \"http://mcp.example.com\"",
+    );
+    refuses_to_start("    allow_loopback: false\n", "transport.remote.allowed_hosts is empty");
+}
+
+#[test]
+fn deleting_a_session_ends_it_for_good() {
+    let s = start("", &[]);
+    let addr = &s.addr;
+    let delete = |id: &str| {
+        send(
+            addr,
+            &format!(
+                "DELETE /mcp HTTP/1.1\r\nHost: {addr}\r\nMcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let (status, text) = post(addr, "", INIT);
+    assert_eq!(status, 200, "{text}");
+    let id = session_of(&text);
+    let (status, text) = delete(&id);
+    assert_eq!(status, 204, "an ended session: {text}");
+    assert!(!text.to_lowercase().contains("content-length: 1"), "no body: {text}");
+    let (status, text) = delete(&id);
+    assert_eq!(status, 404, "ending it again: {text}");
+    let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+    let (status, text) = post(
+        addr,
+        &format!("Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: 2025-11-25\r\n"),
+        ping,
+    );
+    assert_eq!(status, 404, "the id is unknown afterwards: {text}");
+    let (status, text) = delete("00000000-0000-4000-8000-000000000000");
+    assert_eq!(status, 404, "a session that never existed: {text}");
+    // Without a session id, rmcp's own refusal stands.
+    let (status, _) = send(
+        addr,
+        &format!("DELETE /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 400);
+    // The Host check comes first: a foreign Host ends nothing.
+    let (status, text) = post(addr, "", INIT);
+    assert_eq!(status, 200);
+    let id = session_of(&text);
+    let (status, _) = send(
+        addr,
+        &format!("DELETE /mcp HTTP/1.1\r\nHost: evil.example\r\nMcp-Session-Id: {id}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(delete(&id).0, 204, "the session survived the refused DELETE");
 }

@@ -208,10 +208,14 @@ pub struct Remote {
     pub auth_token: Option<String>,
     /// Serve on a non-loopback address without a token; ours.
     pub allow_unauthenticated: bool,
-    /// Allowed `Origin` values (default: loopback origins); ours.
+    /// Allowed `Origin` values (`scheme://host:port`, or `:*` for any
+    /// port), besides the loopback origins; ours.
     pub allowed_origins: Vec<String>,
-    /// Allowed `Host` names (default: loopback names); ours.
+    /// Allowed `Host` names, besides the loopback names; ours.
     pub allowed_hosts: Vec<String>,
+    /// Keep the loopback names and origins allowed besides
+    /// `allowed_hosts` and `allowed_origins` (default true); ours.
+    pub allow_loopback: bool,
     /// Named bearer tokens, principal name to token (secrets); ours. Each
     /// principal sees only its own jobs unless `share_jobs` is set.
     pub auth_tokens: BTreeMap<String, String>,
@@ -335,6 +339,7 @@ impl fmt::Debug for Remote {
             .field("allow_unauthenticated", &self.allow_unauthenticated)
             .field("allowed_origins", &self.allowed_origins)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("allow_loopback", &self.allow_loopback)
             .field(
                 "auth_tokens",
                 &self.auth_tokens.keys().map(|k| (k, "****")).collect::<BTreeMap<_, _>>(),
@@ -389,6 +394,7 @@ impl Default for Remote {
             allow_unauthenticated: false,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            allow_loopback: true,
             auth_tokens: BTreeMap::new(),
             share_jobs: false,
             max_queued_jobs_per_client: 10,
@@ -671,6 +677,7 @@ pub const KNOWN: &[&str] = &[
     "transport.remote.allow_unauthenticated",
     "transport.remote.allowed_origins",
     "transport.remote.allowed_hosts",
+    "transport.remote.allow_loopback",
     "transport.remote.auth_tokens",
     "transport.remote.share_jobs",
     "transport.remote.max_queued_jobs_per_client",
@@ -1277,6 +1284,7 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "allow_unauthenticated": c.transport.remote.allow_unauthenticated,
                                      "allowed_origins": c.transport.remote.allowed_origins,
                                      "allowed_hosts": c.transport.remote.allowed_hosts,
+                                     "allow_loopback": c.transport.remote.allow_loopback,
                                      "auth_tokens": c.transport.remote.auth_tokens.keys().map(|k| (k.clone(), "****")).collect::<BTreeMap<_, _>>(),
                                      "share_jobs": c.transport.remote.share_jobs,
                                      "max_queued_jobs_per_client": c.transport.remote.max_queued_jobs_per_client,

@@ -351,3 +351,45 @@ def test_a_session_answers_only_the_principal_that_opened_it(home, comfyui_url):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_ending_a_session_is_clean_and_final(home, comfyui_url, caplog):
+    proc, url = start_remote(home, comfyui_url, "")
+    seen = []
+    ended = []
+
+    async def watch(response):
+        request = response.request
+        if "mcp-session-id" in response.headers:
+            seen.append(response.headers["mcp-session-id"])
+        if request.method == "DELETE":
+            ended.append(response.status_code)
+
+    async def main():
+        client = httpx2.AsyncClient(timeout=30, event_hooks={"response": [watch]})
+        async with streamable_http_client(url, http_client=client) as streams:
+            async with ClientSession(streams[0], streams[1]) as s:
+                await s.initialize()
+                assert len((await s.list_tools()).tools) == TOOL_COUNT
+        # Leaving the client sent DELETE; the SDK took the answer as a clean end.
+        assert ended == [204], ended
+        assert seen
+        headers = {
+            "Mcp-Session-Id": seen[0],
+            "MCP-Protocol-Version": "2025-11-25",
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        }
+        async with httpx2.AsyncClient(timeout=30) as raw:
+            after = await raw.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":5,"method":"tools/list"}')
+            assert after.status_code == 404, after.text
+            again = await raw.delete(url, headers=headers)
+            assert again.status_code == 404, again.text
+
+    with caplog.at_level("DEBUG"):
+        try:
+            anyio.run(main)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert not [r for r in caplog.records if "Session termination failed" in r.getMessage()], caplog.text

@@ -5,9 +5,10 @@
 //! 2025-11-25, stateless 2026-07-28, `Mcp-Method` headers) and checks Host
 //! and Origin; in front of it this module adds what rmcp leaves to the
 //! deployment:
-//! - Origin validation switched on, with loopback origins allowed by
-//!   default (rmcp checks nothing unless origins are configured), so a
-//!   foreign or `null` Origin gets 403; foreign Host headers get 403;
+//! - DNS-rebinding and cross-origin protection ([`rebinding`]): a `Host`
+//!   or `Origin` outside the allowed lists (loopback, widened by
+//!   `allowed_hosts` / `allowed_origins`, loopback dropped with
+//!   `allow_loopback: false`) gets 403, a `null` Origin too;
 //! - an optional bearer token (`transport.remote.auth_token` or
 //!   `COMFYUI_MCP_AUTH_TOKEN`) compared in constant time, 401 with
 //!   `WWW-Authenticate` otherwise, and tokens in the query string refused;
@@ -53,6 +54,7 @@
 
 pub mod jwt;
 pub mod oauth;
+pub mod rebinding;
 pub mod sessions;
 
 use std::convert::Infallible;
@@ -73,6 +75,7 @@ use tokio_util::sync::CancellationToken;
 use crate::caller::{Principal, ShareJobs};
 use crate::config::Remote;
 use crate::server::Server;
+use rebinding::Rebinding;
 use sessions::Sessions;
 
 /// Largest request body accepted.
@@ -464,28 +467,11 @@ fn tls_acceptor(cert: &str, key: &str) -> Result<tokio_rustls::TlsAcceptor, Http
 const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 const METADATA_PATH_MCP: &str = "/.well-known/oauth-protected-resource/mcp";
 
-/// Whether the host of `authority` (a plain `host[:port]`) is one of
-/// `allowed` (entries `name` or `name:port`, compared as rmcp compares).
-fn host_allowed(authority: &str, allowed: &[String]) -> bool {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
-        _ => (authority, None),
-    };
-    let bare = |h: &str| h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    allowed.iter().any(|entry| {
-        let (name, entry_port) = match entry.rsplit_once(':') {
-            Some((n, p)) if !n.ends_with(':') && !n.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (n, Some(p)),
-            _ => (entry.as_str(), None),
-        };
-        bare(name) == bare(host) && entry_port.is_none_or(|p| Some(p) == port)
-    })
-}
-
 /// The URL of this server as the request reached it (`scheme://host`),
 /// when its `Host` is one the server answers to.
 fn base_url<B>(req: &Request<B>, shared: &Shared) -> Option<String> {
     let host = req.headers().get(header::HOST)?.to_str().ok()?;
-    if !plain_authority(host) || !host_allowed(host, &shared.hosts) {
+    if !plain_authority(host) || !shared.rebinding.host_allowed(host) {
         return None;
     }
     let scheme = if shared.tls { "https" } else { "http" };
@@ -524,8 +510,8 @@ fn resource_metadata(base: &str, oauth: Option<&oauth::Verifier>) -> Reply {
 
 /// What every connection needs.
 struct Shared {
-    /// The `Host` names served (rmcp's list, also for the metadata URL).
-    hosts: Vec<String>,
+    /// The `Host` and `Origin` values served (also for the metadata URL).
+    rebinding: Rebinding,
     /// Whether the server speaks TLS itself.
     tls: bool,
     mcp: StreamableHttpService<Server, Sessions>,
@@ -581,6 +567,9 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     if let Err(refused) = check_head(&mut req) {
+        return *refused;
+    }
+    if let Err(refused) = shared.rebinding.check(req.headers()) {
         return *refused;
     }
     let metadata = match &shared.oauth_metadata {
@@ -685,13 +674,34 @@ async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Reply {
         }
     }
     let mut mcp = shared.mcp.clone();
-    let served = sessions::as_creator(
+    let deleting = parts.method == http::Method::DELETE;
+    let served = sessions::ending(sessions::as_creator(
         principal,
         tower::Service::call(&mut mcp, Request::from_parts(parts, Full::new(bytes))),
-    );
+    ));
     match served.await {
-        Ok(reply) => reply,
-        Err(never) => match never {},
+        (Ok(reply), ended) if deleting => session_ended(reply, ended),
+        (Ok(reply), _) => reply,
+        (Err(never), _) => match never {},
+    }
+}
+
+/// The answer to `DELETE /mcp`: rmcp says 202 whether or not the session
+/// existed (and the Python SDK logs that as a failed termination); the
+/// spec's answers are 204 for an ended session and 404 for one the server
+/// does not know, so a client learns that the id is dead either way.
+fn session_ended(reply: Reply, ended: Option<bool>) -> Reply {
+    if reply.status() != StatusCode::ACCEPTED {
+        return reply;
+    }
+    match ended {
+        Some(true) => {
+            let mut r = Response::new(Full::new(Bytes::new()).boxed());
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        Some(false) => plain(StatusCode::NOT_FOUND, "Not Found: Session not found\n"),
+        None => reply,
     }
 }
 
@@ -718,6 +728,7 @@ where
 /// bound.
 pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> Result<SocketAddr, HttpError> {
     let tokens = Tokens::from(remote);
+    let rebinding = Rebinding::from_config(remote).map_err(|e| HttpError::Refused(e.to_string()))?;
     let verifier = if remote.oauth.enabled() {
         let settings = oauth::Settings::from_config(&remote.oauth)
             .map_err(|(key, value, why)| HttpError::Refused(format!("{key} {value}: {why}")))?;
@@ -750,26 +761,9 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
         addr: addr.clone(),
         reason: e.to_string(),
     })?;
-    let mut hosts = remote.allowed_hosts.clone();
-    if hosts.is_empty() {
-        hosts = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-    }
-    if !is_loopback(&remote.host) && remote.host != "0.0.0.0" && !hosts.contains(&remote.host) {
-        hosts.push(remote.host.clone());
-    }
-    let mut origins = remote.allowed_origins.clone();
-    if origins.is_empty() {
-        origins = vec![
-            "http://localhost:*".into(),
-            "http://127.0.0.1:*".into(),
-            "http://[::1]:*".into(),
-            "https://localhost:*".into(),
-            "https://127.0.0.1:*".into(),
-        ];
-    }
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(hosts.clone())
-        .with_allowed_origins(origins)
+        .with_allowed_hosts(rebinding.host_entries().to_vec())
+        .with_allowed_origins(rebinding.origin_entries().to_vec())
         .with_max_request_body_bytes(MAX_BODY)
         .with_cancellation_token(stop.clone());
     let idle = Duration::from_secs(remote.session_idle_timeout);
@@ -782,7 +776,7 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
     let mcp = StreamableHttpService::new(move || Ok(factory_server.clone()), Arc::clone(&sessions), config);
     let shared_tokens = tokens.0.len();
     let shared = Arc::new(Shared {
-        hosts,
+        rebinding,
         tls: tls.is_some(),
         mcp,
         sessions: Arc::clone(&sessions),
@@ -839,18 +833,7 @@ pub async fn serve(server: Server, remote: &Remote, stop: CancellationToken) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::{host_allowed, nested_deeper_than, plain_authority};
-
-    #[test]
-    fn hosts_are_matched_by_name_and_optional_port() {
-        let allowed = vec!["localhost".to_owned(), "::1".to_owned(), "mcp.example:8443".to_owned()];
-        assert!(host_allowed("localhost:8080", &allowed));
-        assert!(host_allowed("LOCALHOST", &allowed));
-        assert!(host_allowed("[::1]:9", &allowed));
-        assert!(host_allowed("mcp.example:8443", &allowed));
-        assert!(!host_allowed("mcp.example:443", &allowed));
-        assert!(!host_allowed("evil.example", &allowed));
-    }
+    use super::{nested_deeper_than, plain_authority};
 
     #[test]
     fn only_plain_authorities_pass() {

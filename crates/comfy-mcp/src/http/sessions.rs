@@ -12,6 +12,9 @@
 //! - a session unused for `idle` is closed: the next request naming it gets
 //!   404 (the client starts a new session, as the spec says), and a sweeper
 //!   closes idle sessions nobody names again;
+//! - `DELETE` of a live session ends it and says so ([`ending`] tells the
+//!   HTTP layer, which answers 204); of an unknown, expired or already
+//!   ended one, 404 (rmcp answers 202 either way);
 //! - each session belongs to the principal whose token created it
 //!   ([`Sessions::belongs_to`]): the HTTP layer answers any other token
 //!   naming it with the same 404 as an unknown session, so a session id
@@ -41,6 +44,25 @@ tokio::task_local! {
 /// of any session it opens.
 pub async fn as_creator<F: std::future::Future>(principal: Option<Principal>, work: F) -> F::Output {
     CREATOR.scope(principal, work).await
+}
+
+tokio::task_local! {
+    /// Whether the `close_session` of the request being served ended a
+    /// live session (`None`: it closed none).
+    static ENDED: std::cell::Cell<Option<bool>>;
+}
+
+/// Runs `work` (rmcp serving a `DELETE`), and says whether it ended a live
+/// session: `Some(true)` it did, `Some(false)` the session was unknown,
+/// expired or already ended, `None` nothing was closed (rmcp refused the
+/// request before).
+pub async fn ending<F: std::future::Future>(work: F) -> (F::Output, Option<bool>) {
+    ENDED
+        .scope(std::cell::Cell::new(None), async move {
+            let out = work.await;
+            (out, ENDED.with(std::cell::Cell::get))
+        })
+        .await
 }
 
 /// A live session: when it was last used, and whose it is.
@@ -225,7 +247,9 @@ impl SessionManager for Sessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        self.seen().remove(id);
+        let idle = self.idle;
+        let was_live = self.seen().remove(id).is_some_and(|l| l.used.elapsed() < idle);
+        let _ = ENDED.try_with(|ended| ended.set(Some(was_live)));
         Ok(self.inner.close_session(id).await?)
     }
 

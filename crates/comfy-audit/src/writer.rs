@@ -223,6 +223,9 @@ pub struct Faults {
     pub fail_sync: std::sync::atomic::AtomicBool,
     /// Every sync first sleeps this many milliseconds.
     pub sync_delay_ms: AtomicU64,
+    /// Interval syncs finished, whatever their outcome (counted after the
+    /// outcome is recorded), so a test waits for one instead of sleeping.
+    pub timer_syncs: AtomicU64,
 }
 
 impl AuditLog {
@@ -576,6 +579,8 @@ impl Writer {
         if let Err(e) = self.sync() {
             self.sync_failed(e);
         }
+        #[cfg(feature = "fault-injection")]
+        self.faults.timer_syncs.fetch_add(1, Ordering::Release);
     }
 
     fn sync_failed(&mut self, e: AuditError) {

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use comfy_audit::chain::{Tamper, verify};
 use comfy_audit::cli::{LogFiles, log_files, pretty, run_tail, run_verify};
@@ -230,12 +231,36 @@ async fn a_log_whose_earlier_files_are_all_gone_is_reported() {
     assert_eq!(kind_of(&set.files).map(|k| k.0), Some(Tamper::Removed));
 }
 
+/// What the tail prints, shared with the test, which waits on each write.
 #[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
+struct Shared(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Shared {
+    /// Blocks until the text printed so far satisfies `done`, or fails the
+    /// test after 10 s saying what it waited for.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let (text, printed) = &*self.0;
+        let (text, timeout) = printed
+            .wait_timeout_while(text.lock().unwrap(), Duration::from_secs(10), |t| {
+                !done(&String::from_utf8_lossy(t))
+            })
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "the tail did not print {what} in 10 s: {}",
+            String::from_utf8_lossy(&text)
+        );
+    }
+
+    fn text(&self) -> Vec<u8> {
+        self.0.0.lock().unwrap().clone()
+    }
+}
 
 impl Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0.0.lock().unwrap().extend_from_slice(buf);
+        self.0.1.notify_all();
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -258,12 +283,7 @@ async fn tail_prints_the_last_records_then_follows() {
         })
     };
     // Let the tail print what is there before anything new is written.
-    for _ in 0..50 {
-        if String::from_utf8_lossy(&out.0.lock().unwrap()).lines().count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    out.wait_for("the last two records", |t| t.lines().count() >= 2);
     let mut cfg = AuditConfig::new(&path);
     cfg.flush = FlushPolicy::EveryRecord;
     let log = AuditLog::open(cfg).unwrap();
@@ -276,15 +296,10 @@ async fn tail_prints_the_last_records_then_follows() {
     .await
     .unwrap();
     log.close();
-    for _ in 0..50 {
-        if String::from_utf8_lossy(&out.0.lock().unwrap()).contains("prompt=abc") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    out.wait_for("the new record", |t| t.contains("prompt=abc"));
     stop.store(true, Ordering::Relaxed);
     tail.join().unwrap();
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(out.text()).unwrap();
     let shown: Vec<&str> = text.lines().collect();
     assert_eq!(shown.len(), 3, "{text}");
     assert!(shown[0].contains("comfyui_get_queue called"), "{text}");

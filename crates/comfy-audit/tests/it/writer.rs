@@ -283,35 +283,40 @@ async fn rotation_under_load_never_splits_or_loses_a_record() {
 }
 
 /// The child side of the kill -9 test: writes records with `every_record`
-/// and prints each acknowledged sequence number. Does nothing unless the
-/// parent test runs it.
-#[tokio::test]
-#[ignore = "run by kill_9_loses_no_acknowledged_record"]
-async fn child_writer() {
-    let Some(path) = std::env::var_os("COMFY_AUDIT_CHILD_LOG") else {
-        return;
-    };
-    let log = AuditLog::open(config(Path::new(&path), FlushPolicy::EveryRecord)).unwrap();
-    for i in 0u64.. {
-        let seq = log
-            .write(Record::new("t", "called").extra(json!({"i": i})))
-            .await
-            .unwrap()
-            .unwrap();
-        println!("acked {seq}");
-    }
+/// and prints each acknowledged sequence number until it is killed.
+fn child_writer(path: &Path) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let log = AuditLog::open(config(path, FlushPolicy::EveryRecord)).unwrap();
+        for i in 0u64.. {
+            let seq = log
+                .write(Record::new("t", "called").extra(json!({"i": i})))
+                .await
+                .unwrap()
+                .unwrap();
+            println!("acked {seq}");
+        }
+    });
 }
 
+/// The test runs itself again as the child (the environment variable says
+/// which side it is), so no ignored test stands in for the child.
 #[cfg(unix)]
 #[test]
 fn kill_9_loses_no_acknowledged_record() {
+    if let Some(path) = std::env::var_os("COMFY_AUDIT_CHILD_LOG") {
+        child_writer(Path::new(&path));
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
-            "writer::child_writer",
+            "writer::kill_9_loses_no_acknowledged_record",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -351,7 +356,7 @@ async fn a_failed_sync_fails_the_next_call_when_closed_and_is_counted_when_open(
     log.faults().fail_sync.store(true, Ordering::Relaxed);
     assert!(log.write(Record::new("t", "two")).await.unwrap().is_some());
     // The interval sync runs and fails; nobody is waiting on it.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    timer_syncs(&log, 1).await;
     let err = log.write(Record::new("t", "three")).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -359,7 +364,8 @@ async fn a_failed_sync_fails_the_next_call_when_closed_and_is_counted_when_open(
     );
     // The disk recovers: so do writes.
     log.faults().fail_sync.store(false, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second one started after the disk recovered.
+    timer_syncs(&log, 2).await;
     assert!(log.write(Record::new("t", "four")).await.unwrap().is_some());
     log.close();
 
@@ -372,7 +378,7 @@ async fn a_failed_sync_fails_the_next_call_when_closed_and_is_counted_when_open(
     let log = AuditLog::open(cfg).unwrap();
     log.faults().fail_sync.store(true, Ordering::Relaxed);
     assert!(log.write(Record::new("t", "one")).await.unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    timer_syncs(&log, 1).await;
     assert!(log.failures() >= 1, "a failed sync is counted under fail_open");
     assert!(log.write(Record::new("t", "two")).await.unwrap().is_some());
     log.close();
@@ -383,6 +389,22 @@ async fn a_failed_sync_fails_the_next_call_when_closed_and_is_counted_when_open(
     log.faults().fail_sync.store(true, Ordering::Relaxed);
     assert!(log.write(Record::new("t", "one")).await.is_err());
     log.close();
+}
+
+/// Waits until `more` interval syncs have finished since the call (their
+/// outcome recorded), or fails the test after 10 s.
+async fn timer_syncs(log: &AuditLog, more: u64) {
+    let done = &log.faults().timer_syncs;
+    let want = done.load(Ordering::Acquire) + more;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while done.load(Ordering::Acquire) < want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer finished no interval sync in 10 s"
+        );
+        // Polls a counter the writer thread bumps: no fixed wait.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// On a one-thread runtime, a disk that takes 300 ms per sync must not

@@ -419,6 +419,10 @@ async fn check(args: &Args) -> Result<ExitCode, String> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// How long the server waits on the way out for the cancels of abandoned
+/// jobs to reach ComfyUI.
+const SETTLE_CANCELS: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn serve(config: Config) -> Result<ExitCode, String> {
     use rmcp::ServiceExt;
     let remote = config.transport.remote.clone();
@@ -432,6 +436,7 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
         eprintln!("comfy-mcp: MCP over Streamable HTTP at {scheme}://{addr}/mcp (health: /healthz)");
         shutdown_signal().await;
         stop.cancel();
+        server.settle_cancels(SETTLE_CANCELS).await;
         server.close();
         return Ok(ExitCode::SUCCESS);
     }
@@ -462,7 +467,9 @@ async fn serve(config: Config) -> Result<ExitCode, String> {
             cancel.cancel();
         }
     }
-    // Everything queued for the audit log is written and synced.
+    // Abandoned calls' jobs are cancelled, and everything queued for the
+    // audit log is written and synced.
+    server.settle_cancels(SETTLE_CANCELS).await;
     server.close();
     Ok(ExitCode::SUCCESS)
 }

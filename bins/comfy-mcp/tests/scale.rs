@@ -170,7 +170,9 @@ async fn new_jobs_go_where_their_models_are() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     for (dir, model) in dirs.iter().zip(["only-on-a.safetensors", "only-on-b.safetensors"]) {
         std::fs::create_dir_all(dir.path().join("checkpoints")).unwrap();
-        std::fs::write(dir.path().join("checkpoints").join(model), b"").unwrap();
+        // A readable safetensors header (an empty file fails the loader,
+        // as on a real ComfyUI).
+        std::fs::write(dir.path().join("checkpoints").join(model), b"\x02\0\0\0\0\0\0\0{}").unwrap();
     }
     let a = Sim::builder().models_dir(dirs[0].path()).start().await.unwrap();
     let b = Sim::builder().models_dir(dirs[1].path()).start().await.unwrap();

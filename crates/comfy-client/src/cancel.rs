@@ -187,11 +187,7 @@ impl Client {
                     Some(true) => out.push(seen(id)),
                     Some(false) => out.push(Cancelled::NotActive),
                     None => {
-                        // The server has no such route after all.
-                        tracing::info!(
-                            "ComfyUI has no POST /api/jobs/{{id}}/cancel; cancelling in two steps from now on"
-                        );
-                        self.inner.cancel.set(CancelMethod::InterruptOrDelete);
+                        self.route_missing();
                         let rest = self.cancel_in_two_steps(&prompt_ids[out.len()..]).await?;
                         out.extend(rest);
                         break;
@@ -201,6 +197,35 @@ impl Client {
             return Ok(out);
         }
         self.cancel_in_two_steps(prompt_ids).await
+    }
+
+    /// Stops a job without first reading the queue, for callers that need
+    /// no account of what happened (a guard on an abandoned call, a
+    /// watchdog): one `POST /api/jobs/{id}/cancel` where the server has it,
+    /// else `/interrupt` for the id and a `/queue` delete of it, as older
+    /// servers need. Once the method is known, the first request leaves at
+    /// once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an id that cannot be a path segment;
+    /// otherwise the failed request's error.
+    pub async fn stop_job(&self, prompt_id: &str) -> Result<(), Error> {
+        let seg = Segment::new(prompt_id)?;
+        if self.cancel_method().await == CancelMethod::JobsRoute {
+            if self.cancel_by_route(&seg).await?.is_some() {
+                return Ok(());
+            }
+            self.route_missing();
+        }
+        self.interrupt(Some(prompt_id)).await?;
+        self.delete_from_queue(std::slice::from_ref(&prompt_id.to_owned()))
+            .await
+    }
+
+    /// The server has no cancel route after all: two steps from now on.
+    fn route_missing(&self) {
+        tracing::info!("ComfyUI has no POST /api/jobs/{{id}}/cancel; cancelling in two steps from now on");
+        self.inner.cancel.set(CancelMethod::InterruptOrDelete);
     }
 
     /// `POST /api/jobs/{id}/cancel`: `Some(cancelled)`, or `None` when the

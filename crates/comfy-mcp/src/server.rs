@@ -79,6 +79,8 @@ pub struct Server {
     backends: Arc<Vec<String>>,
     /// MCP tasks, when `tasks.enabled`.
     tasks: Option<Tasks>,
+    /// Cancels of abandoned jobs still on their way to ComfyUI.
+    cancels: Arc<crate::tools::PendingCancels>,
 }
 
 impl Server {
@@ -120,6 +122,7 @@ impl Server {
             Vec::new()
         });
         let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone()));
+        let cancels = Arc::new(crate::tools::PendingCancels::default());
         let tools = Arc::new(ToolContext {
             pool,
             config: Arc::new(config),
@@ -127,6 +130,7 @@ impl Server {
             audit: Arc::clone(&audit),
             probes: std::sync::Mutex::default(),
             jobs: crate::jobs::Jobs::new(shared),
+            cancels: Arc::clone(&cancels),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {
@@ -136,6 +140,7 @@ impl Server {
             groups,
             backends,
             tasks,
+            cancels,
         })
     }
 
@@ -170,6 +175,13 @@ impl Server {
             Ok(reply) => reply,
             Err(never) => match never {},
         }
+    }
+
+    /// Waits, at most `limit`, for the cancels of jobs whose calls were
+    /// abandoned to reach ComfyUI; call on the way out, before
+    /// [`Server::close`].
+    pub async fn settle_cancels(&self, limit: std::time::Duration) {
+        self.cancels.settle(limit).await;
     }
 
     /// Writes and syncs the audit log; call once on the way out.

@@ -9,6 +9,7 @@ that no longer differs fails too, so the list stays true."""
 
 import json
 import re
+from contextlib import contextmanager
 import time
 import urllib.error
 import urllib.request
@@ -155,6 +156,56 @@ def exchanges(base, color):
             out[f"view_{kind}"] = (0, f"no {kind} image in the history entry", None)
     ex("api_job_cancel_unknown", "POST", f"/api/jobs/{UNKNOWN}/cancel")
     ex("api_jobs_cancel_unknown", "POST", "/api/jobs/cancel", {"job_ids": [UNKNOWN]})
+    ex("api_job_cancel_finished", "POST", f"/api/jobs/{pid}/cancel")
+    ex("api_jobs_cancel_not_list", "POST", "/api/jobs/cancel", {"job_ids": pid})
+    ex("api_jobs_cancel_invalid_ids", "POST", "/api/jobs/cancel", {"job_ids": [pid, "not-a-uuid", 5, None]})
+    ex("interrupt_not_running", "POST", "/interrupt", {"prompt_id": UNKNOWN})
+    return out
+
+
+# Loaders given the real server's empty placeholder model files (the
+# simulator serves the same folder with --models-dir).
+PLACEHOLDER_FLOWS = {
+    "checkpoint": {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 2]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    },
+    "vae": {
+        "1": {"class_type": "VAELoader", "inputs": {"vae_name": "vae-ft-mse-840000-ema-pruned.safetensors"}},
+        "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "3": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 0]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    },
+    "upscale": {
+        "1": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "RealESRGAN_x4plus.pth"}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 3}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["1", 0], "image": ["2", 0]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    },
+}
+
+
+def loader_failures(base):
+    """Each placeholder flow's run-time failure: the failing node, its class,
+    the exception's type and message, and the inputs ComfyUI reports."""
+    out = {}
+    for kind, flow in PLACEHOLDER_FLOWS.items():
+        status, _, sub = call(base, "POST", "/prompt", {"prompt": flow})
+        assert status == 200, (base, kind, sub)
+        pid = sub["prompt_id"]
+        wait_done(base, pid)
+        _, _, hist = call(base, "GET", f"/history/{pid}")
+        entry = hist[pid]
+        errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+        out[kind] = {
+            "status_str": entry["status"]["status_str"],
+            "errors": [
+                {k: e.get(k) for k in ("node_id", "node_type", "exception_type", "exception_message", "current_inputs")}
+                for e in errors
+            ],
+        }
     return out
 
 
@@ -173,18 +224,26 @@ def documented(version):
     return names
 
 
-@real_only("compares comfy-sim with a real server")
-def test_the_simulator_answers_as_the_real_server_does(comfyui, tmp_path):
+@contextmanager
+def twin_sim(comfyui, tmp_path):
+    """A comfy-sim as the real server's version, serving its model folder."""
     assert IS_REAL and comfyui.data, "COMFY_MCP_TEST_COMFYUI_DATA names the real server's base directory"
     version = REAL_VERSION or "0.33.0"
     proc, sim = start_sim(tmp_path, "--models-dir", str(comfyui.data / "models"), "--comfyui-version", version)
     try:
-        color = int(time.time() * 1000) % 0xFFFFFF
-        theirs = exchanges(comfyui.url, color)
-        ours = exchanges(sim, color)
+        yield sim
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@real_only("compares comfy-sim with a real server")
+def test_the_simulator_answers_as_the_real_server_does(comfyui, tmp_path):
+    version = REAL_VERSION or "0.33.0"
+    with twin_sim(comfyui, tmp_path) as sim:
+        color = int(time.time() * 1000) % 0xFFFFFF
+        theirs = exchanges(comfyui.url, color)
+        ours = exchanges(sim, color)
     differing = {}
     for name in theirs:
         (s1, c1, b1), (s2, c2, b2) = ours[name], theirs[name]
@@ -208,3 +267,13 @@ def test_the_simulator_answers_as_the_real_server_does(comfyui, tmp_path):
     stale = sorted(allowed - set(differing))
     assert not undocumented, f"differences not in docs/compatibility.md: {undocumented}"
     assert not stale, f"docs/compatibility.md lists differences that are gone: {stale}"
+
+
+@real_only("compares comfy-sim with a real server")
+def test_loaders_fail_on_placeholder_models_as_the_real_server_does(comfyui, tmp_path):
+    with twin_sim(comfyui, tmp_path) as sim:
+        theirs = loader_failures(comfyui.url)
+        ours = loader_failures(sim)
+    for kind in PLACEHOLDER_FLOWS:
+        assert theirs[kind]["status_str"] == "error" and len(theirs[kind]["errors"]) == 1, theirs[kind]
+        assert ours[kind] == theirs[kind], f"{kind}: comfy-sim {ours[kind]} vs real {theirs[kind]}"

@@ -175,6 +175,26 @@ async fn a_route_that_answers_404_or_405_switches_the_client_to_two_steps_for_go
     }
 }
 
+/// A 0.33.0 with an empty queue whose cancel route answers `answer`
+/// (mounted after any mocks the test put first, which take precedence).
+async fn idle_0_33(server: &MockServer, answer: serde_json::Value) {
+    Mock::given(method("GET"))
+        .and(path("/system_stats"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"system": {"comfyui_version": "0.33.0"}})))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/queue"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"queue_running": [], "queue_pending": []})))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/api/jobs/[^/]+/cancel$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn an_unreadable_version_cancels_in_two_steps_and_asks_again_next_time() {
     let server = MockServer::start().await;
@@ -184,21 +204,7 @@ async fn an_unreadable_version_cancels_in_two_steps_and_asks_again_next_time() {
         .up_to_n_times(3)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/system_stats"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"system": {"comfyui_version": "0.33.0"}})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/queue"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"queue_running": [], "queue_pending": []})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/api/jobs/[^/]+/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"cancelled": false})))
-        .mount(&server)
-        .await;
+    idle_0_33(&server, json!({"cancelled": false})).await;
     let c = Client::builder(server.uri()).tries(1).build().unwrap();
     assert_eq!(c.cancel_job(UNKNOWN).await.unwrap(), Cancelled::NotActive);
     assert_eq!(sent(&server, "POST", "/api/jobs/").await, 0);
@@ -214,21 +220,7 @@ async fn an_unreadable_version_cancels_in_two_steps_and_asks_again_next_time() {
 #[tokio::test]
 async fn a_route_answer_without_its_boolean_is_an_error_not_a_guess() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/system_stats"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"system": {"comfyui_version": "0.33.0"}})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/queue"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"queue_running": [], "queue_pending": []})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path_regex(r"^/api/jobs/[^/]+/cancel$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"cancelled": "yes"})))
-        .mount(&server)
-        .await;
+    idle_0_33(&server, json!({"cancelled": "yes"})).await;
     let c = Client::builder(server.uri()).build().unwrap();
     let err = c.cancel_job(UNKNOWN).await.unwrap_err();
     assert!(err.to_string().contains("cancelled"), "{err}");
@@ -236,4 +228,32 @@ async fn a_route_answer_without_its_boolean_is_an_error_not_a_guess() {
     let err = c.cancel_job("a/b").await.unwrap_err();
     assert!(matches!(err, comfy_client::Error::InvalidArgument { .. }), "{err}");
     assert_eq!(sent(&server, "POST", "/").await, 1);
+}
+
+#[tokio::test]
+async fn stop_job_is_one_request_once_the_method_is_known() {
+    // 0.33.0: the route alone, no look at the queue.
+    let server = MockServer::start().await;
+    idle_0_33(&server, json!({"cancelled": true})).await;
+    let c = Client::builder(server.uri()).build().unwrap();
+    assert_eq!(c.cancel_method().await, CancelMethod::JobsRoute);
+    c.stop_job(UNKNOWN).await.unwrap();
+    assert_eq!(sent(&server, "POST", "/api/jobs/").await, 1);
+    assert_eq!(sent(&server, "GET", "/queue").await, 0);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2, "system_stats, then the route");
+    // 0.8.0: an interrupt and a queue delete, never the route.
+    let server = server_with_version("0.8.0", 405).await;
+    let c = Client::builder(server.uri()).build().unwrap();
+    c.stop_job(UNKNOWN).await.unwrap();
+    assert_eq!(sent(&server, "POST", "/api/jobs/").await, 0);
+    assert_eq!(sent(&server, "POST", "/interrupt").await, 1);
+    assert_eq!(sent(&server, "POST", "/queue").await, 1);
+    assert_eq!(sent(&server, "GET", "/queue").await, 0);
+    // A route that turns out missing: the two steps, and from then on only them.
+    let server = server_with_version("0.20.1", 404).await;
+    let c = Client::builder(server.uri()).build().unwrap();
+    c.stop_job(UNKNOWN).await.unwrap();
+    c.stop_job(UNKNOWN).await.unwrap();
+    assert_eq!(sent(&server, "POST", "/api/jobs/").await, 1);
+    assert_eq!(sent(&server, "POST", "/interrupt").await, 2);
 }

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use comfy_audit::Record;
@@ -464,10 +465,50 @@ async fn missing_models(wf: &Workflow, cx: &ToolContext) -> Vec<String> {
 /// asked directly whether the job ended.
 const SILENCE: Duration = Duration::from_secs(1);
 
+/// Cancels of abandoned jobs still on their way to ComfyUI, so that the
+/// server can let them land before it exits (a client that goes away
+/// closes stdin, and the process would otherwise end mid-request).
+#[derive(Debug, Default)]
+pub struct PendingCancels {
+    count: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl PendingCancels {
+    /// Runs `stop_job` for `prompt_id` in the background, counted.
+    fn spawn(self: &Arc<Self>, rt: &tokio::runtime::Handle, client: comfy_client::Client, prompt_id: String) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        let me = Arc::clone(self);
+        rt.spawn(async move {
+            let _ = client.stop_job(&prompt_id).await;
+            if me.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                me.done.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until no cancel is on its way, or `limit` passes.
+    pub async fn settle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.done.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+}
+
 struct JobGuard {
     client: comfy_client::Client,
     prompt_id: String,
     armed: bool,
+    pending: Arc<PendingCancels>,
 }
 
 impl Drop for JobGuard {
@@ -475,12 +516,9 @@ impl Drop for JobGuard {
         if !self.armed {
             return;
         }
-        let (client, id) = (self.client.clone(), self.prompt_id.clone());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = client.interrupt(Some(&id)).await;
-                let _ = client.delete_from_queue(std::slice::from_ref(&id)).await;
-            });
+            self.pending
+                .spawn(&rt, self.client.clone(), std::mem::take(&mut self.prompt_id));
         }
     }
 }
@@ -585,8 +623,7 @@ fn watch_detached(
             }
         }
         super::progress::note(&prompt_id, None);
-        let _ = client.interrupt(Some(&prompt_id)).await;
-        let _ = client.delete_from_queue(std::slice::from_ref(&prompt_id)).await;
+        let _ = client.stop_job(&prompt_id).await;
         let _ = audit
             .write(
                 Record::new(&short, "stalled")
@@ -791,7 +828,16 @@ async fn follow(
         client: cx.client(),
         prompt_id: prompt_id.clone(),
         armed: cx.config.server.interrupt_abandoned_jobs,
+        pending: Arc::clone(&cx.cancels),
     };
+    // Learn how this server cancels while the job runs (once per server),
+    // so an abandoned call's cancel is a single request.
+    if guard.armed {
+        let client = cx.client();
+        tokio::spawn(async move {
+            client.cancel_method().await;
+        });
+    }
     // End before the tool deadline so the caller gets a result to act on.
     let limit = Duration::from_secs(cx.config.comfyui.timeout_read).min(Duration::from_secs(
         cx.config.server.tool_deadline.saturating_sub(5).max(1),
@@ -873,8 +919,7 @@ async fn follow(
     }
     if stalled {
         guard.armed = false;
-        let _ = cx.client().interrupt(Some(&prompt_id)).await;
-        let _ = cx.client().delete_from_queue(std::slice::from_ref(&prompt_id)).await;
+        let _ = cx.client().stop_job(&prompt_id).await;
         let progress = job.progress();
         let message = format!(
             "The job reported no progress for {} s (server.stall_timeout) and was interrupted{}",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use comfy_audit::Outcome;
-use comfy_client::Client;
+use comfy_client::{Cancelled, Client};
 use comfy_guard::inspect::Policy;
 use serde_json::{Map, Value, json};
 
@@ -110,6 +110,8 @@ pub struct ToolContext {
     pub probes: std::sync::Mutex<Probes>,
     /// Which principal owns which job (HTTP with authentication).
     pub jobs: crate::jobs::Jobs,
+    /// Cancels of abandoned jobs still on their way to ComfyUI.
+    pub cancels: Arc<super::PendingCancels>,
 }
 
 impl ToolContext {
@@ -170,6 +172,10 @@ pub(crate) fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
         )))
     }
 }
+
+/// Most prompt ids one `comfyui_cancel_jobs` call takes (each may be a
+/// request to ComfyUI).
+const MAX_CANCEL_IDS: usize = 1000;
 
 /// The peer's page envelope: `{items, total, offset, limit, has_more}`.
 pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
@@ -274,12 +280,8 @@ pub(super) async fn run_on(
         "comfyui_get_progress" => progress(args, c).await,
         "comfyui_cancel_job" => {
             let id = prompt_id(args, "prompt_id")?;
-            let queue = c.queue().await?;
-            if queue.running.iter().any(|q| q.prompt_id == id) {
-                c.interrupt(Some(&id)).await?;
-            } else if queue.pending.iter().any(|q| q.prompt_id == id) {
-                c.delete_from_queue(std::slice::from_ref(&id)).await?;
-            } else {
+            // By id where the server can (`comfy_client::CancelMethod`).
+            if !c.cancel_job(&id).await?.acted() {
                 return Err(ToolError::failed(format!(
                     "job {id} is neither running nor queued (it may have finished: see comfyui_get_job)"
                 )));
@@ -441,29 +443,31 @@ pub(super) async fn run_on(
             if ids.is_empty() {
                 return Err(ToolError::rejected("`job_ids` must list at least one prompt id"));
             }
+            if ids.len() > MAX_CANCEL_IDS {
+                return Err(ToolError::rejected(format!(
+                    "`job_ids` lists {} ids; at most {MAX_CANCEL_IDS} per call",
+                    ids.len()
+                )));
+            }
             let mut checked = Vec::with_capacity(ids.len());
             for id in &ids {
                 let mut one = Args::new();
                 one.insert("prompt_id".to_owned(), Value::from(id.as_str()));
                 checked.push(prompt_id(&one, "prompt_id")?);
             }
-            let queue = c.queue().await?;
+            // Each id once (a second cancel of the same job would find it gone).
+            let mut seen = std::collections::HashSet::with_capacity(checked.len());
+            let distinct: Vec<String> = checked.iter().filter(|id| seen.insert(id.as_str())).cloned().collect();
+            let outcomes = c.cancel_jobs(&distinct).await?;
             let mut result = Map::new();
-            let mut pending = Vec::new();
-            for id in &checked {
-                let state = if queue.running.iter().any(|q| &q.prompt_id == id) {
-                    c.interrupt(Some(id)).await?;
-                    "interrupted"
-                } else if queue.pending.iter().any(|q| &q.prompt_id == id) {
-                    pending.push(id.clone());
-                    "removed from the queue"
-                } else {
-                    "not queued or running"
+            for (id, outcome) in distinct.iter().zip(outcomes) {
+                let state = match outcome {
+                    Cancelled::Interrupted => "interrupted",
+                    Cancelled::Dequeued => "removed from the queue",
+                    Cancelled::NotActive => "not queued or running",
+                    _ => "cancelled",
                 };
                 result.insert(id.clone(), Value::from(state));
-            }
-            if !pending.is_empty() {
-                c.delete_from_queue(&pending).await?;
             }
             let cancelled = result.values().filter(|v| *v != "not queued or running").count();
             Ok(Output::Json(

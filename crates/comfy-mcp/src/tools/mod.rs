@@ -30,7 +30,7 @@ use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use generate::Reporter;
+pub use generate::{PendingCancels, Reporter};
 pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
 

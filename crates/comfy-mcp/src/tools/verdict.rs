@@ -294,6 +294,18 @@ pub(super) fn execution_hint(exception_type: &str, message: &str) -> Option<&'st
             "A file the node needs is missing: check the model or image names with comfyui_list_models or comfyui_list_outputs.",
         );
     }
+    // A loader that could not read its model file (seen on a real 0.33.0
+    // with empty placeholder files: safetensors' header errors, torch's
+    // EOFError and unpickling errors).
+    if t.contains("safetensorerror")
+        || m.contains("deserializing header")
+        || t == "eoferror"
+        || t.ends_with("unpicklingerror")
+    {
+        return Some(
+            "The model file could not be read: it is empty, cut short or not a model (often a failed or unfinished download). Download it again or choose another with comfyui_list_models.",
+        );
+    }
     if m.contains("size mismatch") || m.contains("shape") && m.contains("mismatch") {
         return Some(
             "Tensor shapes do not match: the model, LoRA, VAE or ControlNet are likely for different model families (e.g. SD 1.5 with SDXL); use matching ones.",
@@ -453,5 +465,28 @@ mod tests {
         }
         assert!(execution_hint("torch.OutOfMemoryError", "CUDA out of memory").is_some());
         assert!(execution_hint("ValueError", "bad").is_none());
+    }
+
+    #[test]
+    fn a_model_file_that_cannot_be_read_gets_the_download_hint() {
+        // What a real 0.33.0 reported for empty placeholder model files.
+        for name in ["get_history_placeholder_checkpoint", "get_history_placeholder_upscale"] {
+            let history = fixture_033(name);
+            let entry = history
+                .as_object()
+                .and_then(|h| h.values().next())
+                .cloned()
+                .unwrap_or_default();
+            let error = entry["status"]["messages"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m[0] == "execution_error"))
+                .map(|m| m[1].clone())
+                .unwrap_or_default();
+            let hint = execution_hint(
+                error["exception_type"].as_str().unwrap_or_default(),
+                error["exception_message"].as_str().unwrap_or_default(),
+            );
+            assert!(hint.is_some_and(|h| h.contains("could not be read")), "{name}: {error}");
+        }
     }
 }

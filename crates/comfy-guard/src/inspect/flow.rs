@@ -200,6 +200,13 @@ pub(crate) fn sink(class: &str, input: &str, def: Option<&NodeDef>, value: &Inpu
     None
 }
 
+/// Whether `input` of a class can receive text through a link: not when
+/// the catalog declares it as another type (a model, an image, a number).
+pub(crate) fn may_carry_text(def: Option<&NodeDef>, input: &str) -> bool {
+    def.and_then(|d| d.input(input))
+        .is_none_or(|i| matches!(i.kind.type_name(), "STRING" | "*" | "COMBO") || i.kind.type_name().contains(','))
+}
+
 /// The text an input can carry: every alternative (a switch yields both
 /// branches), or unknown with the node that makes it so.
 #[derive(Debug, Clone, PartialEq)]
@@ -321,6 +328,32 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Python's `text.replace(find, replace)` over every alternative of
+    /// input `text`.
+    fn replace(&mut self, node: &Node, text: &str, depth: usize) -> Result<Vec<String>, Text> {
+        let (s, find, with) = (
+            self.arg(node, text, depth)?,
+            self.arg(node, "find", depth)?,
+            self.arg(node, "replace", depth)?,
+        );
+        let mut out = Vec::new();
+        for s in &s {
+            for f in &find {
+                for w in &with {
+                    out.push(py_replace(s, f, w, self.max_len).ok_or_else(|| {
+                        unknown(&node.id, &node.class_type, "it yields a string longer than the limit")
+                    })?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `f` applied to every alternative of input `texts`.
+    fn map(&mut self, node: &Node, depth: usize, f: impl Fn(&str) -> String) -> Result<Vec<String>, Text> {
+        Ok(self.arg(node, "texts", depth)?.iter().map(|s| f(s)).collect())
+    }
+
     fn evaluate(&mut self, node: &Node, output: u32, depth: usize) -> Result<Vec<String>, Text> {
         let class = node.class_type.as_str();
         let mode = || node.input("mode").and_then(Input::as_value).and_then(Value::as_str);
@@ -336,25 +369,38 @@ impl<'a> Resolver<'a> {
                 );
                 Ok(product(&[a, d, b]))
             }
-            ("StringReplace", 0) => {
-                let (s, find, with) = (
-                    self.arg(node, "string", depth)?,
-                    self.arg(node, "find", depth)?,
-                    self.arg(node, "replace", depth)?,
-                );
+            ("StringReplace", 0) => self.replace(node, "string", depth),
+            // The text nodes of ComfyUI's dataset pack (`nodes_dataset.py`):
+            // each runs once per text of its `texts` list, so the texts are
+            // alternatives here as everywhere.
+            ("ReplaceText", 0) => self.replace(node, "texts", depth),
+            ("TextToLowercase", 0) => self.map(node, depth, str::to_lowercase),
+            ("TextToUppercase", 0) => self.map(node, depth, str::to_uppercase),
+            ("StripWhitespace", 0) => self.map(node, depth, |s| s.trim_matches(crate::eval::py_space).to_owned()),
+            ("AddTextPrefix", 0) => {
+                let (prefix, texts) = (self.arg(node, "prefix", depth)?, self.arg(node, "texts", depth)?);
+                Ok(product(&[prefix, texts]))
+            }
+            ("AddTextSuffix", 0) => {
+                let (texts, suffix) = (self.arg(node, "texts", depth)?, self.arg(node, "suffix", depth)?);
+                Ok(product(&[texts, suffix]))
+            }
+            ("TruncateText", 0) => {
+                let texts = self.arg(node, "texts", depth)?;
+                // Its declared default.
+                let lengths = self.ints(node, "max_length")?.unwrap_or_else(|| vec![77]);
                 let mut out = Vec::new();
-                for s in &s {
-                    for f in &find {
-                        for w in &with {
-                            out.push(
-                                py_replace(s, f, w, self.max_len).ok_or_else(|| {
-                                    unknown(&node.id, class, "it yields a string longer than the limit")
-                                })?,
-                            );
-                        }
+                for s in &texts {
+                    for &n in &lengths {
+                        out.push(slice(s, 0, n));
                     }
                 }
                 Ok(out)
+            }
+            // Pass their texts on: merged, or shuffled with the images or
+            // videos (the texts are the second output).
+            ("MergeTextLists", 0) | ("ShuffleImageTextDataset" | "ShuffleVideoTextDataset", 1) => {
+                self.arg(node, "texts", depth)
             }
             ("StringTrim", 0) => self.arg(node, "string", depth).map(|v| {
                 v.into_iter()

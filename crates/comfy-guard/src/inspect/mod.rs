@@ -739,6 +739,9 @@ impl Run<'_> {
                 }
                 if let Some(sink) = flow::sink(class, name, def, input) {
                     self.sink(&mut resolver, &id, class, name, input, sink);
+                } else if matches!(input, Input::Link(_)) && flow::may_carry_text(def, name) {
+                    // A URL literal is judged at any input; so is one assembled over links.
+                    self.linked_url(&mut resolver, &id, class, name, input);
                 }
             }
             if contains_ignore_ascii_case(class, "subgraph") && self.graphs_found == graphs_before {
@@ -1028,6 +1031,14 @@ impl Run<'_> {
             None => {}
             Some(Text::Known(values)) => {
                 for value in values {
+                    // A value written as a URL is fetched by the nodes that
+                    // read paths or URLs (Video Helper Suite, WAS): judged
+                    // as the URL it is, as a literal would be.
+                    let sink = if sink != Sink::Execute && urls::looks_like_url(&value) {
+                        Sink::Fetch
+                    } else {
+                        sink
+                    };
                     match sink {
                         // A literal string was scanned with every other string.
                         Sink::Execute => {
@@ -1079,14 +1090,7 @@ impl Run<'_> {
                         }
                         Sink::Fetch => {
                             if let Some(why) = urls::unsafe_url(&value) {
-                                self.push(
-                                    RuleId::UnsafeUrl,
-                                    id,
-                                    class,
-                                    Some(name),
-                                    format!("Unsafe URL in node {id} ({class}), field '{name}'"),
-                                    why,
-                                );
+                                self.unsafe_url(id, class, name, why);
                                 return;
                             }
                         }
@@ -1108,6 +1112,33 @@ impl Run<'_> {
                 );
             }
         }
+    }
+
+    /// Judges the value a linked input with no sink of its own carries,
+    /// when it is a URL; anything else there is not the inspector's
+    /// business (an unknown value included).
+    fn linked_url(&mut self, resolver: &mut Resolver<'_>, id: &str, class: &str, name: &str, input: &Input) {
+        let Some(Text::Known(values)) = resolver.input(input) else {
+            return;
+        };
+        if let Some(why) = values
+            .iter()
+            .filter(|v| urls::looks_like_url(v))
+            .find_map(|v| urls::unsafe_url(v))
+        {
+            self.unsafe_url(id, class, name, format!("text assembled from linked nodes: {why}"));
+        }
+    }
+
+    fn unsafe_url(&mut self, id: &str, class: &str, name: &str, why: String) {
+        self.push(
+            RuleId::UnsafeUrl,
+            id,
+            class,
+            Some(name),
+            format!("Unsafe URL in node {id} ({class}), field '{name}'"),
+            why,
+        );
     }
 
     /// Inspects `graph`, found in input `path` of node `id`, as a nested

@@ -162,3 +162,74 @@ fn pickles_in_loaders_are_findings() {
         );
     }
 }
+
+#[test]
+fn urls_assembled_over_links_are_judged_as_urls() {
+    // At a path input that also fetches URLs, and at an input with no sink
+    // of its own: the assembled value is a URL, judged as one.
+    for (class, input) in [("VHS_LoadImagePath", "image"), ("ImageFromWeb", "source")] {
+        let doc = json!({
+            "1": {"class_type": "StringConcatenate", "inputs": {"string_a": "http:", "string_b": "169.254.169.254/latest/", "delimiter": "//"}},
+            "2": {"class_type": class, "inputs": {input: ["1", 0]}}
+        });
+        assert_eq!(rules(&doc), [RuleId::UnsafeUrl], "{class}.{input}");
+        // A public address is fine at either.
+        let doc = json!({
+            "1": {"class_type": "StringConcatenate", "inputs": {"string_a": "https:", "string_b": "example.com/cat.png", "delimiter": "//"}},
+            "2": {"class_type": class, "inputs": {input: ["1", 0]}}
+        });
+        assert!(rules(&doc).is_empty(), "{class}.{input}");
+    }
+    // An unknown value at an input with no sink is not a finding.
+    let doc = json!({
+        "1": {"class_type": "SomeCustomText", "inputs": {}},
+        "2": {"class_type": "ImageFromWeb", "inputs": {"source": ["1", 0]}}
+    });
+    assert!(rules(&doc).is_empty());
+}
+
+#[test]
+fn dataset_text_nodes_are_evaluated() {
+    let runner = |from: &str, out: u32| json!({"class_type": "CustomRunner", "inputs": {"code": [from, out]}});
+    // Prefix, suffix, case and whitespace as Python's str methods.
+    let doc = json!({
+        "1": {"class_type": "TextToUppercase", "inputs": {"texts": " ort__('os') "}},
+        "2": {"class_type": "TextToLowercase", "inputs": {"texts": ["1", 0]}},
+        "3": {"class_type": "StripWhitespace", "inputs": {"texts": ["2", 0]}},
+        "4": {"class_type": "AddTextPrefix", "inputs": {"texts": ["3", 0], "prefix": HEAD}},
+        "5": {"class_type": "AddTextSuffix", "inputs": {"texts": ["4", 0], "suffix": ".system('id')"}},
+        "6": runner("5", 0)
+    });
+    assert_eq!(rules(&doc), [RuleId::CodeInInput]);
+    // ReplaceText with an empty find, merged and shuffled lists.
+    let doc = json!({
+        "1": {"class_type": "ReplaceText", "inputs": {"texts": "", "find": "", "replace": HEAD}},
+        "2": {"class_type": "AddTextSuffix", "inputs": {"texts": ["1", 0], "suffix": TAIL}},
+        "3": {"class_type": "MergeTextLists", "inputs": {"texts": ["2", 0]}},
+        "4": {"class_type": "ShuffleVideoTextDataset", "inputs": {"videos": ["9", 0], "texts": ["3", 0], "seed": 1}},
+        "5": runner("4", 1)
+    });
+    assert_eq!(rules(&doc), [RuleId::CodeInInput]);
+    // TruncateText keeps the first `max_length` characters (77 by default).
+    let doc = json!({
+        "1": {"class_type": "TruncateText", "inputs": {"texts": "../../x then words", "max_length": 7}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": ["1", 0]}}
+    });
+    assert_eq!(rules(&doc), [RuleId::PathEscape]);
+    let doc = json!({
+        "1": {"class_type": "TruncateText", "inputs": {"texts": "renders/cat ../../x"}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": ["1", 0]}}
+    });
+    assert_eq!(rules(&doc), [RuleId::PathEscape]);
+    let doc = json!({
+        "1": {"class_type": "TruncateText", "inputs": {"texts": "renders/cat ../../x", "max_length": 11}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": ["1", 0]}}
+    });
+    assert!(rules(&doc).is_empty(), "{:?}", run(&doc).findings);
+    // A shuffle's first output is the images, not text.
+    let doc = json!({
+        "1": {"class_type": "ShuffleImageTextDataset", "inputs": {"images": ["9", 0], "texts": "x", "seed": 1}},
+        "2": runner("1", 0)
+    });
+    assert_eq!(rules(&doc), [RuleId::TaintedInput]);
+}

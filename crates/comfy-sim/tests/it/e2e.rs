@@ -7,7 +7,8 @@ use comfy_sim::Sim;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Msg, basic_prompt, get, post_json, queue, recorded_ws, wait_history, ws_connect, ws_next, ws_until_done,
+    Msg, basic_prompt, get, post_json, queue, recorded_ws, wait_history, wait_running, ws_connect, ws_next,
+    ws_until_done,
 };
 
 /// Replaces the volatile parts of a WebSocket message.
@@ -229,17 +230,7 @@ async fn upload_then_load_image_and_queue_ops() {
     .await
     .json();
     assert!(front["number"].as_i64().unwrap() < 0);
-    for _ in 0..200 {
-        if get(sim.addr(), "/queue").await.json()["queue_running"]
-            .as_array()
-            .unwrap()
-            .len()
-            == 1
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_running(sim.addr()).await;
     let q = get(sim.addr(), "/queue").await.json();
     assert_eq!(q["queue_running"][0][1], json!(run1));
     assert_eq!(q["queue_pending"].as_array().unwrap().len(), 2);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use comfy_sim::{Faults, HttpFault, JobFault, Sim, WsFault};
 use serde_json::json;
 
-use crate::support::{Msg, basic_prompt, get, post_json, queue, request, wait_history, ws_connect, ws_next};
+use crate::support::{
+    Msg, basic_prompt, get, post_json, queue, request, wait_history, wait_running, ws_connect, ws_next,
+};
 
 #[tokio::test]
 async fn latency_delays_every_response() {
@@ -130,7 +132,9 @@ async fn job_faults_error_and_hang() {
     let mut p = basic_prompt();
     p["1"]["inputs"]["color"] = json!(7);
     let id = queue(sim.addr(), &p).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Running, so the interrupt below reaches it (the hang is shown by the
+    // interrupted outcome: a job that ended on its own would be a success).
+    wait_running(sim.addr()).await;
     let job = get(sim.addr(), &format!("/api/jobs/{id}")).await.json();
     assert_eq!(job["status"], "in_progress");
     request(sim.addr(), "POST", "/interrupt", &[], Vec::new()).await;

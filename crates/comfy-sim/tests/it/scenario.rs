@@ -7,7 +7,9 @@ use std::time::Duration;
 use comfy_sim::Sim;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, fixtures, get, recorded_body, recorded_status, redact, replay, request, wait_history};
+use crate::support::{
+    Reply, fixtures, get, recorded_body, recorded_status, redact, replay, request, wait_history, wait_running,
+};
 
 fn recorded_json(name: &str) -> Value {
     serde_json::from_slice(&recorded_body(name)).unwrap()
@@ -95,15 +97,7 @@ async fn runtime_error_history_and_job_match_the_recording() {
 async fn queue_with_one_running_and_three_pending_matches_the_recording() {
     let sim = Sim::builder().start().await.unwrap();
     let run1 = replay(sim.addr(), "post_prompt_queue_run1_sleep").await.prompt_id();
-    for _ in 0..200 {
-        if get(sim.addr(), "/queue").await.json()["queue_running"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_running(sim.addr()).await;
     // Distinct creation times (millisecond clock), so the jobs view sorts
     // them as in the recording.
     tokio::time::sleep(Duration::from_millis(5)).await;

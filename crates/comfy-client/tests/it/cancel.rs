@@ -240,7 +240,11 @@ async fn stop_job_is_one_request_once_the_method_is_known() {
     c.stop_job(UNKNOWN).await.unwrap();
     assert_eq!(sent(&server, "POST", "/api/jobs/").await, 1);
     assert_eq!(sent(&server, "GET", "/queue").await, 0);
-    assert_eq!(server.received_requests().await.unwrap().len(), 2, "system_stats, then the route");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "system_stats, then the route"
+    );
     // 0.8.0: an interrupt and a queue delete, never the route.
     let server = server_with_version("0.8.0", 405).await;
     let c = Client::builder(server.uri()).build().unwrap();

@@ -3,8 +3,8 @@
 //! history entry.
 //!
 //! Nodes that need no weights really run (`EmptyImage`, `ImageInvert`,
-//! `ImageScale`, `ImageScaleBy`, `LoadImage`, `SaveImage`, `PreviewImage`,
-//! and the recording's `Fixture*` nodes). The video and audio save nodes
+//! `ImageScale`, `ImageScaleBy`, `ImageBatch`, `LoadImage`, `SaveImage`,
+//! `PreviewImage`, and the recording's `Fixture*` nodes). The video and audio save nodes
 //! (`SaveVideo`, `SaveWEBM`, `SaveAnimatedWEBP`, `SaveAnimatedPNG`,
 //! `SaveAudio`, `SaveAudioMP3`, `SaveAudioOpus`) write real files the real
 //! ComfyUI made, whatever their input. Nodes that would need a GPU are
@@ -523,6 +523,18 @@ impl<'a> Run<'a> {
                     kind: "Exception".into(),
                 })?;
                 Ok((Vec::new(), Some(ui)))
+            }
+            "ImageBatch" => {
+                // image2 scaled to image1's size, then appended.
+                let (a, b) = (self.images(node, "image1")?, self.images(node, "image2")?);
+                let (w, h) = a
+                    .first()
+                    .map_or((64, 64), |f| (u64::from(f.width), u64::from(f.height)));
+                let mut all: Vec<Frame> = a.iter().cloned().collect();
+                for f in b.iter() {
+                    all.push(f.resized(w, h).map_err(fail)?);
+                }
+                one(Out::Images(Arc::new(all)))
             }
             // A video is its frames here; the save nodes write files the
             // real ComfyUI 0.33.0 made (`crate::files::media`), named and

@@ -537,6 +537,10 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
                 outcome: Outcome::Ok,
             }
         }
+        Ok(Output::Media(m)) => Reply {
+            result: m.into_result(),
+            outcome: Outcome::Ok,
+        },
         Err(e) => {
             let mut reply = Reply::error(e.message, e.outcome);
             reply.result.structured_content = e.details;

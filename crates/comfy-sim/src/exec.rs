@@ -3,8 +3,11 @@
 //! history entry.
 //!
 //! Nodes that need no weights really run (`EmptyImage`, `ImageInvert`,
-//! `ImageScale`, `ImageScaleBy`, `LoadImage`, `SaveImage`, `PreviewImage`,
-//! and the recording's `Fixture*` nodes). Nodes that would need a GPU are
+//! `ImageScale`, `ImageScaleBy`, `ImageBatch`, `LoadImage`, `SaveImage`,
+//! `PreviewImage`, and the recording's `Fixture*` nodes). The video and audio save nodes
+//! (`SaveVideo`, `SaveWEBM`, `SaveAnimatedWEBP`, `SaveAnimatedPNG`,
+//! `SaveAudio`, `SaveAudioMP3`, `SaveAudioOpus`) write real files the real
+//! ComfyUI made, whatever their input. Nodes that would need a GPU are
 //! simulated: samplers step at the configured rate with `progress` events,
 //! decoders yield a generated picture of the latent's size, and any other
 //! node yields opaque values of its declared output types.
@@ -528,6 +531,96 @@ impl<'a> Run<'a> {
                     message: m,
                     kind: "Exception".into(),
                 })?;
+                Ok((Vec::new(), Some(ui)))
+            }
+            "ImageBatch" => {
+                // image2 scaled to image1's size, then appended.
+                let (a, b) = (self.images(node, "image1")?, self.images(node, "image2")?);
+                let (w, h) = a
+                    .first()
+                    .map_or((64, 64), |f| (u64::from(f.width), u64::from(f.height)));
+                let mut all: Vec<Frame> = a.iter().cloned().collect();
+                for f in b.iter() {
+                    all.push(f.resized(w, h).map_err(fail)?);
+                }
+                one(Out::Images(Arc::new(all)))
+            }
+            // A video is its frames here; the save nodes write files the
+            // real ComfyUI 0.33.0 made (`crate::files::media`), named and
+            // listed as it names and lists them.
+            "CreateVideo" => one(Out::Images(self.images(node, "images")?)),
+            "SaveVideo" | "SaveWEBM" | "SaveAnimatedWEBP" | "SaveAnimatedPNG" => {
+                let input = if class == "SaveVideo" { "video" } else { "images" };
+                let imgs = self.images(node, input)?;
+                let size = imgs.first().map_or((0, 0), |f| (f.width, f.height));
+                let still = imgs.len() == 1 && matches!(class, "SaveAnimatedWEBP" | "SaveAnimatedPNG");
+                let (ext, bytes, default_prefix): (&str, std::borrow::Cow<'static, [u8]>, &str) = match class {
+                    "SaveVideo" => ("mp4", crate::files::media::MP4.into(), "video/ComfyUI"),
+                    "SaveWEBM" => ("webm", crate::files::media::WEBM.into(), "ComfyUI"),
+                    // One frame: a still image, as Pillow writes it.
+                    "SaveAnimatedWEBP" if still => (
+                        "webp",
+                        imgs.first()
+                            .map(Frame::to_webp)
+                            .transpose()
+                            .map_err(fail)?
+                            .unwrap_or_default()
+                            .into(),
+                        "ComfyUI",
+                    ),
+                    "SaveAnimatedWEBP" => ("webp", crate::files::media::WEBP.into(), "ComfyUI"),
+                    _ if still => (
+                        "png",
+                        imgs.first()
+                            .map(|f| f.to_png(&[]))
+                            .transpose()
+                            .map_err(fail)?
+                            .unwrap_or_default()
+                            .into(),
+                        "ComfyUI",
+                    ),
+                    _ => ("png", crate::files::media::APNG.into(), "ComfyUI"),
+                };
+                let save = crate::files::MediaSave {
+                    prefix: self
+                        .input(node, "filename_prefix")
+                        .map_or_else(|| default_prefix.to_owned(), |v| crate::validate::py_str(&v)),
+                    ext,
+                    trailing_underscore: true,
+                    key: "images",
+                    animated: !still,
+                    size,
+                };
+                let ui = crate::files::save_media(self.shared, save, &bytes)
+                    .await
+                    .map_err(|m| Stop::Failed {
+                        message: m,
+                        kind: "Exception".into(),
+                    })?;
+                Ok((vec![Out::Images(imgs)], Some(ui)))
+            }
+            "SaveAudio" | "SaveAudioMP3" | "SaveAudioOpus" => {
+                let (ext, bytes) = match class {
+                    "SaveAudio" => ("flac", crate::files::media::FLAC),
+                    "SaveAudioMP3" => ("mp3", crate::files::media::MP3),
+                    _ => ("opus", crate::files::media::OPUS),
+                };
+                let save = crate::files::MediaSave {
+                    prefix: self
+                        .input(node, "filename_prefix")
+                        .map_or_else(|| "audio/ComfyUI".to_owned(), |v| crate::validate::py_str(&v)),
+                    ext,
+                    trailing_underscore: false,
+                    key: "audio",
+                    animated: false,
+                    size: (0, 0),
+                };
+                let ui = crate::files::save_media(self.shared, save, bytes)
+                    .await
+                    .map_err(|m| Stop::Failed {
+                        message: m,
+                        kind: "Exception".into(),
+                    })?;
                 Ok((Vec::new(), Some(ui)))
             }
             "SaveImageWebsocket" => {

@@ -112,8 +112,46 @@ pub(crate) async fn save_images(
             prefix.map_or_else(|| "ComfyUI".to_owned(), |v| crate::validate::py_str(&v)),
         )
     };
-    let base = shared.dir(kind);
     let (w, h) = images.first().map_or((0, 0), |f| (f.width, f.height));
+    let SavePath {
+        folder,
+        filename,
+        subfolder,
+        mut counter,
+    } = save_path(shared, kind, &prefix, w, h).await?;
+    let mut texts = vec![("prompt".to_owned(), crate::pyjson::to_string(prompt))];
+    if let Some(Value::Object(info)) = extra.get("extra_pnginfo") {
+        for (k, v) in info {
+            texts.push((k.clone(), crate::pyjson::to_string(v)));
+        }
+    }
+    let mut items = Vec::new();
+    for (b, img) in images.iter().enumerate() {
+        let file = format!("{}_{counter:05}_.png", filename.replace("%batch_num%", &b.to_string()));
+        let png = img.to_png(&texts).map_err(|e| e.to_string())?;
+        tokio::fs::write(folder.join(&file), png)
+            .await
+            .map_err(|e| e.to_string())?;
+        items.push(json!({"filename": file, "subfolder": subfolder, "type": kind}));
+        counter += 1;
+    }
+    Ok(json!({"images": items}))
+}
+
+/// Where a save node writes: ComfyUI's `get_save_image_path`.
+struct SavePath {
+    folder: PathBuf,
+    filename: String,
+    subfolder: String,
+    counter: u64,
+}
+
+/// The folder, base name, subfolder and next counter for `prefix` in
+/// `kind` (`output` or `temp`), as ComfyUI's `get_save_image_path` works
+/// them out (`%width%`/`%height%` filled in, the folder kept inside the
+/// base directory, the counter one past the highest `{name}_{digits}`).
+async fn save_path(shared: &Shared, kind: &str, prefix: &str, w: u32, h: u32) -> Result<SavePath, String> {
+    let base = shared.dir(kind);
     let prefix = prefix
         .replace("%width%", &w.to_string())
         .replace("%height%", &h.to_string());
@@ -137,27 +175,75 @@ pub(crate) async fn save_images(
     let mut counter = 1;
     for existing in list_dir(&folder) {
         if let Some(rest) = existing.strip_prefix(&filename).and_then(|r| r.strip_prefix('_')) {
+            // As ComfyUI: the digits up to the next `_`; anything else
+            // (`00001.flac`, which its audio nodes write) counts as 0.
             let digits = rest.split('_').next().unwrap_or("");
             counter = counter.max(digits.parse::<u64>().unwrap_or(0) + 1);
         }
     }
-    let mut texts = vec![("prompt".to_owned(), crate::pyjson::to_string(prompt))];
-    if let Some(Value::Object(info)) = extra.get("extra_pnginfo") {
-        for (k, v) in info {
-            texts.push((k.clone(), crate::pyjson::to_string(v)));
-        }
+    Ok(SavePath {
+        folder,
+        filename,
+        subfolder,
+        counter,
+    })
+}
+
+/// Video and audio files made by the real ComfyUI 0.33.0's save nodes
+/// (`fixtures/media/`): six red then six blue 64x48 frames at 8 fps, 1.5 s
+/// of silence at 22050 Hz.
+pub(crate) mod media {
+    pub(crate) const MP4: &[u8] = include_bytes!("../../../fixtures/media/savevideo.mp4");
+    pub(crate) const WEBM: &[u8] = include_bytes!("../../../fixtures/media/savewebm.webm");
+    pub(crate) const WEBP: &[u8] = include_bytes!("../../../fixtures/media/saveanimatedwebp.webp");
+    pub(crate) const APNG: &[u8] = include_bytes!("../../../fixtures/media/saveanimatedpng.png");
+    pub(crate) const FLAC: &[u8] = include_bytes!("../../../fixtures/media/saveaudio.flac");
+    pub(crate) const MP3: &[u8] = include_bytes!("../../../fixtures/media/saveaudiomp3.mp3");
+    pub(crate) const OPUS: &[u8] = include_bytes!("../../../fixtures/media/saveaudioopus.opus");
+}
+
+/// How a media save node names and lists its file.
+pub(crate) struct MediaSave<'a> {
+    /// The node's `filename_prefix`, or its default.
+    pub prefix: String,
+    /// The extension.
+    pub ext: &'a str,
+    /// ComfyUI's video and image savers end the name with `_` before the
+    /// extension (`ComfyUI_00001_.mp4`); its audio savers do not
+    /// (`ComfyUI_00001.flac`).
+    pub trailing_underscore: bool,
+    /// The output key: `images` or `audio`.
+    pub key: &'a str,
+    /// Whether the node output says `animated: [true]`.
+    pub animated: bool,
+    /// Picture size (for `%width%` and `%height%`).
+    pub size: (u32, u32),
+}
+
+/// Writes `bytes` as a media save node does and returns its `ui` value.
+pub(crate) async fn save_media(shared: &Shared, save: MediaSave<'_>, bytes: &[u8]) -> Result<Value, String> {
+    let SavePath {
+        folder,
+        filename,
+        subfolder,
+        counter,
+    } = save_path(shared, "output", &save.prefix, save.size.0, save.size.1).await?;
+    let name = filename.replace("%batch_num%", "0");
+    let file = if save.trailing_underscore {
+        format!("{name}_{counter:05}_.{}", save.ext)
+    } else {
+        format!("{name}_{counter:05}.{}", save.ext)
+    };
+    tokio::fs::write(folder.join(&file), bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    let item = json!({"filename": file, "subfolder": subfolder, "type": "output"});
+    let mut ui = serde_json::Map::new();
+    ui.insert(save.key.to_owned(), json!([item]));
+    if save.animated {
+        ui.insert("animated".to_owned(), json!([true]));
     }
-    let mut items = Vec::new();
-    for (b, img) in images.iter().enumerate() {
-        let file = format!("{}_{counter:05}_.png", filename.replace("%batch_num%", &b.to_string()));
-        let png = img.to_png(&texts).map_err(|e| e.to_string())?;
-        tokio::fs::write(folder.join(&file), png)
-            .await
-            .map_err(|e| e.to_string())?;
-        items.push(json!({"filename": file, "subfolder": subfolder, "type": kind}));
-        counter += 1;
-    }
-    Ok(json!({"images": items}))
+    Ok(Value::Object(ui))
 }
 
 pub(crate) fn mime(name: &str) -> &'static str {
@@ -175,6 +261,7 @@ pub(crate) fn mime(name: &str) -> &'static str {
         "wav" => "audio/x-wav",
         "mp3" => "audio/mpeg",
         "flac" => "audio/flac",
+        "opus" => "audio/ogg",
         _ => "application/octet-stream",
     }
 }

@@ -170,7 +170,7 @@ async fn output_bytes(name: &str, rest: &str, max: usize, cx: &ToolContext) -> R
 const IMAGE_WAIT: std::time::Duration = std::time::Duration::from_mins(1);
 
 /// The wait for image memory: [`IMAGE_WAIT`] within the tool deadline.
-fn image_wait(cx: &ToolContext) -> std::time::Duration {
+pub(super) fn image_wait(cx: &ToolContext) -> std::time::Duration {
     IMAGE_WAIT.min(std::time::Duration::from_secs(cx.config.server.tool_deadline.max(1)))
 }
 
@@ -289,28 +289,35 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 if owner.as_ref().is_some_and(|o| !cx.jobs.owns(id, o)) {
                     continue;
                 }
-                for node in entry
-                    .get("outputs")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flat_map(|m| m.values())
-                {
-                    for img in node.get("images").and_then(Value::as_array).into_iter().flatten() {
-                        if img.get("type").and_then(Value::as_str).unwrap_or("output") != "output" {
-                            continue;
-                        }
-                        let f = img.get("filename").and_then(Value::as_str).unwrap_or_default();
-                        let s = img.get("subfolder").and_then(Value::as_str).unwrap_or_default();
-                        if !f.is_empty() {
-                            seen.insert((s.to_owned(), f.to_owned()));
-                        }
+                let Some(outputs) = entry.get("outputs").and_then(Value::as_object) else {
+                    continue;
+                };
+                for l in super::media::listed(outputs) {
+                    if l.item.get("type").and_then(Value::as_str).unwrap_or("output") != "output" {
+                        continue;
+                    }
+                    let f = l.item.get("filename").and_then(Value::as_str).unwrap_or_default();
+                    let s = l.item.get("subfolder").and_then(Value::as_str).unwrap_or_default();
+                    if !f.is_empty() {
+                        seen.insert((s.to_owned(), f.to_owned(), l.media));
                     }
                 }
             }
-            let items: Vec<Value> = seen
-                .into_iter()
-                .map(|(s, f)| json!({"filename": f, "subfolder": s}))
-                .collect();
+            // The peer's `{filename, subfolder}`; a video, animation or
+            // audio file also says `media`.
+            let mut items: Vec<Value> = Vec::new();
+            let mut last: Option<(String, String)> = None;
+            for (s, f, media) in seen {
+                if last.as_ref().is_some_and(|(ls, lf)| *ls == s && *lf == f) {
+                    continue;
+                }
+                let mut v = json!({"filename": f, "subfolder": s});
+                if let Some(m) = media {
+                    v["media"] = Value::from(m);
+                }
+                last = Some((s, f));
+                items.push(v);
+            }
             Ok(Output::Json(super::impls::paginate(items, args)))
         }
         "comfyui_get_workflow_from_image" => {
@@ -345,7 +352,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
 }
 
 async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
-    let filename = file_or_hash(args, "filename", &Extensions::images())?;
+    let filename = file_or_hash(args, "filename", &super::media::extensions())?;
     let sub = subfolder(args, "subfolder")?;
     // ComfyUI's output folder, or its temp folder (PreviewImage outputs).
     let kind = if text(args, "type") == "temp" { "temp" } else { "output" };
@@ -384,6 +391,17 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         subfolder: sub,
         kind: kind.to_owned(),
     };
+    if super::media::is_media_name(&file.filename) {
+        let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
+        return super::media::describe(&file, url, cx).await;
+    }
+    // A GIF, WebP or PNG may be an animation: kept to be looked at when
+    // it is returned whole (at most the inline budget).
+    let may_animate = preview.is_none()
+        && matches!(
+            file.filename.rsplit('.').next().map(str::to_ascii_lowercase).as_deref(),
+            Some("gif" | "webp" | "png")
+        );
     let mut stream = cx.client().view_stream(&file, preview).await?;
     let kind = stream
         .content_type()
@@ -407,11 +425,15 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             base64::write::EncoderStringWriter::from_consumer(prefix, &base64::engine::general_purpose::STANDARD);
         let mut total = 0usize;
         let mut fits = true;
+        let mut raw = Vec::new();
         while let Some(chunk) = stream.next_chunk().await? {
             total += chunk.len();
             if total > budget {
                 fits = false;
                 break;
+            }
+            if may_animate {
+                raw.extend_from_slice(&chunk);
             }
             std::io::Write::write_all(&mut encoder, &chunk)
                 .map_err(|e| ToolError::failed(format!("encoding the image failed: {e}")))?;
@@ -419,6 +441,13 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         if fits {
             let data_uri = encoder.into_inner();
             let base64 = data_uri[start..].to_owned();
+            if may_animate {
+                let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
+                let inline = Some((data_uri.clone(), base64.clone()));
+                if let Some(out) = super::media::animated(raw.into(), &kind, url, inline, cx).await {
+                    return Ok(out);
+                }
+            }
             return Ok(Output::Image {
                 data_uri,
                 base64,
@@ -432,6 +461,12 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
     let size = download.bytes.len();
     let bytes = download.bytes;
+    if may_animate
+        && size <= crate::images::global(cx.config.server.image_memory_mb).total()
+        && let Some(out) = super::media::animated(bytes.clone(), &kind, url.clone(), None, cx).await
+    {
+        return Ok(out);
+    }
     // What the preview's decode takes, from the header, out of the one
     // image memory budget.
     let cost = preview_cost(&bytes).map_err(|e| ToolError::failed(format!("{e}; the full file is at {url}")))?;

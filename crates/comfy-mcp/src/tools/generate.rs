@@ -1016,13 +1016,19 @@ async fn follow(
     }
     // Each output also names its resource (`comfyui://output/{id}/{i}`,
     // `i` counting every file of the job), where the full file can be read.
+    // A video, animation or audio file is marked `media` (`video`,
+    // `audio`); comfyui_get_image describes it.
     let outputs: Vec<Value> = outcome
         .iter()
-        .flat_map(|o| o.files.iter().enumerate())
-        .filter(|(_, f)| matches!(f.media.as_str(), "images" | "gifs"))
-        .map(|(i, f)| {
-            json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder,
-                   "type": f.file.kind, "uri": format!("comfyui://output/{prompt_id}/{i}")})
+        .flat_map(|o| o.files.iter().enumerate().map(move |(i, f)| (o, i, f)))
+        .filter(|(_, _, f)| super::media::LISTED_KEYS.contains(&f.media.as_str()))
+        .map(|(o, i, f)| {
+            let mut v = json!({"node_id": f.node_id, "filename": f.file.filename, "subfolder": f.file.subfolder,
+                   "type": f.file.kind, "uri": format!("comfyui://output/{prompt_id}/{i}")});
+            if let Some(m) = super::media::kind_of(&f.media, &f.file.filename, o.outputs.get(&f.node_id)) {
+                v["media"] = Value::from(m);
+            }
+            v
         })
         .collect();
     if !outputs.is_empty() {

@@ -50,6 +50,9 @@ pub enum Output {
         /// Preview height.
         height: u32,
     },
+    /// A video, an animation or audio: facts, a contact sheet or the
+    /// sound, and a link to the file.
+    Media(Box<super::media::MediaReply>),
 }
 
 /// Why a tool did not do what was asked.
@@ -554,20 +557,21 @@ fn was_interrupted(job: &Value) -> bool {
         .any(|m| m.get(0).and_then(Value::as_str) == Some("execution_interrupted"))
 }
 
-/// Outputs of a job as `{node_id, filename, subfolder}`.
+/// Outputs of a job as `{node_id, filename, subfolder}`, and `media`
+/// (`video` or `audio`) for a video, animation or audio file.
 fn outputs_of(job: &Value) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(outputs) = job.get("outputs").and_then(Value::as_object) {
-        for (node, o) in outputs {
-            for key in ["images", "gifs"] {
-                for item in o.get(key).and_then(Value::as_array).into_iter().flatten() {
-                    out.push(json!({
-                        "node_id": node,
-                        "filename": item.get("filename").cloned().unwrap_or(Value::Null),
-                        "subfolder": item.get("subfolder").cloned().unwrap_or(Value::from("")),
-                    }));
-                }
+        for l in super::media::listed(outputs) {
+            let mut v = json!({
+                "node_id": l.node_id,
+                "filename": l.item.get("filename").cloned().unwrap_or(Value::Null),
+                "subfolder": l.item.get("subfolder").cloned().unwrap_or(Value::from("")),
+            });
+            if let Some(m) = l.media {
+                v["media"] = Value::from(m);
             }
+            out.push(v);
         }
     }
     out

@@ -12,6 +12,7 @@ mod files;
 mod generate;
 mod impls;
 mod library;
+mod media;
 mod models;
 mod names;
 mod nodes;
@@ -33,6 +34,7 @@ use serde_json::{Map, Value};
 pub use generate::{PendingCancels, Reporter};
 pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
+pub use media::MediaReply;
 
 /// The rate-limit category of a tool (the peer's intended mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

@@ -24,6 +24,9 @@ pub enum Outcome {
     RateLimited,
     /// The client cancelled it.
     Cancelled,
+    /// It ended with a question for the user (MCP 2026-07-28's
+    /// input-required result); the client calls again with the answer.
+    InputRequired,
 }
 
 /// An audit record before the writer stamps it.

@@ -197,6 +197,10 @@ impl Default for Logging {
 /// `transport.remote:`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of the config file, each with its own key"
+)]
 pub struct Remote {
     /// Serve Streamable HTTP instead of stdio.
     pub enabled: bool,

@@ -24,6 +24,7 @@ pub mod backends;
 pub mod budget;
 pub mod caller;
 pub mod config;
+pub mod consent;
 pub mod hook;
 pub mod http;
 pub mod images;

@@ -131,6 +131,7 @@ impl Server {
             probes: std::sync::Mutex::default(),
             jobs: crate::jobs::Jobs::new(shared),
             cancels: Arc::clone(&cancels),
+            consent: crate::consent::Consent::new(),
         });
         let stack = stack::build(tools, Arc::clone(&audit), limits);
         Ok(Self {
@@ -170,6 +171,8 @@ impl Server {
             ctx: None,
             transport: "cli",
             on_progress,
+            input_responses: None,
+            request_state: None,
         };
         match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -287,6 +290,8 @@ impl ServerHandler for Server {
             ctx: Some(context),
             transport: self.transport,
             on_progress: None,
+            input_responses: None,
+            request_state: None,
         };
         let reply = match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -354,6 +359,8 @@ impl ServerHandler for Server {
             ctx: Some(context),
             transport: self.transport,
             on_progress: None,
+            input_responses: None,
+            request_state: None,
         };
         let reply = match self.stack.clone().oneshot(call).await {
             Ok(reply) => reply,
@@ -429,6 +436,8 @@ impl ServerHandler for Server {
                 ctx: Some(context),
                 transport: self.transport,
                 on_progress: None,
+                input_responses: request.input_responses,
+                request_state: request.request_state,
             };
             let (stack, tasks) = (self.stack.clone(), tasks.clone());
             tokio::spawn(async move {
@@ -437,7 +446,13 @@ impl ServerHandler for Server {
                     Err(never) => match never {},
                 };
                 let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
-                tasks.finish(&id, reply.result, cancelled).await;
+                // A task cannot end with a question for the user: the
+                // question's text comes back as the task's error.
+                let mut result = reply.result;
+                if reply.input_required.is_some() {
+                    result.is_error = Some(true);
+                }
+                tasks.finish(&id, result, cancelled).await;
             });
             return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
         }
@@ -447,8 +462,16 @@ impl ServerHandler for Server {
             ctx: Some(context),
             transport: self.transport,
             on_progress: None,
+            input_responses: request.input_responses,
+            request_state: request.request_state,
         };
         match self.stack.clone().oneshot(call).await {
+            // MCP 2026-07-28: the user is asked, and the client calls again
+            // with the answer and the request state.
+            Ok(Reply {
+                input_required: Some(question),
+                ..
+            }) => Ok(CallToolResponse::InputRequired(question)),
             Ok(reply) => Ok(reply.result.into()),
             Err(never) => match never {},
         }

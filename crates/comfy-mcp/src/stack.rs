@@ -30,7 +30,7 @@ use comfy_audit::{AuditLog, Outcome, Record};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+use rmcp::model::{CallToolResult, ContentBlock, InputRequiredResult, InputResponses, JsonObject, ProtocolVersion};
 use rmcp::service::RequestContext;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -38,6 +38,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 use crate::config::Config;
+use crate::consent::{Binding, Channel};
 use crate::tools::{Catalog, Category, Output, Reporter, ToolContext, run};
 
 /// One tool call on its way through the stack.
@@ -54,6 +55,11 @@ pub struct ToolCall {
     /// Where progress goes for calls without an MCP request (the command
     /// line's progress bar).
     pub on_progress: Option<ProgressFn>,
+    /// The answers of a call made again after an input-required result
+    /// (MCP 2026-07-28's `inputResponses`).
+    pub input_responses: Option<InputResponses>,
+    /// The request state echoed with them (`requestState`).
+    pub request_state: Option<String>,
 }
 
 /// A progress callback: `(progress, total, message)`.
@@ -65,6 +71,9 @@ pub struct Reply {
     pub result: CallToolResult,
     /// What the audit log records.
     pub outcome: Outcome,
+    /// Instead of `result`: the question for the user (MCP 2026-07-28);
+    /// `result` then holds its text, for the audit log.
+    pub input_required: Option<InputRequiredResult>,
 }
 
 impl Reply {
@@ -73,6 +82,7 @@ impl Reply {
         Self {
             result: CallToolResult::error(vec![ContentBlock::text(message.into())]),
             outcome,
+            input_required: None,
         }
     }
 
@@ -374,7 +384,7 @@ async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
     reply
 }
 
-async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
+async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
     if let Some(def) = Catalog::get().find(&call.name)
         && !tools.config.tools.groups.contains(&def.group)
     {
@@ -410,15 +420,24 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
         None if call.name.starts_with("prompt:") => (None, call_args.unwrap_or_default()),
         None => return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected),
     };
+    let caller = crate::caller::Caller::of(call.ctx.as_ref());
     let reporter = Reporter {
         target: call
             .ctx
             .as_ref()
             .and_then(|c| Some((c.peer.clone(), c.meta.get_progress_token()?))),
-        peer: call.ctx.as_ref().map(|c| c.peer.clone()),
+        channel: channel(
+            call.ctx.as_ref(),
+            call.input_responses.take(),
+            call.request_state.take(),
+        ),
+        binding: Binding::new(
+            &call.name,
+            &args,
+            caller.principal.as_ref().map(|p| &*p.0).unwrap_or_default(),
+        ),
         local: call.on_progress.clone(),
     };
-    let caller = crate::caller::Caller::of(call.ctx.as_ref());
     let owner = caller.owner().cloned();
     if let Some(owner) = &owner
         && let Err(e) = crate::jobs::before(&call.name, &args, owner, tools).await
@@ -476,6 +495,7 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
             Reply {
                 result,
                 outcome: Outcome::Ok,
+                input_required: None,
             }
         }
         Ok(Output::Text(mut s)) => {
@@ -490,6 +510,7 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
             Reply {
                 result,
                 outcome: Outcome::Ok,
+                input_required: None,
             }
         }
         Ok(Output::Image {
@@ -507,6 +528,7 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
             Reply {
                 result,
                 outcome: Outcome::Ok,
+                input_required: None,
             }
         }
         Ok(Output::LargeImage {
@@ -535,6 +557,7 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
             Reply {
                 result,
                 outcome: Outcome::Ok,
+                input_required: None,
             }
         }
         Ok(Output::Media(m)) => Reply {
@@ -544,9 +567,35 @@ async fn core_inner(call: ToolCall, tools: &ToolContext) -> Reply {
         Err(e) => {
             let mut reply = Reply::error(e.message, e.outcome);
             reply.result.structured_content = e.details;
+            reply.input_required = e.input.map(|needed| needed.result());
             reply
         }
     }
+}
+
+/// How this call can ask the user: on MCP 2026-07-28 through an
+/// input-required result (when the client declared elicitation, or is
+/// answering one), before it through elicitation, from the command line
+/// not at all.
+fn channel(
+    ctx: Option<&RequestContext<RoleServer>>,
+    responses: Option<InputResponses>,
+    state: Option<String>,
+) -> Channel {
+    let Some(ctx) = ctx else {
+        return Channel::None;
+    };
+    if ctx
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+    {
+        return Channel::Stateless {
+            can_elicit: ctx.client_capabilities().is_some_and(|c| c.elicitation.is_some()),
+            responses,
+            state,
+        };
+    }
+    Channel::Elicit(ctx.peer.clone())
 }
 
 #[cfg(test)]

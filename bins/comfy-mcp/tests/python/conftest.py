@@ -191,6 +191,20 @@ async def _http_session(home: Path, comfyui_url: str, config: str, elicitation_c
         proc.wait(timeout=10)
 
 
+def answering(asked, proceed):
+    """An elicitation callback that records each question in `asked` and
+    answers `proceed` (`None`: declines)."""
+    from mcp import types
+
+    async def callback(context, params):
+        asked.append(params.message)
+        if proceed is None:
+            return types.ElicitResult(action="decline")
+        return types.ElicitResult(action="accept", content={"proceed": proceed})
+
+    return callback
+
+
 def structured(result):
     assert not result.is_error, result.content[0].text
     return result.structured_content

@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from conftest import IS_REAL, TRANSPORT, audit_records, catalog_size, session, sim_only, structured, text
+from conftest import IS_REAL, TRANSPORT, answering, audit_records, catalog_size, session, sim_only, structured, text
 
 
 @pytest.fixture(params=["stdio", "http"], autouse=True)
@@ -119,8 +119,6 @@ def test_enforce_mode_refuses_a_flagged_workflow(home, comfyui_url):
 
 
 def test_enforce_mode_asks_the_user_when_the_client_can(home, comfyui_url):
-    from mcp import types
-
     workflow = (
         '{"1": {"class_type": "PrimitiveString", "inputs": {"value": "eval(\'1\')"}},'
         ' "2": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},'
@@ -128,17 +126,8 @@ def test_enforce_mode_asks_the_user_when_the_client_can(home, comfyui_url):
     )
     asked = []
 
-    def answering(proceed):
-        async def callback(context, params):
-            asked.append(params.message)
-            if proceed is None:
-                return types.ElicitResult(action="decline")
-            return types.ElicitResult(action="accept", content={"proceed": proceed})
-
-        return callback
-
     async def main(proceed):
-        async with session(home, comfyui_url, "security:\n  mode: enforce\n", answering(proceed)) as s:
+        async with session(home, comfyui_url, "security:\n  mode: enforce\n", answering(asked, proceed)) as s:
             return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
 
     accepted = anyio.run(main, True)
@@ -156,22 +145,13 @@ def test_enforce_mode_asks_the_user_when_the_client_can(home, comfyui_url):
 @sim_only("ComfyUI-Manager cannot reach its registry here; the simulator plays it")
 def test_installing_a_custom_node_asks_the_user_first(home, comfyui_url, tmp_path_factory):
     """Runs against a simulator with ComfyUI-Manager (started here)."""
-    from mcp import types
-
     from conftest import start_sim
 
     proc, url = start_sim(tmp_path_factory.mktemp("sim-manager"), "--manager")
     asked = []
 
-    def answering(proceed):
-        async def callback(context, params):
-            asked.append(params.message)
-            return types.ElicitResult(action="accept", content={"proceed": proceed})
-
-        return callback
-
     async def main(proceed):
-        async with session(home, url, "", answering(proceed)) as s:
+        async with session(home, url, "", answering(asked, proceed)) as s:
             return await s.call_tool("comfyui_install_custom_node", {"node_id": "comfyui-easynodes"})
 
     try:

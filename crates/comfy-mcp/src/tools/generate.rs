@@ -7,7 +7,8 @@
 //! wording) and again as `findings`, each with its rule id (ours; job
 //! limits included, as `limits.*`); in enforce mode a workflow with classes outside the allowlist
 //! is refused, and one with other findings runs only if the user confirms
-//! through elicitation (refused when the client cannot ask).
+//! (elicitation, or on MCP 2026-07-28 an input-required result: see
+//! [`crate::consent`]; refused when the client cannot ask).
 //! `POST /prompt` is never retried. A waiting call that the client cancels
 //! (or that the deadline ends) interrupts or dequeues its job, so ComfyUI
 //! is never left busy for nobody.
@@ -30,37 +31,45 @@ use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
 
 use super::impls::{Output, ToolContext, ToolError};
+use crate::consent::{Binding, Channel, Decision};
 
 /// The calling client: where progress goes (its progress token, when it
-/// sent one), and whom to ask for confirmation in enforce mode.
+/// sent one), and how to ask the user for confirmation (and what the
+/// answer is bound to).
 #[derive(Default)]
 pub struct Reporter {
     pub(crate) target: Option<(Peer<RoleServer>, ProgressToken)>,
-    pub(crate) peer: Option<Peer<RoleServer>>,
+    pub(crate) channel: Channel,
+    pub(crate) binding: Binding,
     pub(crate) local: Option<crate::stack::ProgressFn>,
 }
 
-/// The enforce-mode confirmation the user answers.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-struct Confirm {
-    /// Submit the workflow despite the warnings.
-    proceed: bool,
+impl Reporter {
+    /// Whether the user may be asked (or has answered) on this call.
+    pub(super) fn can_ask(&self) -> bool {
+        match &self.channel {
+            Channel::Elicit(_) => true,
+            Channel::Stateless { can_elicit, state, .. } => *can_elicit || state.is_some(),
+            Channel::None => false,
+        }
+    }
 }
 
-rmcp::elicit_safe!(Confirm);
-
-/// Asks the user `message` through elicitation: `Some(true)` to go on,
-/// `Some(false)` when declined or dismissed, `None` when the client cannot
-/// be asked.
-pub(super) async fn confirm(reporter: &Reporter, message: String) -> Option<bool> {
-    let peer = reporter.peer.as_ref()?;
-    match peer
-        .elicit_with_timeout::<Confirm>(message, Some(Duration::from_mins(5)))
-        .await
-    {
-        Ok(Some(Confirm { proceed })) => Some(proceed),
-        Err(rmcp::service::ElicitationError::CapabilityNotSupported) => None,
-        Ok(None) | Err(_) => Some(false),
+/// Asks the user `message` (elicitation, or an input-required result on
+/// MCP 2026-07-28): `Some(true)` to go on, `Some(false)` when declined or
+/// dismissed, `None` when the client cannot be asked.
+///
+/// # Errors
+/// The input-required result to send (the call ends there, and the client
+/// calls again with the answer), or a refusal of a request state or answer
+/// that does not hold.
+pub(super) async fn confirm(cx: &ToolContext, reporter: &Reporter, message: String) -> Result<Option<bool>, ToolError> {
+    match cx.consent.ask(&reporter.channel, &reporter.binding, &message).await {
+        Decision::Yes => Ok(Some(true)),
+        Decision::No => Ok(Some(false)),
+        Decision::CannotAsk => Ok(None),
+        Decision::Ask(needed) => Err(ToolError::input_needed(needed)),
+        Decision::Invalid(why) => Err(ToolError::rejected(format!("Not run: {why}."))),
     }
 }
 
@@ -396,7 +405,7 @@ async fn inspect(
     }
     if report.mode == Mode::Enforce && report.needs_confirmation() {
         let list = python_list(&warnings);
-        if reporter.peer.is_some() {
+        if reporter.can_ask() {
             let message = format!(
                 "Workflow has {} warning(s) in enforce mode: {list}. Proceed with submission?",
                 warnings.len()
@@ -405,7 +414,7 @@ async fn inspect(
                 .audit
                 .write(Record::new(short, "eliciting_confirmation").warnings(warnings.clone()))
                 .await;
-            match confirm(reporter, message).await {
+            match confirm(cx, reporter, message).await? {
                 Some(true) => {
                     let _ = cx.audit.write(Record::new(short, "elicitation_accepted")).await;
                     return Ok((

@@ -65,6 +65,9 @@ pub struct ToolError {
     /// Structured details for the assistant (`structuredContent` of the
     /// error), e.g. ComfyUI's `node_errors`.
     pub details: Option<Value>,
+    /// Not an error: the user must be asked first (MCP 2026-07-28), and
+    /// the call ends with this input-required result.
+    pub input: Option<Box<crate::consent::InputNeeded>>,
 }
 
 impl ToolError {
@@ -74,6 +77,7 @@ impl ToolError {
             message: message.into(),
             outcome: Outcome::Error,
             details: None,
+            input: None,
         }
     }
 
@@ -83,6 +87,17 @@ impl ToolError {
             message: message.into(),
             outcome: Outcome::Rejected,
             details: None,
+            input: None,
+        }
+    }
+
+    /// The call ends with an input-required result asking `needed`.
+    pub fn input_needed(needed: crate::consent::InputNeeded) -> Self {
+        Self {
+            message: format!("Waiting for the user's answer: {}", needed.question),
+            outcome: Outcome::InputRequired,
+            details: None,
+            input: Some(Box::new(needed)),
         }
     }
 }
@@ -115,6 +130,9 @@ pub struct ToolContext {
     pub jobs: crate::jobs::Jobs,
     /// Cancels of abandoned jobs still on their way to ComfyUI.
     pub cancels: Arc<super::PendingCancels>,
+    /// The request-state key and redeemed states of confirmations asked
+    /// on MCP 2026-07-28.
+    pub consent: crate::consent::Consent,
 }
 
 impl ToolContext {

@@ -4,7 +4,8 @@
 //! Installing code on the ComfyUI machine is the riskiest thing this server
 //! can do, so (unlike the peer) it is gated: in enforce mode only packs in
 //! `security.allowed_custom_nodes` may be touched, and when the client can
-//! ask the user (elicitation), the user confirms first. Pack ids are
+//! ask the user (elicitation, or an input-required result on MCP
+//! 2026-07-28), the user confirms first. Pack ids are
 //! checked before they reach a URL or a task. After an install or update
 //! the node auditor runs over the server's catalog and its findings are
 //! part of the result. Manager is detected lazily and the answer kept for
@@ -168,7 +169,7 @@ async fn manage(kind: &str, id: &str, args: &Args, cx: &ToolContext, reporter: &
             "It will run its code on that machine."
         }
     );
-    match confirm(reporter, question).await {
+    match confirm(cx, reporter, question).await? {
         Some(false) => {
             let _ = cx
                 .audit

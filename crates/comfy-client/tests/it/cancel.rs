@@ -83,14 +83,11 @@ async fn on_0_33_jobs_are_cancelled_by_the_route_and_on_0_8_in_two_steps() {
         assert_eq!(sim.requests("/system_stats"), 1, "{version}");
         let by_route = sim.requests("/jobs/{id}/cancel");
         let interrupts = sim.requests("/interrupt");
-        match expected {
-            CancelMethod::JobsRoute => {
-                assert_eq!((by_route, interrupts), (5, 0), "{version}");
-            }
-            _ => {
-                assert_eq!(by_route, 0, "{version}");
-                assert_eq!(interrupts, 1, "{version}");
-            }
+        if expected == CancelMethod::JobsRoute {
+            assert_eq!((by_route, interrupts), (5, 0), "{version}");
+        } else {
+            assert_eq!(by_route, 0, "{version}");
+            assert_eq!(interrupts, 1, "{version}");
         }
     }
 }
@@ -240,7 +237,11 @@ async fn stop_job_is_one_request_once_the_method_is_known() {
     c.stop_job(UNKNOWN).await.unwrap();
     assert_eq!(sent(&server, "POST", "/api/jobs/").await, 1);
     assert_eq!(sent(&server, "GET", "/queue").await, 0);
-    assert_eq!(server.received_requests().await.unwrap().len(), 2, "system_stats, then the route");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        2,
+        "system_stats, then the route"
+    );
     // 0.8.0: an interrupt and a queue delete, never the route.
     let server = server_with_version("0.8.0", 405).await;
     let c = Client::builder(server.uri()).build().unwrap();

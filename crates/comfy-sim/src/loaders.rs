@@ -111,8 +111,11 @@ pub(crate) fn failure(
 fn unreadable(path: &std::path::Path, name: &str) -> Option<(String, String)> {
     let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    let lower = name.to_ascii_lowercase();
-    if !(lower.ends_with(".safetensors") || lower.ends_with(".sft")) {
+    let safetensors = std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors") || e.eq_ignore_ascii_case("sft"));
+    if !safetensors {
         return (len == 0).then(|| (String::new(), "EOFError".to_owned()));
     }
     let header_error = |what: String| {

@@ -114,3 +114,16 @@ def test_on_0_8_jobs_are_cancelled_by_interrupt_and_queue_delete(home, tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_cancel_jobs_takes_at_most_a_thousand_ids(home, comfyui_url):
+    ids = [f"00000000-0000-4000-8000-{i:012x}" for i in range(1001)]
+
+    async def main():
+        async with session(home, comfyui_url) as s:
+            r = await s.call_tool("comfyui_cancel_jobs", {"job_ids": ids})
+            assert r.is_error and "at most 1000" in text(r), text(r)
+            ok = structured(await s.call_tool("comfyui_cancel_jobs", {"job_ids": ids[:1000]}))
+            assert ok["cancelled"] == 0 and len(ok["result"]) == 1000, ok["cancelled"]
+
+    anyio.run(main)

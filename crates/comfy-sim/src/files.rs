@@ -175,8 +175,14 @@ async fn save_path(shared: &Shared, kind: &str, prefix: &str, w: u32, h: u32) ->
     let mut counter = 1;
     for existing in list_dir(&folder) {
         if let Some(rest) = existing.strip_prefix(&filename).and_then(|r| r.strip_prefix('_')) {
-            // As ComfyUI: the digits up to the next `_`; anything else
-            // (`00001.flac`, which its audio nodes write) counts as 0.
+            // As ComfyUI: the digits up to the next `_` (0.33 also stops
+            // at a `.`, so its audio files' `00001.flac` counts); anything
+            // else counts as 0.
+            let rest = if shared.version.newer() {
+                rest.split('.').next().unwrap_or("")
+            } else {
+                rest
+            };
             let digits = rest.split('_').next().unwrap_or("");
             counter = counter.max(digits.parse::<u64>().unwrap_or(0) + 1);
         }

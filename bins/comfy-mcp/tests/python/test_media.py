@@ -138,6 +138,10 @@ def test_video_and_audio_outputs_are_marked_and_described(home, comfyui_url):
             blob = res.contents[0]
             assert blob.mime_type == "video/mp4", blob.mime_type
             assert base64.b64decode(blob.blob)[4:8] == b"ftyp"
+            # Its first chunk also carries the facts.
+            assert blob.meta["media"] == m, blob.meta
+            audio = (await s.read_resource(outs["10"]["uri"])).contents[0]
+            assert audio.meta["media"]["codec"] == "flac", audio.meta
 
     anyio.run(main)
 

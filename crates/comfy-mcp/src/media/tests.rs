@@ -199,9 +199,9 @@ fn an_mp4_claiming_a_huge_picture_or_frame_count_is_refused_before_allocation() 
     // Four thousand million samples in `stsz`: described as claimed, and
     // the sample table is refused before anything is allocated for it.
     let mut many = whole.clone();
-    let stsz = many.windows(4).position(|w| w == b"stsz").unwrap_or(0);
+    let sizes = many.windows(4).position(|w| w == b"stsz").unwrap_or(0);
     // stsz: type, version+flags (4), fixed size (4), count (4).
-    many[stsz + 12..stsz + 16].copy_from_slice(&[0xFF; 4]);
+    many[sizes + 12..sizes + 16].copy_from_slice(&[0xFF; 4]);
     let info = probe(&many).unwrap_or_else(|| Info::new(Kind::Audio, "", "", ""));
     assert_eq!(info.frames, Some(u64::from(u32::MAX)));
     let sheet = plan(&info, &many).and_then(|p| contact_sheet(&info, &p, &many, MIB, 64 * MIB));

@@ -20,6 +20,8 @@
 //! ([`crate::media::plan`] says what that costs before anything is
 //! allocated).
 
+use std::fmt::Write as _;
+
 use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_guard::path::Extensions;
@@ -170,21 +172,22 @@ impl MediaReply {
         }
         let mut text = self.summary.clone();
         if let Some(s) = &self.sheet {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 ". Attached: a contact sheet of {} {}frames ({}), {}x{} JPEG",
                 s.frames.len(),
                 if s.key_frames_only { "key " } else { "" },
                 s.frames.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
                 s.width,
                 s.height
-            ));
+            );
         }
         if self.audio.is_some() {
             text.push_str(". Attached: the audio");
         }
-        text.push_str(&format!(". The whole file is at {}", self.url));
+        let _ = write!(text, ". The whole file is at {}", self.url);
         for n in &self.notes {
-            text.push_str(&format!("\nNote: {n}"));
+            let _ = write!(text, "\nNote: {n}");
         }
         content.push(ContentBlock::text(text));
         if let Some(s) = &self.sheet {
@@ -368,7 +371,7 @@ async fn fill(reply: &mut MediaReply, bytes: Vec<u8>, inline: usize, cx: &ToolCo
         );
         return;
     };
-    reply.mime = info.mime.to_owned();
+    info.mime.clone_into(&mut reply.mime);
     reply.summary = info.summary();
     reply.facts = Some(info.to_json());
     match info.kind {

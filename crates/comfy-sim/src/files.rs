@@ -215,8 +215,8 @@ pub(crate) struct MediaSave<'a> {
     /// The extension.
     pub ext: &'a str,
     /// ComfyUI's video and image savers end the name with `_` before the
-    /// extension (`ComfyUI_00001_.mp4`); its audio savers do not
-    /// (`ComfyUI_00001.flac`).
+    /// extension (`ComfyUI_00001_.mp4`); 0.33's audio savers do not
+    /// (`ComfyUI_00001.flac`; 0.8.0's do).
     pub trailing_underscore: bool,
     /// The output key: `images` or `audio`.
     pub key: &'a str,

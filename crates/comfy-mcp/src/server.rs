@@ -392,8 +392,8 @@ impl ServerHandler for Server {
             // An output file (or a chunk of one): the bytes as a blob, the
             // rest (size, offset, length, next) in `_meta`.
             let mut meta = rmcp::model::JsonObject::new();
-            for k in ["filename", "subfolder", "size", "offset", "length", "next"] {
-                if let Some(x) = v.get(k) {
+            for k in ["filename", "subfolder", "size", "offset", "length", "next", "media"] {
+                if let Some(x) = v.get(k).filter(|x| !(k == "media" && x.is_null())) {
                     meta.insert(k.to_owned(), x.clone());
                 }
             }

@@ -610,7 +610,9 @@ impl<'a> Run<'a> {
                         .input(node, "filename_prefix")
                         .map_or_else(|| "audio/ComfyUI".to_owned(), |v| crate::validate::py_str(&v)),
                     ext,
-                    trailing_underscore: false,
+                    // 0.8.0 names audio `ComfyUI_00001_.flac`, 0.33.0
+                    // `ComfyUI_00001.flac`.
+                    trailing_underscore: !self.shared.version.newer(),
                     key: "audio",
                     animated: false,
                     size: (0, 0),

@@ -175,8 +175,14 @@ async fn save_path(shared: &Shared, kind: &str, prefix: &str, w: u32, h: u32) ->
     let mut counter = 1;
     for existing in list_dir(&folder) {
         if let Some(rest) = existing.strip_prefix(&filename).and_then(|r| r.strip_prefix('_')) {
-            // As ComfyUI: the digits up to the next `_`; anything else
-            // (`00001.flac`, which its audio nodes write) counts as 0.
+            // As ComfyUI: the digits up to the next `_` (0.33 also stops
+            // at a `.`, so its audio files' `00001.flac` counts); anything
+            // else counts as 0.
+            let rest = if shared.version.newer() {
+                rest.split('.').next().unwrap_or("")
+            } else {
+                rest
+            };
             let digits = rest.split('_').next().unwrap_or("");
             counter = counter.max(digits.parse::<u64>().unwrap_or(0) + 1);
         }
@@ -209,8 +215,8 @@ pub(crate) struct MediaSave<'a> {
     /// The extension.
     pub ext: &'a str,
     /// ComfyUI's video and image savers end the name with `_` before the
-    /// extension (`ComfyUI_00001_.mp4`); its audio savers do not
-    /// (`ComfyUI_00001.flac`).
+    /// extension (`ComfyUI_00001_.mp4`); 0.33's audio savers do not
+    /// (`ComfyUI_00001.flac`; 0.8.0's do).
     pub trailing_underscore: bool,
     /// The output key: `images` or `audio`.
     pub key: &'a str,

@@ -11,7 +11,7 @@ import json
 
 import anyio
 
-from conftest import session, structured, text
+from conftest import IS_REAL, REAL_VERSION, session, structured, text
 
 RED, BLUE = 0xFF0000, 0x0000FF
 
@@ -72,10 +72,12 @@ def test_video_and_audio_outputs_are_marked_and_described(home, comfyui_url):
         async with session(home, comfyui_url) as s:
             r = await _run(s)
             outs = _by_node(r["outputs"])
-            # ComfyUI's own names: `_00001_.mp4`, and `_00001.flac` for audio.
+            # ComfyUI's own names: `_00001_.mp4`, and for audio `_00001.flac`
+            # on 0.33.0 (the simulator's default), `_00001_.flac` on 0.8.0.
             assert outs["5"]["subfolder"] == "video" and outs["5"]["filename"].endswith("_.mp4"), outs["5"]
             assert outs["10"]["subfolder"] == "audio" and outs["10"]["filename"].endswith(".flac"), outs["10"]
-            assert not outs["10"]["filename"].endswith("_.flac")
+            old_names = IS_REAL and REAL_VERSION.startswith("0.8")
+            assert outs["10"]["filename"].endswith("_.flac") == old_names, outs["10"]
             for node in ("5", "6", "7", "8"):
                 assert outs[node]["media"] == "video", outs[node]
             for node in ("10", "11", "12"):
@@ -138,6 +140,10 @@ def test_video_and_audio_outputs_are_marked_and_described(home, comfyui_url):
             blob = res.contents[0]
             assert blob.mime_type == "video/mp4", blob.mime_type
             assert base64.b64decode(blob.blob)[4:8] == b"ftyp"
+            # Its first chunk also carries the facts.
+            assert blob.meta["media"] == m, blob.meta
+            audio = (await s.read_resource(outs["10"]["uri"])).contents[0]
+            assert audio.meta["media"]["codec"] == "flac", audio.meta
 
     anyio.run(main)
 

@@ -183,6 +183,36 @@ fn huge_declared_pictures_and_too_much_work_are_refused() {
 }
 
 #[test]
+fn an_mp4_claiming_a_huge_picture_or_frame_count_is_refused_before_allocation() {
+    let whole = fixture("savevideo.mp4");
+    let stsd = whole.windows(4).position(|w| w == b"stsd").unwrap_or(0);
+    let avc1 = stsd + whole[stsd..].windows(4).position(|w| w == b"avc1").unwrap_or(0);
+
+    // 65535x65535 in the sample entry: over MAX_SIDE, refused by the plan.
+    let mut big = whole.clone();
+    big[avc1 + 4 + 24..avc1 + 4 + 28].copy_from_slice(&[0xFF; 4]);
+    let info = probe(&big).unwrap_or_else(|| Info::new(Kind::Audio, "", "", ""));
+    assert_eq!((info.width, info.height), (Some(65_535), Some(65_535)));
+    let e = plan(&info, &big).map(|p| p.cost);
+    assert!(matches!(e, Err(MediaError::Refused(_))), "{e:?}");
+
+    // Four thousand million samples in `stsz`: described as claimed, and
+    // the sample table is refused before anything is allocated for it.
+    let mut many = whole.clone();
+    let sizes = many.windows(4).position(|w| w == b"stsz").unwrap_or(0);
+    // stsz: type, version+flags (4), fixed size (4), count (4).
+    many[sizes + 12..sizes + 16].copy_from_slice(&[0xFF; 4]);
+    let info = probe(&many).unwrap_or_else(|| Info::new(Kind::Audio, "", "", ""));
+    assert_eq!(info.frames, Some(u64::from(u32::MAX)));
+    let sheet = plan(&info, &many).and_then(|p| contact_sheet(&info, &p, &many, MIB, 64 * MIB));
+    assert!(
+        matches!(&sheet, Err(MediaError::Decode(why)) if why.contains("too many samples")),
+        "{:?}",
+        sheet.map(|s| s.frames)
+    );
+}
+
+#[test]
 fn truncated_files_are_described_or_refused_without_panicking() {
     for name in [
         "savevideo.mp4",

@@ -20,6 +20,8 @@
 //! ([`crate::media::plan`] says what that costs before anything is
 //! allocated).
 
+use std::fmt::Write as _;
+
 use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_guard::path::Extensions;
@@ -85,11 +87,11 @@ pub(super) fn kind_of(key: &str, filename: &str, node: Option<&Value>) -> Option
 /// One file of a node-output map, as the listing tools give it.
 pub(super) struct Listed {
     /// The node that saved it.
-    pub node_id: String,
+    pub(super) node_id: String,
     /// `filename`, `subfolder`, `type` as ComfyUI wrote them.
-    pub item: Value,
+    pub(super) item: Value,
     /// [`kind_of`].
-    pub media: Option<&'static str>,
+    pub(super) media: Option<&'static str>,
 }
 
 /// Every file under [`LISTED_KEYS`] of a node-output map
@@ -170,21 +172,22 @@ impl MediaReply {
         }
         let mut text = self.summary.clone();
         if let Some(s) = &self.sheet {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 ". Attached: a contact sheet of {} {}frames ({}), {}x{} JPEG",
                 s.frames.len(),
                 if s.key_frames_only { "key " } else { "" },
                 s.frames.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
                 s.width,
                 s.height
-            ));
+            );
         }
         if self.audio.is_some() {
             text.push_str(". Attached: the audio");
         }
-        text.push_str(&format!(". The whole file is at {}", self.url));
+        let _ = write!(text, ". The whole file is at {}", self.url);
         for n in &self.notes {
-            text.push_str(&format!("\nNote: {n}"));
+            let _ = write!(text, "\nNote: {n}");
         }
         content.push(ContentBlock::text(text));
         if let Some(s) = &self.sheet {
@@ -242,6 +245,36 @@ fn unread_summary(mime: &str, size: Option<u64>) -> String {
 /// [`ToolError`] when ComfyUI cannot be asked or answers with a type that
 /// is never passed on (HTML, SVG, scripts).
 pub(super) async fn describe(file: &FileRef, url: String, cx: &ToolContext) -> Result<Output, ToolError> {
+    let mut reply = MediaReply {
+        url,
+        ..MediaReply::default()
+    };
+    if let Some((bytes, permit)) = fetch(file, &mut reply, cx).await? {
+        let inline = cx.config.server.max_inline_bytes;
+        fill(&mut reply, bytes, inline, cx).await;
+        drop(permit);
+    }
+    Ok(Output::Media(Box::new(reply)))
+}
+
+/// The facts of `file` ([`Info::to_json`]) for `_meta` of an output
+/// resource read, when it is read here; `None` otherwise.
+pub(super) async fn facts(file: &FileRef, cx: &ToolContext) -> Option<Value> {
+    let mut reply = MediaReply::default();
+    let (bytes, permit) = fetch(file, &mut reply, cx).await.ok()??;
+    let info = tokio::task::spawn_blocking(move || media::probe(&bytes)).await.ok()??;
+    drop(permit);
+    Some(info.to_json())
+}
+
+/// Reads `file` whole from `/view` into memory taken from the image
+/// budget, filling `reply`'s type, size and summary; `None` (with a note)
+/// when it is too large or the budget is busy.
+async fn fetch(
+    file: &FileRef,
+    reply: &mut MediaReply,
+    cx: &ToolContext,
+) -> Result<Option<(Vec<u8>, tokio::sync::OwnedSemaphorePermit)>, ToolError> {
     let mut stream = cx.client().view_stream(file, None).await?;
     let mime = stream
         .content_type()
@@ -257,13 +290,9 @@ pub(super) async fn describe(file: &FileRef, url: String, cx: &ToolContext) -> R
         )));
     }
     let size = stream.content_length();
-    let mut reply = MediaReply {
-        url,
-        summary: unread_summary(&mime, size),
-        mime,
-        size,
-        ..MediaReply::default()
-    };
+    reply.summary = unread_summary(&mime, size);
+    reply.mime = mime;
+    reply.size = size;
     let images = crate::images::global(cx.config.server.image_memory_mb);
     let cap = size.map_or(UNKNOWN_LENGTH_CAP, |n| usize::try_from(n).unwrap_or(usize::MAX));
     if cap > images.total() {
@@ -272,13 +301,13 @@ pub(super) async fn describe(file: &FileRef, url: String, cx: &ToolContext) -> R
              here; fetch it from the link",
             images.total() >> 20
         ));
-        return Ok(Output::Media(Box::new(reply)));
+        return Ok(None);
     }
     let permit = match images.acquire(cap, super::files::image_wait(cx)).await {
         Ok(p) => p,
         Err(e) => {
             reply.notes.push(format!("the file was not read: {e}"));
-            return Ok(Output::Media(Box::new(reply)));
+            return Ok(None);
         }
     };
     let mut bytes = Vec::with_capacity(cap.min(1 << 20));
@@ -287,16 +316,13 @@ pub(super) async fn describe(file: &FileRef, url: String, cx: &ToolContext) -> R
             reply.notes.push(format!(
                 "the file is longer than the {cap} bytes read here, so it was not described; fetch it from the link"
             ));
-            return Ok(Output::Media(Box::new(reply)));
+            return Ok(None);
         }
         bytes.extend_from_slice(&chunk);
     }
     reply.size = Some(bytes.len() as u64);
     reply.summary = unread_summary(&reply.mime, reply.size);
-    let inline = cx.config.server.max_inline_bytes;
-    fill(&mut reply, bytes, inline, cx).await;
-    drop(permit);
-    Ok(Output::Media(Box::new(reply)))
+    Ok(Some((bytes, permit)))
 }
 
 /// An animated GIF, WebP or PNG that `comfyui_get_image` read whole
@@ -345,7 +371,7 @@ async fn fill(reply: &mut MediaReply, bytes: Vec<u8>, inline: usize, cx: &ToolCo
         );
         return;
     };
-    reply.mime = info.mime.to_owned();
+    info.mime.clone_into(&mut reply.mime);
     reply.summary = info.summary();
     reply.facts = Some(info.to_json());
     match info.kind {

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 pub use generate::{PendingCancels, Reporter};
 pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
-pub use media::MediaReply;
+pub use media::{MediaReply, SheetOut};
 
 /// The rate-limit category of a tool (the peer's intended mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

@@ -4,7 +4,8 @@
 //! a finished job's output files (in the order of the job's `outputs`),
 //! read in chunks (`?offset=N` continues) whose base64 fits the inline
 //! budget (`server.max_inline_bytes`), so a client can fetch a full-size
-//! file that would not fit in a tool result, piece by piece.
+//! file that would not fit in a tool result, piece by piece. The first
+//! chunk of a video or audio file also carries its facts (`_meta.media`).
 //! Reads go through the same stack as tool calls (as `resource:<uri>`,
 //! read-only category), so they are audited and rate-limited; with
 //! per-principal jobs, another principal's job reads as unknown.
@@ -83,11 +84,15 @@ fn mime_of(name: &str) -> &'static str {
         "jpg" | "jpeg" => "image/jpeg",
         "webp" => "image/webp",
         "gif" => "image/gif",
-        "mp4" => "video/mp4",
+        "mp4" | "m4v" => "video/mp4",
         "webm" => "video/webm",
+        "mov" => "video/quicktime",
+        "mkv" => "video/x-matroska",
         "flac" => "audio/flac",
         "mp3" => "audio/mpeg",
         "wav" => "audio/wav",
+        "opus" | "ogg" => "audio/ogg",
+        "m4a" => "audio/mp4",
         "json" => "application/json",
         _ => "application/octet-stream",
     }
@@ -195,7 +200,15 @@ async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolE
     let end = offset + bytes.len() as u64;
     let more = more || size.is_some_and(|s| end < s);
     let next = more.then(|| format!("comfyui://output/{id}/{index}?offset={end}"));
+    // A video or audio file's facts come with its first chunk, as
+    // comfyui_get_image gives them.
+    let media = if offset == 0 && super::media::is_media_name(&file.file.filename) {
+        super::media::facts(&file.file, cx).await
+    } else {
+        None
+    };
     Ok(Output::Json(json!({
+        "media": media,
         "blob": base64::engine::general_purpose::STANDARD.encode(&bytes),
         "mime_type": mime,
         "filename": file.file.filename,

@@ -12,13 +12,20 @@
 //! nodes get ids `outer:inner`); muted nodes are dropped.
 //!
 //! A subgraph instance's promoted widgets (`properties.proxyWidgets`, a
-//! list of `[inner node id, widget name]`) take the instance's
-//! `widgets_values` in the same order, as the front end sets them on the
-//! inner widgets when it loads the file: the value on the instance is what
-//! the inner node sends. Entries that promote a subgraph input (`-1`) or a
-//! widget of a nested instance's own promotion are not followed.
+//! list of `[inner node id, widget name]`, or that list as JSON text) take
+//! the instance's `widgets_values` in the same order, as the front end sets
+//! them on the inner widgets when it loads the file: the value on the
+//! instance is what the inner node sends. An entry `["-1", input]` promotes
+//! a subgraph input: its value goes to the inner inputs linked from the
+//! subgraph's input node, unless the instance's input is connected. An
+//! instance without `proxyWidgets` promotes its inputs that carry a widget
+//! (`inputs[].widget`), in order. An entry naming a nested instance sets
+//! that instance's promoted widget of the same name, which sets its inner
+//! node in turn, through at most [`MAX_NESTING`] levels; the whole
+//! conversion follows at most [`MAX_STEPS`] links.
 
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -29,6 +36,10 @@ use crate::{Input, Limits, Link, Node, NodeId, Workflow};
 const VIRTUAL: &[&str] = &["Reroute", "PrimitiveNode", "Note", "MarkdownNote"];
 /// Deepest chain of reroutes, bypasses and subgraphs followed.
 const MAX_HOPS: usize = 256;
+/// Deepest nesting of subgraph instances converted.
+pub const MAX_NESTING: usize = 32;
+/// Most links followed in one conversion, all chains together.
+pub const MAX_STEPS: usize = 1_000_000;
 /// Mode of a muted ("never") node.
 const MUTED: i64 = 2;
 /// Mode of a bypassed node.
@@ -60,6 +71,10 @@ pub enum ConvertError {
         /// The limit.
         max: usize,
     },
+    /// Subgraphs nest deeper than [`MAX_NESTING`], or converting takes
+    /// more than [`MAX_STEPS`] steps.
+    #[error("workflow is too intricate to convert: {0}")]
+    TooIntricate(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +91,8 @@ struct UiInput {
     name: String,
     kind: String,
     link: Option<i64>,
+    /// Whether the input carries a widget (its value in `widgets_values`).
+    widget: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -104,12 +121,40 @@ struct Subgraph {
 }
 
 /// Where a subgraph's scope sits: the outer node and the outer scope's
-/// context, so `-10` (subgraph input) links can be followed outwards.
+/// context, so `-10` (subgraph input) links can be followed outwards, and
+/// the values the instance promotes into it.
 #[derive(Clone, Copy)]
 struct Ctx<'a> {
     scope: &'a Scope,
     prefix: &'a str,
     parent: Option<(&'a UiNode, &'a Subgraph, &'a Ctx<'a>)>,
+    promos: &'a [Promo],
+    depth: usize,
+}
+
+/// A value an instance promotes into its subgraph: for widget `widget` of
+/// inner node `node` (`-1`: the subgraph input of that name).
+#[derive(Debug, Clone)]
+struct Promo {
+    node: String,
+    widget: String,
+    value: Value,
+    /// Where the value is written: the instance's id and the index in its
+    /// `widgets_values`.
+    source: (String, usize),
+}
+
+/// `properties.proxyWidgets` as a list: saved as a list, or as that list
+/// in JSON text.
+fn proxy_list(v: Option<&Value>) -> Vec<Value> {
+    match v {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::String(s)) => match serde_json::from_str(s) {
+            Ok(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 enum Source {
@@ -135,6 +180,7 @@ fn parse_scope(nodes: &[Value], links: &[Value]) -> Scope {
                         name: i.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
                         kind: i.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
                         link: int(i.get("link")),
+                        widget: i.get("widget").is_some_and(|w| !w.is_null()),
                     })
                     .collect()
             })
@@ -147,11 +193,8 @@ fn parse_scope(nodes: &[Value], links: &[Value]) -> Scope {
             title: n.get("title").and_then(Value::as_str).map(str::to_owned),
             inputs,
             widgets: n.get("widgets_values").cloned().unwrap_or(Value::Null),
-            proxies: n
-                .pointer("/properties/proxyWidgets")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            proxies: proxy_list(n.pointer("/properties/proxyWidgets"))
+                .iter()
                 .map(|p| {
                     let part = |i: usize| match p.get(i) {
                         Some(Value::String(s)) => s.clone(),
@@ -267,22 +310,6 @@ fn assign_from<'a>(
     }
 }
 
-/// Sets the widgets of inner node `id` that its subgraph instance `outer`
-/// promotes to the values the instance holds (its `widgets_values`, in the
-/// order of its `proxyWidgets`). Only widget inputs the node declares are
-/// set; the editor-only `control_after_generate` is not sent.
-fn promoted(api: &mut Node, decls: &[InputDef], id: i64, outer: &UiNode) {
-    let Value::Array(values) = &outer.widgets else {
-        return;
-    };
-    let id = id.to_string();
-    for ((node, widget), value) in outer.proxies.iter().zip(values) {
-        if *node == id && decls.iter().any(|d| d.kind.is_widget() && d.name == *widget) {
-            api.set_input(widget.clone(), Input::Value(value.clone()));
-        }
-    }
-}
-
 /// Whether `doc` looks like an editor-format workflow (has `nodes` and
 /// `links` lists) rather than the API format.
 pub fn is_editor_format(doc: &Value) -> bool {
@@ -295,6 +322,27 @@ pub fn is_editor_format(doc: &Value) -> bool {
 /// [`ConvertError`]: not the editor format, node types the server does not
 /// have (all named), broken links, or more nodes than `limits` allow.
 pub fn to_api(doc: &Value, info: &ObjectInfo, limits: &Limits) -> Result<Workflow, ConvertError> {
+    to_api_traced(doc, info, limits).map(|c| c.workflow)
+}
+
+/// A conversion, and which promoted values it carried.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Converted {
+    /// The API-format workflow.
+    pub workflow: Workflow,
+    /// The promoted values the workflow carries to an inner node: the id
+    /// of the subgraph instance that holds each (`5`, or `5:7` inside
+    /// instance 5) and its index in that instance's `widgets_values`.
+    pub promoted: BTreeSet<(String, usize)>,
+}
+
+/// [`to_api`], also saying which promoted widget values reached an inner
+/// node (an inspector judges the others as content the conversion drops).
+///
+/// # Errors
+/// As [`to_api`].
+pub fn to_api_traced(doc: &Value, info: &ObjectInfo, limits: &Limits) -> Result<Converted, ConvertError> {
     if !is_editor_format(doc) {
         return Err(ConvertError::NotEditorFormat("expected `nodes` and `links` lists"));
     }
@@ -324,19 +372,60 @@ pub fn to_api(doc: &Value, info: &ObjectInfo, limits: &Limits) -> Result<Workflo
         out: Workflow::new(),
         unknown: Vec::new(),
         limits,
+        steps: Cell::new(0),
+        carried: RefCell::new(BTreeSet::new()),
     };
     let ctx = Ctx {
         scope: &top,
         prefix: "",
         parent: None,
+        promos: &[],
+        depth: 0,
     };
-    conv.emit(&ctx, 0)?;
+    conv.emit(&ctx)?;
     if !conv.unknown.is_empty() {
         conv.unknown.sort();
         conv.unknown.dedup();
         return Err(ConvertError::UnknownNodes(conv.unknown));
     }
-    Ok(conv.out)
+    Ok(Converted {
+        workflow: conv.out,
+        promoted: conv.carried.into_inner(),
+    })
+}
+
+/// The values instance `node` (id `id`) promotes into its subgraph: its
+/// `proxyWidgets` entries (else its inputs that carry a widget, as `-1`
+/// entries) with its `widgets_values` in order, each overridden by what
+/// the scope around it (`outer`) promotes to that widget of the instance.
+fn promos_of(node: &UiNode, id: &str, outer: &[Promo]) -> Vec<Promo> {
+    let entries: Vec<(String, String)> = if node.proxies.is_empty() {
+        node.inputs
+            .iter()
+            .filter(|i| i.widget)
+            .map(|i| ("-1".to_owned(), i.name.clone()))
+            .collect()
+    } else {
+        node.proxies.clone()
+    };
+    let values = node.widgets.as_array();
+    let own_id = node.id.to_string();
+    let mut out = Vec::new();
+    for (i, (inner, widget)) in entries.into_iter().enumerate() {
+        let over = outer.iter().find(|p| p.node == own_id && p.widget == widget);
+        let (value, source) = match (over, values.and_then(|v| v.get(i))) {
+            (Some(p), _) => (p.value.clone(), p.source.clone()),
+            (None, Some(v)) => (v.clone(), (id.to_owned(), i)),
+            (None, None) => continue,
+        };
+        out.push(Promo {
+            node: inner,
+            widget,
+            value,
+            source,
+        });
+    }
+    out
 }
 
 struct Converter<'a> {
@@ -345,29 +434,58 @@ struct Converter<'a> {
     out: Workflow,
     unknown: Vec<String>,
     limits: &'a Limits,
+    /// Links followed so far, against [`MAX_STEPS`].
+    steps: Cell<usize>,
+    /// Promoted values that reached an inner node.
+    carried: RefCell<BTreeSet<(String, usize)>>,
 }
 
 impl Converter<'_> {
-    fn emit(&mut self, ctx: &Ctx<'_>, depth: usize) -> Result<(), ConvertError> {
-        if depth > MAX_HOPS {
-            return Err(ConvertError::BadLink {
-                node: ctx.prefix.to_owned(),
-                input: String::new(),
-                reason: "subgraphs nest too deeply",
-            });
+    /// One more step of work; an error past the budget.
+    fn step(&self) -> Result<(), ConvertError> {
+        let n = self.steps.get() + 1;
+        self.steps.set(n);
+        if n > MAX_STEPS {
+            return Err(ConvertError::TooIntricate(
+                "it takes too many steps to follow its links",
+            ));
         }
+        Ok(())
+    }
+
+    /// The context of instance `node` of `sg`, inside `ctx`, with the
+    /// values it promotes (kept in `promos`).
+    fn enter<'c>(
+        ctx: &'c Ctx<'c>,
+        node: &'c UiNode,
+        sg: &'c Subgraph,
+        prefix: &'c str,
+        promos: &'c [Promo],
+    ) -> Result<Ctx<'c>, ConvertError> {
+        if ctx.depth >= MAX_NESTING {
+            return Err(ConvertError::TooIntricate("subgraphs nest too deeply"));
+        }
+        Ok(Ctx {
+            scope: &sg.scope,
+            prefix,
+            parent: Some((node, sg, ctx)),
+            promos,
+            depth: ctx.depth + 1,
+        })
+    }
+
+    fn emit(&mut self, ctx: &Ctx<'_>) -> Result<(), ConvertError> {
         for node in &ctx.scope.nodes {
             if node.mode == MUTED || node.mode == BYPASSED || VIRTUAL.contains(&node.kind.as_str()) {
                 continue;
             }
             if let Some(sg) = self.subgraphs.get(&node.kind) {
-                let prefix = format!("{}{}:", ctx.prefix, node.id);
-                let inner = Ctx {
-                    scope: &sg.scope,
-                    prefix: &prefix,
-                    parent: Some((node, sg, ctx)),
-                };
-                self.emit(&inner, depth + 1)?;
+                self.step()?;
+                let id = format!("{}{}", ctx.prefix, node.id);
+                let promos = promos_of(node, &id, ctx.promos);
+                let prefix = format!("{id}:");
+                let inner = Self::enter(ctx, node, sg, &prefix, &promos)?;
+                self.emit(&inner)?;
                 continue;
             }
             let Some(def) = self.info.node(&node.kind) else {
@@ -386,8 +504,15 @@ impl Converter<'_> {
             })?;
             let mut api = Node::new(id, node.kind.clone());
             assign_widgets(&mut api, &def.inputs, "", &node.widgets);
-            if let Some((outer, _, _)) = ctx.parent {
-                promoted(&mut api, &def.inputs, node.id, outer);
+            // The widgets the instance around promotes: the instance's value
+            // is what is sent (only widget inputs the node declares; the
+            // editor-only `control_after_generate` is not sent).
+            let own_id = node.id.to_string();
+            for p in ctx.promos.iter().filter(|p| p.node == own_id) {
+                if def.inputs.iter().any(|d| d.kind.is_widget() && d.name == p.widget) {
+                    api.set_input(p.widget.clone(), Input::Value(p.value.clone()));
+                    self.carried.borrow_mut().insert(p.source.clone());
+                }
             }
             for input in &node.inputs {
                 let Some(link) = input.link else { continue };
@@ -441,6 +566,7 @@ impl Converter<'_> {
         if hops > MAX_HOPS {
             return Err(bad("the link chain is too long (a reroute or subgraph loop?)"));
         }
+        self.step()?;
         let Some(link) = ctx.scope.links.get(&link_id) else {
             return Err(bad("link does not exist"));
         };
@@ -453,7 +579,15 @@ impl Converter<'_> {
                 return Ok(Source::Nothing);
             };
             let Some(outer_link) = outer.inputs.iter().find(|i| &i.name == name).and_then(|i| i.link) else {
-                return Ok(Source::Nothing);
+                // Not connected outside: the value the instance promotes
+                // to that input, if any.
+                return Ok(match ctx.promos.iter().find(|p| p.node == "-1" && &p.widget == name) {
+                    Some(p) => {
+                        self.carried.borrow_mut().insert(p.source.clone());
+                        Source::Value(p.value.clone())
+                    }
+                    None => Source::Nothing,
+                });
             };
             return self.resolve(parent, outer_link, node, input, hops + 1);
         }
@@ -496,12 +630,10 @@ impl Converter<'_> {
         }
         if let Some(sg) = self.subgraphs.get(&origin.kind) {
             // A subgraph's output: the inner link into its output node.
-            let prefix = format!("{}{}:", ctx.prefix, origin.id);
-            let inner = Ctx {
-                scope: &sg.scope,
-                prefix: &prefix,
-                parent: Some((origin, sg, ctx)),
-            };
+            let id = format!("{}{}", ctx.prefix, origin.id);
+            let promos = promos_of(origin, &id, ctx.promos);
+            let prefix = format!("{id}:");
+            let inner = Self::enter(ctx, origin, sg, &prefix, &promos)?;
             // Links into the subgraph's output node have target -20.
             let inner_link = sg
                 .scope

@@ -15,6 +15,8 @@
 //! Every step is bounded: nesting by the subgraph depth, nodes by the node
 //! limit (all graphs together), text by the string limit.
 
+use std::collections::BTreeSet;
+
 use comfy_workflow::{Input, Limits, Node, NodeId, Workflow};
 use serde_json::Value;
 
@@ -107,11 +109,19 @@ pub fn editor_graph_as_workflow(
 /// subgraph instances with promoted widgets). Node ids are prefixed with where
 /// they sit (`muted:`, `definitions/<i>/...:`, `groupNodes/<name>:`), and
 /// the ids of muted or bypassed nodes come back apart, so findings about
-/// them can say so.
+/// them can say so. `carried` names the promoted values (top-level
+/// instance id, index in its `widgets_values`) the conversion already
+/// gives an inner node: judged there, they are left out here, so a
+/// payload is reported once.
 ///
 /// # Errors
 /// A message when a limit is broken (nodes, nesting).
-pub fn editor_hidden(doc: &Value, limits: &Limits, max_depth: usize) -> Result<Hidden, String> {
+pub fn editor_hidden(
+    doc: &Value,
+    limits: &Limits,
+    max_depth: usize,
+    carried: &BTreeSet<(String, usize)>,
+) -> Result<Hidden, String> {
     let mut wf = Workflow::new();
     let mut inactive = Vec::new();
     // Nodes whose content the conversion may not carry: inactive ones, and
@@ -149,12 +159,16 @@ pub fn editor_hidden(doc: &Value, limits: &Limits, max_depth: usize) -> Result<H
     let before = wf.len();
     editor_graph_as_workflow(doc, "", limits, &hidden, &mut wf)?;
     note_inactive(&wf, before, doc, "", &mut inactive);
-    let instances: Vec<String> = wf
-        .nodes()
-        .iter()
-        .filter(|n| definitions.contains(&n.class_type.as_str()))
-        .map(|n| n.id.to_string())
-        .collect();
+    for (id, index) in carried {
+        if let Some(Input::Value(Value::Array(values))) = wf
+            .node_mut(id)
+            .and_then(|n| n.inputs.iter_mut().find(|(k, _)| k == "widgets_values"))
+            .map(|(_, i)| i)
+            && let Some(v) = values.get_mut(*index)
+        {
+            *v = Value::Null;
+        }
+    }
     // Definitions: (graph, prefix, depth). Top-level definitions (depth 1)
     // run when instantiated, so only their inactive nodes are hidden;
     // deeper ones are read by nothing but an attacker's hopes.
@@ -182,6 +196,12 @@ pub fn editor_hidden(doc: &Value, limits: &Limits, max_depth: usize) -> Result<H
             editor_graph_as_workflow(group, &prefix, limits, &|_| true, &mut wf)?;
         }
     }
+    let instances: Vec<String> = wf
+        .nodes()
+        .iter()
+        .filter(|n| definitions.contains(&n.class_type.as_str()))
+        .map(|n| n.id.to_string())
+        .collect();
     Ok(Hidden {
         workflow: wf,
         inactive,

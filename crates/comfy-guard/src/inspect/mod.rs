@@ -642,7 +642,13 @@ pub fn inspect_editor_hidden(
     policy: &Policy,
     info: Option<&ObjectInfo>,
 ) -> Result<Inspection, InspectError> {
-    let hidden = graphs::editor_hidden(doc, &policy.limits, MAX_SUBGRAPH_DEPTH).map_err(InspectError::Hidden)?;
+    // Promoted values the conversion gives an inner node are judged there.
+    let carried = info
+        .and_then(|info| comfy_workflow::editor::to_api_traced(doc, info, &policy.limits).ok())
+        .map(|c| c.promoted)
+        .unwrap_or_default();
+    let hidden =
+        graphs::editor_hidden(doc, &policy.limits, MAX_SUBGRAPH_DEPTH, &carried).map_err(InspectError::Hidden)?;
     let mut report = inspect(&hidden.workflow, policy, info)?;
     let inactive = &hidden.inactive;
     // A subgraph instance's class is a definition id: only its content counts.

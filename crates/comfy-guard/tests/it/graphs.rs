@@ -89,3 +89,24 @@ fn what_an_editor_file_hides_is_read() {
     // The active top-level nodes are left to the conversion.
     assert!(!report.nodes_used.iter().any(|c| c == "EmptyImage"));
 }
+
+#[test]
+fn a_promoted_value_the_conversion_carries_is_reported_once() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/inspector/hostile/graphs/promoted_nested_chain.json"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let info_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/inspector/object_info.json");
+    let info =
+        comfy_workflow::ObjectInfo::from_value(&serde_json::from_slice(&std::fs::read(info_path).unwrap()).unwrap());
+    let policy = Policy::new(Mode::Audit);
+    // Without a catalog nothing is converted: the hidden pass judges it.
+    let without = inspect_editor_hidden(&doc, &policy, None).unwrap();
+    assert!(without.findings.iter().any(|f| f.rule == RuleId::CodeInInput));
+    // With one, the converted graph carries it to the inner node, where it
+    // is judged; the hidden pass leaves it out. Nested instances are
+    // judged on content, not as unknown classes.
+    let with = inspect_editor_hidden(&doc, &policy, Some(&info)).unwrap();
+    assert!(with.findings.is_empty(), "{:?}", with.findings);
+}

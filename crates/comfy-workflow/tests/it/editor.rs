@@ -1,6 +1,6 @@
 //! Editor (UI) format to API format.
 
-use comfy_workflow::editor::{ConvertError, is_editor_format, to_api};
+use comfy_workflow::editor::{ConvertError, MAX_NESTING, is_editor_format, to_api, to_api_traced};
 use comfy_workflow::validate::ProblemKind;
 use comfy_workflow::{Limits, ObjectInfo, Workflow};
 use serde_json::{Value, json};
@@ -175,6 +175,134 @@ fn promoted_widget_values_of_an_instance_reach_the_inner_node() {
     // node's own.
     let api = convert(&doc(json!([]), json!([["1", "text"]]))).unwrap();
     assert_eq!(api["7:1"]["inputs"]["text"], "from the definition");
+}
+
+/// A definition `sg` whose input `caption` feeds the `text` widget of its
+/// `Use` node 1, which holds "inner".
+fn captioned() -> Value {
+    json!({
+        "id": "sg", "inputs": [{"name": "caption", "type": "STRING"}], "outputs": [],
+        "nodes": [{"id": 1, "type": "Use", "mode": 0,
+                   "inputs": [{"name": "text", "type": "STRING", "link": 1, "widget": {"name": "text"}}],
+                   "widgets_values": ["inner"]}],
+        "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 1, "type": "STRING"}]
+    })
+}
+
+fn traced(doc: &Value) -> (Value, Vec<(String, usize)>) {
+    let c = to_api_traced(doc, &catalog(), &Limits::DEFAULT).unwrap();
+    (c.workflow.to_value(), c.promoted.into_iter().collect())
+}
+
+#[test]
+fn promoted_subgraph_inputs_reach_the_nodes_linked_from_the_input_node() {
+    let instance = |properties: Value, link: Value| {
+        json!({"id": 7, "type": "sg", "mode": 0, "properties": properties, "widgets_values": ["outer"],
+               "inputs": [{"name": "caption", "type": "STRING", "link": link, "widget": {"name": "caption"}}]})
+    };
+    let doc = |node: Value, extra: Vec<Value>, links: Value| {
+        let mut nodes = vec![node];
+        nodes.extend(extra);
+        json!({"nodes": nodes, "links": links, "definitions": {"subgraphs": [captioned()]}})
+    };
+    // `["-1", input]` in proxyWidgets, as a list or as JSON text, and an
+    // instance without proxyWidgets whose input carries a widget.
+    for properties in [
+        json!({"proxyWidgets": [["-1", "caption"]]}),
+        json!({"proxyWidgets": "[[\"-1\", \"caption\"]]"}),
+        json!({}),
+    ] {
+        let (api, carried) = traced(&doc(instance(properties.clone(), Value::Null), vec![], json!([])));
+        assert_eq!(api["7:1"]["inputs"]["text"], "outer", "{properties}");
+        assert_eq!(carried, [("7".to_owned(), 0)]);
+    }
+    // The instance's input connected outside: the link wins, the promoted
+    // value is not sent.
+    let primitive = json!({"id": 2, "type": "PrimitiveNode", "mode": 0, "widgets_values": ["linked"]});
+    let (api, carried) = traced(&doc(
+        instance(json!({"proxyWidgets": [["-1", "caption"]]}), json!(5)),
+        vec![primitive],
+        json!([[5, 2, 0, 7, 0, "STRING"]]),
+    ));
+    assert_eq!(api["7:1"]["inputs"]["text"], "linked");
+    assert!(carried.is_empty());
+}
+
+#[test]
+fn promotions_chain_through_nested_instances_and_text_proxies() {
+    let doc = |top_values: Value, top_proxies: Value| {
+        json!({
+            "nodes": [{"id": 7, "type": "outer", "mode": 0, "inputs": [],
+                       "properties": {"proxyWidgets": top_proxies}, "widgets_values": top_values}],
+            "links": [],
+            "definitions": {"subgraphs": [
+                {"id": "outer", "inputs": [], "outputs": [], "links": [],
+                 "nodes": [{"id": 4, "type": "inner", "mode": 0, "inputs": [],
+                            "properties": {"proxyWidgets": [["1", "text"]]}, "widgets_values": ["middle"]}]},
+                {"id": "inner", "inputs": [], "outputs": [], "links": [],
+                 "nodes": [{"id": 1, "type": "Use", "mode": 0, "inputs": [], "widgets_values": ["inner"]}]}
+            ]}
+        })
+    };
+    // The outer instance's value overrides the nested instance's promoted
+    // widget, which sets the inner node.
+    let (api, carried) = traced(&doc(json!(["top"]), json!([["4", "text"]])));
+    assert_eq!(api["7:4:1"]["inputs"]["text"], "top");
+    assert_eq!(carried, [("7".to_owned(), 0)]);
+    let (api, _) = traced(&doc(json!(["top"]), json!("[[\"4\", \"text\"]]")));
+    assert_eq!(api["7:4:1"]["inputs"]["text"], "top");
+    // Nothing on the outer instance: the nested instance's own value.
+    let (api, carried) = traced(&doc(json!([]), json!([["4", "text"]])));
+    assert_eq!(api["7:4:1"]["inputs"]["text"], "middle");
+    assert_eq!(carried, [("7:4".to_owned(), 0)]);
+}
+
+#[test]
+fn nesting_and_work_are_bounded() {
+    // A chain of definitions, each holding one instance of the next.
+    let chain = |levels: usize| {
+        let mut defs: Vec<Value> = (0..levels)
+            .map(|i| {
+                json!({"id": format!("d{i}"), "inputs": [], "outputs": [], "links": [],
+                       "nodes": [{"id": 1, "type": format!("d{}", i + 1), "mode": 0, "inputs": []}]})
+            })
+            .collect();
+        defs.push(
+            json!({"id": format!("d{levels}"), "inputs": [], "outputs": [], "links": [],
+                         "nodes": [{"id": 1, "type": "Use", "mode": 0, "inputs": [], "widgets_values": ["deep"]}]}),
+        );
+        json!({"nodes": [{"id": 1, "type": "d0", "mode": 0, "inputs": []}], "links": [],
+               "definitions": {"subgraphs": defs}})
+    };
+    let api = convert(&chain(MAX_NESTING - 1)).unwrap();
+    assert_eq!(api.as_object().unwrap().len(), 1);
+    assert!(matches!(
+        convert(&chain(MAX_NESTING)),
+        Err(ConvertError::TooIntricate(_))
+    ));
+    // A definition that holds an instance of itself.
+    let looping = json!({"nodes": [{"id": 1, "type": "me", "mode": 0, "inputs": []}], "links": [],
+        "definitions": {"subgraphs": [{"id": "me", "inputs": [], "outputs": [], "links": [],
+            "nodes": [{"id": 1, "type": "me", "mode": 0, "inputs": []}]}]}});
+    assert!(matches!(convert(&looping), Err(ConvertError::TooIntricate(_))));
+    // Thousands of nodes each reached through a long chain of reroutes:
+    // the step budget stops it.
+    let mut nodes = Vec::new();
+    let mut links = Vec::new();
+    for r in 0..250_i64 {
+        nodes.push(json!({"id": 100_000 + r, "type": "Reroute", "mode": 0,
+                          "inputs": [{"name": "", "type": "*", "link": if r == 0 { Value::Null } else { json!(100_000 + r) }}]}));
+        if r > 0 {
+            links.push(json!([100_000 + r, 100_000 + r - 1, 0, 100_000 + r, 0, "*"]));
+        }
+    }
+    for n in 0..4_100_i64 {
+        nodes.push(json!({"id": n, "type": "Use", "mode": 0,
+                          "inputs": [{"name": "image", "type": "IMAGE", "link": 200_000 + n}]}));
+        links.push(json!([200_000 + n, 100_249, 0, n, 0, "IMAGE"]));
+    }
+    let busy = json!({"nodes": nodes, "links": links});
+    assert!(matches!(convert(&busy), Err(ConvertError::TooIntricate(_))));
 }
 
 #[test]

@@ -63,7 +63,6 @@ fn main() -> Result<()> {
                 "--test",
                 "soak",
                 "--",
-                "--ignored",
                 "--nocapture",
             ],
         ),

@@ -157,13 +157,13 @@ async fn rate_limits_apply_per_category_and_every_call_is_audited() {
         client, home: _home, ..
     } = s;
     client.cancel().await.unwrap();
-    // Give the server a moment to close its log after stdin closes.
-    for _ in 0..50 {
-        if std::fs::read_to_string(&audit_file).is_ok_and(|t| t.lines().count() >= 13) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // The server closes its log after stdin closes: wait for its last records.
+    support::until("13 audit records", std::time::Duration::from_secs(10), || async {
+        std::fs::read_to_string(&audit_file)
+            .is_ok_and(|t| t.lines().count() >= 13)
+            .then_some(())
+    })
+    .await;
     let log = records(&audit_file);
     let called: Vec<&Value> = log.iter().filter(|r| r["action"] == "called").collect();
     let completed: Vec<&Value> = log.iter().filter(|r| r["action"] == "completed").collect();
@@ -1252,7 +1252,8 @@ async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
     else {
         panic!("expected a task")
     };
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Cancelled mid-job: once ComfyUI runs it.
+    support::wait_running(&sim.url()).await;
     client
         .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
         .await

@@ -233,7 +233,7 @@ async fn job_faults() {
         json!({"prompt": "x", "steps": 60, "wait": true}),
     );
     let restart = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        support::wait_running(&s.sim.url()).await;
         s.sim.restart();
     };
     let (r, ()) = tokio::join!(call, restart);

@@ -521,8 +521,10 @@ async fn a_job_waited_on_whose_backend_dies_is_lost_not_run_again() {
     job["backend"] = json!("b");
     job["wait"] = json!(true);
     let mut b = Some(b);
+    let b_url = b.as_ref().map(SimHandle::url).unwrap_or_default();
     let (r, ()) = tokio::join!(call(&c, "comfyui_generate_image", job), async {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Mid-job: once b runs it.
+        support::wait_running(&b_url).await;
         // The machine goes away: its socket and its server stop.
         drop(b.take());
     });

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -160,13 +162,11 @@ async fn an_interrupted_download_is_cleaned_up_and_exits_130() {
     let pid = child.id().unwrap();
     // Wait for the task to exist, then interrupt.
     let client = comfy_client::Client::builder(s.url()).build().unwrap();
-    for _ in 0..100 {
-        let tasks = client.model_manager_tasks().await.unwrap();
-        if tasks["data"].as_array().is_some_and(|t| !t.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::until("the download task", Duration::from_secs(10), || async {
+        let tasks = client.model_manager_tasks().await.ok()?;
+        tasks["data"].as_array().is_some_and(|t| !t.is_empty()).then_some(())
+    })
+    .await;
     let killed = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()

@@ -205,7 +205,9 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1), "no wait for the impossible");
     }
 
-    #[tokio::test]
+    /// On the paused clock, the sleep below ends only once every task is
+    /// idle: the waiter is parked on the budget when the memory comes back.
+    #[tokio::test(start_paused = true)]
     async fn a_call_waits_for_memory_within_its_wait_and_then_gets_it() {
         let b = Arc::new(ImageBudget::new(64 * MIB));
         let held = b.acquire(48 * MIB, Duration::from_secs(1)).await.ok();

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use comfy_sim::{Sim, SimHandle};
 use rmcp::model::{
@@ -124,4 +125,36 @@ pub(crate) fn records(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Polls `probe` until it answers `Some`, or fails the test after `limit`
+/// saying what it waited for: the one bounded wait the tests share, for
+/// state that has no event to wait on (ComfyUI sends a job's events only to
+/// the client that queued it, here the server under test).
+pub(crate) async fn until<T, F>(what: &str, limit: Duration, mut probe: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until ComfyUI at `url` runs a job (`GET /queue`), or fails the
+/// test after 20 s.
+pub(crate) async fn wait_running(url: &str) {
+    let comfyui = comfy_client::Client::builder(url.to_owned()).build().unwrap();
+    until("a job running on ComfyUI", Duration::from_secs(20), || async {
+        let queue = comfyui.queue_raw().await.ok()?;
+        queue["queue_running"]
+            .as_array()
+            .is_some_and(|running| !running.is_empty())
+            .then_some(())
+    })
+    .await;
 }

@@ -240,6 +240,8 @@ impl ServerHandler for Server {
                 }
             }
         }
+        #[cfg(feature = "conformance-fixtures")]
+        tools.extend(crate::fixtures::list());
         Ok(ListToolsResult::with_all_items(tools))
     }
 

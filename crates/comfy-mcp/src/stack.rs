@@ -404,6 +404,17 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
     } else {
         None
     };
+    // The conformance suite's fixture tools (test builds only).
+    #[cfg(feature = "conformance-fixtures")]
+    if Catalog::get().find(&call.name).is_none()
+        && let Some(result) = crate::fixtures::call(&call.name)
+    {
+        return Reply {
+            result,
+            outcome: Outcome::Ok,
+            input_required: None,
+        };
+    }
     let (def, args) = match Catalog::get().find(&call.name) {
         Some(def) => match def.prepare(call_args) {
             Ok(mut a) => {

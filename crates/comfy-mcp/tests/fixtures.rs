@@ -1,0 +1,82 @@
+//! The conformance fixture tools answer what the suite's scenarios check
+//! (`tools-call-simple-text`, `-image`, `-audio`, `-embedded-resource`,
+//! `-mixed-content`), and nothing else is a fixture.
+
+use base64::Engine as _;
+use comfy_mcp::fixtures;
+use rmcp::model::{ContentBlock, ResourceContents};
+
+fn decode(data: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap_or_else(|e| panic!("not base64: {e}"))
+}
+
+fn content(name: &str) -> Vec<ContentBlock> {
+    let result = fixtures::call(name).unwrap_or_else(|| panic!("no fixture {name}"));
+    assert_ne!(result.is_error, Some(true), "{name}");
+    assert!(!result.content.is_empty(), "{name}");
+    result.content
+}
+
+#[test]
+fn every_listed_fixture_answers_and_nothing_else_does() {
+    let names: Vec<String> = fixtures::list().iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names.len(), 5);
+    for n in &names {
+        assert!(fixtures::call(n).is_some(), "{n}");
+    }
+    for n in ["comfyui_generate_image", "test_missing", ""] {
+        assert!(fixtures::call(n).is_none(), "{n}");
+    }
+}
+
+#[test]
+fn image_audio_and_resource_are_what_the_suite_checks() {
+    let image = content("test_image_content");
+    match &image[0] {
+        ContentBlock::Image(i) => {
+            assert_eq!(i.mime_type, "image/png");
+            assert!(decode(&i.data).starts_with(b"\x89PNG\r\n\x1a\n"));
+        }
+        other => panic!("not an image: {other:?}"),
+    }
+    let audio = content("test_audio_content");
+    match &audio[0] {
+        ContentBlock::Audio(a) => {
+            assert_eq!(a.mime_type, "audio/wav");
+            let bytes = decode(&a.data);
+            assert!(bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WAVE");
+        }
+        other => panic!("not audio: {other:?}"),
+    }
+    let resource = content("test_embedded_resource");
+    match &resource[0] {
+        ContentBlock::Resource(r) => match &r.resource {
+            ResourceContents::TextResourceContents {
+                uri, mime_type, text, ..
+            } => {
+                assert!(!uri.is_empty() && !text.is_empty());
+                assert_eq!(mime_type.as_deref(), Some("text/plain"));
+            }
+            other => panic!("not text: {other:?}"),
+        },
+        other => panic!("not a resource: {other:?}"),
+    }
+    let mixed = content("test_multiple_content_types");
+    let kinds: Vec<&str> = mixed
+        .iter()
+        .map(|c| match c {
+            ContentBlock::Text(_) => "text",
+            ContentBlock::Image(_) => "image",
+            ContentBlock::Resource(_) => "resource",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["text", "image", "resource"]);
+    assert!(
+        content("test_simple_text")[0]
+            .as_text()
+            .is_some_and(|t| !t.text.is_empty())
+    );
+}

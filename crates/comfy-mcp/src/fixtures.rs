@@ -4,7 +4,9 @@
 //! checks it). They exist so `cargo xtask conformance` can run the suite's
 //! tool scenarios through our real handler, tower stack and HTTP gate: the
 //! stack calls [`call`] for a name the catalog does not know, and
-//! `tools/list` appends [`list`].
+//! `tools/list` appends [`list`]. The fixture prompts ([`prompt`]) and
+//! resources ([`resource`]) are answered by the handler before the stack
+//! (behind the HTTP gate, outside the audit log and rate limits).
 //!
 //! Each result is what the suite's scenario checks (read from the pinned
 //! suite's source): a text block, a PNG image, a WAV audio clip, an
@@ -76,4 +78,71 @@ pub fn call(name: &str) -> Option<CallToolResult> {
         _ => return None,
     };
     Some(CallToolResult::success(content))
+}
+
+/// Fixture prompt `name` with `args`, or `None` if there is no such
+/// fixture; `Err` names a missing argument.
+pub fn prompt(
+    name: &str,
+    args: Option<&rmcp::model::JsonObject>,
+) -> Option<Result<rmcp::model::GetPromptResult, String>> {
+    use rmcp::model::{GetPromptResult, PromptMessage, Role};
+    let arg = |k: &str| -> Result<String, String> {
+        args.and_then(|a| a.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("prompt {name} needs the string argument '{k}'"))
+    };
+    let messages = match name {
+        "test_simple_prompt" => Ok(vec![PromptMessage::new_text(
+            Role::User,
+            "This is a simple prompt for testing.",
+        )]),
+        "test_prompt_with_arguments" => arg("arg1").and_then(|a1| {
+            let a2 = arg("arg2")?;
+            Ok(vec![PromptMessage::new_text(
+                Role::User,
+                format!("Prompt with arguments: arg1='{a1}', arg2='{a2}'"),
+            )])
+        }),
+        "test_prompt_with_embedded_resource" => arg("resourceUri").map(|uri| {
+            vec![
+                PromptMessage::new(
+                    Role::User,
+                    ContentBlock::resource(
+                        ResourceContents::text("Embedded resource content for testing.", uri)
+                            .with_mime_type("text/plain"),
+                    ),
+                ),
+                PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+            ]
+        }),
+        "test_prompt_with_image" => Ok(vec![
+            PromptMessage::new(Role::User, ContentBlock::image(PNG, "image/png")),
+            PromptMessage::new_text(Role::User, "Please analyze the image above."),
+        ]),
+        _ => return None,
+    };
+    Some(messages.map(GetPromptResult::new))
+}
+
+/// Fixture resource `uri` (`test://static-text`, `test://static-binary`,
+/// `test://template/{id}/data`), or `None` if there is no such fixture.
+#[must_use]
+pub fn resource(uri: &str) -> Option<rmcp::model::ReadResourceResult> {
+    let contents = match uri {
+        "test://static-text" => {
+            ResourceContents::text("This is the content of the static text resource.", uri).with_mime_type("text/plain")
+        }
+        "test://static-binary" => ResourceContents::blob(PNG, uri).with_mime_type("image/png"),
+        _ => {
+            let id = uri.strip_prefix("test://template/")?.strip_suffix("/data")?;
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return None;
+            }
+            ResourceContents::text(format!("{{\"id\":\"{id}\",\"templateTest\":true}}"), uri)
+                .with_mime_type("application/json")
+        }
+    };
+    Some(rmcp::model::ReadResourceResult::new(vec![contents]))
 }

@@ -274,6 +274,10 @@ impl ServerHandler for Server {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::prompt(&request.name, request.arguments.as_ref()) {
+            return result.map(Into::into).map_err(|m| ErrorData::invalid_params(m, None));
+        }
         let call = ToolCall {
             name: format!("prompt:{}", request.name),
             args: request.arguments,
@@ -342,6 +346,10 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::resource(&request.uri) {
+            return Ok(result.into());
+        }
         let uri = request.uri.clone();
         let call = ToolCall {
             name: format!("resource:{uri}"),

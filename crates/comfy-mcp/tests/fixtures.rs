@@ -80,3 +80,36 @@ fn image_audio_and_resource_are_what_the_suite_checks() {
             .is_some_and(|t| !t.text.is_empty())
     );
 }
+
+#[test]
+fn prompts_and_resources_are_what_the_suite_checks() {
+    let args: rmcp::model::JsonObject =
+        serde_json::from_value(serde_json::json!({"arg1": "testValue1", "arg2": "testValue2"})).unwrap_or_default();
+    let with_args = fixtures::prompt("test_prompt_with_arguments", Some(&args))
+        .and_then(Result::ok)
+        .map(|r| serde_json::to_string(&r.messages).unwrap_or_default())
+        .unwrap_or_default();
+    assert!(
+        with_args.contains("testValue1") && with_args.contains("testValue2"),
+        "{with_args}"
+    );
+    assert!(matches!(
+        fixtures::prompt("test_prompt_with_arguments", None),
+        Some(Err(_))
+    ));
+    assert!(matches!(fixtures::prompt("test_simple_prompt", None), Some(Ok(_))));
+    assert!(matches!(fixtures::prompt("test_prompt_with_image", None), Some(Ok(_))));
+    assert!(fixtures::prompt("comfyui_prompt", None).is_none());
+    let t = fixtures::resource("test://template/123/data").map(|r| serde_json::to_string(&r).unwrap_or_default());
+    assert!(t.is_some_and(|t| t.contains("123")));
+    assert!(fixtures::resource("test://static-text").is_some());
+    assert!(fixtures::resource("test://static-binary").is_some());
+    for hostile in [
+        "test://template//data",
+        "test://template/../x/data",
+        "comfyui://models",
+        "test://other",
+    ] {
+        assert!(fixtures::resource(hostile).is_none(), "{hostile}");
+    }
+}

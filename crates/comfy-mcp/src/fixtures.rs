@@ -22,7 +22,11 @@ const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z
 const WAV: &str = "UklGRiwAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQgAAACAgICAgICAgA==";
 
 /// The fixture tools: name and description (none takes arguments).
-const TOOLS: [(&str, &str); 5] = [
+const TOOLS: [(&str, &str); 6] = [
+    (
+        "test_tool_with_progress",
+        "Conformance fixture: reports progress three times (0, 50, 100 of 100), then answers.",
+    ),
     ("test_simple_text", "Conformance fixture: answers with one text block."),
     (
         "test_image_content",
@@ -62,10 +66,22 @@ fn embedded() -> ContentBlock {
     )
 }
 
-/// The result of fixture tool `name`, or `None` if there is no such fixture.
+/// Whether `name` is a fixture tool.
 #[must_use]
-pub fn call(name: &str) -> Option<CallToolResult> {
+pub fn is_tool(name: &str) -> bool {
+    TOOLS.iter().any(|(n, _)| *n == name)
+}
+
+/// The result of fixture tool `name`, or `None` if there is no such
+/// fixture; progress goes to `reporter`.
+pub async fn call(name: &str, reporter: &crate::tools::Reporter) -> Option<CallToolResult> {
     let content = match name {
+        "test_tool_with_progress" => {
+            for step in [0.0, 50.0, 100.0] {
+                reporter.report(step, Some(100.0), format!("step {step} of 100")).await;
+            }
+            vec![ContentBlock::text("Progress reported three times.")]
+        }
         "test_simple_text" => vec![ContentBlock::text("This is a simple text response for testing.")],
         "test_image_content" => vec![ContentBlock::image(PNG, "image/png")],
         "test_audio_content" => vec![ContentBlock::audio(WAV, "audio/wav")],

@@ -12,8 +12,16 @@ fn decode(data: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("not base64: {e}"))
 }
 
+/// Fixture tool `name`'s result, with no progress target.
+fn call(name: &str) -> Option<rmcp::model::CallToolResult> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    runtime.block_on(fixtures::call(name, &comfy_mcp::tools::Reporter::default()))
+}
+
 fn content(name: &str) -> Vec<ContentBlock> {
-    let result = fixtures::call(name).unwrap_or_else(|| panic!("no fixture {name}"));
+    let result = call(name).unwrap_or_else(|| panic!("no fixture {name}"));
     assert_ne!(result.is_error, Some(true), "{name}");
     assert!(!result.content.is_empty(), "{name}");
     result.content
@@ -22,12 +30,12 @@ fn content(name: &str) -> Vec<ContentBlock> {
 #[test]
 fn every_listed_fixture_answers_and_nothing_else_does() {
     let names: Vec<String> = fixtures::list().iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names.len(), 5);
+    assert_eq!(names.len(), 6);
     for n in &names {
-        assert!(fixtures::call(n).is_some(), "{n}");
+        assert!(fixtures::is_tool(n) && call(n).is_some(), "{n}");
     }
     for n in ["comfyui_generate_image", "test_missing", ""] {
-        assert!(fixtures::call(n).is_none(), "{n}");
+        assert!(!fixtures::is_tool(n) && call(n).is_none(), "{n}");
     }
 }
 

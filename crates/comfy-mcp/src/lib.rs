@@ -25,6 +25,8 @@ pub mod budget;
 pub mod caller;
 pub mod config;
 pub mod consent;
+#[cfg(feature = "conformance-fixtures")]
+pub mod fixtures;
 pub mod hook;
 pub mod http;
 pub mod images;

@@ -252,6 +252,8 @@ impl ServerHandler for Server {
                 }
             }
         }
+        #[cfg(feature = "conformance-fixtures")]
+        tools.extend(crate::fixtures::list());
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -284,6 +286,10 @@ impl ServerHandler for Server {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::prompt(&request.name, request.arguments.as_ref()) {
+            return result.map(Into::into).map_err(|m| ErrorData::invalid_params(m, None));
+        }
         let call = ToolCall {
             name: format!("prompt:{}", request.name),
             args: request.arguments,
@@ -352,6 +358,10 @@ impl ServerHandler for Server {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::resource(&request.uri) {
+            return Ok(result.into());
+        }
         let uri = request.uri.clone();
         let call = ToolCall {
             name: format!("resource:{uri}"),

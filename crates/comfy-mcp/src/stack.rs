@@ -418,6 +418,10 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
         // by the prompt.
         None if call.name.starts_with("resource:") => (None, JsonObject::new()),
         None if call.name.starts_with("prompt:") => (None, call_args.unwrap_or_default()),
+        // The conformance suite's fixture tools (test builds only): run
+        // below, once the reporter exists.
+        #[cfg(feature = "conformance-fixtures")]
+        None if crate::fixtures::is_tool(&call.name) => (None, call_args.unwrap_or_default()),
         None => return Reply::error(format!("Unknown tool: '{}'", call.name), Outcome::Rejected),
     };
     let caller = crate::caller::Caller::of(call.ctx.as_ref());
@@ -438,6 +442,16 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
         ),
         local: call.on_progress.clone(),
     };
+    #[cfg(feature = "conformance-fixtures")]
+    if def.is_none()
+        && let Some(result) = crate::fixtures::call(&call.name, &reporter).await
+    {
+        return Reply {
+            result,
+            outcome: Outcome::Ok,
+            input_required: None,
+        };
+    }
     let owner = caller.owner().cloned();
     if let Some(owner) = &owner
         && let Err(e) = crate::jobs::before(&call.name, &args, owner, tools).await

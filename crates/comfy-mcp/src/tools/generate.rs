@@ -74,7 +74,8 @@ pub(super) async fn confirm(cx: &ToolContext, reporter: &Reporter, message: Stri
 }
 
 impl Reporter {
-    async fn report(&self, progress: f64, total: Option<f64>, message: String) {
+    /// Sends one progress notification (and to the local callback).
+    pub(crate) async fn report(&self, progress: f64, total: Option<f64>, message: String) {
         if let Some(local) = &self.local {
             local(progress, total, &message);
         }

@@ -3,7 +3,7 @@
 //! - `ci`: exactly what CI runs: format check, clippy with warnings denied,
 //!   the dependency-layering check, every test, `cargo install` of the
 //!   three commands, the examples, the Python SDK suite, the conformance
-//!   suite and the quick benchmark.
+//!   suite, the quick benchmark and `dist`.
 //! - `deps`: fails when a crate depends on one the layering forbids
 //!   (`docs/architecture.md` explains the layers).
 //! - `examples`: runs the `comfy-client` examples against `comfy-sim`
@@ -16,9 +16,14 @@
 //! - `bench`: the benchmarks, in release mode (figures go in
 //!   `docs/performance.md`; `--scale`: replicas sharing Redis, for
 //!   `docs/scaling.md`).
+//! - `dist [--check] [--target TRIPLE]`: the Python wheel, npm packages and
+//!   release archive of the binary in `target/dist/`, each installed into a
+//!   clean place and started (part of `ci`); `--check` validates the
+//!   release workflow against `packaging/platforms.json`.
 
 mod conformance;
 mod deps;
+mod dist;
 mod examples;
 mod fuzz;
 mod pytest;
@@ -72,7 +77,8 @@ fn main() -> Result<()> {
             &args[1..],
         ),
         Some("bench") => bench(args.get(1).map(String::as_str)),
-        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak|real-comfyui>"),
+        Some("dist") => dist::run(&args[1..]),
+        _ => bail!("usage: cargo xtask <ci|deps|examples|pytest|conformance|fuzz|bench|soak|real-comfyui|dist>"),
     }
 }
 
@@ -95,7 +101,7 @@ pub(crate) fn step(name: &str, program: &str, args: &[&str]) -> Result<()> {
 }
 
 /// `cargo install --locked` from the repository path gives the three
-/// commands the README promises (`comfy-mcp`, `comfyui-mcp-secure`,
+/// commands the README promises (`comfy-mcp`, `comfyui-mcp-secure`, `comfy-mcp-rs`,
 /// `comfy-lint`). Checked with the dev profile into `target/install-check`,
 /// reusing the test build, so it costs seconds; the release profile is
 /// built by the benchmark step.
@@ -120,7 +126,7 @@ fn install_check(cargo: &str) -> Result<()> {
             ],
         )?;
     }
-    for bin in ["comfy-mcp", "comfyui-mcp-secure", "comfy-lint"] {
+    for bin in ["comfy-mcp", "comfyui-mcp-secure", "comfy-mcp-rs", "comfy-lint"] {
         let path = root.join("bin").join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
         let out = Command::new(&path)
             .arg("--version")
@@ -130,7 +136,7 @@ fn install_check(cargo: &str) -> Result<()> {
             bail!("{} --version failed", path.display());
         }
     }
-    eprintln!("<== install: comfy-mcp, comfyui-mcp-secure and comfy-lint installed and run");
+    eprintln!("<== install: comfy-mcp, comfyui-mcp-secure, comfy-mcp-rs and comfy-lint installed and run");
     Ok(())
 }
 
@@ -355,6 +361,8 @@ fn ci() -> Result<()> {
     pytest::run(&cargo)?;
     conformance::run(&cargo)?;
     bench(Some("--quick"))?;
+    // After the benchmark: maturin finds its release build fresh.
+    dist::run(&[])?;
     eprintln!("ci: all steps passed in {:.1}s", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `comfyui-mcp-secure`: the peer's command name, so MCP client configs
-//! written for the Python server work unchanged.
+//! written for the Python server work unchanged; also the whole of
+//! `comfy-mcp-rs` (`alias_pkg.rs`), the name of the Python and npm
+//! packages, which `uvx` and `npx` run.
 //!
 //! It is not a second copy of the server. It starts the `comfy-mcp` that
 //! sits in the same directory (where `cargo install`, pip and the release
@@ -20,16 +22,25 @@ use std::process::{Command, ExitCode};
 /// The server's file name in the alias's directory.
 const SERVER: &str = "comfy-mcp";
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    let me = args
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "comfyui-mcp-secure".to_owned());
     let server = match server_path() {
         Ok(path) => path,
         Err(e) => {
-            eprintln!("comfyui-mcp-secure: cannot find the directory this program is in: {e}");
+            eprintln!("{me}: cannot find the directory this program is in: {e}");
             return ExitCode::from(127);
         }
     };
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    run(&server, &args)
+    let args: Vec<OsString> = args.collect();
+    run(&me, &server, &args)
 }
 
 /// `comfy-mcp` beside this program (symbolic links resolved, as
@@ -44,10 +55,10 @@ fn server_path() -> std::io::Result<PathBuf> {
 
 /// Replaces this process with the server; returns only on failure.
 #[cfg(unix)]
-fn run(server: &std::path::Path, args: &[OsString]) -> ExitCode {
+fn run(me: &str, server: &std::path::Path, args: &[OsString]) -> ExitCode {
     use std::os::unix::process::CommandExt;
     let e = Command::new(server).args(args).exec();
-    eprintln!("comfyui-mcp-secure: cannot start {}: {e}", server.display());
+    eprintln!("{me}: cannot start {}: {e}", server.display());
     // 126/127: the shell's codes for "found but not runnable" and "not found".
     ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound {
         127
@@ -59,11 +70,11 @@ fn run(server: &std::path::Path, args: &[OsString]) -> ExitCode {
 /// Runs the server as a child with the inherited streams and exits with its
 /// code (Windows exit codes are 32 bits, so `exit` rather than `ExitCode`).
 #[cfg(not(unix))]
-fn run(server: &std::path::Path, args: &[OsString]) -> ExitCode {
+fn run(me: &str, server: &std::path::Path, args: &[OsString]) -> ExitCode {
     match Command::new(server).args(args).status() {
         Ok(status) => std::process::exit(status.code().unwrap_or(1)),
         Err(e) => {
-            eprintln!("comfyui-mcp-secure: cannot start {}: {e}", server.display());
+            eprintln!("{me}: cannot start {}: {e}", server.display());
             ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {

@@ -43,6 +43,16 @@ fn arguments_environment_output_and_exit_status_pass_through() {
         String::from_utf8_lossy(&out.stdout).contains("comfyui: FAILED (http://127.0.0.1:9)"),
         "{out:?}"
     );
+    // The packages' name is the same program.
+    let out = Command::new(env!("CARGO_BIN_EXE_comfy-mcp-rs"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+        "{out:?}"
+    );
     // A usage error keeps clap's code.
     let out = Command::new(ALIAS).arg("--no-such-flag").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");

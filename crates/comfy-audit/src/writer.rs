@@ -424,6 +424,11 @@ fn timestamp() -> String {
     }
 }
 
+/// `CreateFileW`'s flag to open a reparse point (symbolic link, junction)
+/// rather than what it points to.
+#[cfg(windows)]
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+
 #[cfg(unix)]
 #[allow(clippy::unnecessary_wraps, reason = "None on platforms without inodes")]
 fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -677,6 +682,13 @@ impl Writer {
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::OpenOptionsExt;
+            // A symbolic link is opened as itself and refused as not
+            // regular below, as O_NOFOLLOW makes the open fail on Unix.
+            options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
         }
         let mut file = options.open(&path).map_err(|e| io_error(&path, "opening", &e))?;
         let meta = file.metadata().map_err(|e| io_error(&path, "checking the file", &e))?;
@@ -934,6 +946,13 @@ impl Anchor {
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::OpenOptionsExt;
+            // A symbolic link is opened as itself and refused as not
+            // regular below, as O_NOFOLLOW makes the open fail on Unix.
+            options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
         }
         let file = options
             .open(path)

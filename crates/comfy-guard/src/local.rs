@@ -33,6 +33,11 @@ pub enum LocalFileError {
     },
 }
 
+/// `CreateFileW`'s flag to open a reparse point (symbolic link, junction)
+/// rather than what it points to.
+#[cfg(windows)]
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+
 fn io_error(e: &std::io::Error) -> LocalFileError {
     #[cfg(unix)]
     if e.raw_os_error() == Some(libc::ELOOP) {
@@ -58,12 +63,22 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, LocalFileEr
         // O_NONBLOCK so opening a FIFO does not wait for a writer.
         options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt as _;
+        // Opens a symbolic link or junction itself instead of its target
+        // (Windows' O_NOFOLLOW), so the type check below sees the link.
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    #[cfg(not(any(unix, windows)))]
     if std::fs::symlink_metadata(path).map_err(|e| io_error(&e))?.is_symlink() {
         return Err(LocalFileError::Symlink);
     }
     let file = options.open(path).map_err(|e| io_error(&e))?;
     let meta = file.metadata().map_err(|e| io_error(&e))?;
+    if meta.file_type().is_symlink() {
+        return Err(LocalFileError::Symlink);
+    }
     if !meta.is_file() {
         return Err(LocalFileError::NotRegular);
     }

@@ -284,7 +284,10 @@ async fn rotation_under_load_never_splits_or_loses_a_record() {
 
 /// The child side of the kill -9 test: writes records with `every_record`
 /// and prints each acknowledged sequence number until it is killed.
-#[allow(clippy::print_stdout, reason = "the parent reads the acknowledged numbers from stdout")]
+#[allow(
+    clippy::print_stdout,
+    reason = "the parent reads the acknowledged numbers from stdout"
+)]
 fn child_writer(path: &Path) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -577,6 +577,7 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
         Ok(Output::Media(m)) => Reply {
             result: m.into_result(),
             outcome: Outcome::Ok,
+            input_required: None,
         },
         Err(e) => {
             let mut reply = Reply::error(e.message, e.outcome);

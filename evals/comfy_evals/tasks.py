@@ -34,6 +34,7 @@ if str(_EVALS) not in sys.path:
 
 from comfy_evals.dataset import load_suite  # noqa: E402
 from comfy_evals.scorer import tool_checks  # noqa: E402
+from comfy_evals.server import queueing_tools, server_command  # noqa: E402
 
 CONFIGS = _EVALS / "configs"
 
@@ -41,16 +42,6 @@ INSTRUCTIONS = (
     "You operate a ComfyUI server through the comfyui_* tools. Do what the user asks "
     "with the tools, then answer in plain text."
 )
-
-# Tools that queue work on ComfyUI, which the static suite must not call.
-QUEUEING_TOOLS = [
-    "comfyui_generate_image",
-    "comfyui_transform_image",
-    "comfyui_inpaint_image",
-    "comfyui_upscale_image",
-    "comfyui_run_workflow",
-    "comfyui_run_workflow_stream",
-]
 
 # A reported prompt id or file name must come from a tool, in every suite.
 GROUNDED = {"grounded": True}
@@ -68,7 +59,7 @@ def comfy_assistant(suite: str) -> Solver:
             (settings / "config.yaml").write_text((CONFIGS / f"{suite}.yaml").read_text())
             server = mcp_server_stdio(
                 name="comfy-mcp",
-                command=os.environ.get("COMFY_MCP_BIN", "comfy-mcp"),
+                command=server_command(),
                 env={
                     "HOME": home,
                     "COMFYUI_URL": os.environ.get("COMFYUI_URL", "http://127.0.0.1:8188"),
@@ -93,7 +84,7 @@ def _suite(name: str, checks: list[dict]) -> Task:
 @task
 def static() -> Task:
     """Workflows, presets and the prompting guide, without queueing work."""
-    return _suite("static", [GROUNDED, {"not_called": QUEUEING_TOOLS}])
+    return _suite("static", [GROUNDED, {"not_called": queueing_tools()}])
 
 
 @task

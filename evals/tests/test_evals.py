@@ -12,6 +12,7 @@ import pytest
 from inspect_ai.scorer import CORRECT, INCORRECT
 
 from comfy_evals.dataset import SUITES, read_lines
+from comfy_evals.server import queueing_tools
 
 COMPARE = Path(__file__).resolve().parents[1] / "compare.py"
 
@@ -66,3 +67,11 @@ def test_compare_of_a_log_with_itself_reports_no_change(logs):
     log = logs["static", "perfect"].location
     out = subprocess.run([sys.executable, str(COMPARE), log, log], capture_output=True, text=True, check=True).stdout
     assert "Changed samples: 0 of " in out
+
+
+def test_the_static_suite_forbids_the_servers_generation_tools():
+    """The tools `static` must not call come from the server's catalog
+    (COMFY_MCP_BIN's `tools --category generation`)."""
+    tools = queueing_tools()
+    assert "comfyui_generate_image" in tools and "comfyui_run_workflow_stream" in tools
+    assert "comfyui_get_queue" not in tools and "comfyui_validate_workflow" not in tools

@@ -1,6 +1,8 @@
 //! The layering check: which crate may depend on which, read from
-//! `cargo metadata` (normal dependencies only, transitively); and that the
-//! default build (what an install builds) enables no test-only feature.
+//! `cargo metadata` (normal dependencies only, transitively); that the
+//! default build (what an install builds) enables no test-only feature;
+//! and that the server's commands build without the simulator
+//! ([`without_sim`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -86,7 +88,7 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
             ]);
         }
         // The library never depends on the simulator; only the binary
-        // may wire it in.
+        // may wire it in, behind its `sim` feature.
         "comfy-mcp" => f.push("comfy-sim"),
         _ => {}
     }
@@ -96,6 +98,26 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
 /// Features that exist for tests only (the conformance suite's fixture
 /// tools): the default build must leave them off.
 const TEST_ONLY_FEATURES: &[&str] = &["conformance-fixtures"];
+
+/// `cargo check` of the `comfy-mcp` commands without default features, so
+/// without the `sim` feature (the simulator behind `--sim`): the build a
+/// package may ship must keep compiling. The layering above already keeps
+/// the library (`comfy-mcp`) off the simulator in every build.
+pub(crate) fn without_sim(cargo: &str) -> Result<()> {
+    crate::step(
+        "deps: comfy-mcp without the simulator",
+        cargo,
+        &[
+            "check",
+            "--locked",
+            "--quiet",
+            "-p",
+            "comfy-mcp-bin",
+            "--no-default-features",
+            "--bins",
+        ],
+    )
+}
 
 /// `cargo metadata` for the workspace.
 pub(crate) fn metadata() -> Result<Value> {

@@ -31,6 +31,10 @@
 //! `manylinux_2_17` floor). `--check` only validates the packaging files
 //! ([`check`]). Nothing is published.
 //!
+//! The packages carry the default features, the simulator behind `--sim`
+//! (`sim`) included: the same release build as the benchmark's, linked
+//! once (the trade-off is in `docs/architecture.md`, Distribution).
+//!
 //! maturin, auditwheel and ziglang come from pip into `target/dist-tools`,
 //! once per pinned set ([`TOOLS`]).
 

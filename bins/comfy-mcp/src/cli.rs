@@ -14,17 +14,22 @@
 //!   and the man page, generated from this definition.
 //!
 //! Logs go to stderr only; stdout carries MCP messages (serve) or the
-//! command's output.
+//! command's output. What each command does is in the library
+//! (`comfy_mcp::serve`, `call`, `check`, `smoke`, `hook`,
+//! `comfy_audit::cli`); `--sim` starts `comfy_sim` when the `sim` feature
+//! is on (the default), and says this build has no simulator when not.
 
 #![allow(clippy::print_stdout, reason = "a command-line front end prints its output")]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::PossibleValuesParser;
 use clap::{CommandFactory, Parser, Subcommand};
+use comfy_mcp::Config;
 use comfy_mcp::config::{self, Loaded};
-use comfy_mcp::{Config, Server};
+use comfy_mcp::serve::shutdown_signal;
+use comfy_mcp::tools::{Catalog, Category};
 
 #[derive(Parser)]
 #[command(name = "comfy-mcp", version, about = "A secure MCP server for ComfyUI")]
@@ -36,7 +41,8 @@ struct Args {
     #[arg(long, global = true, default_value = "warn")]
     log_level: String,
     /// Start an in-process ComfyUI simulator (comfy-sim) and use it instead of
-    /// comfyui.url: try every tool without a GPU. Never used unless asked.
+    /// comfyui.url: try every tool without a GPU. Never used unless asked
+    /// (builds without the `sim` feature have no simulator).
     #[arg(long, global = true)]
     sim: bool,
     #[command(subcommand)]
@@ -48,7 +54,11 @@ enum Command {
     /// Serve MCP over stdio (the default).
     Serve,
     /// Print every tool with its input and output schemas (JSON).
-    Tools,
+    Tools {
+        /// Only the tools of this rate-limit category.
+        #[arg(long, value_parser = PossibleValuesParser::new(Category::ALL.map(Category::name)))]
+        category: Option<String>,
+    },
     /// Run one tool through the same checks, limits and audit log as a client call.
     Call {
         /// The tool, e.g. comfyui_get_queue.
@@ -153,27 +163,42 @@ fn load(args: &Args) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
+/// What keeps the simulator of `--sim` running (it stops when dropped).
+#[cfg(feature = "sim")]
+type SimGuard = comfy_sim::SimHandle;
+#[cfg(not(feature = "sim"))]
+type SimGuard = std::convert::Infallible;
+
 /// With `--sim`, a simulator on a free loopback port, and the config
-/// pointed at it. The handle stops the simulator when dropped.
-async fn with_sim(args: &Args, mut config: Config) -> Result<(Config, Option<comfy_sim::SimHandle>), String> {
+/// pointed at it.
+#[cfg_attr(
+    not(feature = "sim"),
+    allow(clippy::unused_async, reason = "awaits the simulator's start with the `sim` feature")
+)]
+async fn with_sim(args: &Args, config: Config) -> Result<(Config, Option<SimGuard>), String> {
     if !args.sim {
         return Ok((config, None));
     }
-    let sim = comfy_sim::Sim::builder()
-        .steps_per_second(20.0)
-        .model_manager(true)
-        .manager(true)
-        .model_search(true)
-        .start()
-        .await
-        .map_err(|e| format!("cannot start the simulator: {e}"))?;
-    tracing::warn!("--sim: using the ComfyUI simulator at {}", sim.url());
-    config.comfyui.url = sim.url();
-    config.comfyui.external_url = None;
-    // The simulator also answers CivitAI's and HuggingFace's search APIs.
-    config.model_search.civitai_api_base = sim.url();
-    config.model_search.huggingface_api_base = sim.url();
-    Ok((config, Some(sim)))
+    #[cfg(feature = "sim")]
+    {
+        let sim = comfy_sim::Sim::demo()
+            .start()
+            .await
+            .map_err(|e| format!("cannot start the simulator: {e}"))?;
+        tracing::warn!("--sim: using the ComfyUI simulator at {}", sim.url());
+        let mut config = config;
+        config.use_simulator(&sim.url());
+        Ok((config, Some(sim)))
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        drop(config);
+        Err(
+            "--sim: this build of comfy-mcp has no simulator (it was built without the `sim` feature); \
+             build from source with the default features, or point comfyui.url at a ComfyUI"
+                .to_owned(),
+        )
+    }
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -233,55 +258,19 @@ async fn run(args: Args) -> Result<ExitCode, String> {
         None | Some(Command::Serve) => {
             let loaded = load(&args)?;
             let (config, _sim) = with_sim(&args, loaded.config).await?;
-            serve(config).await
+            comfy_mcp::serve::run(config, shutdown_signal()).await
         }
-        Some(Command::Tools) => {
-            let tools = comfy_mcp::tools::Catalog::get().list();
-            let text =
-                serde_json::to_string_pretty(&serde_json::json!({ "tools": tools })).map_err(|e| e.to_string())?;
+        Some(Command::Tools { category }) => {
+            let category = category.as_deref().and_then(Category::from_name);
+            let text = serde_json::to_string_pretty(&Catalog::get().listing(category)).map_err(|e| e.to_string())?;
             println!("{text}");
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Call { tool, arguments }) => {
             let loaded = load(&args)?;
-            let parsed: serde_json::Value =
-                serde_json::from_str(arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
-            let serde_json::Value::Object(map) = parsed else {
-                return Err("arguments must be a JSON object".to_owned());
-            };
+            let arguments = comfy_mcp::call::arguments(arguments)?;
             let (config, _sim) = with_sim(&args, loaded.config).await?;
-            let server = Server::new(config, None).map_err(|e| e.to_string())?;
-            // A progress bar on stderr, when it is a terminal.
-            let bar: Option<comfy_mcp::stack::ProgressFn> = std::io::stderr().is_terminal().then(|| {
-                let draw: comfy_mcp::stack::ProgressFn =
-                    std::sync::Arc::new(|done: f64, total: Option<f64>, message: &str| {
-                        let line = match total.filter(|t| *t > 0.0) {
-                            Some(t) => {
-                                let filled = ((done / t).clamp(0.0, 1.0) * 30.0).round() as usize;
-                                format!(
-                                    "[{}{}] {done}/{t} {message}",
-                                    "#".repeat(filled),
-                                    ".".repeat(30 - filled)
-                                )
-                            }
-                            None => message.to_owned(),
-                        };
-                        eprint!("\r\x1b[2K{line}");
-                    });
-                draw
-            });
-            let reply = server.call_with_progress(tool, Some(map), bar.clone()).await;
-            if bar.is_some() {
-                eprintln!();
-            }
-            server.close();
-            let text = serde_json::to_string_pretty(&reply.result).map_err(|e| e.to_string())?;
-            println!("{text}");
-            Ok(if reply.result.is_error == Some(true) {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            comfy_mcp::call::run(config, tool, arguments).await
         }
         Some(Command::Config {
             command: ConfigCommand::Show,
@@ -290,7 +279,15 @@ async fn run(args: Args) -> Result<ExitCode, String> {
             print!("{}", loaded.show());
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Check) => check(&args).await,
+        Some(Command::Check) => {
+            let loaded = match load(&args) {
+                Ok(l) => l,
+                Err(e) => return Ok(comfy_mcp::check::config_failed(&e)),
+            };
+            comfy_mcp::check::config_ok(loaded.file.as_deref());
+            let (config, _sim) = with_sim(&args, loaded.config).await?;
+            comfy_mcp::check::run(config).await
+        }
         Some(Command::Smoke {
             url,
             no_download,
@@ -345,135 +342,6 @@ fn audit(args: &Args, command: &AuditCommand) -> Result<ExitCode, String> {
     }
 }
 
-async fn check(args: &Args) -> Result<ExitCode, String> {
-    let loaded = match load(args) {
-        Ok(l) => l,
-        Err(e) => {
-            println!("config: FAILED: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let file = loaded
-        .file
-        .as_ref()
-        .map_or_else(|| "none (defaults)".to_owned(), |f| f.display().to_string());
-    println!("config: ok ({file})");
-    let (config, _sim) = with_sim(args, loaded.config).await?;
-    let url = config.comfyui.url.clone();
-    let server = Server::new(config, None).map_err(|e| e.to_string())?;
-    let mut ok = true;
-    let reply = server.call("comfyui_get_system_info", None).await;
-    if let (Some(info), Some(false) | None) = (&reply.result.structured_content, reply.result.is_error) {
-        if let Some(backends) = info.get("backends").and_then(|b| b.as_array()) {
-            // Several backends: each one's state; any down fails the check.
-            for b in backends {
-                let name = b.get("name").and_then(|v| v.as_str()).unwrap_or("?");
-                if b.get("healthy").and_then(serde_json::Value::as_bool) == Some(true) {
-                    println!(
-                        "backend {name}: ok (version {}, queue {})",
-                        b.get("comfyui_version").and_then(|v| v.as_str()).unwrap_or("unknown"),
-                        b.get("queue_depth").and_then(serde_json::Value::as_u64).unwrap_or(0)
-                    );
-                } else {
-                    ok = false;
-                    println!(
-                        "backend {name}: FAILED: {}",
-                        b.get("error").and_then(|v| v.as_str()).unwrap_or("unreachable")
-                    );
-                }
-            }
-        } else {
-            println!(
-                "comfyui: ok ({url}, version {})",
-                info.get("comfyui_version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("unknown")
-            );
-        }
-    } else {
-        ok = false;
-        println!("comfyui: FAILED ({url}): {}", reply.error_text().unwrap_or_default());
-    }
-    if ok {
-        for (plugin, tool) in [
-            ("ComfyUI-Manager", "comfyui_get_custom_node_status"),
-            ("ComfyUI-Model-Manager", "comfyui_get_download_tasks"),
-        ] {
-            let r = server.call(tool, None).await;
-            match r.error_text() {
-                None => println!("plugin {plugin}: installed"),
-                Some(t) if t.contains("is not installed") => println!("plugin {plugin}: not installed (optional)"),
-                Some(t) => println!("plugin {plugin}: unknown ({t})"),
-            }
-        }
-    }
-    // The calls above wrote their records: the audit log is writable if
-    // none was refused for that reason.
-    if reply.error_text().is_some_and(|t| t.contains("audit record")) {
-        ok = false;
-        println!("audit log: FAILED: {}", reply.error_text().unwrap_or_default());
-    } else {
-        println!("audit log: ok");
-    }
-    server.close();
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// How long the server waits on the way out for the cancels of abandoned
-/// jobs to reach ComfyUI.
-const SETTLE_CANCELS: std::time::Duration = std::time::Duration::from_secs(5);
-
-async fn serve(config: Config) -> Result<ExitCode, String> {
-    use rmcp::ServiceExt;
-    let remote = config.transport.remote.clone();
-    let server = Server::new(config, None).map_err(|e| e.to_string())?;
-    if remote.enabled {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let addr = comfy_mcp::http::serve(server.clone(), &remote, stop.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        let scheme = if remote.tls_cert.is_some() { "https" } else { "http" };
-        eprintln!("comfy-mcp: MCP over Streamable HTTP at {scheme}://{addr}/mcp (health: /healthz)");
-        shutdown_signal().await;
-        stop.cancel();
-        server.settle_cancels(SETTLE_CANCELS).await;
-        server.close();
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Pipes and sockets are read and written on the reactor (see
-    // `stdio`); their flags are put back when `_restore` drops, after the
-    // transport has stopped.
-    #[cfg(unix)]
-    let (transport, _restore) = {
-        let (input, output, restore) = crate::stdio::open();
-        ((input, output), restore)
-    };
-    #[cfg(not(unix))]
-    let transport = rmcp::transport::stdio();
-    let running = server
-        .clone()
-        .serve(transport)
-        .await
-        .map_err(|e| format!("MCP handshake failed: {e}"))?;
-    let cancel = running.cancellation_token();
-    tokio::select! {
-        quit = running.waiting() => {
-            if let Err(e) = quit {
-                tracing::error!("server task failed: {e}");
-            }
-        }
-        () = shutdown_signal() => {
-            tracing::info!("signal received, shutting down");
-            cancel.cancel();
-        }
-    }
-    // Abandoned calls' jobs are cancelled, and everything queued for the
-    // audit log is written and synced.
-    server.settle_cancels(SETTLE_CANCELS).await;
-    server.close();
-    Ok(ExitCode::SUCCESS)
-}
-
 /// How `hook` prints a warning (`comfy_mcp::hook::Format`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum HookFormat {
@@ -481,23 +349,4 @@ enum HookFormat {
     Json,
     /// The warning line alone.
     Text,
-}
-
-/// SIGTERM or SIGINT (Ctrl-C).
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

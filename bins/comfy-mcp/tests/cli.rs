@@ -221,6 +221,34 @@ fn config_show_and_tools_print_without_a_server() {
 }
 
 #[test]
+fn tools_of_one_category_are_listed_by_name() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["tools", "--category", "generation"]);
+    assert_eq!(out.status.code(), Some(0));
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "comfyui_generate_image",
+            "comfyui_transform_image",
+            "comfyui_inpaint_image",
+            "comfyui_upscale_image",
+            "comfyui_run_workflow",
+            "comfyui_run_workflow_stream",
+        ]
+    );
+    let out = run(home.path(), &["tools", "--category", "gpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("file_ops"));
+}
+
+#[test]
 fn call_runs_one_tool_through_the_stack() {
     let home = tempfile::tempdir().unwrap();
     // Nothing listens on port 9: the call fails with a clear error, and is audited.

@@ -568,6 +568,19 @@ pub struct Config {
     pub state: StateConfig,
 }
 
+impl Config {
+    /// Points this configuration at a local ComfyUI simulator at `url`
+    /// (`comfy-mcp --sim`): it takes `comfyui.url`'s place (and
+    /// `comfyui.external_url`'s), and answers CivitAI's and HuggingFace's
+    /// search APIs too.
+    pub fn use_simulator(&mut self, url: &str) {
+        url.clone_into(&mut self.comfyui.url);
+        self.comfyui.external_url = None;
+        url.clone_into(&mut self.model_search.civitai_api_base);
+        url.clone_into(&mut self.model_search.huggingface_api_base);
+    }
+}
+
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

@@ -94,16 +94,6 @@ impl Ticket {
 /// Most clients whose submission locks are kept; idle ones go first.
 const MAX_CLIENT_LOCKS: usize = 4096;
 
-/// The tools that queue a job.
-pub(crate) const SUBMITTING: &[&str] = &[
-    "comfyui_generate_image",
-    "comfyui_transform_image",
-    "comfyui_inpaint_image",
-    "comfyui_upscale_image",
-    "comfyui_run_workflow",
-    "comfyui_run_workflow_stream",
-];
-
 /// Refuses a submission from `client` when it already has the most jobs
 /// queued or running that `transport.remote.max_queued_jobs_per_client`
 /// allows.
@@ -112,7 +102,7 @@ pub(crate) const SUBMITTING: &[&str] = &[
 /// The refusal, naming the cap.
 pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Result<Option<Arc<Ticket>>, ToolError> {
     let cap = cx.config.transport.remote.max_queued_jobs_per_client;
-    if cap == 0 || !SUBMITTING.contains(&name) {
+    if cap == 0 || !crate::tools::submits(name) {
         return Ok(None);
     }
     // One submission of this client at a time, from counting to queueing.
@@ -615,12 +605,7 @@ pub async fn after(name: &str, v: &mut Value, owner: &Principal, cx: &ToolContex
         jobs.load(&ids).await;
     }
     match name {
-        "comfyui_generate_image"
-        | "comfyui_transform_image"
-        | "comfyui_inpaint_image"
-        | "comfyui_upscale_image"
-        | "comfyui_run_workflow"
-        | "comfyui_run_workflow_stream" => {
+        _ if crate::tools::submits(name) => {
             if let Some(id) = v.get("prompt_id").and_then(Value::as_str) {
                 jobs.record(id, owner);
                 jobs.share(id, "owner", owner).await;

@@ -13,8 +13,10 @@
 //! - [`secrets`]: the Comfy account key paid API nodes use, kept out of
 //!   every result and error;
 //! - [`server`]: the rmcp handler;
-//! - [`hook`] and [`smoke`]: the `comfy-mcp hook` and `comfy-mcp smoke`
-//!   commands (the binary only parses their arguments).
+//! - [`serve`], [`call`], [`check`], [`hook`] and [`smoke`]: the
+//!   `comfy-mcp` commands (serve over stdio or HTTP until a signal, one
+//!   call, the install check, the Claude Code hook, the live checklist);
+//!   the binary only parses their arguments and calls them.
 //!
 //! Invariant: the only crate that knows about JSON-RPC, MCP types or tower;
 //! it joins the client, the workflow model, the guard and the audit log,
@@ -22,7 +24,9 @@
 
 pub mod backends;
 pub mod budget;
+pub mod call;
 pub mod caller;
+pub mod check;
 pub mod config;
 pub mod consent;
 #[cfg(feature = "conformance-fixtures")]
@@ -33,11 +37,14 @@ pub mod images;
 pub mod jobs;
 pub mod media;
 pub mod secrets;
+pub mod serve;
 pub mod server;
 pub mod skills;
 pub mod smoke;
 pub mod stack;
 pub mod state;
+#[cfg(unix)]
+mod stdio;
 pub mod tasks;
 pub mod tools;
 

@@ -65,6 +65,18 @@ impl Sim {
     pub fn builder() -> SimBuilder {
         SimBuilder::default()
     }
+
+    /// A builder for trying an MCP server by hand (`comfy-mcp --sim`):
+    /// every optional plugin on (ComfyUI-Manager, ComfyUI-Model-Manager,
+    /// the model search APIs), and 20 steps per second, so a job's progress
+    /// can be watched.
+    pub fn demo() -> SimBuilder {
+        SimBuilder::default()
+            .steps_per_second(20.0)
+            .model_manager(true)
+            .manager(true)
+            .model_search(true)
+    }
 }
 
 /// Why the simulator could not start.

@@ -238,12 +238,7 @@ pub(super) async fn run_on(
 ) -> Result<Output, ToolError> {
     let c = &cx.client();
     match name {
-        "comfyui_generate_image"
-        | "comfyui_transform_image"
-        | "comfyui_inpaint_image"
-        | "comfyui_upscale_image"
-        | "comfyui_run_workflow"
-        | "comfyui_run_workflow_stream" => super::generate::run(name, args, cx, reporter).await,
+        _ if super::submits(name) => super::generate::run(name, args, cx, reporter).await,
         "comfyui_upload_image"
         | "comfyui_upload_mask"
         | "comfyui_get_image"

@@ -51,6 +51,20 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category.
+    pub const ALL: [Category; 4] = [
+        Category::Workflow,
+        Category::Generation,
+        Category::FileOps,
+        Category::ReadOnly,
+    ];
+
+    /// The category with this name (its name in `rate_limits:`).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// Its name in `rate_limits:`.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -179,6 +193,18 @@ impl Catalog {
             .collect()
     }
 
+    /// `comfy-mcp tools`: every tool as `tools/list` publishes it (only
+    /// those of `category`, when given), under `"tools"`.
+    pub fn listing(&self, category: Option<Category>) -> Value {
+        let tools: Vec<&Tool> = self
+            .tools
+            .iter()
+            .filter(|t| category.is_none_or(|c| t.category == c))
+            .map(|t| &t.tool)
+            .collect();
+        serde_json::json!({ "tools": tools })
+    }
+
     /// The tool called `name`.
     pub fn find(&self, name: &str) -> Option<&ToolDef> {
         self.index.get(name).map(|&i| &self.tools[i])
@@ -188,6 +214,17 @@ impl Catalog {
     pub fn all(&self) -> &[ToolDef] {
         &self.tools
     }
+}
+
+/// Whether tool `name` submits work to ComfyUI: the catalog's
+/// `generation` category, the one list of such tools (job ownership, the
+/// per-client queue cap, the `backend` argument and dispatch all ask here;
+/// `comfy-mcp tools --category generation` prints it for the evals).
+#[must_use]
+pub fn submits(name: &str) -> bool {
+    Catalog::get()
+        .find(name)
+        .is_some_and(|t| t.category == Category::Generation)
 }
 
 /// Every tool group, in documentation order.

@@ -50,7 +50,7 @@ const OTHER_BACKEND_TOOLS: &[&str] = &[
 /// Whether tool `name` takes a `backend` argument when there are several.
 #[must_use]
 pub fn takes_backend(name: &str) -> bool {
-    crate::jobs::SUBMITTING.contains(&name) || OTHER_BACKEND_TOOLS.contains(&name)
+    super::submits(name) || OTHER_BACKEND_TOOLS.contains(&name)
 }
 
 /// The `backend` property added to those tools' input schemas.

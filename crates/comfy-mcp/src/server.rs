@@ -257,6 +257,18 @@ impl ServerHandler for Server {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
+    /// A listed tool's definition: rmcp checks a call's `Mcp-Param-*`
+    /// headers (SEP-2243) against the arguments its input schema marks
+    /// with `x-mcp-header`. (No catalog tool marks any.)
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(tool) = crate::fixtures::tool(name) {
+            return Some(tool);
+        }
+        let def = Catalog::get().find(name)?;
+        self.groups.contains(&def.group).then(|| def.tool().clone())
+    }
+
     /// `logging/setLevel`: accepted, as the peer accepts it. The server's
     /// logs go to stderr (`--log-level`, `RUST_LOG`); MCP log messages are
     /// deprecated (SEP-2577) and none are sent.
@@ -434,6 +446,8 @@ impl ServerHandler for Server {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        crate::fixtures::refuse(&request.name, &context)?;
         if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
             let owner = crate::caller::Caller::of(Some(&context)).principal;
             let (id, task, cancel) = tasks.create(owner).await;

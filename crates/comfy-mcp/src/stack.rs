@@ -444,7 +444,7 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
     };
     #[cfg(feature = "conformance-fixtures")]
     if def.is_none()
-        && let Some(result) = crate::fixtures::call(&call.name, &reporter).await
+        && let Some(result) = crate::fixtures::call(&call.name, &args, call.ctx.as_ref(), &reporter).await
     {
         return Reply {
             result,

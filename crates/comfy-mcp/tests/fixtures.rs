@@ -1,6 +1,8 @@
 //! The conformance fixture tools answer what the suite's scenarios check
 //! (`tools-call-simple-text`, `-image`, `-audio`, `-embedded-resource`,
-//! `-mixed-content`), and nothing else is a fixture.
+//! `-mixed-content`), and nothing else is a fixture. (Each family's file
+//! under `src/fixtures/` tests what it builds; `cargo xtask conformance`
+//! runs them all through the suite.)
 
 use base64::Engine as _;
 use comfy_mcp::fixtures;
@@ -17,9 +19,16 @@ fn call(name: &str) -> Option<rmcp::model::CallToolResult> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    runtime.block_on(fixtures::call(name, &comfy_mcp::tools::Reporter::default()))
+    let args = rmcp::model::JsonObject::new();
+    runtime.block_on(fixtures::call(
+        name,
+        &args,
+        None,
+        &comfy_mcp::tools::Reporter::default(),
+    ))
 }
 
+/// Fixture tool `name`'s content, which must not be an error.
 fn content(name: &str) -> Vec<ContentBlock> {
     let result = call(name).unwrap_or_else(|| panic!("no fixture {name}"));
     assert_ne!(result.is_error, Some(true), "{name}");
@@ -30,7 +39,9 @@ fn content(name: &str) -> Vec<ContentBlock> {
 #[test]
 fn every_listed_fixture_answers_and_nothing_else_does() {
     let names: Vec<String> = fixtures::list().iter().map(|t| t.name.to_string()).collect();
-    assert_eq!(names.len(), 6);
+    // Six that only answer, five that talk to the client, the JSON Schema
+    // 2020-12 tool, the header tool and the capability tool.
+    assert_eq!(names.len(), 14);
     for n in &names {
         assert!(fixtures::is_tool(n) && call(n).is_some(), "{n}");
     }

@@ -309,9 +309,14 @@ async fn a_client_cannot_forge_or_reuse_a_yes() {
         .await,
     );
     refused(&r, "other arguments");
-    // Answers without a state.
-    let r = completed(s.once(params.clone().with_input_responses(yes())).await);
-    refused(&r, "answers without a state");
+    // Answers without a state: asked again, with a new state (a yes
+    // counts only with the state of its question).
+    match s.once(params.clone().with_input_responses(yes())).await {
+        CallToolResponse::InputRequired(ir) => {
+            assert!(ir.request_state.is_some_and(|n| n != state), "a new state");
+        }
+        other => panic!("answers without a state were not asked again: {other:?}"),
+    }
     assert_eq!(installs(), 0, "nothing was installed");
     // The real state with a yes: once.
     let r = completed(

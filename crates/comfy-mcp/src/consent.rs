@@ -24,6 +24,14 @@
 //!   inspection of the same arguments has changed since, the user is asked
 //!   again).
 //!
+//! The same sealing serves any exchange of input requests
+//! ([`Consent::exchange`]): several requests at once (elicitation, sampling,
+//! roots), several rounds (the answers of earlier rounds ride sealed in the
+//! state), answers checked against the request they answer (a malformed
+//! one is refused), a missing answer asked again with a fresh state, and
+//! only requests the client declared it can answer. The confirmation
+//! above is one such exchange of one round and one question.
+//!
 //! A state is good once: its nonce goes into a set of redeemed nonces
 //! (kept until the state would have expired, at most [`MAX_REDEEMED`]),
 //! and a second use is refused. What is not guaranteed: the key is this
@@ -163,30 +171,46 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A question to put to the user through an input-required result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InputNeeded {
     /// What the user is asked.
     pub question: String,
-    /// The sealed request state.
-    pub state: String,
+    /// The input-required result that asks it.
+    result: InputRequiredResult,
 }
+
+impl PartialEq for InputNeeded {
+    fn eq(&self, other: &Self) -> bool {
+        self.question == other.question && self.state() == other.state()
+    }
+}
+
+impl Eq for InputNeeded {}
 
 impl InputNeeded {
     /// The input-required result: one form elicitation (`{"proceed":
-    /// boolean}`) under [`INPUT_KEY`], and the state.
+    /// boolean}`) under [`INPUT_KEY`], and the sealed state.
     #[must_use]
     pub fn result(&self) -> InputRequiredResult {
-        let schema = ElicitationSchema::from_type::<Confirm>()
-            .unwrap_or_else(|_| ElicitationSchema::builder().required_bool("proceed").build_unchecked());
-        let ask = ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
-            meta: None,
-            message: self.question.clone(),
-            requested_schema: schema,
-        });
-        let mut requests = InputRequests::new();
-        requests.insert(INPUT_KEY.to_owned(), InputRequest::Elicitation(ask));
-        InputRequiredResult::new(Some(requests), Some(self.state.clone()))
+        self.result.clone()
     }
+
+    /// The sealed request state.
+    #[must_use]
+    pub fn state(&self) -> Option<&str> {
+        self.result.request_state.as_deref()
+    }
+}
+
+/// The confirmation request: a form elicitation of `{"proceed": boolean}`.
+fn confirm_request(question: &str) -> InputRequest {
+    let schema = ElicitationSchema::from_type::<Confirm>()
+        .unwrap_or_else(|_| ElicitationSchema::builder().required_bool("proceed").build_unchecked());
+    InputRequest::Elicitation(ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: question.to_owned(),
+        requested_schema: schema,
+    }))
 }
 
 /// What the user said, or why nothing could be learned.
@@ -205,13 +229,137 @@ pub enum Decision {
     Invalid(String),
 }
 
+/// The kinds of input request a client declared it can answer (its
+/// `elicitation`, `sampling` and `roots` capabilities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answerable {
+    /// `elicitation/create`.
+    pub elicitation: bool,
+    /// `sampling/createMessage`.
+    pub sampling: bool,
+    /// `roots/list`.
+    pub roots: bool,
+}
+
+impl Answerable {
+    /// What a client with `caps` can answer (nothing without them).
+    #[must_use]
+    pub fn of(caps: Option<&rmcp::model::ClientCapabilities>) -> Self {
+        caps.map_or_else(Self::default, |c| Self {
+            elicitation: c.elicitation.is_some(),
+            sampling: c.sampling.is_some(),
+            roots: c.roots.is_some(),
+        })
+    }
+
+    /// Whether the client can answer `request`.
+    #[must_use]
+    pub fn allows(self, request: &InputRequest) -> bool {
+        match request {
+            InputRequest::Elicitation(_) => self.elicitation,
+            InputRequest::CreateMessage(_) => self.sampling,
+            InputRequest::ListRoots(_) => self.roots,
+            _ => false,
+        }
+    }
+}
+
+/// How an exchange of input requests stands after one call
+/// ([`Consent::exchange`]).
+#[derive(Debug, Clone)]
+pub enum Exchange {
+    /// Send this input-required result (the requests still unanswered and
+    /// a new sealed state); the call ends there.
+    Ask(InputRequiredResult),
+    /// Every request is answered.
+    Done {
+        /// The answers, by the keys of the requests.
+        answers: Map<String, Value>,
+        /// Whether the call carried a state this server sealed for it.
+        verified: bool,
+    },
+    /// A request still needed is of a kind the client did not declare it
+    /// can answer (or this process has no sealing key).
+    CannotAsk,
+    /// The request state, or an answer, does not hold (the message says
+    /// why): to be refused as invalid parameters.
+    Invalid(String),
+}
+
+/// Why a state or answer is refused, with what to do about it.
+const AGAIN: &str = "call again without requestState and inputResponses to be asked again";
+/// Longest request state accepted (the answers of earlier rounds ride in it).
+const MAX_STATE: usize = 16_384;
+/// Most rounds one call goes through (answers carried plus answers sent).
+const MAX_ROUNDS: usize = 16;
+
 /// The state's payload.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Payload {
     /// The nonce, hex.
     n: String,
-    /// SHA-256 of the question, hex.
+    /// SHA-256 of the requests asked (canonical JSON), hex.
     q: String,
+    /// The answers of earlier rounds, by key.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    a: Map<String, Value>,
+}
+
+/// SHA-256 (hex) of `requests` as canonical JSON.
+fn requests_digest(requests: &InputRequests) -> String {
+    let mut canonical = String::new();
+    write_canonical(&serde_json::to_value(requests).unwrap_or_default(), &mut canonical);
+    hex(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// Whether `answer` is a well-formed answer to `request`: an elicitation
+/// result (accepted with a content object holding the schema's required
+/// fields, or declined or cancelled), a sampling result, or a roots list.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_answer(request: &InputRequest, answer: &Value) -> Result<(), String> {
+    match request {
+        InputRequest::Elicitation(ask) => {
+            let result = serde_json::from_value::<ElicitResult>(answer.clone())
+                .map_err(|_| "not an elicitation result (an action, and content when accepted)".to_owned())?;
+            if result.action != ElicitationAction::Accept {
+                return Ok(());
+            }
+            let Some(Value::Object(content)) = &result.content else {
+                return Err("an accepted elicitation result without a content object".to_owned());
+            };
+            let params = serde_json::to_value(&ask.params).unwrap_or_default();
+            let required = params
+                .get("requestedSchema")
+                .and_then(|s| s.get("required"))
+                .and_then(Value::as_array);
+            match required
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .find(|k| !content.contains_key(*k))
+            {
+                Some(missing) => Err(format!("the content lacks the required field {missing:?}")),
+                None => Ok(()),
+            }
+        }
+        #[allow(
+            deprecated,
+            reason = "sampling is deprecated by SEP-2577 but still a 2026-07-28 input request"
+        )]
+        InputRequest::CreateMessage(_) => serde_json::from_value::<rmcp::model::CreateMessageResult>(answer.clone())
+            .map(drop)
+            .map_err(|_| "not a sampling result (role, content, model)".to_owned()),
+        #[allow(
+            deprecated,
+            reason = "roots are deprecated by SEP-2577 but still a 2026-07-28 input request"
+        )]
+        InputRequest::ListRoots(_) => serde_json::from_value::<rmcp::model::ListRootsResult>(answer.clone())
+            .map(drop)
+            .map_err(|_| "not a roots list (roots)".to_owned()),
+        _ => Err("an answer to a kind of request this server does not make".to_owned()),
+    }
 }
 
 /// The sealing key and the redeemed nonces.
@@ -272,93 +420,171 @@ impl Consent {
                 can_elicit,
                 responses,
                 state,
-            } => match state {
-                Some(state) => self.redeem(state, responses.as_ref(), binding, question),
-                None if responses.is_some() => Decision::Invalid(
-                    "the call carries inputResponses without the requestState they answer; \
-                     call again without inputResponses to be asked"
-                        .to_owned(),
-                ),
-                None if !can_elicit => Decision::CannotAsk,
-                None => self.seal(binding, question).map_or(Decision::CannotAsk, Decision::Ask),
-            },
+            } => {
+                // A client answering a question could be asked it.
+                let can = Answerable {
+                    elicitation: *can_elicit || state.is_some(),
+                    ..Answerable::default()
+                };
+                let request = confirm_request(question);
+                let next = |known: &Map<String, Value>| {
+                    (!known.contains_key(INPUT_KEY))
+                        .then(|| InputRequests::from([(INPUT_KEY.to_owned(), request.clone())]))
+                };
+                match self.exchange(binding, can, state.as_deref(), responses.as_ref(), true, next) {
+                    Exchange::Ask(result) => Decision::Ask(InputNeeded {
+                        question: question.to_owned(),
+                        result,
+                    }),
+                    Exchange::Done { answers, .. } => {
+                        let answer = answers
+                            .get(INPUT_KEY)
+                            .and_then(|a| serde_json::from_value::<ElicitResult>(a.clone()).ok());
+                        let proceed = answer.is_some_and(|a| {
+                            a.action == ElicitationAction::Accept
+                                && a.content
+                                    .as_ref()
+                                    .and_then(|c| c.get("proceed"))
+                                    .and_then(Value::as_bool)
+                                    == Some(true)
+                        });
+                        if proceed { Decision::Yes } else { Decision::No }
+                    }
+                    Exchange::CannotAsk => Decision::CannotAsk,
+                    Exchange::Invalid(why) => Decision::Invalid(why),
+                }
+            }
         }
     }
 
-    /// A new question's state.
-    fn seal(&self, binding: &Binding, question: &str) -> Option<InputNeeded> {
+    /// One call of an exchange of input requests (SEP-2322) for a call
+    /// bound to `binding`, from a client that can answer `can`, carrying
+    /// `state` and `responses`. `next` says what is still to ask given the
+    /// answers known so far (`None` when nothing is), so an exchange may
+    /// run several rounds; the answers of earlier rounds ride sealed in
+    /// the state.
+    ///
+    /// An answer counts when it answers every request of its round and is
+    /// well-formed ([`check_answer`]; a malformed one is [`Exchange::Invalid`]),
+    /// and, when `sealed_only`, only if it comes with the state sealed when
+    /// those very requests were asked (for a confirmation: nothing else may
+    /// turn a call into a "yes"). Without `sealed_only`, answers sent
+    /// unasked with the first call count too (information the client
+    /// volunteers). Anything missing is asked (again) with a new state; the
+    /// state presented is spent then, and when the exchange is done, so
+    /// each state serves once.
+    pub fn exchange<F>(
+        &self,
+        binding: &Binding,
+        can: Answerable,
+        state: Option<&str>,
+        responses: Option<&InputResponses>,
+        sealed_only: bool,
+        next: F,
+    ) -> Exchange
+    where
+        F: Fn(&Map<String, Value>) -> Option<InputRequests>,
+    {
+        let (mut known, mut asked_before, mut nonce) = match state {
+            None => (Map::new(), None, None),
+            Some(state) => match self.open(state, binding) {
+                Ok(p) => (p.a, Some(p.q), Some(p.n)),
+                Err(why) => return Exchange::Invalid(why),
+            },
+        };
+        let verified = nonce.is_some();
+        let no_answers = InputResponses::new();
+        let responses = responses.unwrap_or(&no_answers);
+        for _ in 0..MAX_ROUNDS {
+            let Some(asked) = next(&known).filter(|a| !a.is_empty()) else {
+                if let Some(n) = nonce.take()
+                    && !self.take(&n)
+                {
+                    tracing::warn!(tool = binding.tool, "refused a request state used before");
+                    return Exchange::Invalid(format!("the requestState has been used already; {AGAIN}"));
+                }
+                return Exchange::Done {
+                    answers: known,
+                    verified,
+                };
+            };
+            if !asked.values().all(|r| can.allows(r)) {
+                return Exchange::CannotAsk;
+            }
+            let digest = requests_digest(&asked);
+            let trusted = asked_before.take().is_some_and(|q| q == digest);
+            if (trusted || !sealed_only) && asked.keys().all(|k| responses.contains_key(k)) {
+                for (key, request) in &asked {
+                    let Some(answer) = responses.get(key) else { continue };
+                    if let Err(why) = check_answer(request, answer) {
+                        return Exchange::Invalid(format!("inputResponses.{key} does not answer its request: {why}"));
+                    }
+                    known.insert(key.clone(), answer.clone());
+                }
+                continue;
+            }
+            // Asked (again): the state presented is spent.
+            if let Some(n) = nonce.take()
+                && !self.take(&n)
+            {
+                return Exchange::Invalid(format!("the requestState has been used already; {AGAIN}"));
+            }
+            return match self.seal(binding, &digest, &known) {
+                Some(Ok(state)) => Exchange::Ask(InputRequiredResult::new(Some(asked), Some(state))),
+                Some(Err(why)) => Exchange::Invalid(why),
+                None => Exchange::CannotAsk,
+            };
+        }
+        Exchange::Invalid(format!("more than {MAX_ROUNDS} rounds of questions in one call"))
+    }
+
+    /// A new state for `binding`, asking the requests of digest `asked`,
+    /// carrying the answers `known`: `None` without a key or randomness.
+    fn seal(&self, binding: &Binding, asked: &str, known: &Map<String, Value>) -> Option<Result<String, String>> {
         let codec = self.codec.as_ref()?;
         let mut nonce = [0u8; 16];
         self.rng.fill(&mut nonce).ok()?;
         let payload = Payload {
             n: hex(&nonce),
-            q: hex(ring::digest::digest(&ring::digest::SHA256, question.as_bytes()).as_ref()),
+            q: asked.to_owned(),
+            a: known.clone(),
         };
         let body = serde_json::to_vec(&payload).unwrap_or_default();
+        // Base64 and the seal grow it by a third and a little.
+        if body.len() > MAX_STATE / 4 * 3 - 256 {
+            return Some(Err(format!(
+                "the answers so far are too large to carry in a request state (over {} bytes)",
+                MAX_STATE / 4 * 3 - 256
+            )));
+        }
         let ad = binding.associated_data();
-        let state = codec.seal_with(&body, &SealOptions::new().associated_data(ad.as_bytes()).ttl(STATE_TTL));
-        Some(InputNeeded {
-            question: question.to_owned(),
-            state,
-        })
+        Some(Ok(codec.seal_with(
+            &body,
+            &SealOptions::new().associated_data(ad.as_bytes()).ttl(STATE_TTL),
+        )))
     }
 
-    /// Reads the answer to a question this process asked.
-    fn redeem(&self, state: &str, responses: Option<&InputResponses>, binding: &Binding, question: &str) -> Decision {
-        const AGAIN: &str = "call the tool again without requestState and inputResponses to be asked again";
-        if state.len() > 4096 {
-            return Decision::Invalid(format!("the requestState is not one this server issued; {AGAIN}"));
+    /// Opens a state this process sealed for `binding`.
+    fn open(&self, state: &str, binding: &Binding) -> Result<Payload, String> {
+        if state.len() > MAX_STATE {
+            return Err(format!("the requestState is not one this server issued; {AGAIN}"));
         }
         let Some(codec) = self.codec.as_ref() else {
-            return Decision::CannotAsk;
+            return Err(format!("this server cannot read request states; {AGAIN}"));
         };
         let ad = binding.associated_data();
         // One answer for every way a state fails to open (SEP-2322 and
         // rmcp ask for that); the log says which.
-        let opened = match codec.open_with(state, ad.as_bytes()) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::warn!(tool = binding.tool, "refused a request state: {e}");
-                return Decision::Invalid(format!(
-                    "the requestState is not valid: not issued by this server for this tool, these arguments \
-                     and this caller, or older than {} minutes; {AGAIN}",
-                    STATE_TTL.as_secs() / 60
-                ));
-            }
-        };
-        let Ok(payload) = serde_json::from_slice::<Payload>(&opened) else {
-            return Decision::Invalid(format!("the requestState cannot be read; {AGAIN}"));
-        };
-        let asked = hex(ring::digest::digest(&ring::digest::SHA256, question.as_bytes()).as_ref());
-        if payload.q != asked {
-            // The same arguments now raise another question (the catalog
-            // changed): that one is asked instead.
-            return self.seal(binding, question).map_or(Decision::CannotAsk, Decision::Ask);
-        }
-        let Some(answer) = responses.and_then(|r| r.get(INPUT_KEY)) else {
-            return Decision::Invalid(format!(
-                "the call carries the requestState but no answer under inputResponses.{INPUT_KEY}; {AGAIN}"
-            ));
-        };
-        let Ok(answer) = serde_json::from_value::<ElicitResult>(answer.clone()) else {
-            return Decision::Invalid(format!(
-                "inputResponses.{INPUT_KEY} is not an elicitation result; {AGAIN}"
-            ));
-        };
-        if !self.take(&payload.n) {
-            tracing::warn!(tool = binding.tool, "refused a request state used before");
-            return Decision::Invalid(format!("the requestState has been used already; {AGAIN}"));
-        }
-        let proceed = answer.action == ElicitationAction::Accept
-            && answer
-                .content
-                .as_ref()
-                .and_then(|c| c.get("proceed"))
-                .and_then(Value::as_bool)
-                == Some(true);
-        if proceed { Decision::Yes } else { Decision::No }
+        let opened = codec.open_with(state, ad.as_bytes()).map_err(|e| {
+            tracing::warn!(tool = binding.tool, "refused a request state: {e}");
+            format!(
+                "the requestState is not valid: not issued by this server for this call, these arguments \
+                 and this caller, or older than {} minutes; {AGAIN}",
+                STATE_TTL.as_secs() / 60
+            )
+        })?;
+        serde_json::from_slice::<Payload>(&opened).map_err(|_| format!("the requestState cannot be read; {AGAIN}"))
     }
-
     /// Marks `nonce` redeemed; `false` when it was already, or when the
     /// set is full of unexpired nonces (fail closed).
     fn take(&self, nonce: &str) -> bool {
@@ -378,10 +604,10 @@ impl Consent {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-    use rmcp::model::{InputRequest, InputResponses, RequestStateCodec, SealOptions};
+    use rmcp::model::{InputRequest, InputRequests, InputResponses, RequestStateCodec, SealOptions};
     use serde_json::{Map, Value, json};
 
-    use super::{Binding, Channel, Consent, Decision, INPUT_KEY, Payload, STATE_TTL};
+    use super::{Answerable, Binding, Channel, Consent, Decision, Exchange, INPUT_KEY, Payload, STATE_TTL};
 
     fn args(v: Value) -> Map<String, Value> {
         match v {
@@ -414,7 +640,7 @@ mod tests {
                 let Some(InputRequest::Elicitation(_)) = result.input_requests.as_ref().unwrap().get(INPUT_KEY) else {
                     panic!("one elicitation under {INPUT_KEY}");
                 };
-                needed.state
+                needed.state().unwrap().to_owned()
             }
             other => panic!("{other:?}"),
         }
@@ -474,6 +700,7 @@ mod tests {
             &serde_json::to_vec(&Payload {
                 n: "00".into(),
                 q: "00".into(),
+                a: Map::new(),
             })
             .unwrap(),
             &SealOptions::new().associated_data(b.associated_data().as_bytes()),
@@ -491,6 +718,7 @@ mod tests {
             &serde_json::to_vec(&Payload {
                 n: "ab".into(),
                 q: "cd".into(),
+                a: Map::new(),
             })
             .unwrap(),
             &SealOptions::new()
@@ -503,14 +731,35 @@ mod tests {
             matches!(&d, Decision::Invalid(m) if m.contains("older than 5 minutes")),
             "{d:?}"
         );
-        // No answer, or an answer without a state.
-        let d = c.ask(&stateless(Some(&state), None), &b, "Q").await;
-        assert!(matches!(d, Decision::Invalid(_)), "{d:?}");
-        let d = c.ask(&stateless(None, Some(answer(true))), &b, "Q").await;
-        assert!(matches!(d, Decision::Invalid(_)), "{d:?}");
+        // A malformed answer is refused.
+        let mut malformed = InputResponses::new();
+        malformed.insert(INPUT_KEY.to_owned(), json!(12345));
+        let d = c.ask(&stateless(Some(&state), Some(malformed)), &b, "Q").await;
+        assert!(
+            matches!(&d, Decision::Invalid(m) if m.contains("elicitation result")),
+            "{d:?}"
+        );
         // The state was not spent by the refusals: the real answer works.
         assert_eq!(
             c.ask(&stateless(Some(&state), Some(answer(true))), &b, "Q").await,
+            Decision::Yes
+        );
+        // A state without its answer, or an answer without a state: asked
+        // again, with a new state (the one presented is spent).
+        let state = first(&c, &b, "Q").await;
+        let Decision::Ask(again) = c.ask(&stateless(Some(&state), None), &b, "Q").await else {
+            panic!("not asked again");
+        };
+        assert_ne!(again.state(), Some(state.as_str()));
+        let d = c.ask(&stateless(Some(&state), Some(answer(true))), &b, "Q").await;
+        assert!(
+            matches!(&d, Decision::Invalid(m) if m.contains("used already")),
+            "{d:?}"
+        );
+        let d = c.ask(&stateless(None, Some(answer(true))), &b, "Q").await;
+        assert!(matches!(d, Decision::Ask(_)), "{d:?}");
+        assert_eq!(
+            c.ask(&stateless(again.state(), Some(answer(true))), &b, "Q").await,
             Decision::Yes
         );
         // Another question for the same call is asked anew.
@@ -533,5 +782,159 @@ mod tests {
         };
         assert_eq!(c.ask(&ch, &b, "Q").await, Decision::CannotAsk);
         assert_eq!(c.ask(&Channel::None, &b, "Q").await, Decision::CannotAsk);
+    }
+
+    fn request(v: Value) -> InputRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn name_request(key: &str, field: &str) -> InputRequests {
+        InputRequests::from([(
+            key.to_owned(),
+            request(json!({"method": "elicitation/create", "params": {
+                "message": format!("Your {field}?"),
+                "requestedSchema": {"type": "object", "properties": {field: {"type": "string"}}, "required": [field]},
+            }})),
+        )])
+    }
+
+    fn responses(v: Value) -> InputResponses {
+        serde_json::from_value(v).unwrap()
+    }
+
+    const ALL: Answerable = Answerable {
+        elicitation: true,
+        sampling: true,
+        roots: true,
+    };
+
+    fn asked(e: Exchange) -> (Vec<String>, String) {
+        match e {
+            Exchange::Ask(r) => (
+                r.input_requests.unwrap().into_keys().collect(),
+                r.request_state.unwrap(),
+            ),
+            other => panic!("not asked: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exchange_runs_rounds_carrying_earlier_answers_in_the_state() {
+        let c = Consent::new();
+        let b = Binding::new("multi", &Map::new(), "");
+        let next = |known: &Map<String, Value>| {
+            if !known.contains_key("step1") {
+                Some(name_request("step1", "name"))
+            } else if !known.contains_key("step2") {
+                Some(name_request("step2", "color"))
+            } else {
+                None
+            }
+        };
+        let (keys, s1) = asked(c.exchange(&b, ALL, None, None, true, next));
+        assert_eq!(keys, ["step1"]);
+        let r1 = responses(json!({"step1": {"action": "accept", "content": {"name": "Ada"}}}));
+        let (keys, s2) = asked(c.exchange(&b, ALL, Some(&s1), Some(&r1), true, next));
+        assert_eq!(keys, ["step2"]);
+        assert_ne!(s1, s2);
+        // The first state is spent.
+        assert!(matches!(
+            c.exchange(&b, ALL, Some(&s1), Some(&r1), true, next),
+            Exchange::Invalid(_)
+        ));
+        // A wrong key is no answer: asked again.
+        let wrong = responses(json!({"other": {"action": "accept", "content": {"color": "red"}}}));
+        let (keys, s3) = asked(c.exchange(&b, ALL, Some(&s2), Some(&wrong), true, next));
+        assert_eq!(keys, ["step2"]);
+        // A missing required field is a malformed answer.
+        let bad = responses(json!({"step2": {"action": "accept", "content": {"colour": "red"}}}));
+        assert!(matches!(
+            c.exchange(&b, ALL, Some(&s3), Some(&bad), true, next),
+            Exchange::Invalid(m) if m.contains("\"color\"")
+        ));
+        let r2 = responses(json!({"step2": {"action": "accept", "content": {"color": "red"}}}));
+        match c.exchange(&b, ALL, Some(&s3), Some(&r2), true, next) {
+            Exchange::Done { answers, verified } => {
+                assert!(verified);
+                assert_eq!(answers["step1"]["content"]["name"], "Ada");
+                assert_eq!(answers["step2"]["content"]["color"], "red");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Sealed only: answers without a state are asked for again; else
+        // they count.
+        let both = responses(json!({
+            "step1": {"action": "accept", "content": {"name": "Ada"}},
+            "step2": {"action": "accept", "content": {"color": "red"}},
+        }));
+        assert!(matches!(
+            c.exchange(&b, ALL, None, Some(&both), true, next),
+            Exchange::Ask(_)
+        ));
+        assert!(matches!(
+            c.exchange(&b, ALL, None, Some(&both), false, next),
+            Exchange::Done { verified: false, .. }
+        ));
+    }
+
+    #[test]
+    fn an_exchange_checks_each_kind_of_answer_and_the_clients_capabilities() {
+        let c = Consent::new();
+        let b = Binding::new("several", &Map::new(), "");
+        let mut all = name_request("user_name", "name");
+        all.insert(
+            "greeting".to_owned(),
+            request(json!({"method": "sampling/createMessage", "params": {
+                "messages": [{"role": "user", "content": {"type": "text", "text": "Hi"}}], "maxTokens": 5}})),
+        );
+        all.insert("roots".to_owned(), request(json!({"method": "roots/list"})));
+        let next = |known: &Map<String, Value>| known.is_empty().then(|| all.clone());
+        let (keys, state) = asked(c.exchange(&b, ALL, None, None, true, next));
+        assert_eq!(keys, ["greeting", "roots", "user_name"]);
+        for caps in [
+            Answerable { sampling: false, ..ALL },
+            Answerable { roots: false, ..ALL },
+            Answerable {
+                elicitation: false,
+                ..ALL
+            },
+        ] {
+            assert!(matches!(
+                c.exchange(&b, caps, None, None, true, next),
+                Exchange::CannotAsk
+            ));
+        }
+        let good = json!({
+            "user_name": {"action": "accept", "content": {"name": "Ada"}},
+            "greeting": {"role": "assistant", "content": {"type": "text", "text": "Hello"}, "model": "m"},
+            "roots": {"roots": [{"uri": "file:///r", "name": "r"}]},
+        });
+        for (key, bad) in [
+            ("greeting", json!({"text": "Hello"})),
+            ("roots", json!([1])),
+            ("user_name", json!({"action": "accept"})),
+            ("user_name", Value::Null),
+        ] {
+            let mut r = good.clone();
+            r[key] = bad;
+            assert!(
+                matches!(c.exchange(&b, ALL, Some(&state), Some(&responses(r)), true, next), Exchange::Invalid(m) if m.contains(key)),
+                "{key}"
+            );
+        }
+        // A declined elicitation is a well-formed answer.
+        let mut r = good.clone();
+        r["user_name"] = json!({"action": "decline"});
+        assert!(matches!(
+            c.exchange(&b, ALL, Some(&state), Some(&responses(r)), true, next),
+            Exchange::Done { verified: true, .. }
+        ));
+        assert_eq!(
+            Answerable::of(Some(&serde_json::from_value(json!({"sampling": {}})).unwrap())),
+            Answerable {
+                sampling: true,
+                ..Answerable::default()
+            }
+        );
     }
 }

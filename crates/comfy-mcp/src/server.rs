@@ -254,6 +254,8 @@ impl ServerHandler for Server {
         }
         #[cfg(feature = "conformance-fixtures")]
         tools.extend(crate::fixtures::list());
+        #[cfg(feature = "conformance-fixtures")]
+        tools.extend(crate::fixtures::input_required::list());
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -298,6 +300,10 @@ impl ServerHandler for Server {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::input_required::get_prompt(&request, &context) {
+            return result;
+        }
         #[cfg(feature = "conformance-fixtures")]
         if let Some(result) = crate::fixtures::prompt(&request.name, request.arguments.as_ref()) {
             return result.map(Into::into).map_err(|m| ErrorData::invalid_params(m, None));
@@ -448,6 +454,10 @@ impl ServerHandler for Server {
     ) -> Result<CallToolResponse, ErrorData> {
         #[cfg(feature = "conformance-fixtures")]
         crate::fixtures::refuse(&request.name, &context)?;
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::input_required::call_tool(&request, &context) {
+            return result;
+        }
         if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
             let owner = crate::caller::Caller::of(Some(&context)).principal;
             let (id, task, cancel) = tasks.create(owner).await;

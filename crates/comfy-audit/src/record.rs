@@ -29,6 +29,21 @@ pub enum Outcome {
     InputRequired,
 }
 
+impl Outcome {
+    /// Its name as the log writes it (`ok`, `rate_limited`, ...).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
+            Self::Cancelled => "cancelled",
+            Self::InputRequired => "input_required",
+        }
+    }
+}
+
 /// An audit record before the writer stamps it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Record {
@@ -145,5 +160,24 @@ impl Record {
     pub fn principal(mut self, principal: Option<String>) -> Self {
         self.principal = principal;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn outcome_names_are_the_logged_ones() {
+        for o in [
+            Outcome::Ok,
+            Outcome::Error,
+            Outcome::Rejected,
+            Outcome::RateLimited,
+            Outcome::Cancelled,
+            Outcome::InputRequired,
+        ] {
+            assert_eq!(serde_json::to_value(o).ok(), Some(serde_json::json!(o.as_str())));
+        }
     }
 }

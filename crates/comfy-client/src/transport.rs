@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::Error;
 use crate::config::{Auth, Config};
@@ -229,7 +230,37 @@ impl Transport {
         }
     }
 
+    /// One request (with its retries) in a `comfyui_request` span: method,
+    /// path (without the query, which may name files or carry values the
+    /// caller sent) and the final status.
     async fn exchange(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<(String, Bytes)>,
+        cap: usize,
+        what: &str,
+        stream: bool,
+    ) -> Result<Answer, Error> {
+        let path = target.split_once('?').map_or(target, |(path, _)| path);
+        let span = tracing::debug_span!(
+            "comfyui_request",
+            method = %method,
+            path,
+            status = tracing::field::Empty,
+        );
+        let answer = self
+            .attempts(method, target, body, cap, what, stream)
+            .instrument(span.clone())
+            .await;
+        if let Ok(a) = &answer {
+            span.record("status", a.status().as_u16());
+        }
+        answer
+    }
+
+    /// The request, retried as its method allows, within the deadline.
+    async fn attempts(
         &self,
         method: Method,
         target: &str,

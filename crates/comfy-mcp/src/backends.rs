@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use comfy_client::Client;
+use tracing::Instrument;
 
 use serde_json::Value;
 
@@ -180,6 +181,7 @@ pub async fn scope_route<F: std::future::Future>(mut candidates: Vec<Arc<Backend
         return work.await;
     }
     let first = candidates.remove(0);
+    tracing::Span::current().record("backend", first.name.as_str());
     CURRENT.scope(first, ROUTE.scope(candidates, work)).await
 }
 
@@ -191,6 +193,8 @@ pub fn route() -> Vec<Arc<Backend>> {
 
 /// Runs `work` against `backend` (what [`current`] returns inside it).
 pub async fn scope<F: std::future::Future>(backend: Arc<Backend>, work: F) -> F::Output {
+    // The call's `tool_call` span names the backend it went to.
+    tracing::Span::current().record("backend", backend.name.as_str());
     CURRENT.scope(backend, work).await
 }
 
@@ -355,13 +359,16 @@ impl Pool {
         let mut asks = tokio::task::JoinSet::new();
         for b in &self.backends {
             let (b, id) = (Arc::clone(b), id.to_owned());
-            asks.spawn(async move {
-                let known = matches!(
-                    tokio::time::timeout(DEPTH_WAIT, b.client.job_info(&id)).await,
-                    Ok(Ok(Some(_)))
-                );
-                known.then_some(b)
-            });
+            asks.spawn(
+                async move {
+                    let known = matches!(
+                        tokio::time::timeout(DEPTH_WAIT, b.client.job_info(&id)).await,
+                        Ok(Ok(Some(_)))
+                    );
+                    known.then_some(b)
+                }
+                .in_current_span(),
+            );
         }
         let found = asks.join_all().await.into_iter().flatten().next();
         if let Some(b) = &found {
@@ -455,23 +462,26 @@ impl Pool {
         let mut looks = tokio::task::JoinSet::new();
         for (i, b) in pool.into_iter().enumerate() {
             let (b, needs) = (Arc::clone(b), Arc::clone(&needs));
-            looks.spawn(async move {
-                match tokio::time::timeout(DEPTH_WAIT, b.client.queue_remaining()).await {
-                    Ok(Ok(d)) => b.up(Some(d)),
-                    Ok(Err(e)) if matches!(e, comfy_client::Error::Connect { .. }) => b.failed(&e),
-                    _ => {}
+            looks.spawn(
+                async move {
+                    match tokio::time::timeout(DEPTH_WAIT, b.client.queue_remaining()).await {
+                        Ok(Ok(d)) => b.up(Some(d)),
+                        Ok(Err(e)) if matches!(e, comfy_client::Error::Connect { .. }) => b.failed(&e),
+                        _ => {}
+                    }
+                    let mut has_all = true;
+                    for (folder, files) in needs.iter() {
+                        let Ok(segment) = comfy_client::name::Segment::new(folder) else {
+                            has_all = false;
+                            continue;
+                        };
+                        let listed = tokio::time::timeout(DEPTH_WAIT, b.client.models(&segment)).await;
+                        has_all &= matches!(listed, Ok(Ok(Some(list))) if files.iter().all(|f| list.contains(f)));
+                    }
+                    (i, b, has_all)
                 }
-                let mut has_all = true;
-                for (folder, files) in needs.iter() {
-                    let Ok(segment) = comfy_client::name::Segment::new(folder) else {
-                        has_all = false;
-                        continue;
-                    };
-                    let listed = tokio::time::timeout(DEPTH_WAIT, b.client.models(&segment)).await;
-                    has_all &= matches!(listed, Ok(Ok(Some(list))) if files.iter().all(|f| list.contains(f)));
-                }
-                (i, b, has_all)
-            });
+                .in_current_span(),
+            );
         }
         let mut looked: Vec<(usize, Arc<Backend>, bool)> = looks.join_all().await;
         // Down after the look: last, but still tried.

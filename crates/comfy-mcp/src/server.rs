@@ -16,6 +16,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
@@ -51,6 +52,31 @@ fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>
         _ => false,
     };
     supports && long
+}
+
+/// Where a call comes from.
+enum Origin {
+    /// The command line (`comfy-mcp call`) or a test, with where progress
+    /// goes.
+    Cli(Option<crate::stack::ProgressFn>),
+    /// An MCP request, with the answers of a call made again after an
+    /// input-required result (and its request state).
+    Mcp {
+        ctx: RequestContext<RoleServer>,
+        input_responses: Option<rmcp::model::InputResponses>,
+        request_state: Option<String>,
+    },
+}
+
+impl Origin {
+    /// An MCP request that answers nothing.
+    fn mcp(ctx: RequestContext<RoleServer>) -> Self {
+        Self::Mcp {
+            ctx,
+            input_responses: None,
+            request_state: None,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -165,18 +191,48 @@ impl Server {
         args: Option<rmcp::model::JsonObject>,
         on_progress: Option<crate::stack::ProgressFn>,
     ) -> Reply {
-        let call = ToolCall {
-            name: name.to_owned(),
-            args,
-            ctx: None,
-            transport: "cli",
-            on_progress,
-            input_responses: None,
-            request_state: None,
+        self.send(name.to_owned(), args, Origin::Cli(on_progress)).await
+    }
+
+    /// Builds the call and sends it through the stack: the one way every
+    /// tool call, prompt and resource read runs. The future owns what it
+    /// needs, so it can also run in a task of its own.
+    fn send(
+        &self,
+        name: String,
+        args: Option<rmcp::model::JsonObject>,
+        origin: Origin,
+    ) -> impl Future<Output = Reply> + Send + 'static {
+        let call = match origin {
+            Origin::Cli(on_progress) => ToolCall {
+                name,
+                args,
+                ctx: None,
+                transport: "cli",
+                on_progress,
+                input_responses: None,
+                request_state: None,
+            },
+            Origin::Mcp {
+                ctx,
+                input_responses,
+                request_state,
+            } => ToolCall {
+                name,
+                args,
+                ctx: Some(ctx),
+                transport: self.transport,
+                on_progress: None,
+                input_responses,
+                request_state,
+            },
         };
-        match self.stack.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
+        let stack = self.stack.clone();
+        async move {
+            match stack.oneshot(call).await {
+                Ok(reply) => reply,
+                Err(never) => match never {},
+            }
         }
     }
 
@@ -308,19 +364,13 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::prompt(&request.name, request.arguments.as_ref()) {
             return result.map(Into::into).map_err(|m| ErrorData::invalid_params(m, None));
         }
-        let call = ToolCall {
-            name: format!("prompt:{}", request.name),
-            args: request.arguments,
-            ctx: Some(context),
-            transport: self.transport,
-            on_progress: None,
-            input_responses: None,
-            request_state: None,
-        };
-        let reply = match self.stack.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
-        };
+        let reply = self
+            .send(
+                format!("prompt:{}", request.name),
+                request.arguments,
+                Origin::mcp(context),
+            )
+            .await;
         if let Some(message) = reply.error_text() {
             return Err(ErrorData::invalid_params(message, None));
         }
@@ -381,19 +431,7 @@ impl ServerHandler for Server {
             return Ok(result.into());
         }
         let uri = request.uri.clone();
-        let call = ToolCall {
-            name: format!("resource:{uri}"),
-            args: None,
-            ctx: Some(context),
-            transport: self.transport,
-            on_progress: None,
-            input_responses: None,
-            request_state: None,
-        };
-        let reply = match self.stack.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
-        };
+        let reply = self.send(format!("resource:{uri}"), None, Origin::mcp(context)).await;
         if let Some(message) = reply.error_text() {
             return Err(if message.starts_with("Unknown resource") {
                 ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
@@ -458,56 +496,49 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::input_required::call_tool(&request, &context) {
             return result;
         }
-        if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
-            let owner = crate::caller::Caller::of(Some(&context)).principal;
-            let (id, task, cancel) = tasks.create(owner).await;
-            let mut context = context;
-            // The task, not the request, now decides when the call stops.
-            context.ct = cancel;
-            let call = ToolCall {
-                name: request.name.to_string(),
-                args: request.arguments,
-                ctx: Some(context),
-                transport: self.transport,
-                on_progress: None,
-                input_responses: request.input_responses,
-                request_state: request.request_state,
-            };
-            let (stack, tasks) = (self.stack.clone(), tasks.clone());
-            tokio::spawn(async move {
-                let reply = match stack.oneshot(call).await {
-                    Ok(reply) => reply,
-                    Err(never) => match never {},
-                };
-                let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
-                // A task cannot end with a question for the user: the
-                // question's text comes back as the task's error.
-                let mut result = reply.result;
-                if reply.input_required.is_some() {
-                    result.is_error = Some(true);
-                }
-                tasks.finish(&id, result, cancelled).await;
-            });
-            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
-        }
-        let call = ToolCall {
-            name: request.name.to_string(),
-            args: request.arguments,
-            ctx: Some(context),
-            transport: self.transport,
-            on_progress: None,
+        let task = self.tasks.as_ref().filter(|_| as_task(&request, &context));
+        let mut context = context;
+        let created = match task {
+            Some(tasks) => {
+                let owner = crate::caller::Caller::of(Some(&context)).principal;
+                let (id, task, cancel) = tasks.create(owner).await;
+                // The task, not the request, now decides when the call stops.
+                context.ct = cancel;
+                Some((tasks.clone(), id, task))
+            }
+            None => None,
+        };
+        let origin = Origin::Mcp {
+            ctx: context,
             input_responses: request.input_responses,
             request_state: request.request_state,
         };
-        match self.stack.clone().oneshot(call).await {
+        let reply = self.send(request.name.to_string(), request.arguments, origin);
+        if let Some((tasks, id, task)) = created {
+            tokio::spawn(
+                async move {
+                    let reply = reply.await;
+                    let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
+                    // A task cannot end with a question for the user: the
+                    // question's text comes back as the task's error.
+                    let mut result = reply.result;
+                    if reply.input_required.is_some() {
+                        result.is_error = Some(true);
+                    }
+                    tasks.finish(&id, result, cancelled).await;
+                }
+                .in_current_span(),
+            );
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
+        match reply.await {
             // MCP 2026-07-28: the user is asked, and the client calls again
             // with the answer and the request state.
-            Ok(Reply {
+            Reply {
                 input_required: Some(question),
                 ..
-            }) => Ok(CallToolResponse::InputRequired(question)),
-            Ok(reply) => Ok(reply.result.into()),
-            Err(never) => match never {},
+            } => Ok(CallToolResponse::InputRequired(question)),
+            reply => Ok(reply.result.into()),
         }
     }
 

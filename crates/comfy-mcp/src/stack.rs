@@ -1,5 +1,9 @@
-//! The tower stack every tool call passes through, outermost first:
+//! The tower stack every tool call passes through, one `ServiceBuilder`,
+//! outermost first:
 //!
+//! 0. **trace**: the call's `tool_call` span (tool, session, principal,
+//!    backend, then outcome and duration; never the arguments), which the
+//!    ComfyUI requests' spans nest under;
 //! 1. **audit**: a `called` record (with the redacted arguments) before the
 //!    call runs, and a `completed` record (outcome, duration) before its
 //!    result is returned; under `fail_closed`, a call whose record cannot
@@ -12,8 +16,8 @@
 //!    retry;
 //! 3. **deadline**: the call ends with an error after
 //!    `server.tool_deadline` seconds;
-//! 4. **concurrency**: at most `server.max_concurrent_calls` calls run at
-//!    once; the rest wait;
+//! 4. **concurrency**: tower's `ConcurrencyLimitLayer`: at most
+//!    `server.max_concurrent_calls` calls run at once; the rest wait;
 //! 5. **core**: arguments checked against the tool's schema (defaults
 //!    filled), then the tool, raced against the client's cancellation.
 //!
@@ -22,8 +26,11 @@
 //! outcome the audit layer records.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use comfy_audit::{AuditLog, Outcome, Record};
@@ -33,9 +40,9 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolResult, ContentBlock, InputRequiredResult, InputResponses, JsonObject, ProtocolVersion};
 use rmcp::service::RequestContext;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::consent::{Binding, Channel};
@@ -259,7 +266,8 @@ impl Limits {
     }
 }
 
-/// Builds the stack around the tools.
+/// Builds the stack around the tools: one [`ServiceBuilder`], outermost
+/// layer first.
 pub fn build(tools: Arc<ToolContext>, audit: Arc<AuditLog>, limits: Arc<Limits>) -> ToolService {
     let deadline = Duration::from_secs(tools.config.server.tool_deadline);
     let concurrency = tools.config.server.max_concurrent_calls;
@@ -268,12 +276,84 @@ pub fn build(tools: Arc<ToolContext>, audit: Arc<AuditLog>, limits: Arc<Limits>)
         async move { Ok::<_, Infallible>(core(call, &tools).await) }
     });
     let stack = ServiceBuilder::new()
-        .layer_fn(move |inner: ToolService| audit_layer(inner, Arc::clone(&audit)))
-        .layer_fn(move |inner: ToolService| rate_limit_layer(inner, Arc::clone(&limits)))
-        .layer_fn(move |inner: ToolService| deadline_layer(inner, deadline))
-        .layer_fn(move |inner: ToolService| concurrency_layer(inner, Arc::new(Semaphore::new(concurrency))))
-        .service(BoxCloneSyncService::new(core));
+        .layer(TraceLayer)
+        .layer(AuditLayer(audit))
+        .layer(RateLimitLayer(limits))
+        .layer(DeadlineLayer(deadline))
+        .concurrency_limit(concurrency)
+        .service(core);
     BoxCloneSyncService::new(stack)
+}
+
+/// What every layer's service returns.
+type ReplyFuture = Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>>;
+
+/// The services below a layer of ours: the rest of the stack.
+trait Inner: Service<ToolCall, Response = Reply, Error = Infallible, Future: Send> + Clone + Send + 'static {}
+
+impl<S> Inner for S where
+    S: Service<ToolCall, Response = Reply, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+/// Our layers do their part in `call` and then send the call on through
+/// a clone of the rest of the stack (`oneshot`), so whatever waits there
+/// (a concurrency slot) waits inside the call, under its deadline.
+macro_rules! always_ready {
+    () => {
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+    };
+}
+
+/// The `tool_call` span: tool, session, principal, and (once known) the
+/// backend, then the outcome and duration. Never the arguments: they may
+/// hold secrets.
+#[derive(Clone)]
+struct TraceLayer;
+
+/// [`TraceLayer`]'s service.
+#[derive(Clone)]
+struct Trace<S>(S);
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+    fn layer(&self, inner: S) -> Trace<S> {
+        Trace(inner)
+    }
+}
+
+impl<S: Inner> Service<ToolCall> for Trace<S> {
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = ReplyFuture;
+    always_ready!();
+
+    fn call(&mut self, call: ToolCall) -> ReplyFuture {
+        let who = crate::caller::Caller::of(call.ctx.as_ref());
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %call.name,
+            session = who.session_tag(),
+            principal = who.principal.as_ref().map(|p| &*p.0),
+            backend = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration = tracing::field::Empty,
+        );
+        let inner = self.0.clone();
+        let done = span.clone();
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let reply = inner.oneshot(call).await?;
+                done.record("outcome", reply.outcome.as_str());
+                done.record("duration", tracing::field::debug(started.elapsed()));
+                Ok(reply)
+            }
+            .instrument(span),
+        )
+    }
 }
 
 fn client_name(ctx: Option<&RequestContext<RoleServer>>) -> Option<String> {
@@ -281,10 +361,36 @@ fn client_name(ctx: Option<&RequestContext<RoleServer>>) -> Option<String> {
     Some(format!("{}/{}", info.client_info.name, info.client_info.version))
 }
 
-fn audit_layer(inner: ToolService, log: Arc<AuditLog>) -> ToolService {
-    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
-        let (inner, log) = (inner.clone(), Arc::clone(&log));
-        async move {
+/// The audit records of each call.
+#[derive(Clone)]
+struct AuditLayer(Arc<AuditLog>);
+
+/// [`AuditLayer`]'s service.
+#[derive(Clone)]
+struct Audit<S> {
+    inner: S,
+    log: Arc<AuditLog>,
+}
+
+impl<S> Layer<S> for AuditLayer {
+    type Service = Audit<S>;
+    fn layer(&self, inner: S) -> Audit<S> {
+        Audit {
+            inner,
+            log: Arc::clone(&self.0),
+        }
+    }
+}
+
+impl<S: Inner> Service<ToolCall> for Audit<S> {
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = ReplyFuture;
+    always_ready!();
+
+    fn call(&mut self, call: ToolCall) -> ReplyFuture {
+        let (inner, log) = (self.inner.clone(), Arc::clone(&self.log));
+        Box::pin(async move {
             let started = Instant::now();
             let name = call.name.clone();
             let client = client_name(call.ctx.as_ref());
@@ -321,14 +427,40 @@ fn audit_layer(inner: ToolService, log: Arc<AuditLog>) -> ToolService {
                 );
             }
             Ok(reply)
-        }
-    }))
+        })
+    }
 }
 
-fn rate_limit_layer(inner: ToolService, limits: Arc<Limits>) -> ToolService {
-    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
-        let (inner, limits) = (inner.clone(), Arc::clone(&limits));
-        async move {
+/// The rate limits ([`Limits`]).
+#[derive(Clone)]
+struct RateLimitLayer(Arc<Limits>);
+
+/// [`RateLimitLayer`]'s service.
+#[derive(Clone)]
+struct RateLimit<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            limits: Arc::clone(&self.0),
+        }
+    }
+}
+
+impl<S: Inner> Service<ToolCall> for RateLimit<S> {
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = ReplyFuture;
+    always_ready!();
+
+    fn call(&mut self, call: ToolCall) -> ReplyFuture {
+        let (inner, limits) = (self.inner.clone(), Arc::clone(&self.limits));
+        Box::pin(async move {
             let category = Catalog::get()
                 .find(&call.name)
                 .map_or(Category::ReadOnly, |t| t.category);
@@ -339,14 +471,43 @@ fn rate_limit_layer(inner: ToolService, limits: Arc<Limits>) -> ToolService {
                 Err(Refusal::Unavailable(message)) => return Ok(Reply::error(message, Outcome::Error)),
             }
             inner.oneshot(call).await
-        }
-    }))
+        })
+    }
 }
 
-fn deadline_layer(inner: ToolService, deadline: Duration) -> ToolService {
-    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
-        let inner = inner.clone();
-        async move {
+/// The deadline (`server.tool_deadline`), over the wait for a concurrency
+/// slot too. Not tower's `TimeoutLayer`: its timer covers only the
+/// response future, not `poll_ready` where `ConcurrencyLimit` waits, and
+/// its error does not name the tool.
+#[derive(Clone)]
+struct DeadlineLayer(Duration);
+
+/// [`DeadlineLayer`]'s service.
+#[derive(Clone)]
+struct Deadline<S> {
+    inner: S,
+    deadline: Duration,
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            deadline: self.0,
+        }
+    }
+}
+
+impl<S: Inner> Service<ToolCall> for Deadline<S> {
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = ReplyFuture;
+    always_ready!();
+
+    fn call(&mut self, call: ToolCall) -> ReplyFuture {
+        let (inner, deadline) = (self.inner.clone(), self.deadline);
+        Box::pin(async move {
             let name = call.name.clone();
             match tokio::time::timeout(deadline, inner.oneshot(call)).await {
                 Ok(reply) => reply,
@@ -358,26 +519,18 @@ fn deadline_layer(inner: ToolService, deadline: Duration) -> ToolService {
                     Outcome::Error,
                 )),
             }
-        }
-    }))
-}
-
-fn concurrency_layer(inner: ToolService, slots: Arc<Semaphore>) -> ToolService {
-    BoxCloneSyncService::new(service_fn(move |call: ToolCall| {
-        let (inner, slots) = (inner.clone(), Arc::clone(&slots));
-        async move {
-            // The semaphore is never closed, so this waits for a slot.
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return Ok(Reply::error("the server is shutting down", Outcome::Error));
-            };
-            inner.oneshot(call).await
-        }
-    }))
+        })
+    }
 }
 
 /// The tool, with every known secret masked in what it returns
 /// (see [`crate::secrets`]).
 async fn core(call: ToolCall, tools: &ToolContext) -> Reply {
+    // With several backends the tool names the one it goes to
+    // (`backends::scope`).
+    if !tools.pool.is_multi() {
+        tracing::Span::current().record("backend", tools.pool.primary().name.as_str());
+    }
     let secrets = crate::secrets::of_call(call.args.as_ref(), &tools.config);
     let mut reply = core_inner(call, tools).await;
     reply.result = crate::secrets::scrub(reply.result, &secrets);

@@ -29,6 +29,7 @@ use rmcp::RoleServer;
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::service::Peer;
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use super::impls::{Output, ToolContext, ToolError};
 use crate::consent::{Binding, Channel, Decision};
@@ -489,12 +490,15 @@ impl PendingCancels {
     fn spawn(self: &Arc<Self>, rt: &tokio::runtime::Handle, client: comfy_client::Client, prompt_id: String) {
         self.count.fetch_add(1, Ordering::AcqRel);
         let me = Arc::clone(self);
-        rt.spawn(async move {
-            let _ = client.stop_job(&prompt_id).await;
-            if me.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-                me.done.notify_waiters();
+        rt.spawn(
+            async move {
+                let _ = client.stop_job(&prompt_id).await;
+                if me.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    me.done.notify_waiters();
+                }
             }
-        });
+            .in_current_span(),
+        );
     }
 
     /// Waits until no cancel is on its way, or `limit` passes.
@@ -643,7 +647,7 @@ fn watch_detached(
                     .extra(json!({"stall_timeout_s": stall.as_secs(), "node": job.progress().node.as_deref(), "waited": false})),
             )
             .await;
-    });
+    }.in_current_span());
 }
 
 fn node_errors_text(error: &Value, node_errors: &Value) -> String {
@@ -844,9 +848,12 @@ async fn follow(
     // so an abandoned call's cancel is a single request.
     if guard.armed {
         let client = cx.client();
-        tokio::spawn(async move {
-            client.cancel_method().await;
-        });
+        tokio::spawn(
+            async move {
+                client.cancel_method().await;
+            }
+            .in_current_span(),
+        );
     }
     // End before the tool deadline so the caller gets a result to act on.
     let limit = Duration::from_secs(cx.config.comfyui.timeout_read).min(Duration::from_secs(

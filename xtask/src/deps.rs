@@ -92,6 +92,12 @@ fn forbidden(krate: &str) -> Vec<&'static str> {
         "comfy-mcp" => f.push("comfy-sim"),
         _ => {}
     }
+    // The test fixtures are a dev-dependency only: apart from the tools
+    // that start the same processes (the bench, xtask), nothing has them
+    // as a normal dependency.
+    if !matches!(krate, "comfy-test-support" | "comfy-bench" | "xtask") {
+        f.push("comfy-test-support");
+    }
     f
 }
 
@@ -249,6 +255,30 @@ mod tests {
         assert_eq!(
             check(&meta).unwrap(),
             vec!["`comfy-mcp` has the test-only feature `conformance-fixtures` on in the default build".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_test_fixtures_are_a_dev_dependency_only() {
+        let meta = json!({
+            "packages": [
+                {"id": "m", "name": "comfy-mcp-bin"},
+                {"id": "b", "name": "comfy-bench"},
+                {"id": "t", "name": "comfy-test-support"}
+            ],
+            "workspace_members": ["m", "b", "t"],
+            "resolve": {"nodes": [
+                {"id": "m", "deps": [{"pkg": "t", "dep_kinds": [{"kind": null}]}]},
+                {"id": "b", "deps": [{"pkg": "t", "dep_kinds": [{"kind": null}]}]},
+                {"id": "t", "deps": []}
+            ]}
+        });
+        assert_eq!(
+            check(&meta).unwrap(),
+            vec![
+                "`comfy-mcp-bin` must not depend on `comfy-test-support` (via comfy-mcp-bin -> comfy-test-support)"
+                    .to_owned()
+            ]
         );
     }
 

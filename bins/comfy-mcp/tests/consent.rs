@@ -100,13 +100,10 @@ impl Running {
 async fn start(config: &str, sim: comfy_sim::SimBuilder, version: ProtocolVersion, user: User) -> Running {
     let sim = sim.start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
-    std::fs::write(home.path().join(".comfyui-mcp/config.yaml"), config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
-    cmd.env("HOME", home.path())
-        .env("COMFYUI_URL", sim.url())
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env("RUST_LOG", "warn");
+    support::write_config(home.path(), config);
+    let mut cmd = support::comfy_mcp(home.path());
+    cmd.env("COMFYUI_URL", sim.url());
+    let cmd = Command::from(cmd);
     let child = TokioChildProcess::new(cmd).unwrap();
     let client = if version >= ProtocolVersion::V_2026_07_28 {
         user.clone()
@@ -393,36 +390,17 @@ async fn a_client_without_elicitation_is_refused_in_enforce_mode_on_2026_07_28()
     client.cancel().await.unwrap();
 }
 
-/// The binary with the remote transport and two principals; its address.
-fn start_http(sim: &SimHandle, home: &tempfile::TempDir) -> (std::process::Child, String) {
-    use std::io::BufRead as _;
-    std::fs::create_dir_all(home.path().join(".comfyui-mcp")).unwrap();
-    std::fs::write(
-        home.path().join(".comfyui-mcp/config.yaml"),
-        format!(
+/// The binary with the remote transport and two principals.
+fn start_http(sim: &SimHandle, home: &tempfile::TempDir) -> support::HttpServer {
+    support::write_config(
+        home.path(),
+        &format!(
             "{LIMITS}{ENFORCE}transport:\n  remote:\n    enabled: true\n    port: 0\n    auth_tokens:\n      alice: alice-token-0123456789\n      bob: bob-token-0123456789abc\n"
         ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
-        .env("HOME", home.path())
-        .env("COMFYUI_URL", sim.url())
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server printed its address").unwrap();
-        if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    );
+    let mut cmd = support::comfy_mcp(home.path());
+    cmd.env("COMFYUI_URL", sim.url());
+    support::HttpServer::start(&mut cmd).expect("the server printed its address")
 }
 
 /// One stateless 2026-07-28 `tools/call` as raw HTTP; the JSON-RPC answer.
@@ -466,7 +444,8 @@ fn call_2026(addr: &str, token: &str, args: &Value, state: Option<&str>) -> Valu
 async fn over_stateless_http_a_state_answers_only_its_principal() {
     let sim = manager().start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start_http(&sim, &home);
+    let server = start_http(&sim, &home);
+    let addr = server.addr().to_owned();
     let (alice, bob) = ("alice-token-0123456789", "bob-token-0123456789abc");
     let args = json!({"node_id": "comfyui-kjnodes"});
     let (a, b) = (addr.clone(), args.clone());
@@ -505,6 +484,4 @@ async fn over_stateless_http_a_state_answers_only_its_principal() {
         "{done}"
     );
     assert_eq!(queued(&home), 1);
-    let _ = child.kill();
-    let _ = child.wait();
 }

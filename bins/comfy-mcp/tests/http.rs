@@ -3,22 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use comfy_test_support::HttpServer;
+
 struct Running {
-    child: Child,
+    _server: HttpServer,
     addr: String,
     _home: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Starts `comfy-mcp --sim` with the remote transport on a free port.
@@ -34,27 +29,14 @@ fn start(remote: &str, env: &[(&str, &str)]) -> Running {
     cmd.arg("--sim")
         .env("HOME", home.path())
         .env_remove("COMFYUI_MCP_CONFIG")
-        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("the server printed its address").unwrap();
-        if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
-            let rest = rest.split("://").nth(1).unwrap();
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let server = HttpServer::start(&mut cmd).expect("the server printed its address");
     Running {
-        child,
-        addr,
+        addr: server.addr().to_owned(),
+        _server: server,
         _home: home,
     }
 }
@@ -284,7 +266,8 @@ fn session_of(text: &str) -> String {
 #[test]
 #[allow(
     clippy::disallowed_methods,
-    reason = "the server is another process: its idle timer runs on the real clock"
+    reason = "time is the subject: the server is another process, its idle timer runs on the real clock, \
+              and any request to the session would renew it"
 )]
 fn sessions_are_capped_and_expire_when_idle() {
     let s = start("    max_sessions: 2\n    session_idle_timeout: 2\n", &[]);

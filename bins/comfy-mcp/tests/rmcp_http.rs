@@ -6,8 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -25,8 +26,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use support::{HttpServer, text};
 
 /// rmcp's Streamable HTTP client backend on hyper; it keeps the last
 /// session id the server gave it.
@@ -184,44 +184,24 @@ impl StreamableHttpClient for HyperClient {
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789abc";
 
-/// The binary serving HTTP on a free port; its child and `/mcp` URL.
-async fn serve(home: &std::path::Path, sim: &str, remote: &str) -> (Child, String) {
+/// The binary serving HTTP on a free port; the running server and its
+/// `/mcp` URL.
+async fn serve(home: &std::path::Path, sim: &str, remote: &str) -> (HttpServer, String) {
     serve_with(home, sim, "", remote).await
 }
 
 /// [`serve`] with more top-level configuration.
-async fn serve_with(home: &std::path::Path, sim: &str, top: &str, remote: &str) -> (Child, String) {
-    let dir = home.join(".comfyui-mcp");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.yaml"),
-        format!(
+async fn serve_with(home: &std::path::Path, sim: &str, top: &str, remote: &str) -> (HttpServer, String) {
+    support::write_config(
+        home,
+        &format!(
             "comfyui:\n  url: {sim}\nlimits:\n  max_steps: 0\n{top}transport:\n  remote:\n    enabled: true\n    port: 0\n\
              {remote}    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n"
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"))
-        .env("HOME", home)
-        .env_remove("COMFYUI_URL")
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next_line().await.unwrap().expect("the server exited");
-        if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, url)
+    );
+    let server = support::serve_http(support::comfy_mcp(home)).await;
+    let url = server.url.clone();
+    (server, url)
 }
 
 async fn connect(url: &str, token: &str) -> RunningService<RoleClient, ()> {
@@ -285,14 +265,6 @@ async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Ca
     c.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
         .await
         .unwrap()
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// A job of 5,000 steps (10 s at 500 steps/s), each with its own seed.
@@ -417,7 +389,9 @@ async fn a_task_answers_only_the_principal_that_started_it() {
     let none = bob.get_task(GetTaskParams::new("nope")).await.unwrap_err().to_string();
     assert_eq!(peek.replace(&id, "X"), none.replace("nope", "X"));
     assert!(bob.cancel_task(CancelTaskParams::new(id.clone())).await.is_err());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The refusal is the whole of Bob's cancel (it stops nothing in the
+    // background): the job still runs on ComfyUI, and the task reads so.
+    support::wait_running(&sim.url()).await;
     let mine = alice.get_task(GetTaskParams::new(id.clone())).await.unwrap();
     assert_eq!(
         mine.task.status(),
@@ -427,19 +401,20 @@ async fn a_task_answers_only_the_principal_that_started_it() {
 
     // Alice reads and cancels her own.
     alice.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
-    let mut status = TaskStatus::Working;
-    for _ in 0..50 {
-        status = alice
-            .get_task(GetTaskParams::new(id.clone()))
-            .await
-            .unwrap()
-            .task
-            .status();
-        if status != TaskStatus::Working {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = support::until(
+        "the cancelled task to end",
+        std::time::Duration::from_secs(5),
+        || async {
+            let status = alice
+                .get_task(GetTaskParams::new(id.clone()))
+                .await
+                .unwrap()
+                .task
+                .status();
+            (status != TaskStatus::Working).then_some(status)
+        },
+    )
+    .await;
     assert_eq!(status, TaskStatus::Cancelled);
     // The id is a random (version 4) UUID.
     assert_eq!(uuid::Uuid::try_parse(&id).unwrap().get_version_num(), 4, "{id}");
@@ -685,64 +660,14 @@ async fn one_principal_cannot_overwrite_another_principals_files() {
     bob.cancel().await.unwrap();
 }
 
-/// A `redis-server` on a free loopback port, stopped on drop; `None`
-/// (the test is skipped) outside CI when it is not installed.
-struct Redis(std::process::Child, u16);
-
-impl Redis {
-    async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI: {e}");
-                eprintln!("skipped: redis-server is not installed ({e})");
-                return None;
-            }
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self(child, port));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn principals_stay_apart_across_replicas_sharing_redis() {
     use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams};
-    let Some(redis) = Redis::start().await else { return };
+    let Some(redis) = support::redis().await else { return };
     let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
     let top = format!(
-        "tasks:\n  enabled: true\nrate_limits:\n  read_only: 2\nstate:\n  redis_url: redis://127.0.0.1:{}/\n",
-        redis.1
+        "tasks:\n  enabled: true\nrate_limits:\n  read_only: 2\nstate:\n  redis_url: {}\n",
+        redis.url()
     );
     let (h1, h2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (_s1, url1) = serve_with(h1.path(), &sim.url(), &top, "").await;

@@ -235,19 +235,14 @@ async fn a_backend_that_is_down_gets_no_new_jobs_and_its_jobs_are_reported_lost(
     );
     // Nothing was sent again anywhere: a, back, has none of the jobs.
     a.set_faults(Faults::none());
-    let mut a_up = false;
-    for _ in 0..40 {
+    let q = support::until("backend a answering again", Duration::from_secs(4), || async {
         let q = call(&c, "comfyui_get_queue", json!({"backend": "a"})).await;
-        if q.is_error != Some(true) {
-            let q = ok(&q);
-            assert_eq!(q["queue_running"], json!([]), "{q}");
-            assert_eq!(q["queue_pending"], json!([]), "{q}");
-            a_up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(a_up);
+        (q.is_error != Some(true)).then_some(q)
+    })
+    .await;
+    let q = ok(&q);
+    assert_eq!(q["queue_running"], json!([]), "{q}");
+    assert_eq!(q["queue_pending"], json!([]), "{q}");
     c.cancel().await.unwrap();
 }
 
@@ -261,80 +256,9 @@ fn base64_png() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A `redis-server` on a free loopback port, stopped on drop.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    async fn start() -> Option<Self> {
-        Self::on(free_port()).await
-    }
-
-    async fn on(port: u16) -> Option<Self> {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(std::env::var_os("CI").is_none(), "redis-server is needed in CI: {e}");
-                eprintln!("skipped: redis-server is not installed ({e})");
-                return None;
-            }
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(Self { child, port });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_the_rate_limits_and_the_jobs_through_redis() {
-    let Some(redis) = Redis::start().await else { return };
+    let Some(redis) = support::redis().await else { return };
     let (a, b) = (slow_sim().await, slow_sim().await);
     let config = format!(
         "{}rate_limits:\n  read_only: 6\nstate:\n  redis_url: {}\n",
@@ -349,7 +273,11 @@ async fn replicas_share_the_rate_limits_and_the_jobs_through_redis() {
     let j1 = ok(&call(&r1, "comfyui_generate_image", long_job()).await).clone();
     let j2 = ok(&call(&r1, "comfyui_generate_image", long_job()).await).clone();
     assert_eq!((j1["backend"].as_str(), j2["backend"].as_str()), (Some("a"), Some("b")));
-    let mut conn = redis.conn().await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     let stored: Option<String> = redis::cmd("HGET")
         .arg(format!("comfy-mcp:job:{}", j2["prompt_id"].as_str().unwrap()))
         .arg("backend")
@@ -394,9 +322,9 @@ async fn replicas_share_the_rate_limits_and_the_jobs_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_goes_away_limits_fall_back_or_calls_are_refused_as_configured() {
-    let Some(redis) = Redis::start().await else { return };
+    let Some(redis) = support::redis().await else { return };
     let sim = Sim::builder().start().await.unwrap();
-    let port = redis.port;
+    let port = redis.port();
     let config = |policy: &str| {
         format!(
             "comfyui:\n  url: {}\nstate:\n  redis_url: {}\n  redis_failure: {policy}\n",
@@ -418,16 +346,16 @@ async fn when_redis_goes_away_limits_fall_back_or_calls_are_refused_as_configure
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("fail_closed"), "{}", text(&r));
     // Redis back: calls go through again.
-    let _redis = Redis::on(port).await.unwrap();
-    let mut back = false;
-    for _ in 0..40 {
-        if call(&closed, "comfyui_get_queue_status", json!({})).await.is_error != Some(true) {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(back, "calls resume when Redis is back");
+    let _redis = tokio::task::spawn_blocking(move || support::Redis::on(port))
+        .await
+        .unwrap()
+        .unwrap();
+    support::until(
+        "calls to resume when Redis is back",
+        Duration::from_secs(10),
+        || async { (call(&closed, "comfyui_get_queue_status", json!({})).await.is_error != Some(true)).then_some(()) },
+    )
+    .await;
     local.cancel().await.unwrap();
     closed.cancel().await.unwrap();
 }
@@ -448,7 +376,7 @@ impl rmcp::ClientHandler for TaskClient {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_started_through_one_replica_is_read_and_cancelled_through_another() {
     use rmcp::model::{CallToolResponse, CancelTaskParams, GetTaskParams, TaskStatus};
-    let Some(redis) = Redis::start().await else { return };
+    let Some(redis) = support::redis().await else { return };
     let sim = Sim::builder().steps_per_second(20.0).start().await.unwrap();
     let config = format!(
         "comfyui:\n  url: {}\ntasks:\n  enabled: true\nstate:\n  redis_url: {}\n",
@@ -476,16 +404,15 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
         panic!("expected a task")
     };
     let id = quick.task.task_id.clone();
-    let mut done = None;
-    for _ in 0..100 {
-        let got = status_via(&r2, id.clone()).await;
-        if got.task.status() != TaskStatus::Working {
-            done = Some(got);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let done = done.expect("the task ended, as seen through replica 2");
+    let done = support::until(
+        "the task ended, as seen through replica 2",
+        Duration::from_secs(10),
+        || async {
+            let got = status_via(&r2, id.clone()).await;
+            (got.task.status() != TaskStatus::Working).then_some(got)
+        },
+    )
+    .await;
     assert_eq!(done.task.status(), TaskStatus::Completed);
     let wire = serde_json::to_value(&done).unwrap();
     assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
@@ -497,14 +424,11 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
     let id = slow.task.task_id.clone();
     assert_eq!(status_via(&r2, id.clone()).await.task.status(), TaskStatus::Working);
     r2.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
-    let mut status = TaskStatus::Working;
-    for _ in 0..50 {
-        status = status_via(&r2, id.clone()).await.task.status();
-        if status != TaskStatus::Working {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = support::until("the cancelled task to end", Duration::from_secs(5), || async {
+        let status = status_via(&r2, id.clone()).await.task.status();
+        (status != TaskStatus::Working).then_some(status)
+    })
+    .await;
     assert_eq!(status, TaskStatus::Cancelled);
     assert_eq!(status_via(&r1, id).await.task.status(), TaskStatus::Cancelled);
     assert!(r2.get_task(GetTaskParams::new("nope")).await.is_err());

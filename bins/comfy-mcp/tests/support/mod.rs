@@ -1,5 +1,7 @@
 //! What the end-to-end tests share: the real binary started over stdio by
-//! rmcp's client, against an in-process comfy-sim, with its own `$HOME`.
+//! rmcp's client, against an in-process comfy-sim, with its own `$HOME`;
+//! the binary over Streamable HTTP and `redis-server` (from
+//! `comfy-test-support`); and the one bounded wait, [`until`].
 
 #![allow(dead_code, reason = "each test crate uses part of it")]
 
@@ -8,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use comfy_sim::{Sim, SimHandle};
+pub(crate) use comfy_test_support::{HttpServer, Redis};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, NumberOrString, ProgressNotificationParam, ProgressToken, RequestMetaObject,
 };
@@ -66,6 +69,41 @@ impl Session {
     }
 }
 
+/// Writes `config` as the config file of the server whose `$HOME` is `home`.
+pub(crate) fn write_config(home: &Path, config: &str) {
+    let dir = home.join(".comfyui-mcp");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+}
+
+/// The binary with `$HOME` at `home` and none of the variables that would
+/// override its config file; warnings logged.
+pub(crate) fn comfy_mcp(home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
+    cmd.env("HOME", home)
+        .env_remove("COMFYUI_URL")
+        .env_remove("COMFYUI_MCP_CONFIG")
+        .env_remove("COMFYUI_MCP_AUTH_TOKEN")
+        .env_remove("COMFYUI_MCP_REDIS_URL")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+/// `cmd` (its config enables the remote transport on port 0) serving
+/// Streamable HTTP, once it printed its address.
+pub(crate) async fn serve_http(mut cmd: std::process::Command) -> HttpServer {
+    tokio::task::spawn_blocking(move || HttpServer::start(&mut cmd))
+        .await
+        .unwrap()
+        .expect("the server serves Streamable HTTP")
+}
+
+/// A `redis-server` on a free port, or `None` (the test is skipped)
+/// outside CI when it is not installed.
+pub(crate) async fn redis() -> Option<Redis> {
+    tokio::task::spawn_blocking(Redis::for_test).await.unwrap()
+}
+
 pub(crate) async fn start(config: &str) -> Session {
     start_at(config, 500.0).await
 }
@@ -79,19 +117,15 @@ pub(crate) async fn start_at(config: &str, steps_per_second: f64) -> Session {
 pub(crate) async fn start_sim(config: &str, sim: comfy_sim::SimBuilder) -> Session {
     let sim = sim.start().await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let config_dir = home.path().join(".comfyui-mcp");
-    std::fs::create_dir_all(&config_dir).unwrap();
     // `{sim}` in the config stands for the simulator's URL, `{home}` for
     // the home directory.
     let config = config
         .replace("{sim}", &sim.url())
         .replace("{home}", &home.path().display().to_string());
-    std::fs::write(config_dir.join("config.yaml"), config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_comfy-mcp"));
-    cmd.env("HOME", home.path())
-        .env("COMFYUI_URL", sim.url())
-        .env_remove("COMFYUI_MCP_CONFIG")
-        .env("RUST_LOG", "warn");
+    write_config(home.path(), &config);
+    let mut cmd = comfy_mcp(home.path());
+    cmd.env("COMFYUI_URL", sim.url());
+    let cmd = Command::from(cmd);
     let collector = Collector::default();
     let progress = Arc::clone(&collector.progress);
     let child = TokioChildProcess::new(cmd).unwrap();

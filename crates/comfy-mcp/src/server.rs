@@ -7,11 +7,12 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, GetSkillRequestParams, GetSkillResult, GetTaskParams, GetTaskResult,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListSkillsResult,
-    ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult, CompletionInfo,
+    CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetSkillRequestParams,
+    GetSkillResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -187,6 +188,29 @@ impl Server {
         self.cancels.settle(limit).await;
     }
 
+    /// Runs a request other than a tool call (`prompt:`, `resource:`,
+    /// `complete:`) through the stack.
+    async fn request(
+        &self,
+        name: String,
+        args: Option<rmcp::model::JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Reply {
+        let call = ToolCall {
+            name,
+            args,
+            ctx: Some(context),
+            transport: self.transport,
+            on_progress: None,
+            input_responses: None,
+            request_state: None,
+        };
+        match self.stack.clone().oneshot(call).await {
+            Ok(reply) => reply,
+            Err(never) => match never {},
+        }
+    }
+
     /// Writes and syncs the audit log; call once on the way out.
     pub fn close(&self) {
         self.audit.close();
@@ -219,6 +243,7 @@ impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         let builder = ServerCapabilities::builder()
             .enable_logging()
+            .enable_completions()
             .enable_prompts()
             .enable_resources()
             .enable_tools()
@@ -290,19 +315,9 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::prompt(&request.name, request.arguments.as_ref()) {
             return result.map(Into::into).map_err(|m| ErrorData::invalid_params(m, None));
         }
-        let call = ToolCall {
-            name: format!("prompt:{}", request.name),
-            args: request.arguments,
-            ctx: Some(context),
-            transport: self.transport,
-            on_progress: None,
-            input_responses: None,
-            request_state: None,
-        };
-        let reply = match self.stack.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
-        };
+        let reply = self
+            .request(format!("prompt:{}", request.name), request.arguments, context)
+            .await;
         if let Some(message) = reply.error_text() {
             return Err(ErrorData::invalid_params(message, None));
         }
@@ -363,19 +378,7 @@ impl ServerHandler for Server {
             return Ok(result.into());
         }
         let uri = request.uri.clone();
-        let call = ToolCall {
-            name: format!("resource:{uri}"),
-            args: None,
-            ctx: Some(context),
-            transport: self.transport,
-            on_progress: None,
-            input_responses: None,
-            request_state: None,
-        };
-        let reply = match self.stack.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
-        };
+        let reply = self.request(format!("resource:{uri}"), None, context).await;
         if let Some(message) = reply.error_text() {
             return Err(if message.starts_with("Unknown resource") {
                 ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
@@ -427,6 +430,73 @@ impl ServerHandler for Server {
             ResourceContents::text(text, uri).with_mime_type("application/json"),
         ])
         .into())
+    }
+
+    /// `completion/complete`: values for an argument of one of our prompts
+    /// or resource templates (`tools::complete` says which), through the
+    /// stack as `complete:<reference>`, so audited and rate-limited as a
+    /// read-only request. An unknown prompt, template or argument, or a
+    /// context value that fails its check, is `-32602`; when ComfyUI
+    /// cannot be asked the answer is an empty completion (a hint the client
+    /// can do without; the audit log records the failure); a rate-limit
+    /// refusal is an error.
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::complete(&request) {
+            return Ok(result);
+        }
+        let reference = match &request.r#ref {
+            rmcp::model::Reference::Prompt(p) => format!("prompt:{}", p.name),
+            rmcp::model::Reference::Resource(r) => format!("resource:{}", r.uri),
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "completions are offered for ref/prompt and ref/resource, not {}",
+                        other.reference_type()
+                    ),
+                    None,
+                ));
+            }
+        };
+        let mut args = rmcp::model::JsonObject::new();
+        args.insert("argument".to_owned(), request.argument.name.into());
+        args.insert("value".to_owned(), request.argument.value.into());
+        if let Some(given) = request.context.and_then(|c| c.arguments) {
+            let given: rmcp::model::JsonObject = given.into_iter().map(|(k, v)| (k, v.into())).collect();
+            args.insert("context".to_owned(), given.into());
+        }
+        let reply = self.request(format!("complete:{reference}"), Some(args), context).await;
+        if let Some(message) = reply.error_text() {
+            return match reply.outcome {
+                comfy_audit::Outcome::Rejected => Err(ErrorData::invalid_params(message, None)),
+                comfy_audit::Outcome::Error => {
+                    tracing::warn!("completion for {reference} answered empty: {message}");
+                    Ok(CompleteResult::new(CompletionInfo::default()))
+                }
+                _ => Err(ErrorData::internal_error(message, None)),
+            };
+        }
+        let v = reply.result.structured_content.unwrap_or_default();
+        let values: Vec<String> = v
+            .get("values")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .take(CompletionInfo::MAX_VALUES)
+            .collect();
+        let mut info = CompletionInfo::default();
+        info.values = values;
+        info.total = v
+            .get("total")
+            .and_then(serde_json::Value::as_u64)
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+        info.has_more = v.get("has_more").and_then(serde_json::Value::as_bool);
+        Ok(CompleteResult::new(info))
     }
 
     async fn call_tool(

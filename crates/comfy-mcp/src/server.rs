@@ -7,11 +7,12 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, CreateTaskResult, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, GetSkillRequestParams, GetSkillResult, GetTaskParams, GetTaskResult,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListSkillsResult,
-    ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult, CompletionInfo,
+    CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetSkillRequestParams,
+    GetSkillResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -275,6 +276,7 @@ impl ServerHandler for Server {
     fn get_info(&self) -> ServerConfig {
         let builder = ServerCapabilities::builder()
             .enable_logging()
+            .enable_completions()
             .enable_prompts()
             .enable_resources()
             .enable_tools()
@@ -483,6 +485,73 @@ impl ServerHandler for Server {
             ResourceContents::text(text, uri).with_mime_type("application/json"),
         ])
         .into())
+    }
+
+    /// `completion/complete`: values for an argument of one of our prompts
+    /// or resource templates (`tools::complete` says which), through the
+    /// stack as `complete:<reference>`, so audited and rate-limited as a
+    /// read-only request. An unknown prompt, template or argument, or a
+    /// context value that fails its check, is `-32602`; when ComfyUI
+    /// cannot be asked the answer is an empty completion (a hint the client
+    /// can do without; the audit log records the failure); a rate-limit
+    /// refusal is an error.
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::complete(&request) {
+            return Ok(result);
+        }
+        let reference = match &request.r#ref {
+            rmcp::model::Reference::Prompt(p) => format!("prompt:{}", p.name),
+            rmcp::model::Reference::Resource(r) => format!("resource:{}", r.uri),
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "completions are offered for ref/prompt and ref/resource, not {}",
+                        other.reference_type()
+                    ),
+                    None,
+                ));
+            }
+        };
+        let mut args = rmcp::model::JsonObject::new();
+        args.insert("argument".to_owned(), request.argument.name.into());
+        args.insert("value".to_owned(), request.argument.value.into());
+        if let Some(given) = request.context.and_then(|c| c.arguments) {
+            let given: rmcp::model::JsonObject = given.into_iter().map(|(k, v)| (k, v.into())).collect();
+            args.insert("context".to_owned(), given.into());
+        }
+        let reply = self.send(format!("complete:{reference}"), Some(args), Origin::mcp(context)).await;
+        if let Some(message) = reply.error_text() {
+            return match reply.outcome {
+                comfy_audit::Outcome::Rejected => Err(ErrorData::invalid_params(message, None)),
+                comfy_audit::Outcome::Error => {
+                    tracing::warn!("completion for {reference} answered empty: {message}");
+                    Ok(CompleteResult::new(CompletionInfo::default()))
+                }
+                _ => Err(ErrorData::internal_error(message, None)),
+            };
+        }
+        let v = reply.result.structured_content.unwrap_or_default();
+        let values: Vec<String> = v
+            .get("values")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .take(CompletionInfo::MAX_VALUES)
+            .collect();
+        let mut info = CompletionInfo::default();
+        info.values = values;
+        info.total = v
+            .get("total")
+            .and_then(serde_json::Value::as_u64)
+            .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+        info.has_more = v.get("has_more").and_then(serde_json::Value::as_bool);
+        Ok(CompleteResult::new(info))
     }
 
     async fn call_tool(

@@ -567,10 +567,12 @@ async fn core_inner(mut call: ToolCall, tools: &ToolContext) -> Reply {
             }
             Err(message) => return Reply::error(message, Outcome::Rejected),
         },
-        // Resource reads take no arguments; prompt arguments are checked
-        // by the prompt.
+        // Resource reads take no arguments; prompt and completion
+        // arguments are checked where they are used.
         None if call.name.starts_with("resource:") => (None, JsonObject::new()),
-        None if call.name.starts_with("prompt:") => (None, call_args.unwrap_or_default()),
+        None if call.name.starts_with("prompt:") || call.name.starts_with("complete:") => {
+            (None, call_args.unwrap_or_default())
+        }
         // The conformance suite's fixture tools (test builds only): run
         // below, once the reporter exists.
         #[cfg(feature = "conformance-fixtures")]

@@ -493,6 +493,8 @@ pub(super) async fn run_on(
         other => {
             if let Some(uri) = other.strip_prefix("resource:") {
                 Box::pin(super::resources::read(uri, cx)).await
+            } else if let Some(reference) = other.strip_prefix("complete:") {
+                Box::pin(super::complete::run(reference, args, cx)).await
             } else if let Some(prompt) = other.strip_prefix("prompt:") {
                 super::prompts::run(prompt, args, cx)
             } else {

@@ -7,6 +7,7 @@
 //! validated against before anything else runs (rmcp does not enforce
 //! schemas), and where omitted arguments take their defaults from.
 
+mod complete;
 mod discovery;
 mod files;
 mod generate;

@@ -157,6 +157,16 @@ pub const SKILLS: &[SkillSpec] = &[
     ),
 ];
 
+/// The argument names of prompt `name`, or `None` if there is no such
+/// prompt.
+pub(super) fn argument_names(name: &str) -> Option<impl Iterator<Item = &'static str>> {
+    PROMPTS
+        .iter()
+        .chain(SKILLS)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, args)| args.iter().map(|(a, _, _)| *a))
+}
+
 /// A `SKILL.md` split into its front matter's `description` and its body.
 /// `None` when the file has no front matter (the skills test rules that out).
 pub fn split_skill(md: &str) -> Option<(&str, &str)> {

@@ -127,29 +127,43 @@ pub(super) async fn resolve_output(
     let index: usize = index
         .parse()
         .ok()
-        .filter(|i| *i < 100_000)
+        .filter(|i| *i < MAX_INDEX)
         .ok_or_else(|| bad("the index must be a whole number"))?;
-    if let Some(owner) = crate::jobs::current_owner()
-        && !cx.jobs.owns(&id, &owner)
-    {
-        return Err(bad("no such job among yours"));
-    }
-    // The backend that ran it (with several).
-    let client = match cx.pool.locate(&id).await {
-        Some(b) if cx.pool.is_multi() => b.client.clone(),
-        _ => cx.client(),
-    };
-    let entry = client
-        .history_entry(&id)
-        .await
-        .map_err(|e| Resolve::Comfy(e.into()))?
-        .ok_or_else(|| bad("no finished job with this prompt id"))?;
-    let mut files = entry.files();
+    let (mut files, client) = job_files(&id, cx).await?;
     if index >= files.len() {
         return Err(Resolve::Bad(format!("the job has {} output file(s)", files.len())));
     }
     let file = files.swap_remove(index);
     Ok((id, index, file, client))
+}
+
+/// One past the largest output index a `comfyui://output/` path takes.
+pub(super) const MAX_INDEX: usize = 100_000;
+
+/// The output files of finished job `id` (a checked prompt id), with the
+/// client of the backend that ran it; when jobs are kept apart, only one
+/// of the caller's. Shared by [`resolve_output`] and completions.
+pub(super) async fn job_files(
+    id: &str,
+    cx: &ToolContext,
+) -> Result<(Vec<comfy_client::types::OutputFile>, comfy_client::Client), Resolve> {
+    let bad = |why: &str| Resolve::Bad(why.to_owned());
+    if let Some(owner) = crate::jobs::current_owner()
+        && !cx.jobs.owns(id, &owner)
+    {
+        return Err(bad("no such job among yours"));
+    }
+    // The backend that ran it (with several).
+    let client = match cx.pool.locate(id).await {
+        Some(b) if cx.pool.is_multi() => b.client.clone(),
+        _ => cx.client(),
+    };
+    let entry = client
+        .history_entry(id)
+        .await
+        .map_err(|e| Resolve::Comfy(e.into()))?
+        .ok_or_else(|| bad("no finished job with this prompt id"))?;
+    Ok((entry.files(), client))
 }
 
 /// The `index`-th output file of job `prompt_id`, from byte `offset`.

@@ -235,3 +235,23 @@ fn the_description_check_looks_at_every_level() {
     nested("t", &schema, &mut missing);
     assert_eq!(missing, ["t.a[]", "t.a[].b", "t.c[]"]);
 }
+
+/// No tool marks an argument with `x-mcp-header` (SEP-2243): the handler
+/// gives rmcp every enabled tool's schema (`get_tool`), and
+/// `docs/compatibility.md` says that no call's headers are checked beyond
+/// `Mcp-Method` and `Mcp-Name` because none does. A tool that starts
+/// marking one changes what its clients must send: say so there first.
+#[test]
+fn no_tool_marks_a_header_argument() {
+    let marked: Vec<String> = Catalog::get()
+        .list()
+        .iter()
+        .filter(|t| {
+            Value::Object((*t.input_schema).clone())
+                .to_string()
+                .contains("\"x-mcp-header\"")
+        })
+        .map(|t| t.name.to_string())
+        .collect();
+    assert!(marked.is_empty(), "{marked:?}");
+}

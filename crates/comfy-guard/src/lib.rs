@@ -17,11 +17,13 @@
 //! - [`catalog`]: the node auditor over an `/object_info` catalog
 //!   ([`audit_catalog`]);
 //! - [`models`]: the model checker ([`missing_models`]);
-//! - [`config`]: the `security:` config section and the policy it makes.
+//! - [`config`]: the `security:` config section and the policy it makes;
+//! - [`lint`]: the linter behind `comfy-lint` (workflow files and images
+//!   in, human, JSON or SARIF reports out).
 //!
 //! Invariant: no network and no async runtime; every check is a pure
-//! function of its input and a policy (local reads are the one exception,
-//! and they only read).
+//! function of its input and a policy (local reads and the linter's file
+//! reads are the exceptions, and they only read).
 //!
 //! ```
 //! use comfy_guard::path::{Extensions, PathRule, SafeFileName, SafeSubfolder};
@@ -37,6 +39,7 @@ pub mod cost;
 pub mod download;
 mod eval;
 pub mod inspect;
+pub mod lint;
 pub mod local;
 pub mod models;
 pub mod path;

@@ -3,30 +3,39 @@
 
 use std::fmt::Write as _;
 
+use crate::inspect::{Finding, Inspection, RuleId, Severity};
 use anstyle::{AnsiColor, Style};
-use comfy_guard::inspect::{Finding, Inspection, RuleId, Severity};
 use serde_json::{Value, json};
 
-use crate::input::Source;
+use super::input::Source;
 
 /// What happened to one file.
-pub(crate) struct FileReport {
-    pub(crate) file: String,
-    pub(crate) outcome: Outcome,
+pub struct FileReport {
+    /// The file, as named on the command line.
+    pub file: String,
+    /// What happened to it.
+    pub outcome: Outcome,
 }
 
-pub(crate) enum Outcome {
+/// A file's outcome.
+pub enum Outcome {
+    /// Read and inspected.
     Inspected {
+        /// What the file held.
         source: Source,
+        /// The findings.
         inspection: Inspection,
+        /// How it was judged, when the reader should know.
         note: Option<String>,
+        /// The file's text, for locating nodes in SARIF output.
         text: Option<String>,
     },
+    /// Not read or not parsed, and why.
     Failed(String),
 }
 
 /// Human-readable lines; `color` adds ANSI styles.
-pub(crate) fn human(reports: &[FileReport], color: bool) -> String {
+pub fn human(reports: &[FileReport], color: bool) -> String {
     let paint = |style: Style, text: &str| {
         if color {
             format!("{}{text}{}", style.render(), style.render_reset())
@@ -125,7 +134,7 @@ fn location(f: &Finding) -> String {
 }
 
 /// One JSON array, an object per file.
-pub(crate) fn json(reports: &[FileReport]) -> Value {
+pub fn json(reports: &[FileReport]) -> Value {
     Value::Array(
         reports
             .iter()
@@ -176,7 +185,7 @@ fn node_line(text: &str, id: &str) -> Option<usize> {
 
 /// A SARIF 2.1.0 log: one run, the rule table, a result per finding and a
 /// notification per file that could not be read.
-pub(crate) fn sarif(reports: &[FileReport]) -> Value {
+pub fn sarif(reports: &[FileReport]) -> Value {
     let rules: Vec<Value> = RuleId::ALL
         .iter()
         .map(|r| {

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use std::collections::BTreeSet;
 
-use comfy_guard::inspect::{Finding, RuleId};
+use crate::inspect::{Finding, RuleId};
 use comfy_workflow::embedded::{Chunk, Keyword};
 use comfy_workflow::{Input, Limits, Node, NodeId, ObjectInfo, Workflow, editor, embedded};
 use serde_json::Value;
@@ -27,19 +27,26 @@ const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 /// What a file held, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
+pub enum Source {
+    /// API-format JSON.
     Api,
+    /// Editor-format JSON, converted with the catalog.
     Editor,
     /// Editor format judged without conversion.
     EditorUnconverted,
+    /// A PNG's `prompt` text (API format).
     PngPrompt,
+    /// A PNG's `workflow` text (editor format).
     PngWorkflow,
+    /// A WebP's `prompt` text.
     WebpPrompt,
+    /// A WebP's `workflow` text.
     WebpWorkflow,
 }
 
 impl Source {
-    pub(crate) fn name(self) -> &'static str {
+    /// Its name in the reports.
+    pub fn name(self) -> &'static str {
         match self {
             Source::Api => "api",
             Source::Editor => "editor",

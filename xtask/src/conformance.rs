@@ -18,11 +18,11 @@
 //! `expected-failures-fixtures.yaml`); the suite fails the run on any other
 //! failure and on any listed check that passes.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use comfy_test_support::HttpServer;
 
 /// The pinned packages: the suite and the Node it runs on.
 const PACKAGES: [&str; 2] = [
@@ -47,20 +47,10 @@ fn install(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A running server; killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `bin` (`comfy-mcp --sim`, or the fixture server, which always
 /// uses the simulator) with the remote transport on a free loopback port;
 /// returns it and its `/mcp` URL.
-fn start(bin: &Path, sim_flag: bool, home: &Path) -> Result<(Server, String)> {
+fn start(bin: &Path, sim_flag: bool, home: &Path) -> Result<(HttpServer, String)> {
     let _ = std::fs::remove_dir_all(home);
     std::fs::create_dir_all(home.join(".comfyui-mcp"))?;
     // Generous rate limits: the suite makes many calls in a few seconds, and
@@ -70,30 +60,14 @@ fn start(bin: &Path, sim_flag: bool, home: &Path) -> Result<(Server, String)> {
         "transport:\n  remote:\n    enabled: true\n    port: 0\n\
          rate_limits:\n  workflow: 10000\n  generation: 10000\n  file_ops: 10000\n  read_only: 10000\n",
     )?;
-    let mut child = Command::new(bin)
-        .args(sim_flag.then_some("--sim"))
+    let mut cmd = Command::new(bin);
+    cmd.args(sim_flag.then_some("--sim"))
         .env("HOME", home)
         .env_remove("COMFYUI_MCP_CONFIG")
         .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let server = Server(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let Some(line) = lines.next() else {
-            bail!("{} exited before serving HTTP", bin.display());
-        };
-        let line = line?;
-        if let Some(rest) = line.split("Streamable HTTP at ").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+        .env("RUST_LOG", "warn");
+    let server = HttpServer::start(&mut cmd).with_context(|| format!("{} did not serve HTTP", bin.display()))?;
+    let url = server.url.clone();
     Ok((server, url))
 }
 

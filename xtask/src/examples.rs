@@ -5,22 +5,12 @@
 //! their ComfyUI; this runs them the same way (their real `main`, real
 //! arguments) so they cannot rot.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-
-/// Stops the simulator however the step ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use comfy_test_support::SimProcess;
 
 pub(crate) fn run(cargo: &str) -> Result<()> {
     crate::step(
@@ -53,28 +43,11 @@ pub(crate) fn run(cargo: &str) -> Result<()> {
 }
 
 fn run_in(target: &Path, work: &Path) -> Result<()> {
-    let mut child = Command::new(target.join("comfy-sim"))
-        .args(["--port", "0", "--steps-per-second", "200", "--previews", "--data-dir"])
-        .arg(work.join("sim"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start comfy-sim")?;
-    let stderr = child.stderr.take().context("comfy-sim has no stderr")?;
-    let sim = Running(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .context("comfy-sim exited before it listened")?
-            .context("reading comfy-sim's output")?;
-        if let Some(rest) = line.split(" listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_owned();
-        }
-    };
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let mut cmd = Command::new(target.join("comfy-sim"));
+    cmd.args(["--port", "0", "--steps-per-second", "200", "--previews", "--data-dir"])
+        .arg(work.join("sim"));
+    let sim = SimProcess::start(&mut cmd).context("comfy-sim did not start")?;
+    let url = sim.url.clone();
 
     let image = work.join("upload me.png");
     std::fs::write(&image, PNG_1X1)?;

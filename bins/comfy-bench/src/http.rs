@@ -1,12 +1,13 @@
 //! The Streamable HTTP side: starting a server on it, single calls and the
 //! many-client hammer, and plain GETs to the simulator.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use comfy_test_support::HttpServer;
 use serde_json::{Value, json};
 
 /// A plain HTTP GET to the simulator; the body as JSON.
@@ -43,31 +44,21 @@ pub(crate) fn http_call(addr: &str, tool: &str) -> bool {
 }
 
 /// Starts `bin` with the Streamable HTTP transport (its config in
-/// `home`), and returns it with the address it listens on.
-pub(crate) fn spawn_http(bin: &Path, home: &Path, comfyui_url: Option<&str>) -> Result<(Child, String)> {
+/// `home`), and returns it (stopped on drop) with the address it listens
+/// on.
+pub(crate) fn spawn_http(bin: &Path, home: &Path, comfyui_url: Option<&str>) -> Result<(HttpServer, String)> {
     let mut cmd = Command::new(bin);
     cmd.env("HOME", home)
         .env_remove("COMFYUI_MCP_CONFIG")
         .env_remove("COMFYUI_MCP_AUTH_TOKEN")
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .env("RUST_LOG", "error");
     match comfyui_url {
         Some(url) => cmd.env("COMFYUI_URL", url),
         None => cmd.env_remove("COMFYUI_URL"),
     };
-    let mut child = cmd.spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().context("the server exited")??;
-        if let Some(rest) = line.split("Streamable HTTP at http://").nth(1) {
-            break rest.split('/').next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok((child, addr))
+    let server = HttpServer::start(&mut cmd).with_context(|| format!("{} did not serve HTTP", bin.display()))?;
+    let addr = server.addr().to_owned();
+    Ok((server, addr))
 }
 
 /// `clients` threads of `per_client` `comfyui_get_queue` calls each, client

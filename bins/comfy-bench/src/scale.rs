@@ -2,10 +2,9 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use comfy_test_support::Redis;
 
 use crate::http::{hammer, spawn_http};
 use crate::suite::Bench;
@@ -14,35 +13,8 @@ use crate::suite::Bench;
 /// sharing a real `redis-server`, in front of two simulators; a Markdown
 /// table for `docs/scaling.md`.
 pub(crate) fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Result<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("redis-server (apt-get install redis-server)")?;
     // Stopped however this function ends.
-    let redis = Reap(redis);
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
-    }
-    if !up {
-        bail!("redis-server did not start");
-    }
+    let redis = Redis::start().context("redis-server (apt-get install redis-server)")?;
     let a = rt.block_on(comfy_sim::Sim::builder().start())?;
     let b = rt.block_on(comfy_sim::Sim::builder().start())?;
     let base = format!(
@@ -56,7 +28,7 @@ pub(crate) fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Re
     let per_client = if quick { 25 } else { 500 };
     for (replicas, shared) in [(1usize, false), (1, true), (2, true), (4, true)] {
         let config = if shared {
-            format!("{base}state:\n  redis_url: redis://127.0.0.1:{port}/\n")
+            format!("{base}state:\n  redis_url: {}\n", redis.url())
         } else {
             base.clone()
         };
@@ -65,8 +37,8 @@ pub(crate) fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Re
         let mut addrs = Vec::new();
         for _ in 0..replicas {
             let home = Bench::home(&config)?;
-            let (child, addr) = spawn_http(bin, home.path(), None)?;
-            children.push(Reap(child));
+            let (server, addr) = spawn_http(bin, home.path(), None)?;
+            children.push(server);
             homes.push(home);
             addrs.push(addr);
         }
@@ -87,14 +59,4 @@ pub(crate) fn scale(bin: &Path, rt: &tokio::runtime::Runtime, quick: bool) -> Re
     }
     drop(redis);
     Ok(rows)
-}
-
-/// A child process killed and reaped when dropped.
-pub(crate) struct Reap(Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

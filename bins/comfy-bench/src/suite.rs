@@ -188,12 +188,11 @@ impl Bench {
         let home = Self::home(&format!(
             "{CONFIG}transport:\n  remote:\n    enabled: true\n    port: 0\n"
         ))?;
-        let (mut child, addr) = spawn_http(&self.bin, home.path(), Some(&self.sim))?;
+        let (server, addr) = spawn_http(&self.bin, home.path(), Some(&self.sim))?;
         let per_client = self.n(200, 40);
         let clients = 16;
         let (ok, took) = hammer(&[addr], clients, per_client);
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(server);
         if ok != clients * per_client {
             bail!(
                 "{} of {} HTTP calls failed",

@@ -3,7 +3,8 @@
 //! same handler, tower stack, HTTP gate and task store, from the config at
 //! `COMFYUI_MCP_CONFIG` or `~/.comfyui-mcp/config.yaml`), built with the
 //! `conformance-fixtures` feature, so it also serves the suite's fixture
-//! tools. Test code: an example, never part of an install.
+//! tools, and with `tasks.enabled` (off by default), so the suite's task
+//! scenarios have the tasks extension. Test code: an example, never part of an install.
 //!
 //! Prints `Streamable HTTP at <url>` on stderr once it listens; stops on
 //! SIGINT (the xtask kills it).
@@ -14,6 +15,8 @@ async fn run() -> Result<(), String> {
     let env = |k: &str| std::env::var(k).ok();
     let mut config = comfy_mcp::config::load(None, &env).map_err(|e| e.to_string())?.config;
     config.transport.remote.enabled = true;
+    // The suite's task scenarios need the tasks extension (off by default).
+    config.tasks.enabled = true;
     let sim = comfy_sim::Sim::builder()
         .steps_per_second(20.0)
         .start()

@@ -33,13 +33,22 @@ IMPORTANT: Before running custom workflows with comfyui_run_workflow, always che
 about dangerous nodes or suspicious inputs. If warnings are present, inform the user and ask for confirmation \
 before proceeding with execution.";
 
+/// Whether the request's client supports the tasks extension: declared
+/// in the request's `_meta` (SEP-2575), else at `initialize`.
+fn supports_tasks(context: &RequestContext<RoleServer>) -> bool {
+    context.client_capabilities().is_some_and(|c| c.supports_tasks())
+}
+
+/// `tasks/*` from a client that did not declare the extension: -32021.
+fn tasks_undeclared() -> ErrorData {
+    let required = serde_json::json!({"extensions": {(rmcp::model::TASKS_EXTENSION_ID): {}}});
+    ErrorData::missing_required_client_capability(serde_json::from_value(required).unwrap_or_default())
+}
+
 /// Whether a call runs as an MCP task: a generation tool asked to wait
 /// (or the streaming one), from a client that supports the extension.
 fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>) -> bool {
-    let supports = context
-        .peer
-        .peer_info()
-        .is_some_and(|info| info.capabilities.supports_tasks());
+    let supports = supports_tasks(context);
     let long = match Catalog::get().find(&request.name) {
         Some(def) if def.category == crate::tools::Category::Generation => {
             request.name == "comfyui_run_workflow_stream"
@@ -314,6 +323,8 @@ impl ServerHandler for Server {
         tools.extend(crate::fixtures::list());
         #[cfg(feature = "conformance-fixtures")]
         tools.extend(crate::fixtures::input_required::list());
+        #[cfg(feature = "conformance-fixtures")]
+        tools.extend(crate::fixtures::tasks::list());
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -565,6 +576,10 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::input_required::call_tool(&request, &context) {
             return result;
         }
+        #[cfg(feature = "conformance-fixtures")]
+        if let Some(result) = crate::fixtures::tasks::call_tool(self.tasks.as_ref(), &request, &context).await {
+            return result;
+        }
         let task = self.tasks.as_ref().filter(|_| as_task(&request, &context));
         let mut context = context;
         let created = match task {
@@ -616,6 +631,9 @@ impl ServerHandler for Server {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
+        if !supports_tasks(&context) {
+            return Err(tasks_undeclared());
+        }
         let caller = crate::caller::Caller::of(Some(&context)).principal;
         let found = match &self.tasks {
             Some(t) => t.get(&request.task_id, caller.as_ref()).await,
@@ -631,6 +649,9 @@ impl ServerHandler for Server {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if !supports_tasks(&context) {
+            return Err(tasks_undeclared());
+        }
         let caller = crate::caller::Caller::of(Some(&context)).principal;
         let cancelled = match &self.tasks {
             Some(t) => t.cancel(&request.task_id, caller.as_ref()).await,

@@ -205,15 +205,30 @@ impl Tasks {
         });
     }
 
-    /// Records the end of task `id`.
+    /// Records the end of task `id`: cancelled, or completed with
+    /// `result` (a tool error too: SEP-2663 keeps `failed` for errors of
+    /// the protocol, [`Tasks::fail`]).
     pub async fn finish(&self, id: &str, result: CallToolResult, cancelled: bool) {
         let status = if cancelled {
             TaskStatus::Cancelled
-        } else if result.is_error == Some(true) {
-            TaskStatus::Failed
         } else {
             TaskStatus::Completed
         };
+        self.end(id, status, result).await;
+    }
+
+    /// Records that task `id` failed with a protocol error (`message`):
+    /// `tasks/get` then answers `failed` with the JSON-RPC error.
+    pub async fn fail(&self, id: &str, message: &str) {
+        self.end(
+            id,
+            TaskStatus::Failed,
+            CallToolResult::error(vec![rmcp::model::ContentBlock::text(message)]),
+        )
+        .await;
+    }
+
+    async fn end(&self, id: &str, status: TaskStatus, result: CallToolResult) {
         let updated = now();
         let text = self
             .shared
@@ -319,5 +334,27 @@ mod tests {
         assert!(tasks.get(&id, Some(&alice)).await.is_some());
         assert!(tasks.cancel(&id, Some(&alice)).await);
         assert!(cancel.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_tool_error_completes_and_a_protocol_error_fails() {
+        let tasks = Tasks::new(None);
+        let (tool_error, _, _) = tasks.create(None).await;
+        tasks
+            .finish(
+                &tool_error,
+                CallToolResult::error(vec![rmcp::model::ContentBlock::text("no")]),
+                false,
+            )
+            .await;
+        let got = serde_json::to_value(tasks.get(&tool_error, None).await.unwrap()).unwrap();
+        assert_eq!(got["status"], "completed", "{got}");
+        assert_eq!(got["result"]["isError"], true, "{got}");
+        let (broken, _, _) = tasks.create(None).await;
+        tasks.fail(&broken, "internal").await;
+        let got = serde_json::to_value(tasks.get(&broken, None).await.unwrap()).unwrap();
+        assert_eq!(got["status"], "failed", "{got}");
+        assert_eq!(got["error"]["message"], "internal", "{got}");
+        assert!(got.get("result").is_none(), "{got}");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use comfy_audit::{AuditConfig, AuditLog, FailurePolicy, FlushPolicy};
+use comfy_audit::{AuditConfig, AuditLog};
 use comfy_client::Client;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult, CompletionInfo,
@@ -130,16 +130,8 @@ impl Server {
         let pool = Arc::new(crate::backends::Pool::new(&config, client, shared.clone())?);
         pool.start_health_checks(Duration::from_secs(config.comfyui.health_interval));
         let mut audit = AuditConfig::new(comfy_audit::expand_home(&config.logging.audit_file));
-        audit.flush = if config.logging.audit_flush == "every_record" {
-            FlushPolicy::EveryRecord
-        } else {
-            FlushPolicy::default()
-        };
-        audit.failure = if config.logging.audit_failure == "fail_open" {
-            FailurePolicy::FailOpen
-        } else {
-            FailurePolicy::FailClosed
-        };
+        audit.flush = config.logging.audit_flush.into();
+        audit.failure = config.logging.audit_failure.into();
         audit.rotate_bytes = (config.logging.audit_rotate_mb > 0).then_some(config.logging.audit_rotate_mb << 20);
         audit.keep = config.logging.audit_keep;
         audit.anchor = config

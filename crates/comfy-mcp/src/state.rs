@@ -21,7 +21,7 @@ use std::time::Duration;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::config::StateConfig;
+use crate::config::{RedisFailure, StateConfig};
 
 /// Why Redis could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,7 @@ impl Shared {
             conn,
             prefix: config.key_prefix.clone(),
             job_ttl: config.job_ttl,
-            fail_closed: config.redis_failure == "fail_closed",
+            fail_closed: config.redis_failure == RedisFailure::FailClosed,
             gcra: redis::Script::new(GCRA),
         }))
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use comfy_guard::inspect::Mode;
-use comfy_mcp::config::{ConfigError, Source, load};
+use comfy_mcp::config::{AuditFailure, AuditFlush, ConfigError, RedisFailure, Source, load};
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -141,6 +141,21 @@ fn bad_values_name_the_origin_key_and_value() {
             "`logging.audit_anchor_every` = \"0\": must be at least 1 record",
         ),
         ("logging:\n  audit_anchor: ''\n", &[], "`logging.audit_anchor`"),
+        (
+            "logging:\n  audit_flush: always\n",
+            &[],
+            "`logging.audit_flush`: unknown variant `always`, expected `interval` or `every_record`",
+        ),
+        (
+            "logging:\n  audit_failure: open\n",
+            &[],
+            "`logging.audit_failure`: unknown variant `open`, expected `fail_closed` or `fail_open`",
+        ),
+        (
+            "state:\n  redis_failure: Local\n",
+            &[],
+            "`state.redis_failure`: unknown variant `Local`, expected `local` or `fail_closed`",
+        ),
     ];
     for (text, env, needle) in cases {
         let path = file(dir.path(), text);
@@ -152,6 +167,39 @@ fn bad_values_name_the_origin_key_and_value() {
         matches!(err, ConfigError::Read { .. }),
         "an explicit file must exist: {err}"
     );
+}
+
+#[test]
+fn closed_sets_take_their_documented_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    let defaults = load(Some(&file(dir.path(), "")), &env_of(&[])).unwrap();
+    let c = &defaults.config;
+    assert_eq!(
+        (c.logging.audit_flush, c.logging.audit_failure, c.state.redis_failure),
+        (AuditFlush::Interval, AuditFailure::FailClosed, RedisFailure::Local)
+    );
+    let path = file(
+        dir.path(),
+        "logging:\n  audit_flush: every_record\n  audit_failure: fail_open\nstate:\n  redis_failure: fail_closed\n",
+    );
+    let loaded = load(Some(&path), &env_of(&[])).unwrap();
+    let c = &loaded.config;
+    assert_eq!(
+        (c.logging.audit_flush, c.logging.audit_failure, c.state.redis_failure),
+        (
+            AuditFlush::EveryRecord,
+            AuditFailure::FailOpen,
+            RedisFailure::FailClosed
+        )
+    );
+    let shown = loaded.show();
+    for line in [
+        "logging.audit_flush: \"every_record\"  # file",
+        "logging.audit_failure: \"fail_open\"  # file",
+        "state.redis_failure: \"fail_closed\"  # file",
+    ] {
+        assert!(shown.contains(line), "{line}: {shown}");
+    }
 }
 
 #[test]

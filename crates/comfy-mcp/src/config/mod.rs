@@ -37,8 +37,8 @@ pub use keys::KNOWN;
 pub use load::{MAX_CONFIG_BYTES, config_path, load};
 pub use remote::{OAUTH_PRINCIPALS, OAuth, OAuthScopes, Remote, Transport};
 pub use schema::{
-    BackendConfig, ComfyUi, Config, Logging, ModelSearch, RateLimits, RateTotals, Server, StateConfig, Tasks,
-    ToolsConfig,
+    AuditFailure, AuditFlush, BackendConfig, ComfyUi, Config, Logging, ModelSearch, RateLimits, RateTotals,
+    RedisFailure, Server, StateConfig, Tasks, ToolsConfig,
 };
 pub use validate::{MAX_BACKENDS, valid_backend_name};
 

@@ -8,7 +8,7 @@
 //! [`super::show`].
 
 use comfy_guard::SecurityConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::remote::Transport;
 
@@ -130,7 +130,7 @@ pub struct StateConfig {
     /// When Redis cannot be reached: `local` (each replica enforces the
     /// rate limits alone, and jobs are resolved from what it remembers)
     /// or `fail_closed` (calls are refused until Redis is back).
-    pub redis_failure: String,
+    pub redis_failure: RedisFailure,
     /// Prefix of every key the server writes.
     pub key_prefix: String,
     /// Seconds a job's backend and owner are kept in Redis.
@@ -141,7 +141,7 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
-            redis_failure: "local".to_owned(),
+            redis_failure: RedisFailure::Local,
             key_prefix: "comfy-mcp".to_owned(),
             job_ttl: 7 * 24 * 3600,
         }
@@ -200,10 +200,10 @@ pub struct RateTotals {
 pub struct Logging {
     /// The audit log (`~` expanded).
     pub audit_file: String,
-    /// `interval` (fsync every second) or `every_record`; ours.
-    pub audit_flush: String,
-    /// `fail_closed` or `fail_open`; ours.
-    pub audit_failure: String,
+    /// When records reach the disk; ours.
+    pub audit_flush: AuditFlush,
+    /// What a record that cannot be written does to its call; ours.
+    pub audit_failure: AuditFailure,
     /// Rotate the audit log past this many MiB (0: never); ours.
     pub audit_rotate_mb: u64,
     /// Rotated audit files kept; ours.
@@ -220,8 +220,8 @@ impl Default for Logging {
     fn default() -> Self {
         Self {
             audit_file: "~/.comfyui-mcp/audit.log".to_owned(),
-            audit_flush: "interval".to_owned(),
-            audit_failure: "fail_closed".to_owned(),
+            audit_flush: AuditFlush::Interval,
+            audit_failure: AuditFailure::FailClosed,
             audit_rotate_mb: 50,
             audit_keep: 5,
             audit_anchor: None,
@@ -332,6 +332,60 @@ impl Default for ToolsConfig {
     fn default() -> Self {
         Self {
             groups: crate::tools::GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+}
+
+/// `state.redis_failure`: what the server does while Redis cannot be
+/// reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailure {
+    /// Each replica enforces the rate limits alone, and jobs are resolved
+    /// from what it remembers (the default).
+    #[default]
+    Local,
+    /// Calls are refused until Redis is back.
+    FailClosed,
+}
+
+/// `logging.audit_flush`: when audit records reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFlush {
+    /// Synced every second (the default).
+    #[default]
+    Interval,
+    /// Synced before each call's result is returned.
+    EveryRecord,
+}
+
+impl From<AuditFlush> for comfy_audit::FlushPolicy {
+    fn from(flush: AuditFlush) -> Self {
+        match flush {
+            AuditFlush::Interval => Self::default(),
+            AuditFlush::EveryRecord => Self::EveryRecord,
+        }
+    }
+}
+
+/// `logging.audit_failure`: what a record that cannot be written (or
+/// synced) does to its call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditFailure {
+    /// The call is refused (the default).
+    #[default]
+    FailClosed,
+    /// The call runs; the failure is counted and reported on stderr.
+    FailOpen,
+}
+
+impl From<AuditFailure> for comfy_audit::FailurePolicy {
+    fn from(failure: AuditFailure) -> Self {
+        match failure {
+            AuditFailure::FailClosed => Self::FailClosed,
+            AuditFailure::FailOpen => Self::FailOpen,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::fmt::{self, Write as _};
 use serde_json::Value;
 
 use super::keys::{KNOWN, SECRET};
-use super::remote::Remote;
+use super::remote::{OAuth, Remote};
 use super::schema::ModelSearch;
 use super::{Config, Loaded, Source};
 
@@ -131,7 +131,8 @@ impl serde::Serialize for ShowConfig<'_> {
                                      "header_timeout": c.transport.remote.header_timeout,
                                      "request_timeout": c.transport.remote.request_timeout,
                                      "tls_cert": c.transport.remote.tls_cert,
-                                     "tls_key": c.transport.remote.tls_key}},
+                                     "tls_key": c.transport.remote.tls_key,
+                                     "oauth": oauth(&c.transport.remote.oauth)}},
             "model_search": {"huggingface_token": c.model_search.huggingface_token, "civitai_api_key": c.model_search.civitai_api_key,
                              "max_search_results": c.model_search.max_search_results,
                              "civitai_api_base": c.model_search.civitai_api_base,
@@ -151,5 +152,34 @@ impl serde::Serialize for ShowConfig<'_> {
                       "key_prefix": c.state.key_prefix, "job_ttl": c.state.job_ttl},
         })
         .serialize(s)
+    }
+}
+
+/// `transport.remote.oauth` for display (nothing in it is secret).
+fn oauth(o: &OAuth) -> Value {
+    serde_json::json!({
+        "issuers": o.issuers, "resource": o.resource, "algorithms": o.algorithms, "leeway": o.leeway,
+        "jwks_cache": o.jwks_cache, "jwks_refresh_interval": o.jwks_refresh_interval, "ca_file": o.ca_file,
+        "scopes": {"read": o.scopes.read, "generate": o.scopes.generate, "nodes": o.scopes.nodes,
+                   "models": o.scopes.models, "settings": o.scopes.settings},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `show` walks `KNOWN` through this value: a key missing from it would
+    /// be shown as `null` whatever its value.
+    #[test]
+    fn every_known_key_is_displayed() {
+        let value = serde_json::to_value(ShowConfig(&Config::default())).unwrap_or(Value::Null);
+        for key in KNOWN {
+            let mut v = Some(&value);
+            for part in key.split('.') {
+                v = v.and_then(|v| v.get(part));
+            }
+            assert!(v.is_some(), "{key} is missing from `config show`");
+        }
     }
 }

@@ -92,22 +92,6 @@ pub(super) fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &st
             return Err(invalid(&origin(key), key, "0", "must be at least 1 call per minute"));
         }
     }
-    if !matches!(c.logging.audit_flush.as_str(), "interval" | "every_record") {
-        return Err(invalid(
-            &origin("logging.audit_flush"),
-            "logging.audit_flush",
-            &c.logging.audit_flush,
-            "must be `interval` or `every_record`",
-        ));
-    }
-    if !matches!(c.logging.audit_failure.as_str(), "fail_closed" | "fail_open") {
-        return Err(invalid(
-            &origin("logging.audit_failure"),
-            "logging.audit_failure",
-            &c.logging.audit_failure,
-            "must be `fail_closed` or `fail_open`",
-        ));
-    }
     if c.logging.audit_anchor_every == 0 {
         return Err(invalid(
             &origin("logging.audit_anchor_every"),
@@ -268,14 +252,6 @@ fn check_state(s: &StateConfig, origin: &dyn Fn(&str) -> String) -> Result<(), C
             "state.redis_url",
             url,
             "must be a redis:// (or valkey://, redis+unix://) URL",
-        ));
-    }
-    if !matches!(s.redis_failure.as_str(), "local" | "fail_closed") {
-        return Err(invalid(
-            &origin("state.redis_failure"),
-            "state.redis_failure",
-            &s.redis_failure,
-            "must be `local` or `fail_closed`",
         ));
     }
     if !valid_backend_name(&s.key_prefix) {

@@ -65,6 +65,10 @@ fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>
 }
 
 /// Where a call comes from.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one lives per call, briefly, and is moved into the call at once"
+)]
 enum Origin {
     /// The command line (`comfy-mcp call`) or a test, with where progress
     /// goes.

@@ -153,10 +153,14 @@ pub(crate) fn ok(r: &CallToolResult) -> &Value {
     r.structured_content.as_ref().expect("structured content")
 }
 
+/// The audit records in the log at `path`: its complete lines (one being
+/// written while a test waits on the log has no newline yet, and is left
+/// for the next read).
 pub(crate) fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
-        .lines()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

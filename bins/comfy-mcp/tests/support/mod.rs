@@ -183,6 +183,24 @@ where
     }
 }
 
+/// Waits until the process `pid` (the server, which rmcp's transport
+/// started) has exited: gone, or a zombie. Linux (`/proc`).
+pub(crate) async fn exited(pid: u32) {
+    until(&format!("process {pid} to exit"), Duration::from_secs(20), || async {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => Some(()),
+            // The state follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()?
+                .trim_start()
+                .starts_with(['Z', 'X'])
+                .then_some(()),
+        }
+    })
+    .await;
+}
+
 /// Waits until ComfyUI at `url` runs a job (`GET /queue`), or fails the
 /// test after 20 s.
 pub(crate) async fn wait_running(url: &str) {

@@ -107,11 +107,11 @@ def test_rate_limits_per_category_and_the_audit_log(home, comfyui_url):
     anyio.run(main)
     # The server closes its log when stdin closes, maybe after the client
     # returned: wait for its last record.
-    records = wait_until(
-        lambda: (r := audit_records(home)) if sum(x["action"] == "completed" for x in r) >= 4 else None,
-        "the fourth completed record",
-        limit=5,
-    )
+    def all_four():
+        records = audit_records(home)
+        return records if sum(r["action"] == "completed" for r in records) >= 4 else None
+
+    records = wait_until(all_four, "the fourth completed record", limit=5)
     completed = [r for r in records if r["action"] == "completed"]
     assert [r["outcome"] for r in completed] == ["ok", "ok", "rate_limited", "ok"]
     assert all(r["client"].startswith("mcp") for r in completed), completed[0]

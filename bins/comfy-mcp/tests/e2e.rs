@@ -1229,11 +1229,7 @@ async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
         panic!("expected a task, got {response:?}")
     };
     let id = created.task.task_id.clone();
-    let finished = support::until("the task ended", std::time::Duration::from_secs(10), || async {
-        let got = client.get_task(GetTaskParams::new(id.clone())).await.unwrap();
-        (got.task.status() != TaskStatus::Working).then_some(got)
-    })
-    .await;
+    let finished = support::task_ended(&client, &id, std::time::Duration::from_secs(10)).await;
     assert_eq!(finished.task.status(), TaskStatus::Completed);
     let wire = serde_json::to_value(&finished).unwrap();
     assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
@@ -1255,20 +1251,10 @@ async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
         .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
         .await
         .unwrap();
-    let status = support::until(
-        "the cancelled task to end",
-        std::time::Duration::from_secs(5),
-        || async {
-            let status = client
-                .get_task(GetTaskParams::new(created.task.task_id.clone()))
-                .await
-                .unwrap()
-                .task
-                .status();
-            (status != TaskStatus::Working).then_some(status)
-        },
-    )
-    .await;
+    let status = support::task_ended(&client, &created.task.task_id, std::time::Duration::from_secs(5))
+        .await
+        .task
+        .status();
     assert_eq!(status, TaskStatus::Cancelled);
     assert!(client.get_task(GetTaskParams::new("nope")).await.is_err());
 

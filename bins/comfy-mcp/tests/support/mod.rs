@@ -183,6 +183,23 @@ where
     }
 }
 
+/// Waits up to `limit` until the task `id`, read through `client`, is no
+/// longer working; its last answer.
+pub(crate) async fn task_ended<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    id: &str,
+    limit: Duration,
+) -> rmcp::model::GetTaskResult {
+    until(&format!("task {id} to end"), limit, || async {
+        let got = client
+            .get_task(rmcp::model::GetTaskParams::new(id.to_owned()))
+            .await
+            .unwrap();
+        (got.task.status() != rmcp::model::TaskStatus::Working).then_some(got)
+    })
+    .await
+}
+
 /// Waits until the process `pid` (the server, which rmcp's transport
 /// started) has exited: gone, or a zombie. Linux (`/proc`).
 pub(crate) async fn exited(pid: u32) {

@@ -5,9 +5,9 @@ assistant (shared by the tests, since a run is the slow part).
 COMFY_MCP_BIN and COMFY_SIM_BIN name the built binaries."""
 
 import os
-import subprocess
+import sys
 import tempfile
-import threading
+from pathlib import Path
 
 import pytest
 from inspect_ai import eval
@@ -15,6 +15,10 @@ from inspect_ai.log import EvalLog
 
 from comfy_evals.assistants import scripted_assistant
 from comfy_evals.dataset import SUITES
+
+# The fixtures the end-to-end suite starts its processes with.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bins" / "comfy-mcp" / "tests" / "python"))
+import comfy_fixtures  # noqa: E402
 
 TASKS = os.path.join(os.path.dirname(__file__), "..", "comfy_evals", "tasks.py")
 
@@ -38,24 +42,9 @@ def sim_url(tmp_path_factory):
     sim, mcp = os.environ.get("COMFY_SIM_BIN"), os.environ.get("COMFY_MCP_BIN")
     assert sim and mcp, "set COMFY_MCP_BIN and COMFY_SIM_BIN to the built binaries"
     data = tmp_path_factory.mktemp("sim")
-    proc = subprocess.Popen(
-        [sim, "--port", "0", "--steps-per-second", "500", "--data-dir", str(data)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = None
-    for line in proc.stderr:
-        if " listening on " in line:
-            url = line.split(" listening on ")[1].split()[0]
-            break
-    assert url, "comfy-sim did not start"
-    # Keep draining its output so it never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    proc, url = comfy_fixtures.start_sim(sim, data, "--steps-per-second", "500")
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    comfy_fixtures.stop(proc)
 
 
 @pytest.fixture(scope="session")

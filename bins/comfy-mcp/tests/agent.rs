@@ -204,19 +204,13 @@ async fn a_stalled_job_is_interrupted_by_the_watchdog() {
     .clone();
     assert_eq!(submitted["status"], "submitted");
     let id = submitted["prompt_id"].clone();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let audit = records(&s.audit_file());
-        if let Some(r) = audit.iter().find(|r| r["action"] == "stalled" && r["prompt_id"] == id) {
-            assert_eq!(r["extra"]["waited"], false, "{r}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the detached job was never stalled: {audit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let r = support::until("the detached job's stalled record", Duration::from_secs(20), || async {
+        records(&s.audit_file())
+            .into_iter()
+            .find(|r| r["action"] == "stalled" && r["prompt_id"] == id)
+    })
+    .await;
+    assert_eq!(r["extra"]["waited"], false, "{r}");
     s.sim.set_faults(Faults::none());
     let next = ok(&s
         .call(

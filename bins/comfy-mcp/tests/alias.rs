@@ -130,23 +130,32 @@ fn on_linux_the_alias_becomes_the_server() {
         .env("HOME", home.path())
         .env_remove("COMFYUI_MCP_CONFIG")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let exe = format!("/proc/{}/exe", child.id());
     let server = std::fs::canonicalize(SERVER).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut seen = None;
-    while std::time::Instant::now() < deadline {
-        seen = std::fs::read_link(&exe).ok();
-        if seen.as_deref() == Some(server.as_path()) {
-            break;
-        }
-        #[allow(clippy::disallowed_methods, reason = "a plain test polling another process")]
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    drop(child.stdin.take());
+    // The server's answer to `initialize` means the exec is done.
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{{}},"clientInfo":{{"name":"t","version":"1"}}}}}}"#
+    )
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut answer);
+        let _ = tx.send(answer);
+    });
+    let answer = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("an answer to initialize within 20 s");
+    assert!(answer.contains("\"serverInfo\""), "{answer}");
+    let seen = std::fs::read_link(&exe).ok();
+    drop(stdin);
     let _ = child.wait();
     assert_eq!(seen.as_deref(), Some(server.as_path()));
 }

@@ -625,19 +625,21 @@ async fn a_cancelled_call_interrupts_its_job() {
             .await
             .is_err()
     );
-    for _ in 0..50 {
-        let queue = ok(&s.call("comfyui_get_queue", json!({})).await).clone();
-        let busy = queue["queue_running"].as_array().unwrap().len() + queue["queue_pending"].as_array().unwrap().len();
-        if busy == 0 {
-            let history = ok(&s.call("comfyui_get_history", json!({})).await).clone();
-            let status = &history["items"][0]["status"];
-            assert_ne!(status["status_str"], "success", "{history}");
-            s.client.cancel().await.unwrap();
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the job kept running after the call was cancelled");
+    support::until(
+        "the job to stop after the call was cancelled",
+        std::time::Duration::from_secs(5),
+        || async {
+            let queue = ok(&s.call("comfyui_get_queue", json!({})).await).clone();
+            let busy =
+                queue["queue_running"].as_array().unwrap().len() + queue["queue_pending"].as_array().unwrap().len();
+            (busy == 0).then_some(())
+        },
+    )
+    .await;
+    let history = ok(&s.call("comfyui_get_history", json!({})).await).clone();
+    let status = &history["items"][0]["status"];
+    assert_ne!(status["status_str"], "success", "{history}");
+    s.client.cancel().await.unwrap();
 }
 
 /// Representative results, snapshotted (ids and times redacted).
@@ -1227,16 +1229,7 @@ async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
         panic!("expected a task, got {response:?}")
     };
     let id = created.task.task_id.clone();
-    let mut finished = None;
-    for _ in 0..100 {
-        let got = client.get_task(GetTaskParams::new(id.clone())).await.unwrap();
-        if got.task.status() != TaskStatus::Working {
-            finished = Some(got);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let finished = finished.expect("the task ended");
+    let finished = support::task_ended(&client, &id, std::time::Duration::from_secs(10)).await;
     assert_eq!(finished.task.status(), TaskStatus::Completed);
     let wire = serde_json::to_value(&finished).unwrap();
     assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
@@ -1258,19 +1251,10 @@ async fn waiting_generation_runs_as_an_mcp_task_when_enabled() {
         .cancel_task(CancelTaskParams::new(created.task.task_id.clone()))
         .await
         .unwrap();
-    let mut status = TaskStatus::Working;
-    for _ in 0..50 {
-        status = client
-            .get_task(GetTaskParams::new(created.task.task_id.clone()))
-            .await
-            .unwrap()
-            .task
-            .status();
-        if status != TaskStatus::Working {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let status = support::task_ended(&client, &created.task.task_id, std::time::Duration::from_secs(5))
+        .await
+        .task
+        .status();
     assert_eq!(status, TaskStatus::Cancelled);
     assert!(client.get_task(GetTaskParams::new("nope")).await.is_err());
 

@@ -226,17 +226,36 @@ async fn job_faults() {
         .await;
     assert_eq!(next.structured_content.unwrap()["status"], "completed");
 
-    // ComfyUI restarts during a job: reported lost, not resubmitted.
+    // ComfyUI restarts during a job: reported lost, not resubmitted. The
+    // job hangs, so only the restart can end it (a job that finished
+    // before the test got to restart was the rare failure here), and the
+    // restart waits for the server's `submitted` record: once the server
+    // holds the prompt id, not while ComfyUI's answer to the POST is still
+    // on its way (a restart then drops that answer, and the call fails
+    // without a job to call lost).
     let sent = s.sim.requests("/prompt");
+    let submitted = || {
+        records(&s.audit_file())
+            .iter()
+            .filter(|r| r["action"] == "submitted")
+            .count()
+    };
+    let before = submitted();
+    s.sim.set_faults(Faults::none().job(JobFault::Hang));
     let call = s.call(
         "comfyui_generate_image",
         json!({"prompt": "x", "steps": 60, "wait": true}),
     );
     let restart = async {
+        support::until("the server's submitted record", Duration::from_secs(10), || async {
+            (submitted() > before).then_some(())
+        })
+        .await;
         support::wait_running(&s.sim.url()).await;
         s.sim.restart();
     };
     let (r, ()) = tokio::join!(call, restart);
+    s.sim.set_faults(Faults::none());
     let shown = format!("{}{}", text(&r), r.structured_content.clone().unwrap_or_default());
     assert!(shown.contains("lost"), "{shown}");
     assert_eq!(s.sim.requests("/prompt") - sent, 1, "not resubmitted");

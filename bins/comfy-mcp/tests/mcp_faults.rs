@@ -53,21 +53,24 @@ async fn abandon(config: &str, left: usize) {
     assert!(tokio::time::timeout(Duration::from_millis(1500), call).await.is_err());
     assert_eq!(busy(&queue(&s.sim.url())), 1, "the job runs while the call waits");
     // The client disconnects: stdin closes and the server exits.
-    let support::Session { client, home, sim, .. } = s;
+    let support::Session {
+        client, home, sim, pid, ..
+    } = s;
     client.cancel().await.unwrap();
-    let mut settled = false;
-    for _ in 0..30 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if busy(&queue(&sim.url())) == left {
-            settled = true;
-            if left == 0 {
-                break;
-            }
-        } else {
-            settled = false;
-        }
+    if left == 0 {
+        support::until("ComfyUI to have no job left", Duration::from_secs(10), || async {
+            (busy(&queue(&sim.url())) == 0).then_some(())
+        })
+        .await;
+    } else {
+        // Once the server has exited nothing can stop the job any more.
+        support::exited(pid).await;
     }
-    assert!(settled, "ComfyUI keeps {left} job(s) after the client went away");
+    assert_eq!(
+        busy(&queue(&sim.url())),
+        left,
+        "ComfyUI keeps {left} job(s) after the client went away"
+    );
     let log = records(&home.path().join(".comfyui-mcp/audit.log"));
     let done: Vec<&Value> = log
         .iter()

@@ -401,20 +401,10 @@ async fn a_task_answers_only_the_principal_that_started_it() {
 
     // Alice reads and cancels her own.
     alice.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
-    let status = support::until(
-        "the cancelled task to end",
-        std::time::Duration::from_secs(5),
-        || async {
-            let status = alice
-                .get_task(GetTaskParams::new(id.clone()))
-                .await
-                .unwrap()
-                .task
-                .status();
-            (status != TaskStatus::Working).then_some(status)
-        },
-    )
-    .await;
+    let status = support::task_ended(&alice, &id, std::time::Duration::from_secs(5))
+        .await
+        .task
+        .status();
     assert_eq!(status, TaskStatus::Cancelled);
     // The id is a random (version 4) UUID.
     assert_eq!(uuid::Uuid::try_parse(&id).unwrap().get_version_num(), 4, "{id}");

@@ -404,15 +404,8 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
         panic!("expected a task")
     };
     let id = quick.task.task_id.clone();
-    let done = support::until(
-        "the task ended, as seen through replica 2",
-        Duration::from_secs(10),
-        || async {
-            let got = status_via(&r2, id.clone()).await;
-            (got.task.status() != TaskStatus::Working).then_some(got)
-        },
-    )
-    .await;
+    // As seen through replica 2.
+    let done = support::task_ended(&r2, &id, Duration::from_secs(10)).await;
     assert_eq!(done.task.status(), TaskStatus::Completed);
     let wire = serde_json::to_value(&done).unwrap();
     assert_eq!(wire["result"]["structuredContent"]["status"], "completed", "{wire}");
@@ -424,11 +417,10 @@ async fn a_task_started_through_one_replica_is_read_and_cancelled_through_anothe
     let id = slow.task.task_id.clone();
     assert_eq!(status_via(&r2, id.clone()).await.task.status(), TaskStatus::Working);
     r2.cancel_task(CancelTaskParams::new(id.clone())).await.unwrap();
-    let status = support::until("the cancelled task to end", Duration::from_secs(5), || async {
-        let status = status_via(&r2, id.clone()).await.task.status();
-        (status != TaskStatus::Working).then_some(status)
-    })
-    .await;
+    let status = support::task_ended(&r2, &id, Duration::from_secs(5))
+        .await
+        .task
+        .status();
     assert_eq!(status, TaskStatus::Cancelled);
     assert_eq!(status_via(&r1, id).await.task.status(), TaskStatus::Cancelled);
     assert!(r2.get_task(GetTaskParams::new("nope")).await.is_err());

@@ -15,8 +15,6 @@ with that reason (`pytest -rs` prints it)."""
 
 import json
 import os
-import subprocess
-import threading
 import urllib.request
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +23,9 @@ from pathlib import Path
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+
+import comfy_fixtures
+from comfy_fixtures import until, wait_until  # noqa: F401 (for the tests)
 
 MCP_BIN = os.environ.get("COMFY_MCP_BIN", "")
 SIM_BIN = os.environ.get("COMFY_SIM_BIN", "")
@@ -66,22 +67,7 @@ def pytest_collection_modifyitems(config, items):
 def start_sim(data: Path, *args: str):
     """A comfy-sim on a free port with `args`; returns the process and its URL."""
     assert MCP_BIN and SIM_BIN, "run through `cargo xtask pytest` (it sets COMFY_MCP_BIN and COMFY_SIM_BIN)"
-    proc = subprocess.Popen(
-        [SIM_BIN, "--port", "0", "--data-dir", str(data), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = None
-    for line in proc.stderr:
-        if " listening on " in line:
-            url = line.split(" listening on ")[1].split()[0]
-            break
-    assert url, "comfy-sim did not start"
-    # Keep draining its output so it never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, url
+    return comfy_fixtures.start_sim(SIM_BIN, data, *args)
 
 
 # How many tools the server lists (the Rust compatibility snapshot has the names).
@@ -113,8 +99,7 @@ def comfyui(tmp_path_factory):
     data = tmp_path_factory.mktemp("sim")
     proc, url = start_sim(data, "--steps-per-second", "500")
     yield ComfyUI(url, False, "", data)
-    proc.terminate()
-    proc.wait(timeout=10)
+    comfy_fixtures.stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -161,17 +146,7 @@ def start_remote(home: Path, comfyui_url: str, extra: str = "", config: str = ""
     )
     env = dict(os.environ, HOME=str(home), COMFYUI_URL=comfyui_url, RUST_LOG="warn")
     env.pop("COMFYUI_MCP_AUTH_TOKEN", None)
-    proc = subprocess.Popen(
-        [MCP_BIN], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    addr = None
-    for line in proc.stderr:
-        if "Streamable HTTP at http://" in line:
-            addr = line.split("Streamable HTTP at http://")[1].split("/")[0]
-            break
-    assert addr, "the server did not start"
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, f"http://{addr}/mcp"
+    return comfy_fixtures.start_http_server(MCP_BIN, env)
 
 
 @asynccontextmanager
@@ -187,8 +162,7 @@ async def _http_session(home: Path, comfyui_url: str, config: str, elicitation_c
                 await s.initialize()
                 yield s
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        comfy_fixtures.stop(proc)
 
 
 def answering(asked, proceed):
@@ -203,6 +177,17 @@ def answering(asked, proceed):
         return types.ElicitResult(action="accept", content={"proceed": proceed})
 
     return callback
+
+
+def accepted_then_refused(run, asked):
+    """`run(proceed)` calls a flagged workflow in enforce mode with the user
+    answering `proceed`; accepted it is submitted, refused it is blocked."""
+    accepted = run(True)
+    assert not accepted.is_error, text(accepted)
+    assert accepted.structured_content["status"] == "submitted"
+    assert asked[-1].startswith("Workflow has 1 warning(s) in enforce mode: [")
+    refused = run(False)
+    assert refused.is_error and text(refused).startswith("Workflow blocked by user — dangerous nodes: [")
 
 
 def structured(result):

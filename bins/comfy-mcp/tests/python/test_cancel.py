@@ -14,7 +14,8 @@ import urllib.request
 
 import anyio
 
-from conftest import IS_REAL, REAL_VERSION, session, sim_only, start_sim, structured, text
+from comfy_fixtures import stop
+from conftest import IS_REAL, REAL_VERSION, session, sim_only, start_sim, structured, text, until
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
@@ -39,13 +40,11 @@ async def _progress(s, pid):
 
 
 async def _until(s, pid, wanted, what):
-    state = None
-    for _ in range(200):
+    async def probe():
         state = await _progress(s, pid)
-        if state["status"] in wanted:
-            return state
-        await anyio.sleep(0.1)
-    raise AssertionError(f"{pid} never became {what}: {state}")
+        return state if state["status"] in wanted else None
+
+    return await until(probe, f"{pid} to become {what}")
 
 
 async def _two_jobs(s):
@@ -112,8 +111,7 @@ def test_on_0_8_jobs_are_cancelled_by_interrupt_and_queue_delete(home, tmp_path)
     try:
         _cancel_queued_and_running(home, url, "0.8.0")
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_cancel_jobs_takes_at_most_a_thousand_ids(home, comfyui_url):

@@ -8,7 +8,8 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from conftest import MCP_BIN, answering, audit_records, start_remote, text
+from comfy_fixtures import stop
+from conftest import MCP_BIN, accepted_then_refused, answering, audit_records, start_remote
 
 WORKFLOW = (
     '{"1": {"class_type": "PrimitiveString", "inputs": {"value": "eval(\'1\')"}},'
@@ -37,15 +38,9 @@ def test_enforce_mode_asks_through_an_input_required_result(home, comfyui_url, t
             return await client.call_tool("comfyui_run_workflow", {"workflow": WORKFLOW})
 
     try:
-        accepted = anyio.run(main, True)
-        assert not accepted.is_error, text(accepted)
-        assert accepted.structured_content["status"] == "submitted"
-        assert asked[-1].startswith("Workflow has 1 warning(s) in enforce mode: [")
-        refused = anyio.run(main, False)
-        assert refused.is_error and text(refused).startswith("Workflow blocked by user — dangerous nodes: [")
+        accepted_then_refused(lambda proceed: anyio.run(main, proceed), asked)
     finally:
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
     completed = [r for r in audit_records(home) if r["action"] == "completed"]
     assert [r["outcome"] for r in completed] == ["input_required", "ok", "input_required", "rejected"], completed

@@ -16,7 +16,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from conftest import IS_REAL, REAL_VERSION, real_only, start_sim
+from comfy_fixtures import stop
+from conftest import IS_REAL, REAL_VERSION, real_only, start_sim, wait_until
 
 DOC = Path(__file__).resolve().parents[4] / "docs" / "compatibility.md"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -90,12 +91,7 @@ def diff(a, b, path="$"):
 
 
 def wait_done(base, prompt_id):
-    for _ in range(300):
-        _, _, h = call(base, "GET", f"/history/{prompt_id}")
-        if h:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{prompt_id} did not finish on {base}")
+    wait_until(lambda: call(base, "GET", f"/history/{prompt_id}")[2], f"{prompt_id} to finish on {base}", limit=30)
 
 
 def exchanges(base, color):
@@ -233,8 +229,7 @@ def twin_sim(comfyui, tmp_path):
     try:
         yield sim
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 @real_only("compares comfy-sim with a real server")

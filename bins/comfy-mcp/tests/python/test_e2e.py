@@ -7,7 +7,21 @@ import time
 import anyio
 import pytest
 
-from conftest import IS_REAL, TRANSPORT, answering, audit_records, catalog_size, session, sim_only, structured, text
+from comfy_fixtures import stop
+from conftest import (
+    IS_REAL,
+    accepted_then_refused,
+    TRANSPORT,
+    answering,
+    audit_records,
+    catalog_size,
+    session,
+    sim_only,
+    structured,
+    text,
+    until,
+    wait_until,
+)
 
 
 @pytest.fixture(params=["stdio", "http"], autouse=True)
@@ -91,12 +105,13 @@ def test_rate_limits_per_category_and_the_audit_log(home, comfyui_url):
             assert not (await s.call_tool("comfyui_interrupt", {})).is_error
 
     anyio.run(main)
-    # The server closes its log when stdin closes; give it a moment.
-    for _ in range(50):
+    # The server closes its log when stdin closes, maybe after the client
+    # returned: wait for its last record.
+    def all_four():
         records = audit_records(home)
-        if sum(r["action"] == "completed" for r in records) >= 4:
-            break
-        time.sleep(0.1)
+        return records if sum(r["action"] == "completed" for r in records) >= 4 else None
+
+    records = wait_until(all_four, "the fourth completed record", limit=5)
     completed = [r for r in records if r["action"] == "completed"]
     assert [r["outcome"] for r in completed] == ["ok", "ok", "rate_limited", "ok"]
     assert all(r["client"].startswith("mcp") for r in completed), completed[0]
@@ -130,12 +145,7 @@ def test_enforce_mode_asks_the_user_when_the_client_can(home, comfyui_url):
         async with session(home, comfyui_url, "security:\n  mode: enforce\n", answering(asked, proceed)) as s:
             return await s.call_tool("comfyui_run_workflow", {"workflow": workflow})
 
-    accepted = anyio.run(main, True)
-    assert not accepted.is_error, text(accepted)
-    assert accepted.structured_content["status"] == "submitted"
-    assert asked[-1].startswith("Workflow has 1 warning(s) in enforce mode: [")
-    refused = anyio.run(main, False)
-    assert refused.is_error and text(refused).startswith("Workflow blocked by user — dangerous nodes: [")
+    accepted_then_refused(lambda proceed: anyio.run(main, proceed), asked)
     declined = anyio.run(main, None)
     assert declined.is_error and text(declined).startswith("Workflow blocked by user")
     actions = [r["action"] for r in audit_records(home)]
@@ -178,8 +188,7 @@ def test_installing_a_custom_node_asks_the_user_first(home, comfyui_url, tmp_pat
         hint = refused.structured_content["verdict"]["problems"][0]["hint"]
         assert hint["packs"][0]["title"] == "Impact Pack", hint
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_filtered_discovery_and_compact_node_info(home, comfyui_url):
@@ -322,12 +331,11 @@ def test_the_watchdog_interrupts_a_job_that_stops_progressing(home, comfyui_url)
             assert "no progress for 2 s" in done["message"]
             assert time.monotonic() - started < 20
             submitted = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow % 2}))
-            for _ in range(100):
-                if any(r["action"] == "stalled" and r.get("prompt_id") == submitted["prompt_id"] for r in audit_records(home)):
-                    break
-                await anyio.sleep(0.2)
-            else:
-                raise AssertionError("the job submitted without wait was not stalled")
+
+            async def stalled():
+                return any(r["action"] == "stalled" and r.get("prompt_id") == submitted["prompt_id"] for r in audit_records(home))
+
+            await until(stalled, "the job submitted without wait to be stalled")
 
     anyio.run(main)
 
@@ -381,19 +389,19 @@ def test_an_interrupted_job_reports_interrupted(home, comfyui_url):
         async with session(home, comfyui_url) as s:
             submitted = structured(await s.call_tool("comfyui_run_workflow", {"workflow": workflow}))
             pid = submitted["prompt_id"]
-            for _ in range(100):
+            async def sleeping():
                 state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
-                if state["status"] == "running" and "FixtureSleep" in state.get("current_node", ""):
-                    break
-                await anyio.sleep(0.1)
+                return state if state["status"] == "running" and "FixtureSleep" in state.get("current_node", "") else None
+
+            state = await until(sleeping, "the job to run its FixtureSleep node", limit=10)
             # It names the running node (this server follows the job's events).
             assert state["status"] == "running" and state["current_node"] == "node 2 (FixtureSleep)", state
             assert not (await s.call_tool("comfyui_interrupt", {"prompt_id": pid})).is_error
-            for _ in range(100):
+            async def ended():
                 state = structured(await s.call_tool("comfyui_get_progress", {"prompt_id": pid}))
-                if state["status"] not in ("running", "queued"):
-                    break
-                await anyio.sleep(0.1)
+                return state if state["status"] not in ("running", "queued") else None
+
+            state = await until(ended, "the interrupted job to end", limit=10)
             assert state["status"] == "interrupted", state
 
     anyio.run(main)

@@ -7,7 +7,8 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import TOOL_COUNT, catalog_size, sim_only, start_remote, structured, text
+from comfy_fixtures import start_redis, stop
+from conftest import TOOL_COUNT, catalog_size, sim_only, start_remote, structured, text, until
 
 # These generate through a sampler (or share a Redis): the simulator's GPU nodes.
 pytestmark = sim_only("generates through KSampler, which needs weights on a real ComfyUI")
@@ -34,8 +35,7 @@ def test_tools_over_streamable_http_with_a_token(home, comfyui_url):
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
     records = [line for line in (home / ".comfyui-mcp" / "audit.log").read_text().splitlines() if '"called"' in line]
     assert records and all('"transport":"http"' in r for r in records)
 
@@ -111,8 +111,7 @@ def test_one_principal_cannot_reach_another_principals_jobs(home, comfyui_url):
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
     records = [json.loads(line) for line in (home / ".comfyui-mcp" / "audit.log").read_text().splitlines()]
     calls = [r for r in records if r["action"] == "called"]
     assert {r.get("principal") for r in calls} == {"alice", "bob"}
@@ -142,8 +141,7 @@ def test_shared_jobs_when_configured(home, comfyui_url):
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_one_client_may_have_only_so_many_jobs_queued(home, comfyui_url):
@@ -205,12 +203,11 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, comfyui_url):
         # An interrupted job can show as running for a moment: wait until
         # none of Alice's jobs is left in the queue.
         async def alice_queue_empty(s):
-            for _ in range(100):
+            async def empty():
                 q = structured(await s.call_tool("comfyui_get_queue", {}))
-                if not q["queue_running"] and not q["queue_pending"]:
-                    return
-                await anyio.sleep(0.2)
-            raise AssertionError(f"Alice's jobs are still queued: {q}")
+                return not q["queue_running"] and not q["queue_pending"]
+
+            await until(empty, "Alice's jobs to leave the queue")
 
         await as_client(ALICE, alice_queue_empty)
 
@@ -236,39 +233,19 @@ def test_one_client_may_have_only_so_many_jobs_queued(home, comfyui_url):
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
     """Two replicas over one Redis: a job is its owner's through either."""
-    import os
-    import shutil
-    import socket
-    import subprocess
-    import time
-
     import pytest
 
-    if shutil.which("redis-server") is None:
-        assert not os.environ.get("CI"), "redis-server is needed in CI"
+    started = start_redis()
+    if started is None:
         pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    redis, redis_url = started
     procs = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         urls = []
         for name in ("one", "two"):
             home = tmp_path / name
@@ -277,7 +254,7 @@ def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
                 home,
                 comfyui_url,
                 f"    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n",
-                f"state:\n  redis_url: redis://127.0.0.1:{port}/\n",
+                f"state:\n  redis_url: {redis_url}\n",
             )
             procs.append(proc)
             urls.append(url)
@@ -305,11 +282,25 @@ def test_replicas_share_job_owners_through_redis(tmp_path, comfyui_url):
 
         anyio.run(main)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
-        redis.terminate()
-        redis.wait(timeout=10)
+        for proc in procs + [redis]:
+            stop(proc)
+
+
+async def _list_then_end(url, session_id, token=None):
+    """A raw client's `tools/list` and then DELETE on `session_id`, with
+    `token` if given; both answers."""
+    headers = {
+        "Mcp-Session-Id": session_id,
+        "MCP-Protocol-Version": "2025-11-25",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with httpx2.AsyncClient(timeout=30) as raw:
+        listed = await raw.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":9,"method":"tools/list"}')
+        ended = await raw.delete(url, headers=headers)
+    return listed, ended
 
 
 def test_a_session_answers_only_the_principal_that_opened_it(home, comfyui_url):
@@ -330,27 +321,17 @@ def test_a_session_answers_only_the_principal_that_opened_it(home, comfyui_url):
                 await s.initialize()
                 assert seen
                 hers = seen[0]
-                headers = {
-                    "Authorization": f"Bearer {BOB}",
-                    "Mcp-Session-Id": hers,
-                    "MCP-Protocol-Version": "2025-11-25",
-                    "Accept": "application/json, text/event-stream",
-                    "Content-Type": "application/json",
-                }
-                async with httpx2.AsyncClient(timeout=30) as bob:
-                    listed = await bob.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":9,"method":"tools/list"}')
-                    assert listed.status_code == 404, listed.text
-                    assert "comfyui_" not in listed.text
-                    ended = await bob.delete(url, headers=headers)
-                    assert ended.status_code == 404
+                listed, ended = await _list_then_end(url, hers, BOB)
+                assert listed.status_code == 404, listed.text
+                assert "comfyui_" not in listed.text
+                assert ended.status_code == 404
                 # Alice's session lived through it.
                 assert len((await s.list_tools()).tools) == TOOL_COUNT
 
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
 
 
 def test_ending_a_session_is_clean_and_final(home, comfyui_url, caplog):
@@ -374,22 +355,13 @@ def test_ending_a_session_is_clean_and_final(home, comfyui_url, caplog):
         # Leaving the client sent DELETE; the SDK took the answer as a clean end.
         assert ended == [204], ended
         assert seen
-        headers = {
-            "Mcp-Session-Id": seen[0],
-            "MCP-Protocol-Version": "2025-11-25",
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        }
-        async with httpx2.AsyncClient(timeout=30) as raw:
-            after = await raw.post(url, headers=headers, content=b'{"jsonrpc":"2.0","id":5,"method":"tools/list"}')
-            assert after.status_code == 404, after.text
-            again = await raw.delete(url, headers=headers)
-            assert again.status_code == 404, again.text
+        after, again = await _list_then_end(url, seen[0])
+        assert after.status_code == 404, after.text
+        assert again.status_code == 404, again.text
 
     with caplog.at_level("DEBUG"):
         try:
             anyio.run(main)
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop(proc)
     assert not [r for r in caplog.records if "Session termination failed" in r.getMessage()], caplog.text

@@ -17,6 +17,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from comfy_fixtures import stop
 from conftest import TOOL_COUNT, audit_records, sim_only, start_remote, structured
 
 OIDC_DIR = os.environ.get("COMFY_MCP_OIDC_DIR", "")
@@ -55,8 +56,7 @@ def issuer():
     assert url, "the authorization server did not start"
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    stop(proc)
 
 
 def token(issuer: str, client: str, scope: str) -> str:
@@ -130,8 +130,7 @@ def test_client_credentials_tokens_of_a_real_authorization_server(home, comfyui_
     try:
         anyio.run(main)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop(proc)
     # The audit log names each client as its issuer and subject.
     principals = {r.get("principal") for r in audit_records(home) if r["action"] == "called"}
     assert principals == {f"oauth:{issuer}#reader", f"oauth:{issuer}#maker"}, principals

@@ -153,10 +153,14 @@ pub(crate) fn ok(r: &CallToolResult) -> &Value {
     r.structured_content.as_ref().expect("structured content")
 }
 
+/// The audit records in the log at `path`: its complete lines (one being
+/// written while a test waits on the log has no newline yet, and is left
+/// for the next read).
 pub(crate) fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
-        .lines()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
@@ -177,6 +181,41 @@ where
         assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits up to `limit` until the task `id`, read through `client`, is no
+/// longer working; its last answer.
+pub(crate) async fn task_ended<H: ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    id: &str,
+    limit: Duration,
+) -> rmcp::model::GetTaskResult {
+    until(&format!("task {id} to end"), limit, || async {
+        let got = client
+            .get_task(rmcp::model::GetTaskParams::new(id.to_owned()))
+            .await
+            .unwrap();
+        (got.task.status() != rmcp::model::TaskStatus::Working).then_some(got)
+    })
+    .await
+}
+
+/// Waits until the process `pid` (the server, which rmcp's transport
+/// started) has exited: gone, or a zombie. Linux (`/proc`).
+pub(crate) async fn exited(pid: u32) {
+    until(&format!("process {pid} to exit"), Duration::from_secs(20), || async {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => Some(()),
+            // The state follows the command name in parentheses.
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()?
+                .trim_start()
+                .starts_with(['Z', 'X'])
+                .then_some(()),
+        }
+    })
+    .await;
 }
 
 /// Waits until ComfyUI at `url` runs a job (`GET /queue`), or fails the

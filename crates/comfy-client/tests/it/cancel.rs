@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use comfy_client::{CancelMethod, Cancelled, Client, PromptOptions};
+use comfy_client::{CancelMethod, Cancelled, Client, Event, PromptOptions};
 use comfy_sim::{ComfyVersion, Sim, SimHandle};
 use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
@@ -26,17 +26,21 @@ async fn sim_of(version: ComfyVersion) -> SimHandle {
 
 /// Two sleeping jobs, the first running, the second waiting.
 async fn running_and_waiting(c: &Client) -> (String, String) {
-    let a = c.submit(&sleeping(30.0, 1), PromptOptions::default()).await.unwrap();
+    let mut a = c.submit(&sleeping(30.0, 1), PromptOptions::default()).await.unwrap();
     let b = c.submit(&sleeping(30.0, 2), PromptOptions::default()).await.unwrap();
-    let (a, b) = (a.prompt_id().to_owned(), b.prompt_id().to_owned());
+    // This client queued it, so ComfyUI tells its socket when it starts.
     tokio::time::timeout(Duration::from_secs(10), async {
-        while !c.queue().await.unwrap().is_running(&a) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut events = a.events();
+        while let Some(ev) = events.next().await {
+            if matches!(ev, Event::ExecutionStart { .. }) {
+                return;
+            }
         }
+        panic!("the first job's events ended before it started");
     })
     .await
     .expect("the first job runs");
-    (a, b)
+    (a.prompt_id().to_owned(), b.prompt_id().to_owned())
 }
 
 /// The job's `status_str` once it is in the history.

@@ -184,16 +184,35 @@ pub(crate) fn basic_prompt() -> Value {
     })
 }
 
+/// Calls `probe` until it answers `Some`, or fails the test after `limit`
+/// saying what it waited for: the one bounded wait of these tests, for
+/// state a test's raw requests have no event for (the simulator sends a
+/// job's events only to the socket whose client id queued it).
+pub(crate) async fn until<T, F>(what: &str, limit: Duration, mut probe: impl FnMut() -> F) -> T
+where
+    F: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits until the history holds `id`, or panics after 20 s.
 pub(crate) async fn wait_history(addr: std::net::SocketAddr, id: &str) -> Value {
-    for _ in 0..400 {
-        let h = get(addr, &format!("/history/{id}")).await.json();
-        if h.get(id).is_some() {
-            return h[id].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("prompt {id} never reached the history");
+    until(
+        &format!("prompt {id} in the history"),
+        Duration::from_secs(20),
+        || async {
+            let h = get(addr, &format!("/history/{id}")).await.json();
+            h.get(id).cloned()
+        },
+    )
+    .await
 }
 
 /// The `.meta.json` of recorded exchange `name`.
@@ -328,18 +347,15 @@ pub(crate) fn skeleton(v: &Value) -> Value {
     }
 }
 
-/// Waits until `GET /queue` shows a running prompt.
+/// Waits until `GET /queue` shows a running prompt, or panics after 5 s.
 pub(crate) async fn wait_running(addr: std::net::SocketAddr) {
-    for _ in 0..500 {
-        if get(addr, "/queue").await.json()["queue_running"]
+    until("a running prompt", Duration::from_secs(5), || async {
+        get(addr, "/queue").await.json()["queue_running"]
             .as_array()
             .is_some_and(|a| !a.is_empty())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nothing started running");
+            .then_some(())
+    })
+    .await;
 }
 
 /// Whether two shapes (from [`skeleton`]) agree, where an empty map or list

@@ -407,6 +407,35 @@ struct Anchor {
     anchored: Option<u64>,
 }
 
+/// Whether `file` (opened as `id`) is still the regular file at `path`;
+/// refuses a link or a non-file there (dropping `file`). `op` names the
+/// check in an I/O error.
+fn still_open(
+    file: &mut Option<File>,
+    id: Option<(u64, u64)>,
+    path: &Path,
+    op: &'static str,
+) -> Result<bool, AuditError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            *file = None;
+            Err(AuditError::Symlink {
+                path: path.display().to_string(),
+            })
+        }
+        Ok(meta) if !meta.is_file() => {
+            *file = None;
+            Err(AuditError::NotRegular {
+                path: path.display().to_string(),
+            })
+        }
+        Ok(meta) if file.is_some() && file_id(&meta) == id => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error(path, op, &e)),
+    }
+}
+
 fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
     AuditError::Io {
         path: path.display().to_string(),
@@ -638,23 +667,8 @@ impl Writer {
     /// reopening it as needed.
     fn ensure_open(&mut self) -> Result<(), AuditError> {
         let path = self.config.path.clone();
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                self.file = None;
-                return Err(AuditError::Symlink {
-                    path: path.display().to_string(),
-                });
-            }
-            Ok(meta) if !meta.is_file() => {
-                self.file = None;
-                return Err(AuditError::NotRegular {
-                    path: path.display().to_string(),
-                });
-            }
-            Ok(meta) if self.file.is_some() && file_id(&meta) == self.id => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(&path, "checking the file", &e)),
+        if still_open(&mut self.file, self.id, &path, "checking the file")? {
+            return Ok(());
         }
         self.open_file()
     }
@@ -921,23 +935,8 @@ impl Anchor {
 
     /// Opens (or reopens, when deleted or replaced) the anchor file.
     fn ensure_open(&mut self, path: &Path) -> Result<(), AuditError> {
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                self.file = None;
-                return Err(AuditError::Symlink {
-                    path: path.display().to_string(),
-                });
-            }
-            Ok(meta) if !meta.is_file() => {
-                self.file = None;
-                return Err(AuditError::NotRegular {
-                    path: path.display().to_string(),
-                });
-            }
-            Ok(meta) if self.file.is_some() && file_id(&meta) == self.id => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(path, "checking the anchor file", &e)),
+        if still_open(&mut self.file, self.id, path, "checking the anchor file")? {
+            return Ok(());
         }
         self.file = None;
         let mut options = OpenOptions::new();

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::Ack;
+#[cfg(feature = "fault-injection")]
 use super::Faults;
 use super::Msg;
 use super::anchor::Anchor;

@@ -21,7 +21,7 @@ pub enum Mode {
     /// Only classes it can vouch for run: core classes (less a curated
     /// list), classes of allowlisted packs, classes named in the allowlist
     /// (and with an explicit allowlist, only those). Any other finding
-    /// needs the user's confirmation; see [`provenance`].
+    /// needs the user's confirmation; see [`provenance`](super::provenance).
     Enforce,
 }
 
@@ -99,7 +99,7 @@ impl Policy {
     /// asking, also when the dangerous list names them (it names many as
     /// paid API); in audit mode the `node.api` warning goes, the dangerous
     /// list's warnings stay. They are listed in
-    /// [`Inspection::api_nodes`] either way.
+    /// [`Inspection::api_nodes`](super::Inspection::api_nodes) either way.
     #[must_use]
     pub fn with_allow_api_nodes(mut self, allow: bool) -> Self {
         self.allow_api_nodes = allow;

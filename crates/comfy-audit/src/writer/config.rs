@@ -32,7 +32,7 @@ pub enum FailurePolicy {
     #[default]
     FailClosed,
     /// `write` succeeds anyway; the error goes to stderr and to
-    /// [`AuditLog::failures`].
+    /// [`AuditLog::failures`](super::AuditLog::failures).
     FailOpen,
 }
 
@@ -60,7 +60,7 @@ pub struct AuditConfig {
     pub anchor_every: u64,
 }
 
-/// Where [`AuditLog`] copies the chain head (sequence number and hash of
+/// Where [`AuditLog`](super::AuditLog) copies the chain head (sequence number and hash of
 /// the last record), so cutting records from the end of the log shows:
 /// see [`crate::chain::verify_anchored`].
 #[derive(Debug, Clone, PartialEq, Eq)]

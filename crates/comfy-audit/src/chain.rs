@@ -35,13 +35,7 @@ pub const MAX_LINE: usize = 4 << 20;
 
 /// The lower-case hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    out
+    data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
 }
 
 /// Seals `fields` (everything but the chain) into one line, without the

@@ -42,7 +42,6 @@
 //! client that lies to the server cannot be told apart from the user).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -163,11 +162,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// A question to put to the user through an input-required result.

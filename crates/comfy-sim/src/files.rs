@@ -517,6 +517,14 @@ pub(crate) fn internal_files(shared: &Shared, kind: &str) -> Response<Body> {
 /// Largest safetensors header read, as ComfyUI's `safetensors_header`.
 const MAX_SAFETENSORS_HEADER: u64 = 1024 * 1024;
 
+/// Whether the model catalog lists `name` in `folder`.
+fn is_listed(shared: &Shared, folder: &str, name: &str) -> bool {
+    shared
+        .models
+        .files(folder)
+        .is_some_and(|files| files.iter().any(|f| f == name))
+}
+
 /// `GET /view_metadata/{folder}?filename=`: the `__metadata__` of a
 /// safetensors header. The recorded model files are empty placeholders, so
 /// without a models directory a listed name answers 500, as recorded.
@@ -524,11 +532,7 @@ pub(crate) fn view_metadata(shared: &Shared, folder: &str, q: &[(String, String)
     let Some(name) = param(q, "filename").filter(|n| n.ends_with(".safetensors")) else {
         return empty(404);
     };
-    if !shared
-        .models
-        .files(folder)
-        .is_some_and(|files| files.iter().any(|f| f == name))
-    {
+    if !is_listed(shared, folder, name) {
         return empty(404);
     }
     let Some(root) = &shared.models_root else {
@@ -570,11 +574,7 @@ pub(crate) fn model_preview(shared: &Shared, folder: &str, name: &str) -> Respon
     let Some(root) = &shared.models_root else {
         return empty(404);
     };
-    if !shared
-        .models
-        .files(folder)
-        .is_some_and(|files| files.iter().any(|f| f == name))
-    {
+    if !is_listed(shared, folder, name) {
         return empty(404);
     }
     let Some(model) = inside(&root.join(folder), name) else {

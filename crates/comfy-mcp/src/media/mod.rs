@@ -373,7 +373,18 @@ pub(crate) struct Picked<'a> {
     cells: Vec<(u64, image::RgbImage)>,
 }
 
-impl Picked<'_> {
+impl<'a> Picked<'a> {
+    /// Nothing picked yet: `wanted` frames, each scaled to `cell`.
+    fn new(wanted: &'a [u64], cell: (u32, u32)) -> Self {
+        Self {
+            wanted,
+            next: 0,
+            seen: 0,
+            cell,
+            cells: Vec::new(),
+        }
+    }
+
     fn done(&self) -> bool {
         self.next >= self.wanted.len()
     }
@@ -426,24 +437,12 @@ pub fn contact_sheet(
             samples.iter().map(|s| (s.0, s.1)).collect()
         };
         let wanted = spaced(chosen.len() as u64, n);
-        let mut picked = Picked {
-            wanted: &wanted,
-            next: 0,
-            seen: 0,
-            cell: (cell_w, cell_h),
-            cells: Vec::new(),
-        };
+        let mut picked = Picked::new(&wanted, (cell_w, cell_h));
         h264::frames(bytes, &chosen, &avcc, declared, &mut picked)?;
         (picked.cells, plan.key_frames_only)
     } else {
         let wanted = spaced(frames, n);
-        let mut picked = Picked {
-            wanted: &wanted,
-            next: 0,
-            seen: 0,
-            cell: (cell_w, cell_h),
-            cells: Vec::new(),
-        };
+        let mut picked = Picked::new(&wanted, (cell_w, cell_h));
         anim::frames(&info.codec, bytes, crate::images::limits(max_alloc), &mut picked)?;
         (picked.cells, false)
     };

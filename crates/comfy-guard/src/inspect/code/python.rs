@@ -47,77 +47,6 @@ const STRONG: &[&str] = &[
 /// Builtins that are also English words.
 const ENGLISH: &[&str] = &["open", "compile", "globals", "locals", "vars"];
 
-/// Modules whose import means system access.
-pub(super) const MODULES: &[&str] = &[
-    "os",
-    "sys",
-    "subprocess",
-    "socket",
-    "shutil",
-    "importlib",
-    "ctypes",
-    "pickle",
-    "cPickle",
-    "_pickle",
-    "marshal",
-    "builtins",
-    "__builtin__",
-    "pty",
-    "io",
-    "posix",
-    "nt",
-    "runpy",
-    "requests",
-    "urllib",
-    "urllib2",
-    "urllib3",
-    "httplib",
-    "http",
-    "httpx",
-    "aiohttp",
-    "telnetlib",
-    "ftplib",
-    "smtplib",
-    "webbrowser",
-    "multiprocessing",
-    "asyncio",
-    "signal",
-    "tempfile",
-    "pathlib",
-    "glob",
-    "zipfile",
-    "tarfile",
-    "codecs",
-    "base64",
-    "zlib",
-    "dill",
-    "cloudpickle",
-    "joblib",
-    "platform",
-    "sysconfig",
-    "types",
-    "inspect",
-    "gc",
-    "code",
-    "codeop",
-    "imp",
-    "threading",
-    "_thread",
-    "select",
-    "selectors",
-    "ssl",
-    "paramiko",
-    "fcntl",
-    "resource",
-    "mmap",
-    "torch",
-    "numpy",
-    "yaml",
-    "shelve",
-    "commands",
-    "popen2",
-];
-
 /// Modules whose names are not English words: any attribute of one is a
 /// walk into the system.
 pub(super) const WALK_MODULES: &[&str] = &[
@@ -169,6 +98,37 @@ pub(super) const WALK_MODULES: &[&str] = &[
     "shelve",
     "popen2",
 ];
+
+/// The other modules whose import means system access: names that are
+/// also words (or too common to read as a walk on their own).
+const WORD_MODULES: &[&str] = &[
+    "requests",
+    "http",
+    "aiohttp",
+    "signal",
+    "glob",
+    "joblib",
+    "platform",
+    "types",
+    "inspect",
+    "gc",
+    "code",
+    "imp",
+    "threading",
+    "select",
+    "ssl",
+    "resource",
+    "torch",
+    "numpy",
+    "yaml",
+    "commands",
+];
+
+/// Whether importing `module` means system access: [`WALK_MODULES`] and
+/// [`WORD_MODULES`].
+fn is_system_module(module: &str) -> bool {
+    WALK_MODULES.contains(&module) || WORD_MODULES.contains(&module)
+}
 
 /// Longest text parsed as one program; longer text is parsed in chunks.
 pub(super) const WHOLE_MAX: usize = 64 * 1024;
@@ -352,14 +312,14 @@ impl<'a> Visitor<'a> for Judge {
                 if import
                     .names
                     .iter()
-                    .any(|a| MODULES.contains(&module_root(a.name.id.as_str()))) =>
+                    .any(|a| is_system_module(module_root(a.name.id.as_str()))) =>
             {
                 self.found("an import of a system module");
                 return;
             }
             Stmt::ImportFrom(from) => {
                 let module = from.module.as_ref().map_or("", |m| m.id.as_str());
-                if from.level == 0 && MODULES.contains(&module_root(module)) {
+                if from.level == 0 && is_system_module(module_root(module)) {
                     self.found("an import of a system module");
                     return;
                 }
@@ -473,8 +433,7 @@ impl<'a> Visitor<'a> for Judge {
                     }
                     Expr::Attribute(a) => {
                         if let Expr::Name(m) = &*a.value
-                            && MODULES.contains(&m.id.as_str())
-                            && !WALK_MODULES.contains(&m.id.as_str())
+                            && WORD_MODULES.contains(&m.id.as_str())
                             && !matches!(m.id.as_str(), "code" | "types" | "inspect")
                         {
                             self.found("a call into a system module");
@@ -545,14 +504,14 @@ fn judge_tokens(text: &str, tokens: &[Token]) -> Option<&'static str> {
         match sig[i].0 {
             TokenKind::Import => {
                 if let Some(m) = name_at(i + 1)
-                    && MODULES.contains(&m.as_str())
+                    && is_system_module(m.as_str())
                 {
                     return Some("an import of a system module");
                 }
             }
             TokenKind::From => {
                 if let Some(m) = name_at(i + 1)
-                    && MODULES.contains(&m.as_str())
+                    && is_system_module(m.as_str())
                     && (i + 2..sig.len().min(i + 12)).any(|j| kind_at(j) == Some(TokenKind::Import))
                 {
                     return Some("an import of a system module");

@@ -1,384 +1,23 @@
-//! Strict JSON: `serde_json` with duplicate keys rejected and every
-//! [`Limits`] bound checked while the document is read.
+//! Reading an API-format workflow straight into [`Workflow`](crate::Workflow):
+//! nodes, their inputs and links, with the same limits and duplicate-key
+//! rule as [`value`](super::value). Its own file: it is the workflow's shape.
 
-use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use smol_str::SmolStr;
 
-use crate::{Input, Limits, Link, Node, NodeId, ParseError, Workflow};
+use super::value::Head;
+use super::value::HeadSeed;
+use super::value::KeySeed;
+use super::value::Seed;
+use super::value::Seg;
+use super::value::State;
+use crate::{Input, Link, Node, NodeId, ParseError, Workflow};
 
-/// Parses `bytes` as JSON under `limits`.
-///
-/// # Errors
-/// [`ParseError::TooLarge`], [`ParseError::Json`],
-/// [`ParseError::DuplicateKey`], [`ParseError::TooDeep`],
-/// [`ParseError::StringTooLong`].
-pub fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, ParseError> {
-    run(bytes, limits, |state, de| Seed { state, depth: 0 }.deserialize(de))
-}
-
-/// Parses API-format bytes straight into a [`Workflow`], without building
-/// a `Value` for the node and input objects; every check of
-/// [`parse_json`] and of [`Workflow::from_value`] applies.
-pub(crate) fn parse_workflow(bytes: &[u8], limits: &Limits) -> Result<Workflow, ParseError> {
-    run(bytes, limits, |state, de| de.deserialize_any(WorkflowVisitor { state }))
-}
-
-type SliceDeserializer<'a> = serde_json::Deserializer<serde_json::de::SliceRead<'a>>;
-
-fn run<T>(
-    bytes: &[u8],
-    limits: &Limits,
-    read: impl FnOnce(&State, &mut SliceDeserializer<'_>) -> Result<T, serde_json::Error>,
-) -> Result<T, ParseError> {
-    if bytes.len() > limits.max_bytes {
-        return Err(ParseError::TooLarge {
-            size: bytes.len(),
-            max: limits.max_bytes,
-        });
-    }
-    let state = State {
-        limits: *limits,
-        path: RefCell::new(Vec::new()),
-        failure: RefCell::new(None),
-        scratch: RefCell::new(Vec::new()),
-    };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = read(&state, &mut de).and_then(|v| de.end().map(|()| v));
-    match result {
-        Ok(v) => Ok(v),
-        Err(e) => Err(state.failure.into_inner().unwrap_or_else(|| ParseError::Json {
-            line: e.line(),
-            column: e.column(),
-            message: strip_position(&e.to_string()),
-        })),
-    }
-}
-
-fn strip_position(msg: &str) -> String {
-    msg.rsplit_once(" at line ").map_or(msg, |(m, _)| m).to_owned()
-}
-
-/// One step of the JSON path, kept only to name where an error is.
-/// Keys are [`SmolStr`]s: pushing one allocates nothing for short keys.
-enum Seg {
-    Key(SmolStr),
-    /// A key the parser knows (`class_type`, `inputs`, `_meta`).
-    Known(&'static str),
-    Index(usize),
-    Node(NodeId),
-}
-
-struct State {
-    limits: Limits,
-    path: RefCell<Vec<Seg>>,
-    failure: RefCell<Option<ParseError>>,
-    /// Reused for each node's inputs, so the node's own list is allocated
-    /// once at its final size.
-    scratch: RefCell<Vec<(SmolStr, Input)>>,
-}
-
-impl State {
-    fn path(&self) -> String {
-        let p = self.path.borrow();
-        if p.is_empty() {
-            return "/".to_owned();
-        }
-        let mut out = String::new();
-        for segment in p.iter() {
-            out.push('/');
-            match segment {
-                Seg::Key(k) => out.push_str(k),
-                Seg::Known(k) => out.push_str(k),
-                Seg::Index(i) => out.push_str(&i.to_string()),
-                Seg::Node(id) => out.push_str(id.as_str()),
-            }
-        }
-        out
-    }
-
-    fn push(&self, seg: Seg) {
-        self.path.borrow_mut().push(seg);
-    }
-
-    fn pop(&self) {
-        self.path.borrow_mut().pop();
-    }
-
-    fn fail<E: de::Error>(&self, err: ParseError) -> E {
-        let msg = err.to_string();
-        *self.failure.borrow_mut() = Some(err);
-        E::custom(msg)
-    }
-
-    fn check_string<E: de::Error>(&self, s: &str) -> Result<(), E> {
-        if s.len() > self.limits.max_string {
-            return Err(self.fail(ParseError::StringTooLong {
-                path: self.path(),
-                len: s.len(),
-                max: self.limits.max_string,
-            }));
-        }
-        Ok(())
-    }
-}
-
-/// A string from the document: borrowed when it has no escapes.
-enum Text<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
-
-impl Text<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Text::Borrowed(s) => s,
-            Text::Owned(s) => s,
-        }
-    }
-
-    fn into_string(self) -> String {
-        match self {
-            Text::Borrowed(s) => s.to_owned(),
-            Text::Owned(s) => s,
-        }
-    }
-}
-
-/// Reads an object key without copying it when it can be borrowed.
-struct KeySeed<'a> {
-    state: &'a State,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Text<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Text<'de>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-        self.state.check_string(v)?;
-        Ok(Text::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-        self.state.check_string(v)?;
-        Ok(Text::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-        self.state.check_string(&v)?;
-        Ok(Text::Owned(v))
-    }
-}
-
-/// A value that may be a string wanted as such (a class name, the first
-/// element of a link): the string is not wrapped in a [`Value`] first.
-enum Head<'de> {
-    Str(Text<'de>),
-    Other(Value),
-}
-
-impl Head<'_> {
-    fn into_value(self) -> Value {
-        match self {
-            Head::Str(t) => Value::String(t.into_string()),
-            Head::Other(v) => v,
-        }
-    }
-}
-
-/// Reads a [`Head`] under the same checks as [`Seed`].
-#[derive(Clone, Copy)]
-struct HeadSeed<'a>(Seed<'a>);
-
-impl<'de> DeserializeSeed<'de> for HeadSeed<'_> {
-    type Value = Head<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Head<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeadSeed<'_> {
-    type Value = Head<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Head<'de>, E> {
-        self.0.state.check_string(v)?;
-        Ok(Head::Str(Text::Borrowed(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Head<'de>, E> {
-        self.0.state.check_string(v)?;
-        Ok(Head::Str(Text::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Head<'de>, E> {
-        self.0.state.check_string(&v)?;
-        Ok(Head::Str(Text::Owned(v)))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Head<'de>, E> {
-        Ok(Head::Other(Value::Bool(v)))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Head<'de>, E> {
-        Ok(Head::Other(Value::from(v)))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Head<'de>, E> {
-        Ok(Head::Other(Value::from(v)))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Head<'de>, E> {
-        self.0.visit_f64(v).map(Head::Other)
-    }
-
-    fn visit_unit<E>(self) -> Result<Head<'de>, E> {
-        Ok(Head::Other(Value::Null))
-    }
-
-    fn visit_none<E>(self) -> Result<Head<'de>, E> {
-        Ok(Head::Other(Value::Null))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Head<'de>, A::Error> {
-        self.0.visit_seq(seq).map(Head::Other)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Head<'de>, A::Error> {
-        self.0.visit_map(map).map(Head::Other)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Seed<'a> {
-    state: &'a State,
-    depth: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        self.state.check_string(v)?;
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        self.state.check_string(&v)?;
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let inner = self.enter::<A::Error>()?;
-        let mut out = Vec::new();
-        inner.rest(&mut seq, &mut out)?;
-        Ok(Value::Array(out))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let inner = self.enter::<A::Error>()?;
-        let mut out = Map::new();
-        while let Some(key) = map.next_key_seed(KeySeed { state: self.state })? {
-            if out.contains_key(key.as_str()) {
-                return Err(self.state.fail(ParseError::DuplicateKey {
-                    path: self.state.path(),
-                    key: key.into_string(),
-                }));
-            }
-            self.state.push(Seg::Key(SmolStr::new(key.as_str())));
-            let value = map.next_value_seed(inner);
-            self.state.pop();
-            out.insert(key.into_string(), value?);
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-impl Seed<'_> {
-    /// Reads the remaining elements of `seq` into `out`, numbering them
-    /// from `out.len()`.
-    fn rest<'de, A: SeqAccess<'de>>(self, seq: &mut A, out: &mut Vec<Value>) -> Result<(), A::Error> {
-        loop {
-            self.state.push(Seg::Index(out.len()));
-            let item = seq.next_element_seed(self);
-            self.state.pop();
-            match item? {
-                Some(v) => out.push(v),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    fn enter<E: de::Error>(self) -> Result<Self, E> {
-        if self.depth >= self.state.limits.max_depth {
-            return Err(self.state.fail(ParseError::TooDeep {
-                path: self.state.path(),
-                max: self.state.limits.max_depth,
-            }));
-        }
-        Ok(Seed {
-            state: self.state,
-            depth: self.depth + 1,
-        })
-    }
-}
-
-struct WorkflowVisitor<'a> {
-    state: &'a State,
+pub(super) struct WorkflowVisitor<'a> {
+    pub(super) state: &'a State,
 }
 
 impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
@@ -450,9 +89,9 @@ impl<'de> Visitor<'de> for WorkflowVisitor<'_> {
     }
 }
 
-struct NodeSeed<'a> {
-    state: &'a State,
-    id: NodeId,
+pub(super) struct NodeSeed<'a> {
+    pub(super) state: &'a State,
+    pub(super) id: NodeId,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -466,9 +105,9 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
     }
 }
 
-struct NodeVisitor<'a> {
-    state: &'a State,
-    id: NodeId,
+pub(super) struct NodeVisitor<'a> {
+    pub(super) state: &'a State,
+    pub(super) id: NodeId,
 }
 
 impl NodeVisitor<'_> {
@@ -578,9 +217,9 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
 }
 
-struct InputsSeed<'a> {
-    state: &'a State,
-    id: &'a NodeId,
+pub(super) struct InputsSeed<'a> {
+    pub(super) state: &'a State,
+    pub(super) id: &'a NodeId,
 }
 
 impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
@@ -593,7 +232,7 @@ impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
 
 /// Inputs past this count are checked for duplicates with a set rather
 /// than a scan, so a hostile node with many inputs stays linear.
-const SCAN_LIMIT: usize = 16;
+pub(super) const SCAN_LIMIT: usize = 16;
 
 impl<'de> Visitor<'de> for InputsSeed<'_> {
     type Value = Vec<(SmolStr, Input)>;
@@ -697,10 +336,10 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
 /// ComfyUI reads it, and becomes one without an intermediate [`Value`].
 /// Anything else is a literal, read under the same checks as [`Seed`].
 #[derive(Clone, Copy)]
-struct InputSeed<'a> {
-    seed: Seed<'a>,
-    node: &'a NodeId,
-    name: &'a str,
+pub(super) struct InputSeed<'a> {
+    pub(super) seed: Seed<'a>,
+    pub(super) node: &'a NodeId,
+    pub(super) name: &'a str,
 }
 
 impl<'de> DeserializeSeed<'de> for InputSeed<'_> {
@@ -819,10 +458,10 @@ impl<'de> Visitor<'de> for InputSeed<'_> {
 /// (a string over the limit, or a nested array or object), so reading a
 /// link `[id, n]` touches the path not at all.
 #[derive(Clone, Copy)]
-struct At<'a, V> {
-    inner: V,
-    index: usize,
-    state: &'a State,
+pub(super) struct At<'a, V> {
+    pub(super) inner: V,
+    pub(super) index: usize,
+    pub(super) state: &'a State,
 }
 
 impl<'a, V: Copy> At<'a, V> {

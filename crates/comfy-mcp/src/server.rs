@@ -531,7 +531,9 @@ impl ServerHandler for Server {
             let given: rmcp::model::JsonObject = given.into_iter().map(|(k, v)| (k, v.into())).collect();
             args.insert("context".to_owned(), given.into());
         }
-        let reply = self.send(format!("complete:{reference}"), Some(args), Origin::mcp(context)).await;
+        let reply = self
+            .send(format!("complete:{reference}"), Some(args), Origin::mcp(context))
+            .await;
         if let Some(message) = reply.error_text() {
             return match reply.outcome {
                 comfy_audit::Outcome::Rejected => Err(ErrorData::invalid_params(message, None)),

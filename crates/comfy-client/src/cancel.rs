@@ -257,9 +257,12 @@ impl Client {
         let queue = self.queue().await?;
         let mut out = Vec::with_capacity(prompt_ids.len());
         let mut waiting = Vec::new();
+        let mut running = Vec::new();
         for id in prompt_ids {
             if queue.is_running(id) {
-                self.interrupt(Some(id)).await?;
+                if !running.contains(id) {
+                    running.push(id.clone());
+                }
                 out.push(Cancelled::Interrupted);
             } else if queue.position(id).is_some() {
                 if !waiting.contains(id) {
@@ -270,8 +273,16 @@ impl Client {
                 out.push(Cancelled::NotActive);
             }
         }
+        // The waiting jobs leave the queue before the running one is
+        // interrupted: the other order lets the next waiting job start in
+        // between, so it would run for a moment before being stopped.
         if !waiting.is_empty() {
             self.delete_from_queue(&waiting).await?;
+        }
+        for id in &running {
+            self.interrupt(Some(id)).await?;
+        }
+        if !waiting.is_empty() {
             let now = self.queue().await?;
             for (id, state) in prompt_ids.iter().zip(out.iter_mut()) {
                 if *state == Cancelled::Dequeued && now.is_running(id) {

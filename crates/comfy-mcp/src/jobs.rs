@@ -444,9 +444,7 @@ pub(crate) fn walk_files(v: &Value, f: &mut impl FnMut(FileKey)) {
 }
 
 fn not_found(id: &str) -> ToolError {
-    ToolError::rejected(format!(
-        "ComfyUI has no job {id} (it may have been cleared from history)"
-    ))
+    ToolError::rejected(crate::tools::no_job(id))
 }
 
 fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -514,10 +512,8 @@ pub async fn before(
         },
         "comfyui_cancel_jobs" => {
             for id in args.get("job_ids").and_then(Value::as_array).into_iter().flatten() {
-                let mut one = Map::new();
-                one.insert("prompt_id".to_owned(), id.clone());
                 // A malformed id makes the tool refuse the whole call.
-                let Ok(id) = crate::tools::prompt_id(&one, "prompt_id") else {
+                let Ok(id) = crate::tools::check_prompt_id(id.as_str().unwrap_or_default(), "prompt_id") else {
                     return Ok(());
                 };
                 if !jobs.owns(&id, owner) {

@@ -19,6 +19,7 @@ mod names;
 mod nodes;
 mod progress;
 pub mod prompts;
+mod queue;
 pub mod resources;
 pub mod route;
 mod search;
@@ -33,8 +34,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use generate::{PendingCancels, Reporter};
-pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
+pub(crate) use impls::{check_prompt_id, no_job, prompt_id};
 pub use media::{MediaReply, SheetOut};
 
 /// The rate-limit category of a tool (the peer's intended mapping).

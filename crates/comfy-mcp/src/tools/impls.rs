@@ -368,7 +368,7 @@ pub(super) async fn run_on(
         }
         "comfyui_list_workflows" => super::library::list_workflows(args, cx).await,
         "comfyui_get_workflow_template" => super::library::get_template(args, cx).await,
-        "comfyui_list_assets" => super::library::list_assets(args, cx).await,
+        "comfyui_list_assets" => super::assets::list_assets(args, cx).await,
         "comfyui_list_subgraphs" => {
             let all = c.subgraphs().await?;
             let count = all.as_object().map_or(0, Map::len);

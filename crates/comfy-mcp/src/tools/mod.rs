@@ -7,6 +7,7 @@
 //! validated against before anything else runs (rmcp does not enforce
 //! schemas), and where omitted arguments take their defaults from.
 
+mod assets;
 mod complete;
 mod discovery;
 mod files;

@@ -192,10 +192,15 @@ pub(crate) fn check_prompt_id(id: &str, name: &str) -> Result<String, ToolError>
         Ok(id.to_owned())
     } else {
         Err(ToolError::rejected(format!(
-            "`{name}` must be a prompt id: a lowercase UUID such as 3f0e4171-1c28-4554-9d9b-9a60d6ab68a5 (got {:?})",
-            id.chars().take(80).collect::<String>()
+            "`{name}` must be a prompt id: a lowercase UUID such as 3f0e4171-1c28-4554-9d9b-9a60d6ab68a5 (got {})",
+            quoted(id)
         )))
     }
+}
+
+/// A caller's value quoted in a refusal, cut to 80 characters.
+pub(super) fn quoted(value: &str) -> String {
+    format!("{:?}", value.chars().take(80).collect::<String>())
 }
 
 /// What a call that names a job ComfyUI does not know (or, with jobs kept

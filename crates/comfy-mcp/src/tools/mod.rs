@@ -38,6 +38,7 @@ pub use generate::{PendingCancels, Reporter};
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
 pub(crate) use impls::{check_prompt_id, no_job, prompt_id};
 pub use media::{MediaReply, SheetOut};
+pub(crate) use models::download_platform;
 
 /// The rate-limit category of a tool (the peer's intended mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

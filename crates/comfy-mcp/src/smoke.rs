@@ -232,13 +232,7 @@ impl<'a> Download<'a> {
         let checked = check_download(&self.opts.download_url, Some(&self.fullname), &policy)
             .map_err(|e| format!("the download URL is refused: {e}"))?;
         let folder = self.opts.folder.as_str();
-        let platform = if checked.host.ends_with("civitai.com") {
-            "civitai"
-        } else if checked.host.ends_with("huggingface.co") {
-            "huggingface"
-        } else {
-            "other"
-        };
+        let platform = crate::tools::download_platform(&checked.host);
         let started = Instant::now();
         let created = self
             .client

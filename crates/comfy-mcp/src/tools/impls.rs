@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use comfy_audit::Outcome;
-use comfy_client::{Cancelled, Client};
+use comfy_client::Client;
 use comfy_guard::inspect::Policy;
 use serde_json::{Map, Value, json};
 
@@ -168,17 +168,21 @@ pub(super) fn str_arg<'a>(args: &'a Args, name: &str) -> &'a str {
     args.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn u64_arg(args: &Args, name: &str) -> Option<u64> {
+pub(super) fn u64_arg(args: &Args, name: &str) -> Option<u64> {
     args.get(name).and_then(Value::as_u64)
 }
 
-fn bool_arg(args: &Args, name: &str) -> bool {
+pub(super) fn bool_arg(args: &Args, name: &str) -> bool {
     args.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// A prompt id as ComfyUI makes them: a lowercase UUID.
 pub(crate) fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
-    let id = str_arg(args, name);
+    check_prompt_id(str_arg(args, name), name)
+}
+
+/// `id` (from argument `name`, for the message) when it is a prompt id.
+pub(crate) fn check_prompt_id(id: &str, name: &str) -> Result<String, ToolError> {
     let ok = id.len() == 36
         && id.char_indices().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => c == '-',
@@ -188,15 +192,22 @@ pub(crate) fn prompt_id(args: &Args, name: &str) -> Result<String, ToolError> {
         Ok(id.to_owned())
     } else {
         Err(ToolError::rejected(format!(
-            "`{name}` must be a prompt id: a lowercase UUID such as 3f0e4171-1c28-4554-9d9b-9a60d6ab68a5 (got {:?})",
-            id.chars().take(80).collect::<String>()
+            "`{name}` must be a prompt id: a lowercase UUID such as 3f0e4171-1c28-4554-9d9b-9a60d6ab68a5 (got {})",
+            quoted(id)
         )))
     }
 }
 
-/// Most prompt ids one `comfyui_cancel_jobs` call takes (each may be a
-/// request to ComfyUI).
-const MAX_CANCEL_IDS: usize = 1000;
+/// A caller's value quoted in a refusal, cut to 80 characters.
+pub(super) fn quoted(value: &str) -> String {
+    format!("{:?}", value.chars().take(80).collect::<String>())
+}
+
+/// What a call that names a job ComfyUI does not know (or, with jobs kept
+/// apart, another client's job: the two look the same) is told.
+pub(crate) fn no_job(id: &str) -> String {
+    format!("ComfyUI has no job {id} (it may have been cleared from history)")
+}
 
 /// The peer's page envelope: `{items, total, offset, limit, has_more}`.
 pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
@@ -213,7 +224,6 @@ pub(super) fn paginate(items: Vec<Value>, args: &Args) -> Value {
     })
 }
 
-/// A model folder name: letters, digits, `_`, `-` and `.` only (no path).
 /// Runs tool `name` with prepared `args`.
 ///
 /// # Errors
@@ -261,76 +271,18 @@ pub(super) async fn run_on(
         | "comfyui_summarize_workflow"
         | "comfyui_get_model_presets"
         | "comfyui_get_prompting_guide" => super::workflow::run(name, args, cx).await,
-        "comfyui_get_queue" => Ok(Output::Json(c.queue_raw().await?)),
-        "comfyui_get_queue_status" => Ok(Output::Json(c.prompt_status().await?)),
+        "comfyui_get_queue"
+        | "comfyui_get_queue_status"
+        | "comfyui_get_history"
+        | "comfyui_get_job"
+        | "comfyui_list_jobs"
+        | "comfyui_get_progress"
+        | "comfyui_cancel_job"
+        | "comfyui_cancel_jobs"
+        | "comfyui_interrupt"
+        | "comfyui_clear_queue" => super::queue::run(name, args, c).await,
         "comfyui_get_server_features" => Ok(Output::Json(c.features().await?)),
         "comfyui_get_settings" => Ok(Output::Json(c.settings().await?)),
-        "comfyui_get_history" => history(args, c).await,
-        "comfyui_get_job" => {
-            let id = prompt_id(args, "prompt_id")?;
-            match c.job_info(&id).await? {
-                Some(job) => Ok(Output::Json(job)),
-                None => Err(ToolError::failed(format!(
-                    "ComfyUI has no job {id} (it may have been cleared from history)"
-                ))),
-            }
-        }
-        "comfyui_list_jobs" => {
-            let mut query: Vec<(&str, String)> = vec![
-                ("sort_by", str_arg(args, "sort_by").to_owned()),
-                ("sort_order", str_arg(args, "sort_order").to_owned()),
-                ("offset", u64_arg(args, "offset").unwrap_or(0).to_string()),
-            ];
-            if let Some(statuses) = args.get("status").and_then(Value::as_array) {
-                let list: Vec<&str> = statuses.iter().filter_map(Value::as_str).collect();
-                query.push(("status", list.join(",")));
-            }
-            if let Some(w) = args.get("workflow_id").and_then(Value::as_str) {
-                query.push(("workflow_id", w.to_owned()));
-            }
-            if let Some(l) = u64_arg(args, "limit") {
-                query.push(("limit", l.to_string()));
-            }
-            Ok(Output::Json(c.jobs(&query).await?))
-        }
-        "comfyui_get_progress" => progress(args, c).await,
-        "comfyui_cancel_job" => {
-            let id = prompt_id(args, "prompt_id")?;
-            // By id where the server can (`comfy_client::CancelMethod`).
-            if !c.cancel_job(&id).await?.acted() {
-                return Err(ToolError::failed(format!(
-                    "job {id} is neither running nor queued (it may have finished: see comfyui_get_job)"
-                )));
-            }
-            Ok(Output::Text(format!("Cancelled job {id}")))
-        }
-        "comfyui_interrupt" => {
-            if args.get("prompt_id").is_some_and(|v| !v.is_null()) {
-                let id = prompt_id(args, "prompt_id")?;
-                c.interrupt(Some(&id)).await?;
-                Ok(Output::Text(format!(
-                    "Requested interrupt for prompt {id} (no-op if not running)"
-                )))
-            } else {
-                c.interrupt(None).await?;
-                Ok(Output::Text("Interrupted current execution (global)".to_owned()))
-            }
-        }
-        "comfyui_clear_queue" => {
-            let (running, pending) = (bool_arg(args, "clear_running"), bool_arg(args, "clear_pending"));
-            if pending {
-                c.clear_queue().await?;
-            }
-            if running {
-                c.interrupt(None).await?;
-            }
-            let py = |b: bool| if b { "True" } else { "False" };
-            Ok(Output::Text(format!(
-                "Queue cleared (running={}, pending={})",
-                py(running),
-                py(pending)
-            )))
-        }
         "comfyui_list_models" => {
             let (f, folder) = super::names::folder_arg(args)?;
             match c.models(&folder).await? {
@@ -421,7 +373,7 @@ pub(super) async fn run_on(
         }
         "comfyui_list_workflows" => super::library::list_workflows(args, cx).await,
         "comfyui_get_workflow_template" => super::library::get_template(args, cx).await,
-        "comfyui_list_assets" => super::library::list_assets(args, cx).await,
+        "comfyui_list_assets" => super::assets::list_assets(args, cx).await,
         "comfyui_list_subgraphs" => {
             let all = c.subgraphs().await?;
             let count = all.as_object().map_or(0, Map::len);
@@ -450,46 +402,6 @@ pub(super) async fn run_on(
             c.update_settings(settings).await?;
             Ok(Output::Json(json!({"status": "updated", "settings": settings})))
         }
-        "comfyui_cancel_jobs" => {
-            let ids: Vec<String> = args
-                .get("job_ids")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect())
-                .unwrap_or_default();
-            if ids.is_empty() {
-                return Err(ToolError::rejected("`job_ids` must list at least one prompt id"));
-            }
-            if ids.len() > MAX_CANCEL_IDS {
-                return Err(ToolError::rejected(format!(
-                    "`job_ids` lists {} ids; at most {MAX_CANCEL_IDS} per call",
-                    ids.len()
-                )));
-            }
-            let mut checked = Vec::with_capacity(ids.len());
-            for id in &ids {
-                let mut one = Args::new();
-                one.insert("prompt_id".to_owned(), Value::from(id.as_str()));
-                checked.push(prompt_id(&one, "prompt_id")?);
-            }
-            // Each id once (a second cancel of the same job would find it gone).
-            let mut seen = std::collections::HashSet::with_capacity(checked.len());
-            let distinct: Vec<String> = checked.iter().filter(|id| seen.insert(id.as_str())).cloned().collect();
-            let outcomes = c.cancel_jobs(&distinct).await?;
-            let mut result = Map::new();
-            for (id, outcome) in distinct.iter().zip(outcomes) {
-                let state = match outcome {
-                    Cancelled::Interrupted => "interrupted",
-                    Cancelled::Dequeued => "removed from the queue",
-                    Cancelled::NotActive => "not queued or running",
-                    _ => "cancelled",
-                };
-                result.insert(id.clone(), Value::from(state));
-            }
-            let cancelled = result.values().filter(|v| *v != "not queued or running").count();
-            Ok(Output::Json(
-                json!({"cancelled": cancelled, "job_ids": checked, "result": result}),
-            ))
-        }
         other => {
             if let Some(uri) = other.strip_prefix("resource:") {
                 Box::pin(super::resources::read(uri, cx)).await
@@ -502,132 +414,6 @@ pub(super) async fn run_on(
             }
         }
     }
-}
-
-/// `comfyui_get_history`: newest first, `offset` counted from the newest.
-///
-/// ComfyUI's `/history?max_items=N` answers the newest N entries oldest
-/// first, and its `offset` counts from the oldest, so both are turned
-/// around here: ask for the newest `offset + limit + 1`, reverse them, skip
-/// `offset`, keep `limit`. The extra entry says whether there are more.
-async fn history(args: &Args, c: &Client) -> Result<Output, ToolError> {
-    let limit = u64_arg(args, "limit").unwrap_or(25);
-    let offset = u64_arg(args, "offset").unwrap_or(0);
-    let max = u32::try_from(offset.saturating_add(limit).saturating_add(1)).unwrap_or(u32::MAX);
-    let entries = c.history(Some(max), None).await?;
-    let seen = entries.len() as u64;
-    let items: Vec<Value> = page_newest_first(entries.into_iter().collect(), offset, limit)
-        .map(|(id, mut entry)| {
-            if let Value::Object(m) = &mut entry {
-                m.insert("prompt_id".to_owned(), Value::from(id));
-            }
-            entry
-        })
-        .collect();
-    let count = items.len() as u64;
-    let has_more = seen > offset.saturating_add(limit);
-    // Fewer entries than asked for: that is all of them.
-    let total = if has_more { Value::Null } else { Value::from(seen) };
-    Ok(Output::Json(json!({
-        "items": items,
-        "count": count,
-        "offset": offset,
-        "limit": limit,
-        "has_more": has_more,
-        "total": total,
-    })))
-}
-
-/// The `[offset, offset + limit)` page of `entries` (oldest first, as
-/// ComfyUI lists them) counted from the newest.
-fn page_newest_first<T>(entries: Vec<T>, offset: u64, limit: u64) -> impl Iterator<Item = T> {
-    entries
-        .into_iter()
-        .rev()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-}
-
-/// `/api/jobs` status → the peer's progress status. An interrupted job is
-/// `failed` on ComfyUI 0.8.0 (its messages end in `execution_interrupted`)
-/// and `cancelled` on 0.33.0: `interrupted` on both.
-fn job_status(job: &Value) -> &'static str {
-    match job.get("status").and_then(Value::as_str).unwrap_or_default() {
-        "completed" => "completed",
-        "failed" if was_interrupted(job) => "interrupted",
-        "failed" => "error",
-        "cancelled" => "interrupted",
-        "in_progress" => "running",
-        "pending" => "queued",
-        _ => "unknown",
-    }
-}
-
-/// Whether a job's status messages record an interrupt.
-fn was_interrupted(job: &Value) -> bool {
-    job.pointer("/execution_status/messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|m| m.get(0).and_then(Value::as_str) == Some("execution_interrupted"))
-}
-
-/// Outputs of a job as `{node_id, filename, subfolder}`, and `media`
-/// (`video` or `audio`) for a video, animation or audio file.
-fn outputs_of(job: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    if let Some(outputs) = job.get("outputs").and_then(Value::as_object) {
-        for l in super::media::listed(outputs) {
-            let mut v = json!({
-                "node_id": l.node_id,
-                "filename": l.item.get("filename").cloned().unwrap_or(Value::Null),
-                "subfolder": l.item.get("subfolder").cloned().unwrap_or(Value::from("")),
-            });
-            if let Some(m) = l.media {
-                v["media"] = Value::from(m);
-            }
-            out.push(v);
-        }
-    }
-    out
-}
-
-async fn progress(args: &Args, c: &Client) -> Result<Output, ToolError> {
-    let id = prompt_id(args, "prompt_id")?;
-    let unknown = || Output::Json(json!({"prompt_id": id, "status": "unknown"}));
-    let Ok(Some(job)) = c.job_info(&id).await else {
-        return Ok(unknown());
-    };
-    let status = job_status(&job);
-    let mut state = Map::new();
-    state.insert("prompt_id".to_owned(), Value::from(id.as_str()));
-    state.insert("status".to_owned(), Value::from(status));
-    // The node running, when this server follows the job's events.
-    if status == "running"
-        && let Some(node) = super::progress::running_node(&id)
-    {
-        state.insert("current_node".to_owned(), Value::from(node));
-    }
-    if status == "queued"
-        && let Ok(queue) = c.queue().await
-        && let Some(pos) = queue.pending.iter().position(|q| q.prompt_id == id)
-    {
-        state.insert("queue_position".to_owned(), Value::from(pos + 1));
-    }
-    if let (Some(start), Some(end)) = (
-        job.get("execution_start_time").and_then(Value::as_f64),
-        job.get("execution_end_time").and_then(Value::as_f64),
-    ) {
-        state.insert(
-            "elapsed_seconds".to_owned(),
-            Value::from(((end - start) / 1000.0 * 100.0).round() / 100.0),
-        );
-    }
-    let outputs = outputs_of(&job);
-    if !outputs.is_empty() {
-        state.insert("outputs".to_owned(), Value::Array(outputs));
-    }
-    Ok(Output::Json(Value::Object(state)))
 }
 
 /// Only the peer's whitelisted fields: version, devices (VRAM in MiB),

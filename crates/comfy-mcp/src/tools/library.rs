@@ -1,11 +1,10 @@
-//! Workflows to start from and the server's assets: `comfyui_list_workflows`
+//! Workflows to start from: `comfyui_list_workflows`
 //! (custom-node packs' examples, as the peer lists them, and, with
 //! `source`, ComfyUI's official templates, its subgraph blueprints and our
 //! 14 built-in templates, searchable by words, category and model),
 //! `comfyui_get_workflow_template` (one of them, converted to the API format
 //! with the server's `/object_info`, with the model files it needs and
-//! which the server lacks), and `comfyui_list_assets` (ComfyUI 0.33's
-//! `/api/assets`, hashes included, machine paths left out).
+//! which the server lacks). `comfyui_list_assets` is in [`super::assets`].
 //!
 //! Blueprint details (category, description, model files) are only in each
 //! blueprint's own document, so a listing fetches them, at most
@@ -32,7 +31,7 @@ const CACHE_FOR: Duration = Duration::from_mins(10);
 /// Most blueprints kept.
 const CACHE_MAX: usize = 2_000;
 /// Most entries read from any listing (templates, blueprints).
-const MAX_ENTRIES: usize = 5_000;
+pub(super) const MAX_ENTRIES: usize = 5_000;
 /// Most model files named by one workflow, and model folders asked about.
 const MAX_MODELS: usize = 200;
 const MAX_FOLDERS: usize = 16;
@@ -96,7 +95,7 @@ impl Filter {
     }
 }
 
-fn strs(v: Option<&Value>) -> Vec<&str> {
+pub(super) fn strs(v: Option<&Value>) -> Vec<&str> {
     v.and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -423,14 +422,7 @@ pub(super) async fn get_template(args: &Args, cx: &ToolContext) -> Result<Output
                     "built-in templates exist only in the API format (use format api)",
                 ));
             }
-            let built = template::build(name, &Map::new()).map_err(|e| match e {
-                template::TemplateError::Unknown { .. } => {
-                    let mut names: Vec<&str> = template::TEMPLATES.iter().map(|t| t.name).collect();
-                    names.sort_unstable();
-                    ToolError::rejected(format!("Unknown template '{name}'. Available: {}", names.join(", ")))
-                }
-                other => ToolError::rejected(other.to_string()),
-            })?;
+            let built = super::workflow::build_template(name, &Map::new())?;
             if let Some(t) = template::TEMPLATES.iter().find(|t| t.name == name) {
                 out["description"] = json!(t.description);
                 out["custom_nodes"] = json!(t.custom_nodes);
@@ -525,81 +517,4 @@ pub(super) async fn get_template(args: &Args, cx: &ToolContext) -> Result<Output
     }
     out["workflow"] = wf.to_value();
     Ok(Output::Json(out))
-}
-
-/// One asset without the server's machine paths.
-fn asset_item(a: &Value) -> Value {
-    let tags = strs(a.get("tags"));
-    let folder = ["input", "output", "models"].into_iter().find(|f| tags.contains(f));
-    let mut item = json!({
-        "name": a["display_name"].as_str().or_else(|| a["name"].as_str()),
-        "hash": a["asset_hash"].as_str().or_else(|| a["hash"].as_str()),
-        "size": a["size"], "mime_type": a["mime_type"], "tags": a["tags"],
-        "created_at": a["created_at"],
-    });
-    if let Some(f) = folder {
-        item["folder"] = json!(f);
-    }
-    if let Some(p) = a["loader_path"].as_str() {
-        item["path"] = json!(p);
-    }
-    for k in ["width", "height"] {
-        if let Some(v) = a["metadata"].get(k).filter(|v| v.is_u64()) {
-            item[k] = v.clone();
-        }
-    }
-    item
-}
-
-/// `comfyui_list_assets`.
-pub(super) async fn list_assets(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
-    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(25);
-    let offset = args.get("offset").and_then(Value::as_u64).unwrap_or(0);
-    let mut query: Vec<(&str, String)> = vec![
-        ("limit", limit.to_string()),
-        ("offset", offset.to_string()),
-        ("sort", str_arg(args, "sort").to_owned()),
-        ("order", str_arg(args, "order").to_owned()),
-    ];
-    query.retain(|(_, v)| !v.is_empty());
-    let tags = strs(args.get("tags"));
-    if !tags.is_empty() {
-        query.push(("tags_all", tags.join(",")));
-    }
-    let name = str_arg(args, "name_contains");
-    if !name.is_empty() {
-        query.push(("name_contains", name.to_owned()));
-    }
-    let reply = match cx.client().assets(&query).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return Err(ToolError::failed(
-                "this ComfyUI has no assets system (GET /api/assets answered 404); it came with ComfyUI 0.33, \
-                 started with --enable-assets",
-            ));
-        }
-        Err(comfy_client::Error::Status { status: 503, .. }) => {
-            return Err(ToolError::failed(
-                "ComfyUI's assets system is off (GET /api/assets answered 503): start ComfyUI with --enable-assets",
-            ));
-        }
-        Err(comfy_client::Error::Status { status: 400, body, .. }) => {
-            return Err(ToolError::rejected(format!("ComfyUI refused the asset query: {body}")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let items: Vec<Value> = reply["assets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .take(MAX_ENTRIES)
-        .map(asset_item)
-        .collect();
-    Ok(Output::Json(json!({
-        "items": items,
-        "total": reply["total"].as_u64().unwrap_or(0),
-        "offset": offset,
-        "limit": limit,
-        "has_more": reply["has_more"].as_bool().unwrap_or(false),
-    })))
 }

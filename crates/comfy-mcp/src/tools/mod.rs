@@ -7,6 +7,7 @@
 //! validated against before anything else runs (rmcp does not enforce
 //! schemas), and where omitted arguments take their defaults from.
 
+mod assets;
 mod complete;
 mod discovery;
 mod files;
@@ -19,6 +20,7 @@ mod names;
 mod nodes;
 mod progress;
 pub mod prompts;
+mod queue;
 pub mod resources;
 pub mod route;
 mod search;
@@ -33,9 +35,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use generate::{PendingCancels, Reporter};
-pub(crate) use impls::prompt_id;
 pub use impls::{Output, Probes, ToolContext, ToolError, run};
+pub(crate) use impls::{check_prompt_id, no_job, prompt_id};
 pub use media::{MediaReply, SheetOut};
+pub(crate) use models::download_platform;
 
 /// The rate-limit category of a tool (the peer's intended mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

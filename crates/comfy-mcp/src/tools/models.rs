@@ -18,6 +18,18 @@ use super::impls::{Output, ToolContext, ToolError};
 
 type Args = Map<String, Value>;
 
+/// Model-Manager's name for where a download comes from: `civitai`,
+/// `huggingface` or `other`, by the URL's host.
+pub(crate) fn download_platform(host: &str) -> &'static str {
+    if host.ends_with("civitai.com") {
+        "civitai"
+    } else if host.ends_with("huggingface.co") {
+        "huggingface"
+    } else {
+        "other"
+    }
+}
+
 /// How long a Model-Manager probe is trusted.
 const PROBE_TTL: Duration = Duration::from_mins(1);
 
@@ -77,13 +89,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             if !available(cx).await? {
                 return Err(ToolError::failed(NOT_INSTALLED));
             }
-            let platform = if safe.host.ends_with("civitai.com") {
-                "civitai"
-            } else if safe.host.ends_with("huggingface.co") {
-                "huggingface"
-            } else {
-                "other"
-            };
+            let platform = download_platform(&safe.host);
             let answer = cx
                 .client()
                 .model_manager_download(&[
@@ -122,8 +128,8 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
             let id = text(args, "task_id");
             if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
                 return Err(ToolError::rejected(format!(
-                    "`task_id` must be a download task id as comfyui_get_download_tasks lists them (got {:?})",
-                    id.chars().take(80).collect::<String>()
+                    "`task_id` must be a download task id as comfyui_get_download_tasks lists them (got {})",
+                    super::impls::quoted(id)
                 )));
             }
             if !available(cx).await? {

@@ -62,8 +62,8 @@ fn pack_id(args: &Args) -> Result<String, ToolError> {
         Ok(id.to_owned())
     } else {
         Err(ToolError::rejected(format!(
-            "`node_id` must be a node pack id from the registry (letters, digits, `.`, `_`, `-`), got {:?}",
-            id.chars().take(80).collect::<String>()
+            "`node_id` must be a node pack id from the registry (letters, digits, `.`, `_`, `-`), got {}",
+            super::impls::quoted(id)
         )))
     }
 }

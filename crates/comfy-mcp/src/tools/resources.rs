@@ -121,9 +121,7 @@ pub(super) async fn resolve_output(
     let Some((id, index)) = path.split_once('/') else {
         return Err(bad("expected comfyui://output/{prompt_id}/{index}"));
     };
-    let mut one = serde_json::Map::new();
-    one.insert("prompt_id".to_owned(), Value::from(id));
-    let id = super::impls::prompt_id(&one, "prompt_id").map_err(|e| Resolve::Bad(e.message))?;
+    let id = super::impls::check_prompt_id(id, "prompt_id").map_err(|e| Resolve::Bad(e.message))?;
     let index: usize = index
         .parse()
         .ok()

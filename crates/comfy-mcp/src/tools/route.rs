@@ -283,10 +283,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext, reporter: &Re
             // Malformed ids are refused by the tool itself, as with one backend.
             let mut groups: Vec<(Arc<Backend>, Vec<Value>)> = Vec::new();
             for id in &ids {
-                let b = match super::impls::prompt_id(
-                    &Map::from_iter([("prompt_id".to_owned(), Value::from(id.as_str()))]),
-                    "prompt_id",
-                ) {
+                let b = match super::impls::check_prompt_id(id, "prompt_id") {
                     Ok(id) => pool.locate(&id).await,
                     Err(_) => None,
                 }

@@ -66,6 +66,19 @@ async fn catalog(cx: &ToolContext) -> Option<std::sync::Arc<ObjectInfo>> {
     cx.client().object_info().await.ok()
 }
 
+/// Built-in template `name` with `params`; an unknown name is refused
+/// with the list of those there are.
+pub(super) fn build_template(name: &str, params: &Args) -> Result<template::Built, ToolError> {
+    template::build(name, params).map_err(|e| match e {
+        template::TemplateError::Unknown { .. } => {
+            let mut names: Vec<&str> = template::TEMPLATES.iter().map(|t| t.name).collect();
+            names.sort_unstable();
+            ToolError::rejected(format!("Unknown template '{name}'. Available: {}", names.join(", ")))
+        }
+        other => ToolError::rejected(other.to_string()),
+    })
+}
+
 /// Runs a workflow tool.
 ///
 /// # Errors
@@ -86,14 +99,7 @@ pub(super) async fn run(name: &str, args: &Args, cx: &ToolContext) -> Result<Out
                 }
             };
             let name = text(args, "template");
-            let built = template::build(name, &params).map_err(|e| match e {
-                template::TemplateError::Unknown { .. } => {
-                    let mut names: Vec<&str> = template::TEMPLATES.iter().map(|t| t.name).collect();
-                    names.sort_unstable();
-                    ToolError::rejected(format!("Unknown template '{name}'. Available: {}", names.join(", ")))
-                }
-                other => ToolError::rejected(other.to_string()),
-            })?;
+            let built = build_template(name, &params)?;
             Ok(Output::Json(built.workflow.to_value()))
         }
         "comfyui_modify_workflow" => {

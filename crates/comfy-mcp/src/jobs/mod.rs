@@ -41,131 +41,14 @@ use serde_json::{Map, Value};
 use crate::caller::Principal;
 use crate::tools::{ToolContext, ToolError};
 
+mod fair;
+
+pub use fair::{Ticket, client_key, client_scope, fair_before, submitted};
+
 tokio::task_local! {
     /// The owner of the call running on this task, for tools that filter
     /// as they list (so pagination counts only the caller's entries).
     static OWNER: Principal;
-    /// The client a submission counts against for fairness, and the
-    /// call's admission ticket.
-    static CLIENT: (Principal, Option<Arc<Ticket>>);
-}
-
-/// The client a call's jobs count against: its principal, else its MCP
-/// session; `None` over stdio (one local client) and for stateless HTTP
-/// requests without a token.
-#[must_use]
-pub fn client_key(caller: &crate::caller::Caller) -> Option<Principal> {
-    if let Some(p) = &caller.principal {
-        return Some(Principal(format!("principal:{}", p.0).into()));
-    }
-    caller
-        .session
-        .as_ref()
-        .map(|s| Principal(format!("session:{s}").into()))
-}
-
-/// Runs `work` with its submissions counted against `client`.
-pub async fn client_scope<F: std::future::Future>(
-    client: Option<Principal>,
-    ticket: Option<Arc<Ticket>>,
-    work: F,
-) -> F::Output {
-    match client {
-        Some(c) => CLIENT.scope((c, ticket), work).await,
-        None => work.await,
-    }
-}
-
-/// A submission admitted by [`fair_before`]: it holds its client's
-/// submission lock until [`submitted`] has recorded its prompt id (or the
-/// call ends without submitting), so the next submission of the same
-/// client counts the queue only after this one is in it. Simultaneous
-/// calls cannot all pass the cap by each seeing the same queue.
-pub struct Ticket {
-    guard: Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
-}
-
-impl Ticket {
-    fn close(&self) {
-        drop(self.guard.lock().unwrap_or_else(PoisonError::into_inner).take());
-    }
-}
-
-/// Most clients whose submission locks are kept; idle ones go first.
-const MAX_CLIENT_LOCKS: usize = 4096;
-
-/// Refuses a submission from `client` when it already has the most jobs
-/// queued or running that `transport.remote.max_queued_jobs_per_client`
-/// allows.
-///
-/// # Errors
-/// The refusal, naming the cap.
-pub async fn fair_before(name: &str, client: &Principal, cx: &ToolContext) -> Result<Option<Arc<Ticket>>, ToolError> {
-    let cap = cx.config.transport.remote.max_queued_jobs_per_client;
-    if cap == 0 || !crate::tools::submits(name) {
-        return Ok(None);
-    }
-    // One submission of this client at a time, from counting to queueing.
-    let lock = {
-        let mut locks = cx.jobs.submit_locks.lock().unwrap_or_else(PoisonError::into_inner);
-        if locks.len() >= MAX_CLIENT_LOCKS {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        Arc::clone(locks.entry(client.clone()).or_default())
-    };
-    let guard = lock.lock_owned().await;
-    // Every backend's queue: the cap is per client, wherever its jobs run.
-    let mut queue = comfy_client::types::Queue::default();
-    // Asked all at once, so their latencies do not add up.
-    let queues = futures_util::future::join_all(cx.pool.all().iter().map(|b| b.client.queue())).await;
-    for answer in queues {
-        match answer {
-            Ok(q) => {
-                queue.running.extend(q.running);
-                queue.pending.extend(q.pending);
-            }
-            // A backend that is down holds none of the client's live jobs.
-            Err(_) if cx.pool.is_multi() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let ids: Vec<&str> = queue
-        .running
-        .iter()
-        .chain(&queue.pending)
-        .map(|q| q.prompt_id.as_str())
-        .collect();
-    cx.jobs.load(&ids).await;
-    let mine = {
-        let clients = cx.jobs.clients();
-        queue
-            .running
-            .iter()
-            .chain(&queue.pending)
-            .filter(|item| clients.map.get(&item.prompt_id) == Some(client))
-            .count()
-    };
-    if mine >= cap {
-        return Err(ToolError::rejected(format!(
-            "You already have {mine} job(s) queued or running, the most one client may have \
-             (transport.remote.max_queued_jobs_per_client = {cap}); wait for one to finish or cancel one"
-        )));
-    }
-    Ok(Some(Arc::new(Ticket {
-        guard: Mutex::new(Some(guard)),
-    })))
-}
-
-/// Records that the current call's client submitted `prompt_id`.
-pub async fn submitted(prompt_id: &str, jobs: &Jobs) {
-    if let Ok((client, ticket)) = CLIENT.try_with(Clone::clone) {
-        jobs.clients().insert(prompt_id.to_owned(), client.clone(), MAX_JOBS);
-        jobs.share(prompt_id, "client", &client).await;
-        // Now in ComfyUI's queue and recorded: the next may count.
-        if let Some(t) = ticket {
-            t.close();
-        }
-    }
 }
 
 /// Records that the current call's owner (when jobs are kept apart)
@@ -190,16 +73,19 @@ pub async fn uploaded(folder: &str, up: &comfy_client::types::Uploaded, jobs: &J
     jobs.placed().insert(key, owner, MAX_UPLOADS);
 }
 
-/// Records the output files of every recent job whose owner is known (of
-/// every backend), so a file's owner can be looked up by name.
-async fn refresh_all_files(cx: &ToolContext) {
+/// Records the output files of every recent job (of every backend) whose
+/// owner is known, or only of `only`'s jobs, so a file's owner can be
+/// looked up by name.
+async fn refresh_files(cx: &ToolContext, only: Option<&Principal>) {
     for b in cx.pool.all() {
         if let Ok(history) = b.client.history(Some(200), None).await {
             let ids: Vec<&str> = history.keys().map(String::as_str).collect();
             cx.jobs.load(&ids).await;
             for (id, entry) in &history {
                 let owner = cx.jobs.jobs().map.get(id).cloned();
-                if let Some(owner) = owner {
+                if let Some(owner) = owner
+                    && only.is_none_or(|o| *o == owner)
+                {
                     cx.jobs.record_files(entry, &owner);
                 }
             }
@@ -225,7 +111,7 @@ async fn check_overwrite(args: &Map<String, Value>, owner: &Principal, cx: &Tool
         let known = |jobs: &Jobs| jobs.files().map.get(&out).cloned();
         let mut by = known(&cx.jobs);
         if by.is_none() {
-            refresh_all_files(cx).await;
+            refresh_files(cx, None).await;
             by = known(&cx.jobs);
         }
         theirs = by.is_some_and(|o| &o != owner);
@@ -444,9 +330,7 @@ pub(crate) fn walk_files(v: &Value, f: &mut impl FnMut(FileKey)) {
 }
 
 fn not_found(id: &str) -> ToolError {
-    ToolError::rejected(format!(
-        "ComfyUI has no job {id} (it may have been cleared from history)"
-    ))
+    ToolError::rejected(crate::tools::no_job(id))
 }
 
 fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
@@ -457,22 +341,6 @@ fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 /// for the tool to refuse with its own message.
 fn id_arg(args: &Map<String, Value>) -> Option<String> {
     crate::tools::prompt_id(args, "prompt_id").ok()
-}
-
-/// Refreshes the owner's output files from ComfyUI's recent history (of
-/// every backend).
-async fn refresh_files(cx: &ToolContext, owner: &Principal) {
-    for b in cx.pool.all() {
-        if let Ok(history) = b.client.history(Some(200), None).await {
-            let ids: Vec<&str> = history.keys().map(String::as_str).collect();
-            cx.jobs.load(&ids).await;
-            for (id, entry) in &history {
-                if cx.jobs.owns(id, owner) {
-                    cx.jobs.record_files(entry, owner);
-                }
-            }
-        }
-    }
 }
 
 /// Checks a call against the owner's jobs before it runs.
@@ -514,10 +382,8 @@ pub async fn before(
         },
         "comfyui_cancel_jobs" => {
             for id in args.get("job_ids").and_then(Value::as_array).into_iter().flatten() {
-                let mut one = Map::new();
-                one.insert("prompt_id".to_owned(), id.clone());
                 // A malformed id makes the tool refuse the whole call.
-                let Ok(id) = crate::tools::prompt_id(&one, "prompt_id") else {
+                let Ok(id) = crate::tools::check_prompt_id(id.as_str().unwrap_or_default(), "prompt_id") else {
                     return Ok(());
                 };
                 if !jobs.owns(&id, owner) {
@@ -543,7 +409,7 @@ pub async fn before(
                 arg(args, "filename").unwrap_or_default().to_owned(),
             );
             if !jobs.owns_file(&key, owner) {
-                refresh_files(cx, owner).await;
+                refresh_files(cx, Some(owner)).await;
                 if !jobs.owns_file(&key, owner) {
                     return Err(ToolError::rejected(format!(
                         "no output '{}' among your jobs' outputs",
@@ -658,54 +524,4 @@ fn filter(name: &str, v: &mut Value, owner: &Principal, jobs: &Jobs) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_tables_are_bounded_and_keep_the_newest() {
-        let jobs = Jobs::default();
-        let (a, b) = (Principal("a".into()), Principal("b".into()));
-        for i in 0..MAX_JOBS + 5 {
-            jobs.record(&i.to_string(), &a);
-        }
-        assert!(!jobs.owns("0", &a) && !jobs.owns("4", &a));
-        assert!(jobs.owns("5", &a) && jobs.owns(&(MAX_JOBS + 4).to_string(), &a));
-        assert!(!jobs.owns("5", &b));
-        assert_eq!(jobs.jobs().map.len(), MAX_JOBS);
-    }
-
-    #[test]
-    fn a_merged_queue_shows_only_the_callers_jobs_and_where_they_run() {
-        let jobs = Jobs::default();
-        let (a, b) = (Principal("a".into()), Principal("b".into()));
-        jobs.record("p1", &a);
-        jobs.record("p2", &b);
-        let mut v = serde_json::json!({
-            "queue_running": [[0, "p1", {}, {}, []]],
-            "queue_pending": [[1, "p2", {}, {}, []]],
-            "backend_of": {"p1": "gpu-a", "p2": "gpu-b"},
-        });
-        filter("comfyui_get_queue", &mut v, &a, &jobs);
-        assert_eq!(v["queue_pending"], serde_json::json!([]));
-        assert_eq!(
-            v["backend_of"],
-            serde_json::json!({"p1": "gpu-a"}),
-            "b's prompt id is not shown"
-        );
-    }
-
-    #[test]
-    fn output_files_are_found_at_any_depth() {
-        let jobs = Jobs::default();
-        let a = Principal("a".into());
-        let v = serde_json::json!({"outputs": {"9": {"images": [
-            {"filename": "x.png", "subfolder": "s", "type": "output"},
-            {"filename": "t.png", "subfolder": "", "type": "temp"}]}}});
-        jobs.record_files(&v, &a);
-        assert!(jobs.owns_file(&("s".into(), "x.png".into()), &a));
-        assert!(
-            !jobs.owns_file(&(String::new(), "t.png".into()), &a),
-            "temp previews are not outputs"
-        );
-    }
-}
+mod tests;

@@ -31,7 +31,8 @@
 
 use http::{HeaderMap, StatusCode, header};
 
-use super::{Reply, plain, plain_authority};
+use super::head::plain_authority;
+use super::{Reply, plain};
 use crate::config::Remote;
 
 /// The loopback names allowed as `Host` unless `allow_loopback` is off.

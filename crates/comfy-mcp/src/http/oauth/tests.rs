@@ -169,6 +169,15 @@ impl FakeIssuer {
         }
     }
 
+    /// An issuer with OpenID metadata and one EC key, `kid`, at `/jwks`.
+    async fn serving(kid: &str) -> (Self, EcdsaKeyPair) {
+        let issuer = Self::start().await;
+        issuer.openid();
+        let (k, jwk) = ec_key(kid);
+        issuer.answer("/jwks", Answer::Json(json!({"keys": [jwk]})));
+        (issuer, k)
+    }
+
     fn answer(&self, path: &str, a: Answer) {
         self.answers.lock().unwrap().insert(path.to_owned(), a);
     }
@@ -211,10 +220,7 @@ async fn a_token_of_a_foreign_issuer_fetches_nothing() {
 
 #[tokio::test]
 async fn keys_come_from_the_metadata_and_a_flood_of_unknown_kids_fetches_once() {
-    let issuer = FakeIssuer::start().await;
-    issuer.openid();
-    let (k, jwk) = ec_key("k1");
-    issuer.answer("/jwks", Answer::Json(json!({"keys": [jwk]})));
+    let (issuer, k) = FakeIssuer::serving("k1").await;
     let v = issuer.verifier(30);
     let grant = v.verify(&token(&k, "k1", &issuer.url)).await.unwrap();
     assert_eq!(grant.principal, format!("oauth:{}#alice", issuer.url));
@@ -251,10 +257,7 @@ async fn keys_come_from_the_metadata_and_a_flood_of_unknown_kids_fetches_once() 
 
 #[tokio::test]
 async fn a_rotated_key_is_fetched_after_the_refresh_interval() {
-    let issuer = FakeIssuer::start().await;
-    issuer.openid();
-    let (old, old_jwk) = ec_key("old");
-    issuer.answer("/jwks", Answer::Json(json!({"keys": [old_jwk]})));
+    let (issuer, old) = FakeIssuer::serving("old").await;
     let v = issuer.verifier(1);
     v.verify(&token(&old, "old", &issuer.url)).await.unwrap();
     let (new, new_jwk) = ec_key("new");

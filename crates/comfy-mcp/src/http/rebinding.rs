@@ -31,7 +31,8 @@
 
 use http::{HeaderMap, StatusCode, header};
 
-use super::{Reply, plain, plain_authority};
+use super::head::plain_authority;
+use super::{Reply, plain};
 use crate::config::Remote;
 
 /// The loopback names allowed as `Host` unless `allow_loopback` is off.
@@ -324,45 +325,54 @@ mod tests {
     #[test]
     fn configured_entries_widen_the_loopback_defaults() {
         let r = Rebinding::from_config(&remote(&["mcp.example.com:8443"], &["https://app.example:443"], true)).unwrap();
-        for ok in [
-            "localhost:1",
-            "127.0.0.1:8080",
-            "[::1]:9",
-            "LOCALHOST",
-            "mcp.example.com:8443",
-        ] {
-            assert!(r.host_allowed(ok), "{ok}");
+        sorts(
+            |host| r.host_allowed(host),
+            &[
+                "localhost:1",
+                "127.0.0.1:8080",
+                "[::1]:9",
+                "LOCALHOST",
+                "mcp.example.com:8443",
+            ],
+            &[
+                "mcp.example.com",
+                "mcp.example.com:443",
+                "evil.example",
+                "127.0.0.1.nip.io",
+                "localhost.:80",
+            ],
+        );
+        sorts(
+            |origin| r.origin_allowed(origin),
+            &[
+                "http://localhost:3000",
+                "https://127.0.0.1:1",
+                "http://[::1]:5",
+                "https://app.example",
+                "https://app.example:443",
+            ],
+            &[
+                "null",
+                "https://app.example:8443",
+                "http://app.example:443",
+                "https://app.example.evil:443",
+                "https://evil.example",
+                "http://localhost.evil.example:80",
+                "https://app.example/x",
+                "ftp://localhost:21",
+                "",
+            ],
+        );
+    }
+
+    /// Asserts that `allowed` lets every one of `ok` through and none of
+    /// `bad`.
+    fn sorts(allowed: impl Fn(&str) -> bool, ok: &[&str], bad: &[&str]) {
+        for v in ok {
+            assert!(allowed(v), "{v}");
         }
-        for bad in [
-            "mcp.example.com",
-            "mcp.example.com:443",
-            "evil.example",
-            "127.0.0.1.nip.io",
-            "localhost.:80",
-        ] {
-            assert!(!r.host_allowed(bad), "{bad}");
-        }
-        for ok in [
-            "http://localhost:3000",
-            "https://127.0.0.1:1",
-            "http://[::1]:5",
-            "https://app.example",
-            "https://app.example:443",
-        ] {
-            assert!(r.origin_allowed(ok), "{ok}");
-        }
-        for bad in [
-            "null",
-            "https://app.example:8443",
-            "http://app.example:443",
-            "https://app.example.evil:443",
-            "https://evil.example",
-            "http://localhost.evil.example:80",
-            "https://app.example/x",
-            "ftp://localhost:21",
-            "",
-        ] {
-            assert!(!r.origin_allowed(bad), "{bad}");
+        for v in bad {
+            assert!(!allowed(v), "{v}");
         }
     }
 

@@ -225,7 +225,7 @@ async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Part
     let q = query(&parts);
     let post = parts.method == Method::POST;
     match route {
-        Route::Ws => crate::state::ws_upgrade(shared, Request::from_parts(parts, body)),
+        Route::Ws => crate::ws::upgrade(shared, Request::from_parts(parts, body)),
         Route::Embeddings => json(200, &json!([])),
         Route::Models => json(200, &json!(crate::catalog::FOLDERS)),
         Route::ModelsFolder(f) => match shared.models.files(&f) {

@@ -64,13 +64,7 @@ pub(super) async fn before(fault: Option<&HttpFault>, body: Incoming) -> Result<
 /// The route's answer, spoiled as the fault says.
 pub(super) async fn after(fault: Option<&HttpFault>, resp: Response<Body>) -> Response<Body> {
     match fault {
-        Some(HttpFault::MalformedJson) => {
-            mangle(resp, |(parts, bytes)| {
-                let half = bytes.slice(..bytes.len() / 2);
-                (parts, Body::full(half))
-            })
-            .await
-        }
+        Some(HttpFault::MalformedJson) => halve(resp, |half, _| Body::full(half)).await,
         Some(HttpFault::WrongContentType) => {
             let mut r = resp;
             r.headers_mut().insert(
@@ -80,31 +74,17 @@ pub(super) async fn after(fault: Option<&HttpFault>, resp: Response<Body>) -> Re
             r
         }
         Some(HttpFault::Truncated) => {
-            mangle(resp, |(parts, bytes)| {
-                let declared = bytes.len() as u64;
-                let half = bytes.slice(..bytes.len() / 2);
-                (
-                    parts,
-                    Body::Short {
-                        data: Some(half),
-                        declared,
-                    },
-                )
+            halve(resp, |half, declared| Body::Short {
+                data: Some(half),
+                declared,
             })
             .await
         }
         Some(HttpFault::ResetMidBody) => {
-            mangle(resp, |(parts, bytes)| {
-                let declared = bytes.len() as u64;
-                let half = bytes.slice(..bytes.len() / 2);
-                (
-                    parts,
-                    Body::Reset {
-                        data: Some(half),
-                        declared,
-                        pause: None,
-                    },
-                )
+            halve(resp, |half, declared| Body::Reset {
+                data: Some(half),
+                declared,
+                pause: None,
             })
             .await
         }
@@ -112,10 +92,10 @@ pub(super) async fn after(fault: Option<&HttpFault>, resp: Response<Body>) -> Re
     }
 }
 
-async fn mangle(
-    resp: Response<Body>,
-    f: impl FnOnce((http::response::Parts, Bytes)) -> (http::response::Parts, Body),
-) -> Response<Body> {
+/// The route's answer with only the first half of its body, sent as the
+/// body `cut` makes of that half and the whole body's length; the
+/// route's `Content-Length` is dropped.
+async fn halve(resp: Response<Body>, cut: impl FnOnce(Bytes, u64) -> Body) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let bytes = body
         .collect()
@@ -123,6 +103,7 @@ async fn mangle(
         .map(http_body_util::Collected::to_bytes)
         .unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let (parts, body) = f((parts, bytes));
-    Response::from_parts(parts, body)
+    let declared = bytes.len() as u64;
+    let half = bytes.slice(..bytes.len() / 2);
+    Response::from_parts(parts, cut(half, declared))
 }

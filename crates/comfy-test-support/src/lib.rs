@@ -7,7 +7,7 @@
 //! what it waited for. Standard library only, blocking: async tests call
 //! it from `spawn_blocking` when the runtime must keep running meanwhile.
 //!
-//! With the `tokio` feature, [`until`]: the bounded async wait the
+//! With the `tokio` feature, `until`: the bounded async wait the
 //! integration tests share for state that has no event to wait on.
 //!
 //! Only tests, `comfy-bench` and `xtask` use this crate; `cargo xtask

@@ -3,7 +3,7 @@
 //! ComfyUI's own path checks.
 //!
 //! Layout: this file holds the path checks every file route shares
-//! ([`inside`], `annotated`) and the read-only routes; [`upload`] the
+//! ([`inside`], `annotated`) and the read-only routes; [`mod@upload`] the
 //! upload routes; [`save`] what the worker's save nodes write.
 
 mod save;

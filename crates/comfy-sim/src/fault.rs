@@ -1,7 +1,7 @@
 //! Fault injection: the knobs a reliability test turns to make the simulator
 //! misbehave the way real servers and networks do.
 //!
-//! Faults are set on the builder before start ([`crate::SimBuilder::fault`])
+//! Faults are set on the builder before start ([`crate::SimBuilder::faults`])
 //! or at run time on the handle ([`crate::SimHandle::set_faults`]); HTTP
 //! faults target routes by their path without the `/api` prefix
 //! (`"/prompt"`, `"/history"`, `"/view"`), so both spellings misbehave alike.

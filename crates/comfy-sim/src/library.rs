@@ -90,7 +90,7 @@ const MAX_HASHED: u64 = 256 << 20;
 /// `GET /templates/{path}` (0.33.0 only; `None`: not found).
 pub(crate) fn template(shared: &Shared, path: &str) -> Response<Body> {
     if !shared.version.newer() {
-        return api::not_found_route_pub();
+        return api::not_found_route();
     }
     if path == "index.json" {
         return api::response(200, Some("application/json"), Body::full(index()));

@@ -124,6 +124,6 @@ pub(crate) async fn handle(shared: &Arc<Shared>, method: &Method, path: &str, bo
             empty(200)
         }
         (&Method::GET, "/v2/manager/reboot") => empty(200),
-        _ => crate::api::not_found_route_pub(),
+        _ => crate::api::not_found_route(),
     }
 }

@@ -1,5 +1,5 @@
 //! The `/ws` event stream: a hub of connected sockets keyed by client id, and
-//! the task that serves one socket.
+//! the task that serves one socket, and the `GET /ws` upgrade that starts it.
 //!
 //! As in ComfyUI, a message with a `sid` goes to the socket registered under
 //! that client id (if any) and a message without one goes to every socket; a
@@ -14,8 +14,14 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::api;
+use crate::body::Body;
 use crate::fault::WsFault;
 use crate::pyjson;
+use crate::state::Shared;
 
 /// Messages queued for one socket before it counts as too slow and is
 /// dropped, rather than letting the queue grow without bound.
@@ -292,4 +298,45 @@ pub(crate) async fn serve(hub: Arc<Hub>, fut: fastwebsockets::upgrade::UpgradeFu
         () = writer => {}
     }
     hub.unregister(&sid, conn);
+}
+
+/// `GET /ws`: upgrade, or aiohttp's 400 for a plain GET.
+pub(crate) fn upgrade(shared: &Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return api::text(
+            400,
+            "No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".",
+        );
+    }
+    let q = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    let sid = api::param(&q, "clientId")
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    let Ok((resp, fut)) = fastwebsockets::upgrade::upgrade(&mut req) else {
+        return api::text(
+            400,
+            "No WebSocket UPGRADE hdr: None\n Can \"Upgrade\" only to \"WebSocket\".",
+        );
+    };
+    let session = Session {
+        sid,
+        fault: shared.faults.borrow().ws,
+        features: shared.features(),
+        status: json!({"status": {"exec_info": {"queue_remaining": shared.lock().remaining()}}}),
+    };
+    let hub = shared.hub.clone();
+    if let Ok(mut s) = shared.sessions.lock() {
+        while s.try_join_next().is_some() {}
+        s.spawn(serve(hub, fut, session));
+    }
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.insert(
+        http::header::SERVER,
+        http::HeaderValue::from_static("Python/3.11 aiohttp/3.14.5"),
+    );
+    Response::from_parts(parts, Body::empty())
 }

@@ -7,6 +7,9 @@
 //! what it waited for. Standard library only, blocking: async tests call
 //! it from `spawn_blocking` when the runtime must keep running meanwhile.
 //!
+//! With the `tokio` feature, `until`: the bounded async wait the
+//! integration tests share for state that has no event to wait on.
+//!
 //! Only tests, `comfy-bench` and `xtask` use this crate; `cargo xtask
 //! deps` keeps it out of every other crate's normal dependencies.
 
@@ -16,6 +19,11 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "tokio")]
+mod wait;
+#[cfg(feature = "tokio")]
+pub use wait::until;
 
 /// How long a program gets to print its ready line: generous, for debug
 /// builds on a loaded machine, but bounded.

@@ -419,22 +419,8 @@ fn exif_strings(tiff: &[u8], out: &mut Vec<(String, String)>) -> Result<(), Embe
         Some(b"MM") => false,
         _ => return Err(truncated(0)),
     };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = tiff.get(at..at + 2)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = tiff.get(at..at + 4)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
+    let u16_at = |at: usize| tiff_word(tiff, at, little).map(u16::from_be_bytes);
+    let u32_at = |at: usize| tiff_word(tiff, at, little).map(u32::from_be_bytes);
     let ifd = u32_at(4).ok_or(truncated(4))? as usize;
     let count = usize::from(u16_at(ifd).ok_or(truncated(ifd))?);
     for i in 0..count {
@@ -458,4 +444,14 @@ fn exif_strings(tiff: &[u8], out: &mut Vec<(String, String)>) -> Result<(), Embe
         }
     }
     Ok(())
+}
+
+/// The `N` bytes at `at` of a TIFF block, most significant first (turned
+/// round when the block is little-endian, `II`).
+fn tiff_word<const N: usize>(tiff: &[u8], at: usize, little: bool) -> Option<[u8; N]> {
+    let mut b: [u8; N] = tiff.get(at..at.checked_add(N)?)?.try_into().ok()?;
+    if little {
+        b.reverse();
+    }
+    Some(b)
 }

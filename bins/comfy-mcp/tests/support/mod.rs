@@ -165,23 +165,8 @@ pub(crate) fn records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Polls `probe` until it answers `Some`, or fails the test after `limit`
-/// saying what it waited for: the one bounded wait the tests share, for
-/// state that has no event to wait on (ComfyUI sends a job's events only to
-/// the client that queued it, here the server under test).
-pub(crate) async fn until<T, F>(what: &str, limit: Duration, mut probe: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// The shared bounded wait, for state that has no event to wait on.
+pub(crate) use comfy_test_support::until;
 
 /// Waits up to `limit` until the task `id`, read through `client`, is no
 /// longer working; its last answer.

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use fastwebsockets::{FragmentCollector, OpCode};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpStream;
 
@@ -99,17 +99,6 @@ pub(crate) async fn post_json(addr: std::net::SocketAddr, path: &str, body: &Val
     .await
 }
 
-struct SpawnExecutor;
-impl<F> hyper::rt::Executor<F> for SpawnExecutor
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        tokio::spawn(fut);
-    }
-}
-
 pub(crate) type Ws = FragmentCollector<TokioIo<hyper::upgrade::Upgraded>>;
 
 pub(crate) async fn ws_connect(addr: std::net::SocketAddr, path: &str) -> Ws {
@@ -122,7 +111,7 @@ pub(crate) async fn ws_connect(addr: std::net::SocketAddr, path: &str) -> Ws {
         .header("Sec-WebSocket-Version", "13")
         .body(http_body_util::Empty::<Bytes>::new())
         .unwrap();
-    let (ws, _) = fastwebsockets::handshake::client(&SpawnExecutor, req, stream)
+    let (ws, _) = fastwebsockets::handshake::client(&TokioExecutor::new(), req, stream)
         .await
         .expect("ws handshake");
     FragmentCollector::new(ws)
@@ -184,23 +173,8 @@ pub(crate) fn basic_prompt() -> Value {
     })
 }
 
-/// Calls `probe` until it answers `Some`, or fails the test after `limit`
-/// saying what it waited for: the one bounded wait of these tests, for
-/// state a test's raw requests have no event for (the simulator sends a
-/// job's events only to the socket whose client id queued it).
-pub(crate) async fn until<T, F>(what: &str, limit: Duration, mut probe: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "waited {limit:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// The shared bounded wait, for state that has no event to wait on.
+pub(crate) use comfy_test_support::until;
 
 /// Waits until the history holds `id`, or panics after 20 s.
 pub(crate) async fn wait_history(addr: std::net::SocketAddr, id: &str) -> Value {

@@ -153,6 +153,12 @@ impl Head<'_> {
 #[derive(Clone, Copy)]
 pub(super) struct HeadSeed<'a>(pub(super) Seed<'a>);
 
+impl<'a> HeadSeed<'a> {
+    fn key(self) -> KeySeed<'a> {
+        KeySeed { state: self.0.state }
+    }
+}
+
 impl<'de> DeserializeSeed<'de> for HeadSeed<'_> {
     type Value = Head<'de>;
 
@@ -168,19 +174,18 @@ impl<'de> Visitor<'de> for HeadSeed<'_> {
         f.write_str("any JSON value")
     }
 
+    // A string is read as an object key is (same check, borrowed when it
+    // can be).
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Head<'de>, E> {
-        self.0.state.check_string(v)?;
-        Ok(Head::Str(Text::Borrowed(v)))
+        self.key().visit_borrowed_str(v).map(Head::Str)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Head<'de>, E> {
-        self.0.state.check_string(v)?;
-        Ok(Head::Str(Text::Owned(v.to_owned())))
+        self.key().visit_str(v).map(Head::Str)
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Head<'de>, E> {
-        self.0.state.check_string(&v)?;
-        Ok(Head::Str(Text::Owned(v)))
+        self.key().visit_string(v).map(Head::Str)
     }
 
     fn visit_bool<E>(self, v: bool) -> Result<Head<'de>, E> {

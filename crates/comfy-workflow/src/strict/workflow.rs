@@ -234,6 +234,16 @@ impl<'de> DeserializeSeed<'de> for InputsSeed<'_> {
 /// than a scan, so a hostile node with many inputs stays linear.
 pub(super) const SCAN_LIMIT: usize = 16;
 
+impl InputsSeed<'_> {
+    /// The error for an `inputs` that is `found` instead of an object.
+    fn not_object<E: de::Error>(&self, found: &'static str) -> E {
+        self.state.fail(ParseError::InputsNotObject {
+            node: self.id.to_string(),
+            found,
+        })
+    }
+}
+
 impl<'de> Visitor<'de> for InputsSeed<'_> {
     type Value = Vec<(SmolStr, Input)>;
 
@@ -290,45 +300,27 @@ impl<'de> Visitor<'de> for InputsSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "an array",
-        }))
+        Err(self.not_object("an array"))
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "a string",
-        }))
+        Err(self.not_object("a string"))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "a boolean",
-        }))
+        Err(self.not_object("a boolean"))
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "a number",
-        }))
+        Err(self.not_object("a number"))
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "a number",
-        }))
+        Err(self.not_object("a number"))
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(self.state.fail(ParseError::InputsNotObject {
-            node: self.id.to_string(),
-            found: "a number",
-        }))
+        Err(self.not_object("a number"))
     }
 }
 

@@ -23,14 +23,23 @@
 //! that instance's promoted widget of the same name, which sets its inner
 //! node in turn, through at most [`MAX_NESTING`] levels; the whole
 //! conversion follows at most [`MAX_STEPS`] links.
+//!
+//! Layout: `scope` reads the document into plain structs, `widgets` maps
+//! widget values to inputs; this file follows the links and writes the API
+//! nodes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use crate::object_info::{InputDef, InputKind, ObjectInfo};
+mod scope;
+mod widgets;
+
+use crate::object_info::ObjectInfo;
 use crate::{Input, Limits, Link, Node, NodeId, Workflow};
+use scope::{Scope, Subgraph, UiInput, UiNode, parse_scope};
+use widgets::assign_widgets;
 
 /// Node types that exist only in the editor.
 const VIRTUAL: &[&str] = &["Reroute", "PrimitiveNode", "Note", "MarkdownNote"];
@@ -77,49 +86,6 @@ pub enum ConvertError {
     TooIntricate(&'static str),
 }
 
-#[derive(Debug, Clone)]
-struct UiLink {
-    origin: i64,
-    origin_slot: usize,
-    target: i64,
-    target_slot: usize,
-    kind: String,
-}
-
-#[derive(Debug, Clone)]
-struct UiInput {
-    name: String,
-    kind: String,
-    link: Option<i64>,
-    /// Whether the input carries a widget (its value in `widgets_values`).
-    widget: bool,
-}
-
-#[derive(Debug, Clone)]
-struct UiNode {
-    id: i64,
-    kind: String,
-    mode: i64,
-    title: Option<String>,
-    inputs: Vec<UiInput>,
-    widgets: Value,
-    /// Promoted widgets of a subgraph instance: `(inner node id, widget)`.
-    proxies: Vec<(String, String)>,
-}
-
-#[derive(Debug, Default)]
-struct Scope {
-    nodes: Vec<UiNode>,
-    by_id: HashMap<i64, usize>,
-    links: HashMap<i64, UiLink>,
-}
-
-#[derive(Debug)]
-struct Subgraph {
-    scope: Scope,
-    inputs: Vec<String>,
-}
-
 /// Where a subgraph's scope sits: the outer node and the outer scope's
 /// context, so `-10` (subgraph input) links can be followed outwards, and
 /// the values the instance promotes into it.
@@ -144,170 +110,10 @@ struct Promo {
     source: (String, usize),
 }
 
-/// `properties.proxyWidgets` as a list: saved as a list, or as that list
-/// in JSON text.
-fn proxy_list(v: Option<&Value>) -> Vec<Value> {
-    match v {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::String(s)) => match serde_json::from_str(s) {
-            Ok(Value::Array(a)) => a,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
-}
-
 enum Source {
     Output(String, u32),
     Value(Value),
     Nothing,
-}
-
-fn int(v: Option<&Value>) -> Option<i64> {
-    v.and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-}
-
-fn parse_scope(nodes: &[Value], links: &[Value]) -> Scope {
-    let mut scope = Scope::default();
-    for n in nodes {
-        let Some(id) = int(n.get("id")) else { continue };
-        let inputs = n
-            .get("inputs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|i| UiInput {
-                        name: i.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        kind: i.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                        link: int(i.get("link")),
-                        widget: i.get("widget").is_some_and(|w| !w.is_null()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        scope.by_id.insert(id, scope.nodes.len());
-        scope.nodes.push(UiNode {
-            id,
-            kind: n.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            mode: n.get("mode").and_then(Value::as_i64).unwrap_or(0),
-            title: n.get("title").and_then(Value::as_str).map(str::to_owned),
-            inputs,
-            widgets: n.get("widgets_values").cloned().unwrap_or(Value::Null),
-            proxies: proxy_list(n.pointer("/properties/proxyWidgets"))
-                .iter()
-                .map(|p| {
-                    let part = |i: usize| match p.get(i) {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Number(n)) => n.to_string(),
-                        _ => String::new(),
-                    };
-                    (part(0), part(1))
-                })
-                .collect(),
-        });
-    }
-    for l in links {
-        // Top-level links are arrays, subgraph links objects.
-        let parsed = match l {
-            Value::Array(a) => int(a.first()).map(|id| {
-                (
-                    id,
-                    UiLink {
-                        origin: int(a.get(1)).unwrap_or(i64::MIN),
-                        origin_slot: int(a.get(2)).unwrap_or(0).max(0) as usize,
-                        target: int(a.get(3)).unwrap_or(i64::MIN),
-                        target_slot: int(a.get(4)).unwrap_or(0).max(0) as usize,
-                        kind: a.get(5).and_then(Value::as_str).unwrap_or("*").to_owned(),
-                    },
-                )
-            }),
-            Value::Object(o) => int(o.get("id")).map(|id| {
-                (
-                    id,
-                    UiLink {
-                        origin: int(o.get("origin_id")).unwrap_or(i64::MIN),
-                        origin_slot: int(o.get("origin_slot")).unwrap_or(0).max(0) as usize,
-                        target: int(o.get("target_id")).unwrap_or(i64::MIN),
-                        target_slot: int(o.get("target_slot")).unwrap_or(0).max(0) as usize,
-                        kind: o.get("type").and_then(Value::as_str).unwrap_or("*").to_owned(),
-                    },
-                )
-            }),
-            _ => None,
-        };
-        if let Some((id, link)) = parsed {
-            scope.links.insert(id, link);
-        }
-    }
-    scope
-}
-
-/// The editor's extra widgets after a combo: an upload button.
-fn has_upload(decl: &InputDef) -> bool {
-    matches!(decl.kind, InputKind::Combo(_))
-        && ["image_upload", "video_upload", "audio_upload", "file_upload"]
-            .iter()
-            .any(|k| decl.options.get(*k).and_then(Value::as_bool) == Some(true))
-}
-
-/// The value a widget starts with in the editor.
-fn default_value(decl: &InputDef) -> Option<Value> {
-    if let Some(d) = decl.options.get("default") {
-        return Some(d.clone());
-    }
-    match &decl.kind {
-        InputKind::Combo(options) => options.first().cloned(),
-        InputKind::DynamicCombo(options) => options.first().map(|o| Value::String(o.key.clone())),
-        _ => None,
-    }
-}
-
-/// Sets the node's widget inputs from `widgets_values`: a list consumed in
-/// widget order (with the editor's unsent extra widgets, and a dynamic
-/// combo's sub-widgets after it), or an object by name. Widgets the saved
-/// workflow has no value for (added to the node since) take their default.
-fn assign_widgets(api: &mut Node, decls: &[InputDef], prefix: &str, values: &Value) {
-    let mut list = match values {
-        Value::Array(v) => Some(v.iter()),
-        _ => None,
-    };
-    assign_from(api, decls, prefix, values, &mut list);
-}
-
-fn assign_from<'a>(
-    api: &mut Node,
-    decls: &[InputDef],
-    prefix: &str,
-    values: &'a Value,
-    list: &mut Option<std::slice::Iter<'a, Value>>,
-) {
-    for decl in decls.iter().filter(|d| d.kind.is_widget()) {
-        let name = format!("{prefix}{}", decl.name);
-        let value = match (list.as_mut(), values) {
-            (Some(iter), _) => iter.next().cloned(),
-            (None, Value::Object(map)) => map.get(&name).or_else(|| map.get(&decl.name)).cloned(),
-            _ => None,
-        };
-        if let Some(iter) = list.as_mut() {
-            if decl.has_control_after_generate() {
-                iter.next();
-            }
-            if has_upload(decl) {
-                iter.next();
-            }
-        }
-        let Some(value) = value.or_else(|| default_value(decl)) else {
-            continue;
-        };
-        if let (InputKind::DynamicCombo(options), Value::String(key)) = (&decl.kind, &value)
-            && let Some(chosen) = options.iter().find(|o| &o.key == key)
-        {
-            api.set_input(name.clone(), Input::Value(value.clone()));
-            assign_from(api, &chosen.inputs, &format!("{name}."), values, list);
-            continue;
-        }
-        api.set_input(name, Input::Value(value));
-    }
 }
 
 /// Whether `doc` looks like an editor-format workflow (has `nodes` and

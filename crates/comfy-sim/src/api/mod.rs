@@ -6,277 +6,35 @@
 //! chunked empty 404, a known path with the wrong method a 405 naming the
 //! allowed methods, and the origin-only middleware refuses cross-origin
 //! requests to a loopback host with an empty 403.
+//!
+//! Layout: [`route`] maps a path to a [`Route`] (pure path logic),
+//! [`reply`] builds aiohttp-shaped responses and reads bodies for every
+//! handler, [`inject`] applies [`crate::Faults`] around a route; this file
+//! is the request pipeline ([`handle`]) and the table of core handlers
+//! (`dispatch`). Handlers with state of their own live in their area's
+//! module (`files`, `userdata`, `jobs`, `library`, the plugins).
+
+mod inject;
+mod reply;
+mod route;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+pub(crate) use reply::{
+    MAX_UPLOAD, empty, json, json_text, not_found_route, param, query, read_body, read_json, response, server_error,
+    text,
+};
+pub(crate) use route::{Route, resolve};
+
 use crate::body::Body;
-use crate::fault::HttpFault;
-use crate::pyjson;
 use crate::state::Shared;
-
-/// aiohttp's `Server` header, which the recorded server sent.
-const SERVER: &str = "Python/3.11 aiohttp/3.14.5";
-/// aiohttp's body for an unhandled exception in a handler.
-pub(crate) const ERROR_500: &str = "500 Internal Server Error\n\nServer got itself in trouble";
-/// The upload cap ComfyUI announces in `/features` (100 MiB).
-pub(crate) const MAX_UPLOAD: usize = 100 * 1024 * 1024;
-/// Cap on JSON request bodies.
-const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
-
-/// A resolved route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Route {
-    Ws,
-    Embeddings,
-    Models,
-    ModelsFolder(String),
-    Extensions,
-    UploadImage,
-    UploadMask,
-    View,
-    ViewMetadata(String),
-    SystemStats,
-    Features,
-    NodeReplacements,
-    Prompt,
-    ObjectInfo,
-    ObjectInfoOne(String),
-    Jobs,
-    Job(String),
-    History,
-    HistoryOne(String),
-    Queue,
-    Interrupt,
-    Free,
-    Users,
-    Settings,
-    Setting(String),
-    Userdata,
-    UserdataFile(String),
-    UserdataMove(String, String),
-    V2Userdata,
-    ExperimentModels,
-    ExperimentModelsFolder(String),
-    WorkflowTemplates,
-    I18n,
-    GlobalSubgraphs,
-    GlobalSubgraph(String),
-    ModelPreview(String, String),
-    InternalFiles(String),
-    InternalFolderPaths,
-    InternalLogs,
-    InternalLogsRaw,
-    InternalLogsSubscribe,
-}
-
-impl Route {
-    /// The methods this route answers, sorted as aiohttp lists them in
-    /// `Allow` (`HEAD` comes with every `GET`).
-    fn methods(&self) -> &'static [&'static str] {
-        match self {
-            Route::UploadImage | Route::UploadMask | Route::Interrupt | Route::Free | Route::UserdataMove(..) => {
-                &["POST"]
-            }
-            Route::Prompt | Route::Queue | Route::History | Route::Users | Route::Settings | Route::Setting(_) => {
-                &["GET", "HEAD", "POST"]
-            }
-            Route::UserdataFile(_) => &["DELETE", "GET", "HEAD", "POST"],
-            Route::InternalLogsSubscribe => &["PATCH"],
-            _ => &["GET", "HEAD"],
-        }
-    }
-}
-
-fn decode(seg: &str) -> String {
-    form_urlencoded::parse(format!("x={}", seg.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// Resolves a raw request path to a route and its canonical (unprefixed)
-/// path, which fault injection keys on.
-pub(crate) fn resolve(path: &str) -> Option<(Route, String)> {
-    if let Some(rest) = path.strip_prefix("/internal/") {
-        let r = match rest.split('/').collect::<Vec<_>>().as_slice() {
-            ["files", t] => Route::InternalFiles(decode(t)),
-            ["folder_paths"] => Route::InternalFolderPaths,
-            ["logs"] => Route::InternalLogs,
-            ["logs", "raw"] => Route::InternalLogsRaw,
-            ["logs", "subscribe"] => Route::InternalLogsSubscribe,
-            _ => return None,
-        };
-        return Some((r, path.to_owned()));
-    }
-    let (core, prefixed) = match path.strip_prefix("/api") {
-        Some(rest) if rest.starts_with('/') => (rest, true),
-        _ => (path, false),
-    };
-    let jobs_path = if prefixed {
-        core.strip_prefix("/api")
-            .filter(|r| r.starts_with("/jobs"))
-            .or(Some(core))
-    } else {
-        None
-    };
-    if let Some(j) = jobs_path.filter(|j| *j == "/jobs" || j.starts_with("/jobs/")) {
-        let r = match j.trim_start_matches("/jobs") {
-            "" => Route::Jobs,
-            id => {
-                let id = id.trim_start_matches('/');
-                if id.is_empty() || id.contains('/') {
-                    return None;
-                }
-                Route::Job(decode(id))
-            }
-        };
-        return Some((r, "/jobs".to_owned()));
-    }
-    if core.starts_with("/internal") || core == "/jobs" || core.starts_with("/jobs/") {
-        return None;
-    }
-    let segs: Vec<&str> = core.trim_start_matches('/').split('/').collect();
-    let r = match segs.as_slice() {
-        ["ws"] => Route::Ws,
-        ["embeddings"] => Route::Embeddings,
-        ["models"] => Route::Models,
-        ["models", f] => Route::ModelsFolder(decode(f)),
-        ["extensions"] => Route::Extensions,
-        ["upload", "image"] => Route::UploadImage,
-        ["upload", "mask"] => Route::UploadMask,
-        ["view"] => Route::View,
-        ["view_metadata", f] => Route::ViewMetadata(decode(f)),
-        ["system_stats"] => Route::SystemStats,
-        ["features"] => Route::Features,
-        ["node_replacements"] => Route::NodeReplacements,
-        ["prompt"] => Route::Prompt,
-        ["object_info"] => Route::ObjectInfo,
-        ["object_info", c] => Route::ObjectInfoOne(decode(c)),
-        ["history"] => Route::History,
-        ["history", id] => Route::HistoryOne(decode(id)),
-        ["queue"] => Route::Queue,
-        ["interrupt"] => Route::Interrupt,
-        ["free"] => Route::Free,
-        ["users"] => Route::Users,
-        ["settings"] => Route::Settings,
-        ["settings", id] => Route::Setting(decode(id)),
-        ["userdata"] => Route::Userdata,
-        ["userdata", f] => Route::UserdataFile(decode(f)),
-        ["userdata", f, "move", d] => Route::UserdataMove(decode(f), decode(d)),
-        ["v2", "userdata"] => Route::V2Userdata,
-        ["experiment", "models"] => Route::ExperimentModels,
-        ["experiment", "models", f] => Route::ExperimentModelsFolder(decode(f)),
-        ["experiment", "models", "preview", f, _index, name] => Route::ModelPreview(decode(f), decode(name)),
-        ["workflow_templates"] => Route::WorkflowTemplates,
-        ["i18n"] => Route::I18n,
-        ["global_subgraphs"] => Route::GlobalSubgraphs,
-        ["global_subgraphs", id] => Route::GlobalSubgraph(decode(id)),
-        _ => return None,
-    };
-    let canonical = match &r {
-        Route::ModelsFolder(_) => "/models/{folder}".to_owned(),
-        Route::ObjectInfoOne(_) => "/object_info/{class}".to_owned(),
-        Route::HistoryOne(_) => "/history/{id}".to_owned(),
-        _ => core.to_owned(),
-    };
-    Some((r, canonical))
-}
-
-/// Builds a response with aiohttp's `Server` header.
-pub(crate) fn response(status: u16, content_type: Option<&str>, body: Body) -> Response<Body> {
-    let mut r = Response::new(body);
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Some(ct) = content_type
-        && let Ok(v) = HeaderValue::from_str(ct)
-    {
-        r.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
-    r.headers_mut().insert(header::SERVER, HeaderValue::from_static(SERVER));
-    r
-}
-
-/// `json_response(value)`.
-pub(crate) fn json(status: u16, value: &Value) -> Response<Body> {
-    response(
-        status,
-        Some("application/json; charset=utf-8"),
-        Body::full(pyjson::to_string(value)),
-    )
-}
-
-/// `json_response` of text that is already Python-formatted JSON.
-pub(crate) fn json_text(status: u16, text: String) -> Response<Body> {
-    response(status, Some("application/json; charset=utf-8"), Body::full(text))
-}
-
-/// `web.Response(status=...)`: no body, no content type.
-pub(crate) fn empty(status: u16) -> Response<Body> {
-    response(status, None, Body::empty())
-}
-
-/// `web.Response(text=...)`.
-pub(crate) fn text(status: u16, body: &str) -> Response<Body> {
-    response(status, Some("text/plain; charset=utf-8"), Body::full(body.to_owned()))
-}
-
-/// An unhandled exception in a handler.
-pub(crate) fn server_error() -> Response<Body> {
-    text(500, ERROR_500)
-}
-
-/// The 404 ComfyUI answers for a route it does not have.
-pub(crate) fn not_found_route_pub() -> Response<Body> {
-    not_found_route()
-}
-
-fn not_found_route() -> Response<Body> {
-    response(404, Some("application/octet-stream"), Body::Chunked(None))
-}
-
-fn reason(status: u16) -> String {
-    let phrase = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    format!("{status}: {phrase}")
-}
-
-/// The query string as ordered pairs.
-pub(crate) fn query(req: &http::request::Parts) -> Vec<(String, String)> {
-    req.uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-/// The first value of query parameter `name`.
-pub(crate) fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// Reads the request body up to `cap` bytes; `None` when it is longer or
-/// the connection fails.
-pub(crate) async fn read_body(body: Incoming, cap: usize) -> Option<Bytes> {
-    Limited::new(body, cap)
-        .collect()
-        .await
-        .ok()
-        .map(http_body_util::Collected::to_bytes)
-}
-
-/// Parses a JSON body as aiohttp's `request.json()` does: an empty or
-/// broken body is an exception (500).
-pub(crate) async fn read_json(body: Incoming) -> Result<Value, Response<Body>> {
-    let bytes = read_body(body, MAX_JSON_BODY).await.ok_or_else(server_error)?;
-    serde_json::from_slice(&bytes).map_err(|_| server_error())
-}
+use reply::MAX_JSON_BODY;
+use route::decode;
 
 fn host_name(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
@@ -447,44 +205,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     };
     shared.count_request(&canonical);
     let fault = faults.routes.get(&canonical).cloned();
-    match fault {
-        Some(HttpFault::Status(code)) => return text(code, &reason(code)),
-        Some(HttpFault::Hang) => std::future::pending::<()>().await,
-        Some(HttpFault::RetryAfter(secs)) => {
-            let mut r = text(503, &reason(503));
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
-        }
-        Some(HttpFault::Echo) => {
-            let sent = read_body(body, 1 << 20).await.unwrap_or_default();
-            let sent = String::from_utf8_lossy(&sent).into_owned();
-            return json(
-                400,
-                &json!({"error": {"type": "echo", "message": sent, "details": sent, "extra_info": {}}, "node_errors": {}}),
-            );
-        }
-        Some(HttpFault::Html) => {
-            return response(
-                200,
-                Some("text/html; charset=utf-8"),
-                Body::full("<!DOCTYPE html><html><head><title>Sign in</title></head><body>Proxy login</body></html>"),
-            );
-        }
-        Some(fault @ (HttpFault::Oversized(n) | HttpFault::OversizedChunked(n))) => {
-            return response(
-                200,
-                Some("application/json; charset=utf-8"),
-                Body::Oversized {
-                    remaining: n,
-                    started: false,
-                    declared: matches!(fault, HttpFault::Oversized(_)),
-                },
-            );
-        }
-        _ => {}
-    }
+    let body = match inject::before(fault.as_ref(), body).await {
+        Ok(body) => body,
+        Err(early) => return early,
+    };
     let allowed = route.methods();
     if !allowed.contains(&parts.method.as_str()) {
         let mut r = text(405, "405: Method Not Allowed");
@@ -494,75 +218,14 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         return r;
     }
     let resp = dispatch(&shared, route, parts, body).await;
-    match fault {
-        Some(HttpFault::MalformedJson) => {
-            mangle(resp, |(parts, bytes)| {
-                let half = bytes.slice(..bytes.len() / 2);
-                (parts, Body::full(half))
-            })
-            .await
-        }
-        Some(HttpFault::WrongContentType) => {
-            let mut r = resp;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            r
-        }
-        Some(HttpFault::Truncated) => {
-            mangle(resp, |(parts, bytes)| {
-                let declared = bytes.len() as u64;
-                let half = bytes.slice(..bytes.len() / 2);
-                (
-                    parts,
-                    Body::Short {
-                        data: Some(half),
-                        declared,
-                    },
-                )
-            })
-            .await
-        }
-        Some(HttpFault::ResetMidBody) => {
-            mangle(resp, |(parts, bytes)| {
-                let declared = bytes.len() as u64;
-                let half = bytes.slice(..bytes.len() / 2);
-                (
-                    parts,
-                    Body::Reset {
-                        data: Some(half),
-                        declared,
-                        pause: None,
-                    },
-                )
-            })
-            .await
-        }
-        _ => resp,
-    }
-}
-
-async fn mangle(
-    resp: Response<Body>,
-    f: impl FnOnce((http::response::Parts, Bytes)) -> (http::response::Parts, Body),
-) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let (parts, body) = f((parts, bytes));
-    Response::from_parts(parts, body)
+    inject::after(fault.as_ref(), resp).await
 }
 
 async fn dispatch(shared: &Arc<Shared>, route: Route, parts: http::request::Parts, body: Incoming) -> Response<Body> {
     let q = query(&parts);
     let post = parts.method == Method::POST;
     match route {
-        Route::Ws => crate::state::ws_upgrade(shared, Request::from_parts(parts, body)),
+        Route::Ws => crate::ws::upgrade(shared, Request::from_parts(parts, body)),
         Route::Embeddings => json(200, &json!([])),
         Route::Models => json(200, &json!(crate::catalog::FOLDERS)),
         Route::ModelsFolder(f) => match shared.models.files(&f) {

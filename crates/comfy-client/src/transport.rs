@@ -2,10 +2,6 @@
 //! a deadline, every body by a size cap, and retries only where they are
 //! safe (idempotent requests, on connection failures and 503).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode};
@@ -14,6 +10,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -149,7 +147,7 @@ impl Transport {
             Some(Auth::Bearer(token)) => Some(format!("Bearer {}", token.expose())),
             Some(Auth::Basic { user, password }) => Some(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()))
+                data_encoding::BASE64.encode(format!("{user}:{}", password.expose()).as_bytes())
             )),
         }
         .map(|v| {

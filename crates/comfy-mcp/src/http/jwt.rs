@@ -19,13 +19,11 @@
 //! string or a list) holding this resource, `exp` required and `nbf`/`iat`
 //! honoured with a small leeway, and a non-empty `sub`.
 
-use std::collections::BTreeSet;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE64URL_NOPAD;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// Longest token accepted, bytes (access tokens are well under 2 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -168,7 +166,7 @@ pub enum KeySetError {
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s).ok()
+    BASE64URL_NOPAD.decode(s.as_bytes()).ok()
 }
 
 impl KeySet {
@@ -490,7 +488,7 @@ mod tests {
     const ALL: &[Alg] = &[Alg::Rs256, Alg::Es256];
 
     fn enc(v: &Value) -> String {
-        URL_SAFE_NO_PAD.encode(v.to_string())
+        BASE64URL_NOPAD.encode(v.to_string().as_bytes())
     }
 
     fn rsa(which: &str) -> RsaKeyPair {
@@ -503,7 +501,7 @@ mod tests {
 
     fn rsa_jwk(k: &RsaKeyPair, kid: &str) -> Value {
         let c: RsaPublicKeyComponents<Vec<u8>> = k.public().into();
-        json!({"kty": "RSA", "kid": kid, "use": "sig", "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e)})
+        json!({"kty": "RSA", "kid": kid, "use": "sig", "n": BASE64URL_NOPAD.encode(&c.n), "e": BASE64URL_NOPAD.encode(&c.e)})
     }
 
     fn ec() -> (EcdsaKeyPair, Value) {
@@ -511,7 +509,7 @@ mod tests {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let k = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
         let p = k.public_key().as_ref();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])});
+        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": BASE64URL_NOPAD.encode(&p[1..33]), "y": BASE64URL_NOPAD.encode(&p[33..])});
         (k, jwk)
     }
 
@@ -529,13 +527,13 @@ mod tests {
             &mut sig,
         )
         .unwrap();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+        format!("{signed}.{}", BASE64URL_NOPAD.encode(&sig))
     }
 
     fn sign_ec(k: &EcdsaKeyPair, header: &Value, claims: &Value) -> String {
         let signed = format!("{}.{}", enc(header), enc(claims));
         let sig = k.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        format!("{signed}.{}", BASE64URL_NOPAD.encode(sig.as_ref()))
     }
 
     fn set(keys: &[Value]) -> KeySet {
@@ -576,7 +574,7 @@ mod tests {
         let signed = format!("{}.{}", enc(&json!({"alg": "HS256", "kid": "a"})), enc(&claims()));
         let secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, jwk.to_string().as_bytes());
         let tag = ring::hmac::sign(&secret, signed.as_bytes());
-        let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        let token = format!("{signed}.{}", BASE64URL_NOPAD.encode(tag.as_ref()));
         assert_eq!(check(&token, &keys), Err(JwtError::Algorithm));
         assert_eq!(Alg::parse("HS256"), None, "no HMAC algorithm exists here");
     }

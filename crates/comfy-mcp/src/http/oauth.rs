@@ -619,9 +619,7 @@ mod tests {
             ]
         );
     }
-
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use data_encoding::BASE64URL_NOPAD;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
     use serde_json::{Value, json};
@@ -636,19 +634,19 @@ mod tests {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
         let p = k.public_key().as_ref();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])});
+        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": BASE64URL_NOPAD.encode(&p[1..33]), "y": BASE64URL_NOPAD.encode(&p[33..])});
         (k, jwk)
     }
 
     fn token(k: &EcdsaKeyPair, kid: &str, iss: &str) -> String {
-        let enc = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let enc = |v: Value| BASE64URL_NOPAD.encode(v.to_string().as_bytes());
         let signed = format!(
             "{}.{}",
             enc(json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"})),
             enc(json!({"iss": iss, "aud": AUD, "sub": "alice", "exp": now_secs() + 300, "scope": "comfyui:read"}))
         );
         let sig = k.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        format!("{signed}.{}", BASE64URL_NOPAD.encode(sig.as_ref()))
     }
 
     /// How the fake issuer answers a path.

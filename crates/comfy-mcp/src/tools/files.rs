@@ -9,8 +9,6 @@
 //! Images within the inline budget are base64-encoded as they arrive from
 //! ComfyUI (the raw image is never held whole); larger ones become a
 //! bounded, downscaled preview and a link.
-
-use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_client::{Preview, UploadOptions};
 use comfy_guard::path::{Extensions, FileOrHash, SafeFileName, SafeSubfolder};
@@ -120,8 +118,15 @@ fn decode_base64(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError
             max >> 20
         )));
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(raw)
+    // One padded text: `=` only at its end (the decoder would also take
+    // padded texts one after another).
+    if raw.trim_end_matches('=').contains('=') {
+        return Err(ToolError::rejected(format!(
+            "`{name}` is not valid base64: `=` before the end"
+        )));
+    }
+    data_encoding::BASE64
+        .decode(raw.as_bytes())
         .map_err(|e| ToolError::rejected(format!("`{name}` is not valid base64: {e}")))
 }
 
@@ -419,10 +424,10 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let budget = cx.config.server.max_inline_bytes;
     if stream.content_length().is_none_or(|n| n <= budget as u64) {
         // Encoded as it arrives: the raw image is never held whole.
-        let prefix = format!("data:{kind};base64,");
-        let start = prefix.len();
-        let mut encoder =
-            base64::write::EncoderStringWriter::from_consumer(prefix, &base64::engine::general_purpose::STANDARD);
+        let mut data_uri = format!("data:{kind};base64,");
+        let start = data_uri.len();
+        let engine = data_encoding::BASE64;
+        let mut encoder = engine.new_encoder(&mut data_uri);
         let mut total = 0usize;
         let mut fits = true;
         let mut raw = Vec::new();
@@ -435,11 +440,10 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             if may_animate {
                 raw.extend_from_slice(&chunk);
             }
-            std::io::Write::write_all(&mut encoder, &chunk)
-                .map_err(|e| ToolError::failed(format!("encoding the image failed: {e}")))?;
+            encoder.append(&chunk);
         }
+        encoder.finalize();
         if fits {
-            let data_uri = encoder.into_inner();
             let base64 = data_uri[start..].to_owned();
             if may_animate {
                 let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
@@ -487,7 +491,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         url,
         size,
         budget,
-        preview: base64::engine::general_purpose::STANDARD.encode(&made.jpeg),
+        preview: data_encoding::BASE64.encode(&made.jpeg),
         width: made.width,
         height: made.height,
     })

@@ -7,10 +7,8 @@
 //! Every decoding is paid for from one [`Budget`] per inspected string, so
 //! nesting and many blobs cannot make a string cost more than a fixed
 //! amount of work.
-
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use data_encoding::HEXLOWER_PERMISSIVE;
+use data_encoding::{BASE64_NOPAD, BASE64URL_NOPAD};
 use ruff_python_ast::Expr;
 
 /// Shortest base64 or hex text worth decoding (shorter cannot hold a
@@ -261,9 +259,9 @@ fn base64_blobs(s: &str) -> Vec<String> {
 
 fn base64(blob: &str) -> Option<Vec<u8>> {
     let trimmed = blob.trim_end_matches('=');
-    STANDARD_NO_PAD
+    BASE64_NOPAD
         .decode(trimmed.as_bytes())
-        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed.as_bytes()))
+        .or_else(|_| BASE64URL_NOPAD.decode(trimmed.as_bytes()))
         .ok()
 }
 

@@ -826,6 +826,8 @@ mod tests {
         // Within the interval the new kid is not fetched for.
         let r = v.verify(&token(&new, "new", &issuer.url)).await;
         assert!(matches!(r, Err(OAuthError::Token(JwtError::UnknownKey))), "{r:?}");
+        // Time is the subject: the 1 s refresh interval, on the real clock
+        // (the verifier's `Instant`) while a real HTTP issuer answers.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         v.verify(&token(&new, "new", &issuer.url)).await.unwrap();
         assert_eq!(issuer.hits("/jwks"), 2);

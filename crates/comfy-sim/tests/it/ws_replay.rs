@@ -115,6 +115,8 @@ async fn read_rest(
                         &json!({"prompt_id": "00000000-0000-0000-0000-000000000000"}),
                     )
                     .await;
+                    // Time is the subject: the recording's gap between the
+                    // two interrupts.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     post_json(sim.addr(), "/interrupt", &json!({"prompt_id": id})).await;
                 }

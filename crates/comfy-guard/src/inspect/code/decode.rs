@@ -73,28 +73,10 @@ pub(super) fn candidates(s: &str, budget: &mut Budget) -> Vec<(&'static str, Str
     {
         out.push(("percent-encoding", t));
     }
-    for blob in base64_blobs(s) {
-        if !budget.try_spend() {
-            break;
-        }
-        if let Some(raw) = base64(&blob)
-            && let Some((how, t)) = text_of(raw, "base64")
-            && let Some(t) = budget.take(t)
-        {
-            out.push((how, t));
-        }
-    }
-    for blob in hex_blobs(s) {
-        if !budget.try_spend() {
-            break;
-        }
-        if let Ok(raw) = HEXLOWER_PERMISSIVE.decode(blob.as_bytes())
-            && let Some((how, t)) = text_of(raw, "hex")
-            && let Some(t) = budget.take(t)
-        {
-            out.push((how, t));
-        }
-    }
+    decode_blobs(&mut out, budget, base64_blobs(s), "base64", base64);
+    decode_blobs(&mut out, budget, hex_blobs(s), "hex", |blob| {
+        HEXLOWER_PERMISSIVE.decode(blob.as_bytes()).ok()
+    });
     for run in b85_runs(s) {
         if !budget.try_spend() {
             break;
@@ -109,6 +91,28 @@ pub(super) fn candidates(s: &str, budget: &mut Budget) -> Vec<(&'static str, Str
         }
     }
     out
+}
+
+/// The text of each blob that `decode` (a decoding called `name`) takes,
+/// one attempt a blob, while the budget lasts.
+fn decode_blobs(
+    out: &mut Vec<(&'static str, String)>,
+    budget: &mut Budget,
+    blobs: Vec<String>,
+    name: &'static str,
+    decode: impl Fn(&str) -> Option<Vec<u8>>,
+) {
+    for blob in blobs {
+        if !budget.try_spend() {
+            break;
+        }
+        if let Some(raw) = decode(&blob)
+            && let Some((how, t)) = text_of(raw, name)
+            && let Some(t) = budget.take(t)
+        {
+            out.push((how, t));
+        }
+    }
 }
 
 /// rot13 of `s` (letters only), as `codecs.decode(s, 'rot13')`.

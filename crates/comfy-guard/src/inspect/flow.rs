@@ -15,11 +15,11 @@ use comfy_workflow::object_info::NodeDef;
 use comfy_workflow::{Input, Link, Node, NodeId, Workflow};
 use serde_json::Value;
 
-use crate::eval::{Cast, MAX_ALTERNATIVES, Numbers};
+use crate::eval::{Cast, MAX_ALTERNATIVES, Numbers, combinations};
 
 mod pystr;
 
-use pystr::{convert_case, product, py_format, py_replace, slice, text_combinations};
+use pystr::{convert_case, product, py_format, py_replace, slice};
 
 /// What an input does with its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,7 +443,7 @@ impl<'a> Resolver<'a> {
                 }
                 let mut out = Vec::new();
                 for t in &templates {
-                    for combo in text_combinations(&fields) {
+                    for combo in combinations(&fields) {
                         out.push(py_format(t, &combo).ok_or_else(|| {
                             unknown(
                                 &node.id,

@@ -23,27 +23,6 @@ pub(super) fn product(parts: &[Vec<String>]) -> Vec<String> {
     out
 }
 
-/// Every assignment of one text alternative to each field name, capped
-/// just past [`MAX_ALTERNATIVES`].
-pub(super) fn text_combinations(fields: &[(String, Vec<String>)]) -> Vec<Vec<(String, String)>> {
-    let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
-    for (name, values) in fields {
-        let mut next = Vec::new();
-        for prefix in &out {
-            for v in values {
-                let mut p = prefix.clone();
-                p.push((name.clone(), v.clone()));
-                next.push(p);
-                if next.len() > MAX_ALTERNATIVES {
-                    return next;
-                }
-            }
-        }
-        out = next;
-    }
-    out
-}
-
 /// Python's `s.replace(find, with)`, within `max_len`. An empty `find`
 /// matches before every character and at the end: `"ab".replace("", "X")`
 /// is `"XaXbX"`, and `"".replace("", "X")` is `"X"`.

@@ -8,7 +8,7 @@ use rmcp::model::{ContentBlock, ResourceContents};
 
 fn decode(data: &str) -> Vec<u8> {
     data_encoding::BASE64
-        .decode(data)
+        .decode(data.as_bytes())
         .unwrap_or_else(|e| panic!("not base64: {e}"))
 }
 

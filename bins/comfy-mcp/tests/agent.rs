@@ -342,11 +342,10 @@ async fn refused_workflows_come_back_with_a_verdict_and_repair_hints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
-    use base64::Engine as _;
     use rmcp::model::{ReadResourceRequestParams, ResourceContents};
     // Chunks follow the inline budget (3/4 of it, for base64): small here.
     let s = start(&format!("{CONFIG}server:\n  max_inline_bytes: 2000\n")).await;
-    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64 = data_encoding::BASE64;
 
     // A data: URI is an upload source (the peer refuses it).
     let wf = json!({
@@ -364,7 +363,7 @@ async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
         .call("comfyui_get_image", json!({"filename": done["outputs"][0]["filename"]}))
         .await;
     let png = b64
-        .decode(text(&img).trim_start_matches("data:image/png;base64,"))
+        .decode(text(&img).trim_start_matches("data:image/png;base64,").as_bytes())
         .unwrap();
     let up = s
         .call(
@@ -420,7 +419,7 @@ async fn outputs_are_resources_read_in_chunks_and_usable_as_upload_sources() {
         assert_eq!(mime_type.as_deref(), Some("image/png"));
         let meta = &meta.as_ref().unwrap().0;
         assert_eq!(meta["offset"].as_u64().unwrap(), bytes.len() as u64);
-        bytes.extend(b64.decode(blob).unwrap());
+        bytes.extend(b64.decode(blob.as_bytes()).unwrap());
         size = meta["size"].as_u64();
         next = meta["next"].as_str().map(str::to_owned);
         reads += 1;
@@ -521,10 +520,9 @@ async fn uploads_from_urls_go_through_the_ssrf_safe_fetcher() {
     // host would be.
     let web = MockServer::start().await;
     let png = {
-        use base64::Engine as _;
         // A 1x1 PNG (a whole, valid one: uploads are decoded).
-        base64::engine::general_purpose::STANDARD
-            .decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==")
+        data_encoding::BASE64
+            .decode(b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==")
             .unwrap()
     };
     Mock::given(path("/cat.png"))

@@ -337,14 +337,13 @@ async fn run_workflow_inspects_reports_node_errors_and_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_upload_transform_upscale_and_come_back() {
-    use base64::Engine as _;
     let s = start("").await;
     let png = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/comfyui/http/get_view_output_png.body.png"
     ))
     .unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let b64 = data_encoding::BASE64.encode(&png);
     let up = s
         .call(
             "comfyui_upload_image",
@@ -435,8 +434,8 @@ async fn files_upload_transform_upscale_and_come_back() {
     let image = s.call("comfyui_get_image", json!({"filename": name})).await;
     assert_ne!(image.is_error, Some(true), "{}", text(&image));
     assert!(text(&image).starts_with("data:image/png;base64,"));
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(text(&image).trim_start_matches("data:image/png;base64,"))
+    let decoded = data_encoding::BASE64
+        .decode(text(&image).trim_start_matches("data:image/png;base64,").as_bytes())
         .unwrap();
     assert!(
         decoded.starts_with(b"\x89PNG\r\n\x1a\n") && decoded.len() > 100,

@@ -110,8 +110,7 @@ fn encoded(format: image::ImageFormat, w: u32, h: u32) -> Vec<u8> {
 const PICKLE: &[u8] = b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R.";
 
 fn b64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    data_encoding::BASE64.encode(bytes)
 }
 
 /// An upload must decode as the image its extension says, whole, with

@@ -728,8 +728,7 @@ struct Issuer {
 
 impl Issuer {
     async fn start() -> Self {
-        use base64::Engine as _;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use data_encoding::BASE64URL_NOPAD;
         use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let rng = ring::rand::SystemRandom::new();
@@ -737,7 +736,7 @@ impl Issuer {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
         let p = key.public_key().as_ref();
         let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
-            "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])}]})
+            "x": BASE64URL_NOPAD.encode(&p[1..33]), "y": BASE64URL_NOPAD.encode(&p[33..])}]})
         .to_string();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -779,8 +778,7 @@ impl Issuer {
     /// A token with `claims` over the defaults (this issuer, the test
     /// resource, subject `carol`, five minutes).
     fn token(&self, claims: &Value) -> String {
-        use base64::Engine as _;
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use data_encoding::BASE64URL_NOPAD;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -789,7 +787,7 @@ impl Issuer {
         for (k, v) in claims.as_object().unwrap() {
             c[k] = v.clone();
         }
-        let enc = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let enc = |v: Value| BASE64URL_NOPAD.encode(v.to_string().as_bytes());
         let signed = format!(
             "{}.{}",
             enc(json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"})),
@@ -799,7 +797,7 @@ impl Issuer {
             .key
             .sign(&ring::rand::SystemRandom::new(), signed.as_bytes())
             .unwrap();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        format!("{signed}.{}", BASE64URL_NOPAD.encode(sig.as_ref()))
     }
 }
 

@@ -247,13 +247,12 @@ async fn a_backend_that_is_down_gets_no_new_jobs_and_its_jobs_are_reported_lost(
 }
 
 fn base64_png() -> String {
-    use base64::Engine as _;
     let bytes = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/comfyui/png/ComfyUI_00001_.png"
     ))
     .unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    data_encoding::BASE64.encode(&bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

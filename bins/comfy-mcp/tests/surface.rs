@@ -56,7 +56,6 @@ fn workflow() -> Value {
 /// text, and the text; both give the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_text_parameters_take_the_json_itself() {
-    use base64::Engine as _;
     let s = start(CONFIG).await;
     let wf = workflow();
     for tool in [
@@ -114,7 +113,7 @@ async fn json_text_parameters_take_the_json_itself() {
         "/../../fixtures/comfyui/http/get_view_output_png.body.png"
     ))
     .unwrap();
-    let blob = base64::engine::general_purpose::STANDARD.encode(&png);
+    let blob = data_encoding::BASE64.encode(&png);
     let contents = json!({"uri": "file:///cat.png", "mimeType": "image/png", "blob": blob});
     let up = s
         .call(

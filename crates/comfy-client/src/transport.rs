@@ -2,10 +2,6 @@
 //! a deadline, every body by a size cap, and retries only where they are
 //! safe (idempotent requests, on connection failures and 503).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode};
@@ -14,6 +10,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -149,7 +147,7 @@ impl Transport {
             Some(Auth::Bearer(token)) => Some(format!("Bearer {}", token.expose())),
             Some(Auth::Basic { user, password }) => Some(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.expose()))
+                data_encoding::BASE64.encode(format!("{user}:{}", password.expose()).as_bytes())
             )),
         }
         .map(|v| {
@@ -210,7 +208,15 @@ impl Transport {
         cap: usize,
         what: &str,
     ) -> Result<Reply, Error> {
-        match self.exchange(method, target, body, cap, what, false).await? {
+        let call = Call {
+            method,
+            target,
+            body,
+            cap,
+            what,
+            stream: false,
+        };
+        match self.exchange(call).await? {
             Answer::Full(reply) => Ok(reply),
             Answer::Streaming(head) => head.into_reply().await,
         }
@@ -220,7 +226,15 @@ impl Transport {
     /// read chunk by chunk from the returned [`Streaming`], which enforces
     /// `cap`, the read timeout per chunk and the call's deadline.
     pub(crate) async fn open(&self, target: &str, cap: usize, what: &str) -> Result<Streaming, Error> {
-        match self.exchange(Method::GET, target, None, cap, what, true).await? {
+        let call = Call {
+            method: Method::GET,
+            target,
+            body: None,
+            cap,
+            what,
+            stream: true,
+        };
+        match self.exchange(call).await? {
             Answer::Streaming(head) => Ok(head),
             // `exchange` only returns `Full` when asked to.
             Answer::Full(reply) => Err(Error::Decode {
@@ -233,26 +247,15 @@ impl Transport {
     /// One request (with its retries) in a `comfyui_request` span: method,
     /// path (without the query, which may name files or carry values the
     /// caller sent) and the final status.
-    async fn exchange(
-        &self,
-        method: Method,
-        target: &str,
-        body: Option<(String, Bytes)>,
-        cap: usize,
-        what: &str,
-        stream: bool,
-    ) -> Result<Answer, Error> {
-        let path = target.split_once('?').map_or(target, |(path, _)| path);
+    async fn exchange(&self, call: Call<'_>) -> Result<Answer, Error> {
+        let path = call.target.split_once('?').map_or(call.target, |(path, _)| path);
         let span = tracing::debug_span!(
             "comfyui_request",
-            method = %method,
+            method = %call.method,
             path,
             status = tracing::field::Empty,
         );
-        let answer = self
-            .attempts(method, target, body, cap, what, stream)
-            .instrument(span.clone())
-            .await;
+        let answer = self.attempts(&call).instrument(span.clone()).await;
         if let Ok(a) = &answer {
             span.record("status", a.status().as_u16());
         }
@@ -260,23 +263,21 @@ impl Transport {
     }
 
     /// The request, retried as its method allows, within the deadline.
-    async fn attempts(
-        &self,
-        method: Method,
-        target: &str,
-        body: Option<(String, Bytes)>,
-        cap: usize,
-        what: &str,
-        stream: bool,
-    ) -> Result<Answer, Error> {
+    async fn attempts(&self, call: &Call<'_>) -> Result<Answer, Error> {
+        let Call {
+            ref method,
+            target,
+            what,
+            ..
+        } = *call;
         let deadline = Instant::now() + self.config.deadline;
-        let retryable = method == Method::GET || method == Method::HEAD;
+        let retryable = *method == Method::GET || *method == Method::HEAD;
         let tries = if retryable { self.config.tries.max(1) } else { 1 };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let req = self.request(&method, target, body.as_ref())?;
-            let result = tokio::time::timeout_at(deadline, self.once(req, cap, what, deadline, stream)).await;
+            let req = self.request(method, target, call.body.as_ref())?;
+            let result = tokio::time::timeout_at(deadline, self.once(req, call, deadline)).await;
             let Ok(outcome) = result else {
                 return Err(Error::Timeout {
                     what: what.to_owned(),
@@ -300,14 +301,8 @@ impl Transport {
         }
     }
 
-    async fn once(
-        &self,
-        req: Request<Full<Bytes>>,
-        cap: usize,
-        what: &str,
-        deadline: Instant,
-        stream: bool,
-    ) -> Result<Answer, Error> {
+    async fn once(&self, req: Request<Full<Bytes>>, call: &Call<'_>, deadline: Instant) -> Result<Answer, Error> {
+        let (cap, what) = (call.cap, call.what);
         let read = self.config.read_timeout;
         let resp = match tokio::time::timeout(read, self.http.request(req)).await {
             Err(_) => {
@@ -349,12 +344,24 @@ impl Transport {
             got: 0,
             what: what.to_owned(),
         };
-        if stream {
+        if call.stream {
             Ok(Answer::Streaming(head))
         } else {
             head.into_reply().await.map(Answer::Full)
         }
     }
+}
+
+/// One request as its caller asks it: the body (content type and bytes),
+/// the cap on the answer's body, what the call is (for errors), and
+/// whether the body is streamed to the caller or read here.
+struct Call<'a> {
+    method: Method,
+    target: &'a str,
+    body: Option<(String, Bytes)>,
+    cap: usize,
+    what: &'a str,
+    stream: bool,
 }
 
 /// What one exchange produced: a read body, or headers and a body to read.

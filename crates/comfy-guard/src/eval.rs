@@ -306,14 +306,14 @@ impl<'a> Numbers<'a> {
 
 /// Every assignment of one alternative to each name, at most
 /// [`MAX_ALTERNATIVES`] + 1 of them.
-fn combinations(names: &[(String, Vec<f64>)]) -> Vec<Vec<(String, f64)>> {
-    let mut out: Vec<Vec<(String, f64)>> = vec![Vec::new()];
+pub(crate) fn combinations<T: Clone>(names: &[(String, Vec<T>)]) -> Vec<Vec<(String, T)>> {
+    let mut out: Vec<Vec<(String, T)>> = vec![Vec::new()];
     for (name, values) in names {
         let mut next = Vec::new();
         for prefix in &out {
             for v in values {
                 let mut p = prefix.clone();
-                p.push((name.clone(), *v));
+                p.push((name.clone(), v.clone()));
                 next.push(p);
                 if next.len() > MAX_ALTERNATIVES {
                     return next;

@@ -6,7 +6,7 @@
 //! network and the protocol, so it can be tested exhaustively and reused.
 //!
 //! What it holds:
-//! - [`inspect`]: the workflow inspector ([`inspect()`], [`Policy`],
+//! - [`inspect`](mod@inspect): the workflow inspector ([`inspect()`], [`Policy`],
 //!   [`Finding`]);
 //! - [`path`]: the path sanitizer and typed safe names ([`SafeFileName`],
 //!   [`SafeSubfolder`], [`SafeName`], [`SafeModelFile`], [`AssetHash`],

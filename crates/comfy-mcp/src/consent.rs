@@ -720,6 +720,7 @@ mod tests {
                 .associated_data(b.associated_data().as_bytes())
                 .ttl(std::time::Duration::from_millis(1)),
         );
+        // Time is the subject: the 1 ms time to live runs out.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let d = c.ask(&stateless(Some(&expired), Some(answer(true))), &b, "Q").await;
         assert!(

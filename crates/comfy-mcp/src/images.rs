@@ -238,6 +238,7 @@ mod tests {
                 };
                 let held = now.fetch_add(need, Ordering::SeqCst) + need;
                 peak.fetch_max(held, Ordering::SeqCst);
+                // Time is the subject: each task holds its permit a while.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 now.fetch_sub(need, Ordering::SeqCst);
                 drop(permit);

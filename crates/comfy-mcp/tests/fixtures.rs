@@ -3,14 +3,12 @@
 //! `-mixed-content`), and nothing else is a fixture. (Each family's file
 //! under `src/fixtures/` tests what it builds; `cargo xtask conformance`
 //! runs them all through the suite.)
-
-use base64::Engine as _;
 use comfy_mcp::fixtures;
 use rmcp::model::{ContentBlock, ResourceContents};
 
 fn decode(data: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(data)
+    data_encoding::BASE64
+        .decode(data.as_bytes())
         .unwrap_or_else(|e| panic!("not base64: {e}"))
 }
 

@@ -10,6 +10,7 @@ use super::config::{AnchorTarget, AuditError};
 use super::file_id;
 use super::io_error;
 use super::still_open;
+use super::sync_if_dirty;
 use super::timestamp;
 
 /// The open anchor target.
@@ -100,17 +101,10 @@ impl Anchor {
     }
 
     pub(super) fn sync(&mut self) -> Result<(), AuditError> {
-        if !self.dirty {
-            return Ok(());
-        }
-        let Some(file) = &self.file else { return Ok(()) };
-        match file.sync_data() {
-            Ok(()) => {
-                self.dirty = false;
-                Ok(())
-            }
-            Err(e) => Err(self.error("fsync of the anchor file", &e)),
-        }
+        let path = match &self.target {
+            AnchorTarget::File(p) | AnchorTarget::Syslog(p) => p,
+        };
+        sync_if_dirty(self.file.as_ref(), &mut self.dirty, path, "fsync of the anchor file")
     }
 }
 

@@ -262,6 +262,18 @@ fn still_open(
     }
 }
 
+/// Syncs `file`'s data when `dirty` (then clears it); nothing without a
+/// file. `path` and `op` name the sync in an I/O error.
+fn sync_if_dirty(file: Option<&File>, dirty: &mut bool, path: &Path, op: &'static str) -> Result<(), AuditError> {
+    if !*dirty {
+        return Ok(());
+    }
+    let Some(file) = file else { return Ok(()) };
+    file.sync_data().map_err(|e| io_error(path, op, &e))?;
+    *dirty = false;
+    Ok(())
+}
+
 fn io_error(path: &Path, op: &'static str, e: &std::io::Error) -> AuditError {
     AuditError::Io {
         path: path.display().to_string(),

@@ -21,6 +21,7 @@ use super::config::{AuditConfig, AuditError, FailurePolicy, FlushPolicy};
 use super::file_id;
 use super::io_error;
 use super::still_open;
+use super::sync_if_dirty;
 use super::timestamp;
 use crate::chain::{seal, tail_of};
 
@@ -235,17 +236,7 @@ impl Writer {
         if let Some(anchor) = &mut self.anchor {
             anchor.sync()?;
         }
-        if !self.dirty {
-            return Ok(());
-        }
-        let Some(file) = &self.file else { return Ok(()) };
-        match file.sync_data() {
-            Ok(()) => {
-                self.dirty = false;
-                Ok(())
-            }
-            Err(e) => Err(io_error(&self.config.path, "fsync", &e)),
-        }
+        sync_if_dirty(self.file.as_ref(), &mut self.dirty, &self.config.path, "fsync")
     }
 
     /// Makes sure the open file is the one at the path, opening or

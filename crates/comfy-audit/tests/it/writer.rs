@@ -429,6 +429,7 @@ async fn a_slow_disk_never_stalls_the_runtime() {
                     log.write(Record::new("t", "called").extra(json!({"i": i})))
                         .await
                         .unwrap();
+                    // Time is the subject: writes spread over the slow syncs.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             })
@@ -436,6 +437,8 @@ async fn a_slow_disk_never_stalls_the_runtime() {
         let mut worst = Duration::ZERO;
         let mut last = std::time::Instant::now();
         while !writer.is_finished() {
+            // Time is the subject: a 5 ms ticker measures how long the
+            // runtime left it waiting.
             tokio::time::sleep(Duration::from_millis(5)).await;
             worst = worst.max(last.elapsed());
             last = std::time::Instant::now();

@@ -5,13 +5,13 @@
 //! encoding defeats, while prompts such as "tourists and locals
 //! (crowd:1.2)" trip it. Here a string is judged as the program Python or
 //! a shell would run:
-//! - [`python`]: parsed with Ruff's Python parser; a program that uses an
+//! - `python`: parsed with Ruff's Python parser; a program that uses an
 //!   evaluating or reflective builtin, imports a system module, walks
 //!   dunders or opens files is code. Text that does not parse is parsed
 //!   line by line, and what still fails is judged on its Python tokens.
-//! - [`shell`]: cut into commands and split into words as `sh` does; a
+//! - `shell`: cut into commands and split into words as `sh` does; a
 //!   shell, network tool or interpreter told to run something is code.
-//! - [`decode`]: the same judgement after every decoding a node could
+//! - `decode`: the same judgement after every decoding a node could
 //!   apply (escapes, percent, rot13, base64, base85, hex, zlib), nested up
 //!   to [`MAX_LAYERS`] deep within one fixed budget per string; and after
 //!   NFKC normalisation with invisible characters removed.

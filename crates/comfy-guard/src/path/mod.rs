@@ -106,10 +106,7 @@ impl SafeFileName {
         if name.is_empty() {
             return Err(fail(PathRule::Empty, "the name is empty"));
         }
-        if name.len() > MAX_NAME_BYTES {
-            return Err(fail(PathRule::TooLong, "longer than 255 bytes"));
-        }
-        check_chars(&name).map_err(|(rule, detail)| fail(rule, detail))?;
+        check_size_and_chars(&name, MAX_NAME_BYTES, &fail)?;
         if name.contains(['/', '\\']) {
             return Err(fail(PathRule::Separator, "a file name cannot contain `/` or `\\`"));
         }
@@ -167,10 +164,7 @@ impl SafeSubfolder {
     pub fn parse_with_depth(raw: &str, max_depth: usize) -> Result<Self, PathError> {
         let fail = |rule, detail: &str| err(PathKind::Subfolder, rule, detail, raw);
         let decoded = decode_once(raw).map_err(|(rule, detail)| fail(rule, detail))?;
-        if decoded.len() > MAX_SUBFOLDER_BYTES {
-            return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
-        }
-        check_chars(&decoded).map_err(|(rule, detail)| fail(rule, detail))?;
+        check_size_and_chars(&decoded, MAX_SUBFOLDER_BYTES, &fail)?;
         let unified = decoded.replace('\\', "/");
         if unified.starts_with('/') {
             return Err(fail(
@@ -260,16 +254,21 @@ impl fmt::Display for SafeName {
     }
 }
 
+/// At most `max` bytes, then [`check_chars`]; `fail` makes the error.
+fn check_size_and_chars(s: &str, max: usize, fail: &dyn Fn(PathRule, &str) -> PathError) -> Result<(), PathError> {
+    if s.len() > max {
+        return Err(fail(PathRule::TooLong, &format!("longer than {max} bytes")));
+    }
+    check_chars(s).map_err(|(rule, detail)| fail(rule, detail))
+}
+
 /// One segment's rules (see [`SafeName`]).
 fn check_segment(raw: &str, kind: PathKind) -> Result<(), PathError> {
     let fail = |rule, detail: &str| err(kind, rule, detail, raw);
     if raw.is_empty() {
         return Err(fail(PathRule::Empty, "the name is empty"));
     }
-    if raw.len() > MAX_NAME_BYTES {
-        return Err(fail(PathRule::TooLong, "longer than 255 bytes"));
-    }
-    check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+    check_size_and_chars(raw, MAX_NAME_BYTES, &fail)?;
     if raw.contains(['/', '\\']) {
         return Err(fail(PathRule::Separator, "a name cannot contain `/` or `\\`"));
     }
@@ -310,10 +309,7 @@ impl SafeModelFile {
         if raw.is_empty() {
             return Err(fail(PathRule::Empty, "the name is empty"));
         }
-        if raw.len() > MAX_SUBFOLDER_BYTES {
-            return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
-        }
-        check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+        check_size_and_chars(raw, MAX_SUBFOLDER_BYTES, &fail)?;
         if raw.starts_with(['/', '\\']) {
             return Err(fail(PathRule::Absolute, "an absolute, UNC or device path"));
         }
@@ -371,10 +367,7 @@ impl fmt::Display for SafeModelFile {
 /// ```
 pub fn check_node_path(raw: &str) -> Result<(), PathError> {
     let fail = |rule, detail: &str| err(PathKind::NodePath, rule, detail, raw);
-    if raw.len() > MAX_SUBFOLDER_BYTES {
-        return Err(fail(PathRule::TooLong, "longer than 1024 bytes"));
-    }
-    check_chars(raw).map_err(|(rule, detail)| fail(rule, detail))?;
+    check_size_and_chars(raw, MAX_SUBFOLDER_BYTES, &fail)?;
     let unified = raw.replace('\\', "/");
     let bytes = unified.as_bytes();
     if unified.starts_with('/') || (bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':') {

@@ -19,13 +19,11 @@
 //! string or a list) holding this resource, `exp` required and `nbf`/`iat`
 //! honoured with a small leeway, and a non-empty `sub`.
 
-use std::collections::BTreeSet;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE64URL_NOPAD;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// Longest token accepted, bytes (access tokens are well under 2 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -168,7 +166,7 @@ pub enum KeySetError {
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s).ok()
+    BASE64URL_NOPAD.decode(s.as_bytes()).ok()
 }
 
 impl KeySet {

@@ -4,20 +4,20 @@
 //! in-process a contact sheet: evenly spaced frames on one JPEG.
 //!
 //! What each format needs:
-//! - MP4/MOV: the boxes are read here ([`mp4`]); H.264 (`avc1`/`avc3`)
-//!   frames are decoded by OpenH264 ([`h264`]); H.265, VP9, AV1 and
+//! - MP4/MOV: the boxes are read here (`mp4`); H.264 (`avc1`/`avc3`)
+//!   frames are decoded by OpenH264 (`h264`); H.265, VP9, AV1 and
 //!   fragmented files get their facts only.
-//! - WebM/Matroska: the EBML elements are read here ([`webm`]); VP8, VP9
+//! - WebM/Matroska: the EBML elements are read here (`webm`); VP8, VP9
 //!   and AV1 are not decoded (facts only).
 //! - Animated GIF, WebP and PNG: their structure is walked here and their
-//!   frames decoded by the `image` crate's decoders ([`anim`]).
-//! - FLAC, MP3, Ogg (Opus, Vorbis), WAV: headers only ([`audio`]).
+//!   frames decoded by the `image` crate's decoders (`anim`).
+//! - FLAC, MP3, Ogg (Opus, Vorbis), WAV: headers only (`audio`).
 //!
 //! Everything is bounded: the file is in memory within the image memory
 //! budget ([`crate::images`]); a sheet's decoding takes its memory (frame
 //! buffers, the decoder's reference pictures, the sheet) from the same
 //! budget, as the headers declare it, and headers that lie beyond that are
-//! refused ([`h264::check_sets`], the `image` decoder limits); at most
+//! refused (`h264::check_sets`, the `image` decoder limits); at most
 //! [`MAX_FRAMES`] frames are walked and [`MAX_DECODE_PIXELS`] pixels
 //! decoded for one sheet (past that, an H.264 sheet uses key frames only).
 //! A file we cannot decode still gets its facts; a file we cannot read at

@@ -351,12 +351,11 @@ pub(super) async fn run_on(
             match c.model_preview(&folder, index, &path).await? {
                 None => Ok(Output::Json(json!({"available": false, "folder": f, "filename": file}))),
                 Some(d) => {
-                    use base64::Engine as _;
                     let mime = d.content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
                     Ok(Output::Json(json!({
                         "available": true, "folder": f, "filename": file, "mime_type": mime,
                         "size_bytes": d.bytes.len(),
-                        "data_base64": base64::engine::general_purpose::STANDARD.encode(&d.bytes),
+                        "data_base64": data_encoding::BASE64.encode(&d.bytes),
                     })))
                 }
             }

@@ -20,13 +20,11 @@
 //! ([`crate::media::plan`] says what that costs before anything is
 //! allocated).
 
-use std::fmt::Write as _;
-
-use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_guard::path::Extensions;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{Map, Value, json};
+use std::fmt::Write as _;
 
 use super::impls::{Output, ToolContext, ToolError};
 use crate::media::{self, Info, Kind, MediaError};
@@ -377,7 +375,7 @@ async fn fill(reply: &mut MediaReply, bytes: Vec<u8>, inline: usize, cx: &ToolCo
     match info.kind {
         Kind::Audio => {
             if bytes.len().div_ceil(3) * 4 <= inline {
-                reply.audio = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+                reply.audio = Some(data_encoding::BASE64.encode(&bytes));
             } else {
                 reply.notes.push(format!(
                     "the audio is {} bytes, over the inline budget of {inline} bytes (server.max_inline_bytes), so \
@@ -420,7 +418,7 @@ async fn sheet(reply: &mut MediaReply, info: &Info, bytes: bytes::Bytes, inline:
     match made {
         Ok(Ok(s)) => {
             reply.sheet = Some(SheetOut {
-                base64: base64::engine::general_purpose::STANDARD.encode(&s.jpeg),
+                base64: data_encoding::BASE64.encode(&s.jpeg),
                 width: s.width,
                 height: s.height,
                 frames: s.frames,

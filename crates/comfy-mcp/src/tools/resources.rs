@@ -9,8 +9,6 @@
 //! Reads go through the same stack as tool calls (as `resource:<uri>`,
 //! read-only category), so they are audited and rate-limited; with
 //! per-principal jobs, another principal's job reads as unknown.
-
-use base64::Engine as _;
 use rmcp::model::{Resource, ResourceTemplate};
 use serde_json::{Value, json};
 
@@ -221,7 +219,7 @@ async fn output(uri: &str, rest: &str, cx: &ToolContext) -> Result<Output, ToolE
     };
     Ok(Output::Json(json!({
         "media": media,
-        "blob": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        "blob": data_encoding::BASE64.encode(&bytes),
         "mime_type": mime,
         "filename": file.file.filename,
         "subfolder": file.file.subfolder,

@@ -1,16 +1,14 @@
 //! A minimal HTTP and WebSocket client over hyper and fastwebsockets, so the
 //! tests do not depend on the crates under test elsewhere in the workspace.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use base64::Engine as _;
 use bytes::Bytes;
 use fastwebsockets::{FragmentCollector, OpCode};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
 use tokio::net::TcpStream;
 
 pub(crate) fn fixtures() -> PathBuf {
@@ -233,7 +231,7 @@ pub(crate) async fn replay(addr: std::net::SocketAddr, name: &str) -> Reply {
         .unwrap_or_default();
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let body = match (req.get("body_base64").and_then(Value::as_str), &req["body"]) {
-        (Some(b64), _) => base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+        (Some(b64), _) => data_encoding::BASE64.decode(b64.as_bytes()).unwrap(),
         (None, Value::String(s)) => s.clone().into_bytes(),
         (None, Value::Null) => Vec::new(),
         (None, other) => other.to_string().into_bytes(),

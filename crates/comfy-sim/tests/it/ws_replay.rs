@@ -3,11 +3,9 @@
 //! part of temp file names. Binary frames compare by layout (event type,
 //! image type, TEXT payload, preview metadata), not by image bytes.
 
-use std::time::Duration;
-
-use base64::Engine as _;
 use comfy_sim::Sim;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use crate::support::{Msg, Ws, fixtures, post_json, redact, request, ws_connect, ws_next};
 
@@ -47,8 +45,8 @@ fn recorded(name: &str) -> Vec<Value> {
         .filter(|f| f["dir"] == "server->client")
         .map(|f| match f["kind"].as_str() {
             Some("binary") => binary(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(f["base64"].as_str().unwrap())
+                &data_encoding::BASE64
+                    .decode(f["base64"].as_str().unwrap().as_bytes())
                     .unwrap(),
             ),
             _ => redact(&serde_json::from_str(f["text"].as_str().unwrap()).unwrap()),
@@ -117,6 +115,8 @@ async fn read_rest(
                         &json!({"prompt_id": "00000000-0000-0000-0000-000000000000"}),
                     )
                     .await;
+                    // Time is the subject: the recording's gap between the
+                    // two interrupts.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     post_json(sim.addr(), "/interrupt", &json!({"prompt_id": id})).await;
                 }

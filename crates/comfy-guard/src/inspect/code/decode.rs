@@ -7,10 +7,8 @@
 //! Every decoding is paid for from one [`Budget`] per inspected string, so
 //! nesting and many blobs cannot make a string cost more than a fixed
 //! amount of work.
-
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use data_encoding::HEXLOWER_PERMISSIVE;
+use data_encoding::{BASE64_NOPAD, BASE64URL_NOPAD};
 use ruff_python_ast::Expr;
 
 /// Shortest base64 or hex text worth decoding (shorter cannot hold a
@@ -75,28 +73,10 @@ pub(super) fn candidates(s: &str, budget: &mut Budget) -> Vec<(&'static str, Str
     {
         out.push(("percent-encoding", t));
     }
-    for blob in base64_blobs(s) {
-        if !budget.try_spend() {
-            break;
-        }
-        if let Some(raw) = base64(&blob)
-            && let Some((how, t)) = text_of(raw, "base64")
-            && let Some(t) = budget.take(t)
-        {
-            out.push((how, t));
-        }
-    }
-    for blob in hex_blobs(s) {
-        if !budget.try_spend() {
-            break;
-        }
-        if let Ok(raw) = HEXLOWER_PERMISSIVE.decode(blob.as_bytes())
-            && let Some((how, t)) = text_of(raw, "hex")
-            && let Some(t) = budget.take(t)
-        {
-            out.push((how, t));
-        }
-    }
+    decode_blobs(&mut out, budget, base64_blobs(s), "base64", base64);
+    decode_blobs(&mut out, budget, hex_blobs(s), "hex", |blob| {
+        HEXLOWER_PERMISSIVE.decode(blob.as_bytes()).ok()
+    });
     for run in b85_runs(s) {
         if !budget.try_spend() {
             break;
@@ -111,6 +91,28 @@ pub(super) fn candidates(s: &str, budget: &mut Budget) -> Vec<(&'static str, Str
         }
     }
     out
+}
+
+/// The text of each blob that `decode` (a decoding called `name`) takes,
+/// one attempt a blob, while the budget lasts.
+fn decode_blobs(
+    out: &mut Vec<(&'static str, String)>,
+    budget: &mut Budget,
+    blobs: Vec<String>,
+    name: &'static str,
+    decode: impl Fn(&str) -> Option<Vec<u8>>,
+) {
+    for blob in blobs {
+        if !budget.try_spend() {
+            break;
+        }
+        if let Some(raw) = decode(&blob)
+            && let Some((how, t)) = text_of(raw, name)
+            && let Some(t) = budget.take(t)
+        {
+            out.push((how, t));
+        }
+    }
 }
 
 /// rot13 of `s` (letters only), as `codecs.decode(s, 'rot13')`.
@@ -261,9 +263,9 @@ fn base64_blobs(s: &str) -> Vec<String> {
 
 fn base64(blob: &str) -> Option<Vec<u8>> {
     let trimmed = blob.trim_end_matches('=');
-    STANDARD_NO_PAD
+    BASE64_NOPAD
         .decode(trimmed.as_bytes())
-        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed.as_bytes()))
+        .or_else(|_| BASE64URL_NOPAD.decode(trimmed.as_bytes()))
         .ok()
 }
 

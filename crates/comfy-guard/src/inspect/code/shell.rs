@@ -64,31 +64,36 @@ fn expand(text: &str) -> String {
     }
     // `{curl,http://x}`: words separated by commas, no spaces inside.
     if s.contains('{') && s.contains(',') {
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            match after.find('}') {
-                Some(close)
-                    if after[..close].contains(',')
-                        && !after[..close].contains(|c: char| c.is_whitespace() || c == '{') =>
-                {
-                    out.push(' ');
-                    out.push_str(&after[..close].replace(',', " "));
-                    out.push(' ');
-                    rest = &after[close + 1..];
-                }
-                _ => {
-                    out.push('{');
-                    rest = after;
-                }
-            }
-        }
-        out.push_str(rest);
-        s = out;
+        s = rewrite_braces(&s, |inside| {
+            (inside.contains(',') && !inside.contains(|c: char| c.is_whitespace() || c == '{'))
+                .then(|| format!(" {} ", inside.replace(',', " ")))
+        });
     }
     s
+}
+
+/// `text` with each `{...}` (from a `{` to the next `}`) that `rewrite`
+/// answers for (given what is between the braces) replaced by its answer;
+/// the others kept, their insides scanned for further braces.
+fn rewrite_braces(text: &str, rewrite: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        if let Some((close, new)) = after
+            .find('}')
+            .and_then(|close| Some((close, rewrite(&after[..close])?)))
+        {
+            out.push_str(&new);
+            rest = &after[close + 1..];
+        } else {
+            out.push('{');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Prompt wildcards (`{party|bash|celebration}`, `{2$$a|b}`) are
@@ -98,30 +103,10 @@ fn wildcards_as_words(text: &str) -> String {
     if !text.contains('{') || !text.contains('|') {
         return text.to_owned();
     }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close)
-                if !after.starts_with(char::is_whitespace)
-                    && !after[..close].contains([';', '{', '`'])
-                    && !after[..close].contains("$(") =>
-            {
-                out.push('{');
-                out.push_str(&after[..close].replace('|', " "));
-                out.push('}');
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    rewrite_braces(text, |inside| {
+        (!inside.starts_with(char::is_whitespace) && !inside.contains([';', '{', '`']) && !inside.contains("$("))
+            .then(|| format!("{{{}}}", inside.replace('|', " ")))
+    })
 }
 
 struct Command {

@@ -13,7 +13,7 @@ const NOW: u64 = 1_800_000_000;
 const ALL: &[Alg] = &[Alg::Rs256, Alg::Es256];
 
 fn enc(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
+    BASE64URL_NOPAD.encode(v.to_string().as_bytes())
 }
 
 fn rsa(which: &str) -> RsaKeyPair {
@@ -26,7 +26,7 @@ fn rsa(which: &str) -> RsaKeyPair {
 
 fn rsa_jwk(k: &RsaKeyPair, kid: &str) -> Value {
     let c: RsaPublicKeyComponents<Vec<u8>> = k.public().into();
-    json!({"kty": "RSA", "kid": kid, "use": "sig", "n": URL_SAFE_NO_PAD.encode(&c.n), "e": URL_SAFE_NO_PAD.encode(&c.e)})
+    json!({"kty": "RSA", "kid": kid, "use": "sig", "n": BASE64URL_NOPAD.encode(&c.n), "e": BASE64URL_NOPAD.encode(&c.e)})
 }
 
 fn ec() -> (EcdsaKeyPair, Value) {
@@ -34,7 +34,7 @@ fn ec() -> (EcdsaKeyPair, Value) {
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let k = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let p = k.public_key().as_ref();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])});
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": BASE64URL_NOPAD.encode(&p[1..33]), "y": BASE64URL_NOPAD.encode(&p[33..])});
     (k, jwk)
 }
 
@@ -52,13 +52,13 @@ fn sign_rsa(k: &RsaKeyPair, header: &Value, claims: &Value) -> String {
         &mut sig,
     )
     .unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig))
+    format!("{signed}.{}", BASE64URL_NOPAD.encode(&sig))
 }
 
 fn sign_ec(k: &EcdsaKeyPair, header: &Value, claims: &Value) -> String {
     let signed = format!("{}.{}", enc(header), enc(claims));
     let sig = k.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    format!("{signed}.{}", BASE64URL_NOPAD.encode(sig.as_ref()))
 }
 
 fn set(keys: &[Value]) -> KeySet {
@@ -99,7 +99,7 @@ fn hs256_signed_with_the_public_key_is_refused() {
     let signed = format!("{}.{}", enc(&json!({"alg": "HS256", "kid": "a"})), enc(&claims()));
     let secret = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, jwk.to_string().as_bytes());
     let tag = ring::hmac::sign(&secret, signed.as_bytes());
-    let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    let token = format!("{signed}.{}", BASE64URL_NOPAD.encode(tag.as_ref()));
     assert_eq!(check(&token, &keys), Err(JwtError::Algorithm));
     assert_eq!(Alg::parse("HS256"), None, "no HMAC algorithm exists here");
 }

@@ -56,8 +56,7 @@ fn metadata_urls_follow_rfc_8414_then_openid() {
     );
 }
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use data_encoding::BASE64URL_NOPAD;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
@@ -72,19 +71,19 @@ fn ec_key(kid: &str) -> (EcdsaKeyPair, Value) {
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let p = k.public_key().as_ref();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..])});
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "x": BASE64URL_NOPAD.encode(&p[1..33]), "y": BASE64URL_NOPAD.encode(&p[33..])});
     (k, jwk)
 }
 
 fn token(k: &EcdsaKeyPair, kid: &str, iss: &str) -> String {
-    let enc = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let enc = |v: Value| BASE64URL_NOPAD.encode(v.to_string().as_bytes());
     let signed = format!(
         "{}.{}",
         enc(json!({"alg": "ES256", "kid": kid, "typ": "at+jwt"})),
         enc(json!({"iss": iss, "aud": AUD, "sub": "alice", "exp": now_secs() + 300, "scope": "comfyui:read"}))
     );
     let sig = k.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+    format!("{signed}.{}", BASE64URL_NOPAD.encode(sig.as_ref()))
 }
 
 /// How the fake issuer answers a path.
@@ -265,6 +264,8 @@ async fn a_rotated_key_is_fetched_after_the_refresh_interval() {
     // Within the interval the new kid is not fetched for.
     let r = v.verify(&token(&new, "new", &issuer.url)).await;
     assert!(matches!(r, Err(OAuthError::Token(JwtError::UnknownKey))), "{r:?}");
+    // Time is the subject: the 1 s refresh interval, on the real clock
+    // (the verifier's `Instant`) while a real HTTP issuer answers.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     v.verify(&token(&new, "new", &issuer.url)).await.unwrap();
     assert_eq!(issuer.hits("/jwks"), 2);

@@ -10,7 +10,6 @@
 //! ComfyUI (the raw image is never held whole); larger ones become a
 //! bounded, downscaled preview and a link.
 
-use base64::Engine as _;
 use comfy_client::types::FileRef;
 use comfy_client::{Preview, UploadOptions};
 use comfy_guard::path::{Extensions, FileOrHash, SafeFileName, SafeSubfolder};
@@ -249,10 +248,10 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
     let budget = cx.config.server.max_inline_bytes;
     if stream.content_length().is_none_or(|n| n <= budget as u64) {
         // Encoded as it arrives: the raw image is never held whole.
-        let prefix = format!("data:{kind};base64,");
-        let start = prefix.len();
-        let mut encoder =
-            base64::write::EncoderStringWriter::from_consumer(prefix, &base64::engine::general_purpose::STANDARD);
+        let mut data_uri = format!("data:{kind};base64,");
+        let start = data_uri.len();
+        let engine = data_encoding::BASE64;
+        let mut encoder = engine.new_encoder(&mut data_uri);
         let mut total = 0usize;
         let mut fits = true;
         let mut raw = Vec::new();
@@ -265,11 +264,10 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
             if may_animate {
                 raw.extend_from_slice(&chunk);
             }
-            std::io::Write::write_all(&mut encoder, &chunk)
-                .map_err(|e| ToolError::failed(format!("encoding the image failed: {e}")))?;
+            encoder.append(&chunk);
         }
+        encoder.finalize();
         if fits {
-            let data_uri = encoder.into_inner();
             let base64 = data_uri[start..].to_owned();
             if may_animate {
                 let url = view_url(&public_base(cx), &file.filename, &file.subfolder, &file.kind);
@@ -317,7 +315,7 @@ async fn get_image(args: &Args, cx: &ToolContext) -> Result<Output, ToolError> {
         url,
         size,
         budget,
-        preview: base64::engine::general_purpose::STANDARD.encode(&made.jpeg),
+        preview: data_encoding::BASE64.encode(&made.jpeg),
         width: made.width,
         height: made.height,
     })

@@ -3,7 +3,6 @@
 //! each bounded by `security.max_upload_size_mb`, and the check that they
 //! are what the file's name says before anything reaches ComfyUI.
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::{Args, image_wait, text};
@@ -85,8 +84,15 @@ fn decode_base64(name: &str, raw: &str, max: usize) -> Result<Vec<u8>, ToolError
             max >> 20
         )));
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(raw)
+    // One padded text: `=` only at its end (the decoder would also take
+    // padded texts one after another).
+    if raw.trim_end_matches('=').contains('=') {
+        return Err(ToolError::rejected(format!(
+            "`{name}` is not valid base64: `=` before the end"
+        )));
+    }
+    data_encoding::BASE64
+        .decode(raw.as_bytes())
         .map_err(|e| ToolError::rejected(format!("`{name}` is not valid base64: {e}")))
 }
 

@@ -12,7 +12,7 @@ use rmcp::model::{
     GetSkillResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
-    ServerConfig,
+    ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
-use crate::tasks::Tasks;
+use crate::tasks::{Input, Tasks, UpdateError};
 use crate::tools::{Catalog, ToolContext, prompts, resources};
 
 /// What the server tells clients at `initialize` (the peer's text, with
@@ -153,7 +153,8 @@ impl Server {
         } else {
             Vec::new()
         });
-        let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone()));
+        let input_timeout = Duration::from_secs(config.tasks.input_timeout);
+        let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone(), input_timeout));
         let cancels = Arc::new(crate::tools::PendingCancels::default());
         let tools = Arc::new(ToolContext {
             pool,
@@ -238,6 +239,61 @@ impl Server {
             match stack.oneshot(call).await {
                 Ok(reply) => reply,
                 Err(never) => match never {},
+            }
+        }
+    }
+
+    /// Runs a call as task `id` to its end. A question for the user
+    /// (an input-required result) parks the task until the client answers
+    /// it through `tasks/update`; the call then runs again with the
+    /// answers and the sealed request state, as a client would call again
+    /// (the consent checks are the same), for at most
+    /// [`crate::tasks::MAX_INPUT_ROUNDS`] rounds.
+    async fn run_task(self, tasks: Tasks, id: String, request: CallToolRequestParams, ctx: RequestContext<RoleServer>) {
+        let cancel = ctx.ct.clone();
+        let (name, args) = (request.name.to_string(), request.arguments);
+        let (mut responses, mut state) = (request.input_responses, request.request_state);
+        let mut round = 0;
+        loop {
+            let origin = Origin::Mcp {
+                ctx: ctx.clone(),
+                input_responses: responses.take(),
+                request_state: state.take(),
+            };
+            let reply = self.send(name.clone(), args.clone(), origin).await;
+            let Some(question) = reply.input_required else {
+                let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
+                tasks.finish(&id, reply.result, cancelled).await;
+                return;
+            };
+            round += 1;
+            let asked = question.input_requests.unwrap_or_default();
+            if asked.is_empty() || round > crate::tasks::MAX_INPUT_ROUNDS {
+                let why = format!(
+                    "{name}: more than {} rounds of questions",
+                    crate::tasks::MAX_INPUT_ROUNDS
+                );
+                tasks.fail(&id, &why).await;
+                return;
+            }
+            match tasks.wait_for_input(&id, &asked, round, &cancel).await {
+                Input::Answered(answers) => {
+                    responses = Some(answers);
+                    state = question.request_state;
+                }
+                Input::TimedOut => {
+                    let why = format!("{name}: the question was not answered in time (tasks.input_timeout)");
+                    tasks.fail(&id, &why).await;
+                    return;
+                }
+                Input::Cancelled => {
+                    let result = rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(
+                        "cancelled while waiting for an answer",
+                    )]);
+                    tasks.finish(&id, result, true).await;
+                    return;
+                }
+                Input::Gone => return,
             }
         }
     }
@@ -578,41 +634,22 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::tasks::call_tool(self.tasks.as_ref(), &request, &context).await {
             return result;
         }
-        let task = self.tasks.as_ref().filter(|_| as_task(&request, &context));
-        let mut context = context;
-        let created = match task {
-            Some(tasks) => {
-                let owner = crate::caller::Caller::of(Some(&context)).principal;
-                let (id, task, cancel) = tasks.create(owner).await;
-                // The task, not the request, now decides when the call stops.
-                context.ct = cancel;
-                Some((tasks.clone(), id, task))
-            }
-            None => None,
-        };
+        if let Some(tasks) = self.tasks.as_ref().filter(|_| as_task(&request, &context)) {
+            let owner = crate::caller::Caller::of(Some(&context)).principal;
+            let (id, task, cancel) = tasks.create(owner).await;
+            let mut context = context;
+            // The task, not the request, now decides when the call stops.
+            context.ct = cancel;
+            let run = self.clone().run_task(tasks.clone(), id, request, context);
+            tokio::spawn(run.in_current_span());
+            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
+        }
         let origin = Origin::Mcp {
             ctx: context,
             input_responses: request.input_responses,
             request_state: request.request_state,
         };
         let reply = self.send(request.name.to_string(), request.arguments, origin);
-        if let Some((tasks, id, task)) = created {
-            tokio::spawn(
-                async move {
-                    let reply = reply.await;
-                    let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
-                    // A task cannot end with a question for the user: the
-                    // question's text comes back as the task's error.
-                    let mut result = reply.result;
-                    if reply.input_required.is_some() {
-                        result.is_error = Some(true);
-                    }
-                    tasks.finish(&id, result, cancelled).await;
-                }
-                .in_current_span(),
-            );
-            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
-        }
         match reply.await {
             // MCP 2026-07-28: the user is asked, and the client calls again
             // with the answer and the request state.
@@ -640,6 +677,31 @@ impl ServerHandler for Server {
         found
             .map(GetTaskResult::new)
             .ok_or_else(|| ErrorData::invalid_params(format!("no task {:?}", request.task_id), None))
+    }
+
+    /// `tasks/update`: answers to the questions of a task waiting for
+    /// input, from the principal that started it.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if !supports_tasks(&context) {
+            return Err(tasks_undeclared());
+        }
+        let caller = crate::caller::Caller::of(Some(&context)).principal;
+        let no_task = || ErrorData::invalid_params(format!("no task {:?}", request.task_id), None);
+        let Some(tasks) = &self.tasks else {
+            return Err(no_task());
+        };
+        match tasks
+            .update(&request.task_id, caller.as_ref(), &request.input_responses)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(UpdateError::NoTask) => Err(no_task()),
+            Err(UpdateError::Invalid(why)) => Err(ErrorData::invalid_params(why, None)),
+        }
     }
 
     async fn cancel_task(

@@ -17,12 +17,26 @@
 //! (the owner is stored with the task). Task ids are UUID v4 from the
 //! operating system's CSPRNG (`getrandom`), so they cannot be predicted
 //! from ids seen earlier.
+//!
+//! A task may wait for input ([`Tasks::wait_for_input`]): it is then
+//! `input_required`, `tasks/get` shows its outstanding `inputRequests`,
+//! and the client answers through `tasks/update` ([`Tasks::update`]),
+//! all at once or some at a time. Only the task's principal may answer;
+//! each answer must be one of the outstanding keys and well-formed for its
+//! request ([`crate::consent::check_answer`]), or the whole update is
+//! refused. A task waits at most `tasks.input_timeout` seconds, then fails.
+//! Through Redis the outstanding requests are in the task's record and an
+//! answer given at another replica is written there (`answer:{key}`),
+//! where the running replica reads it within half a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use rmcp::model::{CallToolResult, DetailedTask, JsonObject, Task, TaskPayload, TaskStatus};
+use rmcp::model::{
+    CallToolResult, DetailedTask, InputRequests, InputResponses, JsonObject, Task, TaskPayload, TaskStatus,
+};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::caller::Principal;
@@ -36,8 +50,27 @@ pub const KEEP: Duration = Duration::from_hours(1);
 const WORKING_TTL: Duration = Duration::from_hours(24);
 
 /// How often a working task looks for a cancel flag set through another
-/// replica.
+/// replica (and a waiting one for answers given there).
 const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Most rounds of questions one task may go through.
+pub const MAX_INPUT_ROUNDS: u32 = 16;
+
+/// The prefix of an answer's field in a task's Redis record.
+const ANSWER: &str = "answer:";
+
+/// How a wait for input ended ([`Tasks::wait_for_input`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Every request is answered: the answers, by the keys asked.
+    Answered(InputResponses),
+    /// No (complete) answer before the deadline.
+    TimedOut,
+    /// The task was cancelled while it waited.
+    Cancelled,
+    /// The task is gone (or was never here).
+    Gone,
+}
 
 struct Entry {
     /// The principal that started it (`None` without authentication).
@@ -48,13 +81,28 @@ struct Entry {
     result: Option<CallToolResult>,
     cancel: CancellationToken,
     ended: Option<Instant>,
+    /// The requests still unanswered (by the keys the client sees) while
+    /// the task waits for input.
+    pending: InputRequests,
+    /// The answers given so far in this round.
+    answers: InputResponses,
+    /// Wakes the task waiting for input when an answer comes.
+    wake: Arc<Notify>,
 }
 
 /// The task store: this replica's tasks, shared through Redis when set.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tasks {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
     shared: Option<Arc<Shared>>,
+    /// Longest wait for input.
+    input_timeout: Duration,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self::new(None, crate::consent::STATE_TTL)
+    }
 }
 
 fn now() -> String {
@@ -72,13 +120,15 @@ fn ttl(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// `tasks/get`'s answer for a task in `status` with `result`.
+/// `tasks/get`'s answer for a task in `status` with `result` (or, waiting
+/// for input, its outstanding requests `pending`).
 fn detailed(
     id: &str,
     status: TaskStatus,
     created: &str,
     updated: &str,
     result: Option<&CallToolResult>,
+    pending: Option<&InputRequests>,
 ) -> DetailedTask {
     let task = Task::new(id, status, created.to_owned(), updated.to_owned()).with_poll_interval_ms(1000);
     let as_object = |r: &CallToolResult| -> JsonObject {
@@ -88,6 +138,9 @@ fn detailed(
         }
     };
     let payload = match (status, result) {
+        (TaskStatus::InputRequired, _) => TaskPayload::InputRequired {
+            input_requests: pending.cloned().unwrap_or_default(),
+        },
         (TaskStatus::Completed, Some(r)) => TaskPayload::Completed { result: as_object(r) },
         (TaskStatus::Failed, Some(r)) => {
             let mut error = JsonObject::new();
@@ -118,13 +171,53 @@ fn owned_by(fields: &HashMap<String, String>, caller: Option<&Principal>) -> boo
     owner == caller.map_or("", |p| &*p.0)
 }
 
+/// The requests of a task stored in Redis with `fields` not yet answered
+/// (its `inputRequests` less its `answer:{key}` fields).
+fn outstanding(fields: &HashMap<String, String>) -> InputRequests {
+    let mut asked: InputRequests = fields
+        .get("inputRequests")
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default();
+    asked.retain(|k, _| !fields.contains_key(&format!("{ANSWER}{k}")));
+    asked
+}
+
+/// Checks `responses` against the outstanding requests `pending`: each
+/// answers one of them, well-formed ([`crate::consent::check_answer`]).
+fn check_responses(pending: &InputRequests, responses: &InputResponses) -> Result<(), String> {
+    if responses.is_empty() {
+        return Err("inputResponses is empty".to_owned());
+    }
+    for (key, answer) in responses {
+        let Some(request) = pending.get(key) else {
+            return Err(format!(
+                "inputResponses.{key} answers no outstanding request of this task"
+            ));
+        };
+        crate::consent::check_answer(request, answer)
+            .map_err(|why| format!("inputResponses.{key} does not answer its request: {why}"))?;
+    }
+    Ok(())
+}
+
+/// Why `tasks/update` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No such task, or not the caller's (one answer for both).
+    NoTask,
+    /// The answers do not hold (the message says why).
+    Invalid(String),
+}
+
 impl Tasks {
-    /// A store shared through `shared` when set.
+    /// A store shared through `shared` when set, whose tasks wait for
+    /// input at most `input_timeout`.
     #[must_use]
-    pub fn new(shared: Option<Arc<Shared>>) -> Self {
+    pub fn new(shared: Option<Arc<Shared>>, input_timeout: Duration) -> Self {
         Self {
             inner: Arc::default(),
             shared,
+            input_timeout,
         }
     }
 
@@ -151,6 +244,9 @@ impl Tasks {
                     result: None,
                     cancel: cancel.clone(),
                     ended: None,
+                    pending: InputRequests::new(),
+                    answers: InputResponses::new(),
+                    wake: Arc::new(Notify::new()),
                 },
             );
         }
@@ -265,7 +361,15 @@ impl Tasks {
                 if e.owner.as_ref() != caller {
                     return None;
                 }
-                return Some(detailed(id, e.status, &e.created, &e.updated, e.result.as_ref()));
+                let pending = (e.status == TaskStatus::InputRequired).then_some(&e.pending);
+                return Some(detailed(
+                    id,
+                    e.status,
+                    &e.created,
+                    &e.updated,
+                    e.result.as_ref(),
+                    pending,
+                ));
             }
         }
         let fields = self.shared.as_ref()?.hash_get("task", id).await.ok()?;
@@ -275,13 +379,181 @@ impl Tasks {
         let status: TaskStatus =
             serde_json::from_value(serde_json::Value::from(fields.get("status")?.as_str())).ok()?;
         let result: Option<CallToolResult> = fields.get("result").and_then(|r| serde_json::from_str(r).ok());
+        let pending = (status == TaskStatus::InputRequired).then(|| outstanding(&fields));
         Some(detailed(
             id,
             status,
             fields.get("created").map_or("", String::as_str),
             fields.get("updated").map_or("", String::as_str),
             result.as_ref(),
+            pending.as_ref(),
         ))
+    }
+
+    /// Parks task `id` until the client has answered `requests` through
+    /// `tasks/update`, the wait's deadline (`tasks.input_timeout`) passes,
+    /// or the task is cancelled. `round` counts the task's questions from
+    /// 1: the client sees the keys as `{round}.{key}`, so no key serves
+    /// twice in a task's life; the answers come back by the keys asked.
+    pub async fn wait_for_input(
+        &self,
+        id: &str,
+        requests: &InputRequests,
+        round: u32,
+        cancel: &CancellationToken,
+    ) -> Input {
+        let prefix = format!("{round}.");
+        let shown: InputRequests = requests
+            .iter()
+            .map(|(k, r)| (format!("{prefix}{k}"), r.clone()))
+            .collect();
+        let wake = {
+            let mut map = self.map();
+            let Some(e) = map.get_mut(id) else { return Input::Gone };
+            e.status = TaskStatus::InputRequired;
+            e.pending.clone_from(&shown);
+            e.answers = InputResponses::new();
+            e.updated = now();
+            Arc::clone(&e.wake)
+        };
+        let asked = serde_json::to_string(&shown).unwrap_or_default();
+        self.share_status(id, TaskStatus::InputRequired, &asked).await;
+        let deadline = tokio::time::Instant::now() + self.input_timeout;
+        let outcome = loop {
+            if let Some(answers) = self.answered(id) {
+                let answers = answers
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v)))
+                    .collect();
+                break Input::Answered(answers);
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = cancel.cancelled() => break Input::Cancelled,
+                () = tokio::time::sleep_until(deadline) => break Input::TimedOut,
+                () = tokio::time::sleep(CANCEL_POLL), if self.shared.is_some() => self.pull_answers(id).await,
+            }
+        };
+        {
+            let mut map = self.map();
+            if let Some(e) = map.get_mut(id) {
+                e.status = TaskStatus::Working;
+                e.pending.clear();
+                e.answers.clear();
+                e.updated = now();
+            }
+        }
+        if matches!(outcome, Input::Answered(_)) {
+            self.share_status(id, TaskStatus::Working, "{}").await;
+        }
+        outcome
+    }
+
+    /// Writes a waiting or working task's status to Redis (with the
+    /// requests it waits on, `{}` for none).
+    async fn share_status(&self, id: &str, status: TaskStatus, asked: &str) {
+        let Some(shared) = &self.shared else { return };
+        let (name, updated) = (status_name(status), now());
+        let fields = [
+            ("status", name.as_str()),
+            ("updated", updated.as_str()),
+            ("inputRequests", asked),
+        ];
+        if let Err(e) = shared.hash_set("task", id, &fields, ttl(WORKING_TTL)).await {
+            tracing::warn!("task {id}: its wait for input could not be shared through Redis: {e}");
+        }
+    }
+
+    /// The answers of task `id` once every request is answered.
+    fn answered(&self, id: &str) -> Option<InputResponses> {
+        let mut map = self.map();
+        let e = map.get_mut(id)?;
+        e.pending.is_empty().then(|| std::mem::take(&mut e.answers))
+    }
+
+    /// Takes the answers to task `id` given through another replica.
+    async fn pull_answers(&self, id: &str) {
+        let Some(shared) = &self.shared else { return };
+        let Ok(fields) = shared.hash_get("task", id).await else {
+            return;
+        };
+        let mut map = self.map();
+        let Some(e) = map.get_mut(id) else { return };
+        for (field, text) in &fields {
+            let Some(key) = field.strip_prefix(ANSWER) else {
+                continue;
+            };
+            let Some(request) = e.pending.get(key) else { continue };
+            let Ok(answer) = serde_json::from_str::<serde_json::Value>(text) else {
+                continue;
+            };
+            if crate::consent::check_answer(request, &answer).is_ok() {
+                e.pending.remove(key);
+                e.answers.insert(key.to_owned(), answer);
+            }
+        }
+    }
+
+    /// `tasks/update` by `caller`: delivers `responses` to task `id`
+    /// waiting for input (here, or through Redis on the replica running
+    /// it). Every response must answer an outstanding request, well-formed,
+    /// or none is taken.
+    ///
+    /// # Errors
+    /// [`UpdateError`].
+    pub async fn update(
+        &self,
+        id: &str,
+        caller: Option<&Principal>,
+        responses: &InputResponses,
+    ) -> Result<(), UpdateError> {
+        let not_waiting = || UpdateError::Invalid(format!("task {id:?} is not waiting for input"));
+        let here = {
+            let mut map = self.map();
+            match map.get_mut(id) {
+                Some(e) => {
+                    if e.owner.as_ref() != caller {
+                        return Err(UpdateError::NoTask);
+                    }
+                    if e.status != TaskStatus::InputRequired {
+                        return Err(not_waiting());
+                    }
+                    check_responses(&e.pending, responses).map_err(UpdateError::Invalid)?;
+                    for (key, answer) in responses {
+                        e.pending.remove(key);
+                        e.answers.insert(key.clone(), answer.clone());
+                    }
+                    e.wake.notify_one();
+                    true
+                }
+                None => false,
+            }
+        };
+        let Some(shared) = &self.shared else {
+            return if here { Ok(()) } else { Err(UpdateError::NoTask) };
+        };
+        if !here {
+            let fields = shared.hash_get("task", id).await.map_err(|_| UpdateError::NoTask)?;
+            if !fields.contains_key("status") || !owned_by(&fields, caller) {
+                return Err(UpdateError::NoTask);
+            }
+            if fields.get("status").map(String::as_str) != Some(status_name(TaskStatus::InputRequired).as_str()) {
+                return Err(not_waiting());
+            }
+            check_responses(&outstanding(&fields), responses).map_err(UpdateError::Invalid)?;
+        }
+        // Recorded in Redis too, so `tasks/get` at any replica shows what
+        // is still outstanding.
+        let texts: Vec<(String, String)> = responses
+            .iter()
+            .map(|(k, v)| (format!("{ANSWER}{k}"), v.to_string()))
+            .collect();
+        let fields: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match shared.hash_set("task", id, &fields, ttl(WORKING_TTL)).await {
+            Ok(()) => Ok(()),
+            Err(_) if here => Ok(()),
+            Err(e) => Err(UpdateError::Invalid(format!("the answers could not be recorded: {e}"))),
+        }
     }
 
     /// Cancels task `id` for `caller` (here, or through Redis on the
@@ -317,7 +589,7 @@ mod tests {
 
     #[tokio::test]
     async fn task_ids_are_random_uuids_and_tasks_answer_only_their_owner() {
-        let tasks = Tasks::new(None);
+        let tasks = Tasks::default();
         let (alice, bob) = (Principal("alice".into()), Principal("bob".into()));
         let mut seen = std::collections::HashSet::new();
         for _ in 0..64 {
@@ -338,7 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tool_error_completes_and_a_protocol_error_fails() {
-        let tasks = Tasks::new(None);
+        let tasks = Tasks::default();
         let (tool_error, _, _) = tasks.create(None).await;
         tasks
             .finish(
@@ -356,5 +628,99 @@ mod tests {
         assert_eq!(got["status"], "failed", "{got}");
         assert_eq!(got["error"]["message"], "internal", "{got}");
         assert!(got.get("result").is_none(), "{got}");
+    }
+
+    /// Two questions that each want a field `x`.
+    fn two_questions() -> InputRequests {
+        let ask = |m: &str| {
+            serde_json::json!({"method": "elicitation/create", "params": {"message": m, "requestedSchema":
+                {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}}})
+        };
+        serde_json::from_value(serde_json::json!({"a": ask("A?"), "b": ask("B?")})).unwrap()
+    }
+
+    /// Waits (yielding, bounded) until task `id` of `owner` waits for input;
+    /// the keys it shows.
+    async fn parked(tasks: &Tasks, id: &str, owner: &Principal) -> Vec<String> {
+        for _ in 0..10_000 {
+            if let Some(t) = tasks.get(id, Some(owner)).await
+                && let TaskPayload::InputRequired { input_requests } = t.payload
+            {
+                return input_requests.keys().cloned().collect();
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("task {id} never waited for input");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_task_takes_answers_from_its_owner_only_some_at_a_time() {
+        let tasks = Tasks::new(None, Duration::from_mins(1));
+        let (alice, bob) = (Principal("alice".into()), Principal("bob".into()));
+        let (id, _, cancel) = tasks.create(Some(alice.clone())).await;
+        let waiter = {
+            let (tasks, id) = (tasks.clone(), id.clone());
+            tokio::spawn(async move { tasks.wait_for_input(&id, &two_questions(), 2, &cancel).await })
+        };
+        assert_eq!(parked(&tasks, &id, &alice).await, ["2.a", "2.b"]);
+        let answer = |k: &str, v: serde_json::Value| InputResponses::from([(k.to_owned(), v)]);
+        let good = serde_json::json!({"action": "accept", "content": {"x": "1"}});
+        assert_eq!(
+            tasks.update(&id, Some(&bob), &answer("2.a", good.clone())).await,
+            Err(UpdateError::NoTask)
+        );
+        for bad in [
+            answer("2.a", serde_json::json!({"action": "accept", "content": {}})),
+            answer("a", good.clone()),
+            InputResponses::new(),
+        ] {
+            assert!(matches!(
+                tasks.update(&id, Some(&alice), &bad).await,
+                Err(UpdateError::Invalid(_))
+            ));
+        }
+        tasks
+            .update(&id, Some(&alice), &answer("2.a", good.clone()))
+            .await
+            .unwrap();
+        assert_eq!(parked(&tasks, &id, &alice).await, ["2.b"]);
+        // Answered once: the key is no longer outstanding.
+        assert!(
+            tasks
+                .update(&id, Some(&alice), &answer("2.a", good.clone()))
+                .await
+                .is_err()
+        );
+        tasks
+            .update(&id, Some(&alice), &answer("2.b", good.clone()))
+            .await
+            .unwrap();
+        let Input::Answered(got) = waiter.await.unwrap() else {
+            panic!("not answered")
+        };
+        assert_eq!(got.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            tasks.get(&id, Some(&alice)).await.unwrap().status(),
+            TaskStatus::Working
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_waits_until_its_deadline_or_its_cancel() {
+        let tasks = Tasks::new(None, Duration::from_secs(5));
+        let (id, _, cancel) = tasks.create(None).await;
+        assert_eq!(
+            tasks.wait_for_input(&id, &two_questions(), 1, &cancel).await,
+            Input::TimedOut
+        );
+        cancel.cancel();
+        assert_eq!(
+            tasks.wait_for_input(&id, &two_questions(), 2, &cancel).await,
+            Input::Cancelled
+        );
+        assert_eq!(
+            tasks.wait_for_input("nope", &two_questions(), 1, &cancel).await,
+            Input::Gone
+        );
     }
 }

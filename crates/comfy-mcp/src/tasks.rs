@@ -22,9 +22,9 @@
 //! `input_required`, `tasks/get` shows its outstanding `inputRequests`,
 //! and the client answers through `tasks/update` ([`Tasks::update`]),
 //! all at once or some at a time. Only the task's principal may answer;
-//! each answer must be one of the outstanding keys and well-formed for its
-//! request ([`crate::consent::check_answer`]), or the whole update is
-//! refused. A task waits at most `tasks.input_timeout` seconds, then fails.
+//! an answer to an outstanding request must be well-formed for it
+//! ([`crate::consent::check_answer`]), or the whole update is refused;
+//! answers to keys not outstanding are ignored (SEP-2663). A task waits at most `tasks.input_timeout` seconds, then fails.
 //! Through Redis the outstanding requests are in the task's record and an
 //! answer given at another replica is written there (`answer:{key}`),
 //! where the running replica reads it within half a second.
@@ -182,20 +182,15 @@ fn outstanding(fields: &HashMap<String, String>) -> InputRequests {
     asked
 }
 
-/// Checks `responses` against the outstanding requests `pending`: each
-/// answers one of them, well-formed ([`crate::consent::check_answer`]).
+/// Checks the answers in `responses` to the outstanding requests `pending`
+/// ([`crate::consent::check_answer`]); answers to keys not outstanding
+/// (unknown, or answered already) are ignored, as SEP-2663 says.
 fn check_responses(pending: &InputRequests, responses: &InputResponses) -> Result<(), String> {
-    if responses.is_empty() {
-        return Err("inputResponses is empty".to_owned());
-    }
     for (key, answer) in responses {
-        let Some(request) = pending.get(key) else {
-            return Err(format!(
-                "inputResponses.{key} answers no outstanding request of this task"
-            ));
-        };
-        crate::consent::check_answer(request, answer)
-            .map_err(|why| format!("inputResponses.{key} does not answer its request: {why}"))?;
+        if let Some(request) = pending.get(key) {
+            crate::consent::check_answer(request, answer)
+                .map_err(|why| format!("inputResponses.{key} does not answer its request: {why}"))?;
+        }
     }
     Ok(())
 }
@@ -496,8 +491,9 @@ impl Tasks {
 
     /// `tasks/update` by `caller`: delivers `responses` to task `id`
     /// waiting for input (here, or through Redis on the replica running
-    /// it). Every response must answer an outstanding request, well-formed,
-    /// or none is taken.
+    /// it). An answer to an outstanding request must be well-formed, or
+    /// none is taken; answers to anything else (an unknown or answered key,
+    /// a task not waiting) are ignored, as SEP-2663 says.
     ///
     /// # Errors
     /// [`UpdateError`].
@@ -507,7 +503,6 @@ impl Tasks {
         caller: Option<&Principal>,
         responses: &InputResponses,
     ) -> Result<(), UpdateError> {
-        let not_waiting = || UpdateError::Invalid(format!("task {id:?} is not waiting for input"));
         let here = {
             let mut map = self.map();
             match map.get_mut(id) {
@@ -515,13 +510,11 @@ impl Tasks {
                     if e.owner.as_ref() != caller {
                         return Err(UpdateError::NoTask);
                     }
-                    if e.status != TaskStatus::InputRequired {
-                        return Err(not_waiting());
-                    }
                     check_responses(&e.pending, responses).map_err(UpdateError::Invalid)?;
                     for (key, answer) in responses {
-                        e.pending.remove(key);
-                        e.answers.insert(key.clone(), answer.clone());
+                        if e.pending.remove(key).is_some() {
+                            e.answers.insert(key.clone(), answer.clone());
+                        }
                     }
                     e.wake.notify_one();
                     true
@@ -538,16 +531,19 @@ impl Tasks {
                 return Err(UpdateError::NoTask);
             }
             if fields.get("status").map(String::as_str) != Some(status_name(TaskStatus::InputRequired).as_str()) {
-                return Err(not_waiting());
+                return Ok(());
             }
             check_responses(&outstanding(&fields), responses).map_err(UpdateError::Invalid)?;
         }
         // Recorded in Redis too, so `tasks/get` at any replica shows what
-        // is still outstanding.
+        // is still outstanding (an answer to a key not asked is never read).
         let texts: Vec<(String, String)> = responses
             .iter()
             .map(|(k, v)| (format!("{ANSWER}{k}"), v.to_string()))
             .collect();
+        if texts.is_empty() {
+            return Ok(());
+        }
         let fields: Vec<(&str, &str)> = texts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         match shared.hash_set("task", id, &fields, ttl(WORKING_TTL)).await {
             Ok(()) => Ok(()),
@@ -669,28 +665,25 @@ mod tests {
             tasks.update(&id, Some(&bob), &answer("2.a", good.clone())).await,
             Err(UpdateError::NoTask)
         );
-        for bad in [
-            answer("2.a", serde_json::json!({"action": "accept", "content": {}})),
-            answer("a", good.clone()),
-            InputResponses::new(),
-        ] {
-            assert!(matches!(
-                tasks.update(&id, Some(&alice), &bad).await,
-                Err(UpdateError::Invalid(_))
-            ));
+        let malformed = answer("2.a", serde_json::json!({"action": "accept", "content": {}}));
+        assert!(matches!(
+            tasks.update(&id, Some(&alice), &malformed).await,
+            Err(UpdateError::Invalid(_))
+        ));
+        // Keys not asked are ignored (SEP-2663).
+        for ignored in [answer("a", good.clone()), InputResponses::new()] {
+            tasks.update(&id, Some(&alice), &ignored).await.unwrap();
         }
+        assert_eq!(parked(&tasks, &id, &alice).await, ["2.a", "2.b"]);
         tasks
             .update(&id, Some(&alice), &answer("2.a", good.clone()))
             .await
             .unwrap();
         assert_eq!(parked(&tasks, &id, &alice).await, ["2.b"]);
-        // Answered once: the key is no longer outstanding.
-        assert!(
-            tasks
-                .update(&id, Some(&alice), &answer("2.a", good.clone()))
-                .await
-                .is_err()
-        );
+        // Answered once: a second answer is ignored.
+        let late = answer("2.a", serde_json::json!("x"));
+        tasks.update(&id, Some(&alice), &late).await.unwrap();
+        assert_eq!(parked(&tasks, &id, &alice).await, ["2.b"]);
         tasks
             .update(&id, Some(&alice), &answer("2.b", good.clone()))
             .await

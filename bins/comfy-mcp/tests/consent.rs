@@ -6,7 +6,7 @@
 //! custom node installs all ask this way. Hostile cases: a forged state, a
 //! state replayed, a state for other arguments, over stdio and, with two
 //! principals, over stateless HTTP with raw requests (a state for another
-//! principal). Expiry is in the unit tests of `consent.rs` (five minutes).
+//! principal). Expiry is in the unit tests of `consent/` (five minutes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 

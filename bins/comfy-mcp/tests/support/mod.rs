@@ -233,7 +233,7 @@ pub(crate) async fn wait_running(url: &str) {
 }
 
 /// One stateless MCP 2026-07-28 request to `addr` as raw HTTP/1.1 with
-/// bearer `token`: `method` with `params` (the caller sets their `_meta`),
+/// bearer `token` (none when empty): `method` with `params` (the caller sets their `_meta`),
 /// `Mcp-Method` and `Mcp-Name: name` headers, and `headers` besides. The
 /// answer's status line and its JSON-RPC message (the body's JSON, or the
 /// SSE event carrying it; `Null` when there is none).
@@ -246,14 +246,19 @@ pub(crate) fn post_2026(
 ) -> (String, Value) {
     use std::io::{Read, Write};
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let extra = headers.iter().fold(String::new(), |mut out, (k, v)| {
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        ["Authorization: Bearer ", token, "\r\n"].concat()
+    };
+    let extra = headers.iter().fold(auth, |mut out, (k, v)| {
         for part in [k, ": ", v, "\r\n"] {
             out.push_str(part);
         }
         out
     });
     let request = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nMcp-Name: {name}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nMcp-Name: {name}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -6,13 +6,11 @@
 //! custom node installs all ask this way. Hostile cases: a forged state, a
 //! state replayed, a state for other arguments, over stdio and, with two
 //! principals, over stateless HTTP with raw requests (a state for another
-//! principal). Expiry is in the unit tests of `consent.rs` (five minutes).
+//! principal). Expiry is in the unit tests of `consent/` (five minutes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use comfy_sim::{ComfyVersion, Sim, SimHandle};
 use rmcp::model::{
@@ -418,26 +416,10 @@ fn call_2026(addr: &str, token: &str, args: &Value, state: Option<&str>) -> Valu
         params["requestState"] = json!(state);
         params["inputResponses"] = json!({"confirm": {"action": "accept", "content": {"proceed": true}}});
     }
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).to_string();
-    let request = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: comfyui_install_custom_node\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    assert!(head.starts_with("HTTP/1.1 200"), "{out}");
-    // JSON (perhaps chunked), or one SSE event carrying it: the JSON-RPC
-    // message is the one line holding `"jsonrpc"`.
-    let line = rest
-        .lines()
-        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
-        .find(|l| l.starts_with('{') && l.contains("\"jsonrpc\""))
-        .unwrap_or_else(|| panic!("no JSON-RPC message in {out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}"))
+    let call = ("tools/call", "comfyui_install_custom_node");
+    let (status, message) = support::post_2026(addr, token, call, &params, &[]);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}: {message}");
+    message
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

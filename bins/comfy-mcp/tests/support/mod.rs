@@ -216,3 +216,49 @@ pub(crate) async fn wait_running(url: &str) {
     })
     .await;
 }
+
+/// One stateless MCP 2026-07-28 request to `addr` as raw HTTP/1.1 with
+/// bearer `token` (none when empty): `method` with `params` (the caller sets their `_meta`),
+/// `Mcp-Method` and `Mcp-Name: name` headers, and `headers` besides. The
+/// answer's status line and its JSON-RPC message (the body's JSON, or the
+/// SSE event carrying it; `Null` when there is none).
+pub(crate) fn post_2026(
+    addr: &str,
+    token: &str,
+    (method, name): (&str, &str),
+    params: &Value,
+    headers: &[(&str, &str)],
+) -> (String, Value) {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        ["Authorization: Bearer ", token, "\r\n"].concat()
+    };
+    let extra = headers.iter().fold(auth, |mut out, (k, v)| {
+        for part in [k, ": ", v, "\r\n"] {
+            out.push_str(part);
+        }
+        out
+    });
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\nMcp-Name: {name}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_mins(1))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    // JSON (perhaps chunked), or one SSE event carrying it: the JSON-RPC
+    // message is the one line holding `"jsonrpc"`.
+    let message = rest
+        .lines()
+        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+        .find(|l| l.starts_with('{') && l.contains("\"jsonrpc\""))
+        .map_or(Value::Null, |l| serde_json::from_str(l).unwrap_or(Value::Null));
+    (status, message)
+}

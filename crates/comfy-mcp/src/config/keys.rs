@@ -82,6 +82,7 @@ pub const KNOWN: &[&str] = &[
     "model_search.huggingface_api_base",
     "tasks.enabled",
     "tasks.backend_url",
+    "tasks.input_timeout",
     "server.tool_deadline",
     "server.max_concurrent_calls",
     "server.max_inline_bytes",

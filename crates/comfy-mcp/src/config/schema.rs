@@ -266,6 +266,9 @@ pub struct Tasks {
     pub enabled: bool,
     /// Where tasks live (`memory://`).
     pub backend_url: String,
+    /// Longest a task waits for the client's answers to its questions,
+    /// seconds (1 to 300: a question's sealed state lives five minutes).
+    pub input_timeout: u64,
 }
 
 impl Default for Tasks {
@@ -273,6 +276,7 @@ impl Default for Tasks {
         Self {
             enabled: false,
             backend_url: "memory://".to_owned(),
+            input_timeout: 300,
         }
     }
 }

@@ -137,7 +137,7 @@ impl serde::Serialize for ShowConfig<'_> {
                              "max_search_results": c.model_search.max_search_results,
                              "civitai_api_base": c.model_search.civitai_api_base,
                              "huggingface_api_base": c.model_search.huggingface_api_base},
-            "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url},
+            "tasks": {"enabled": c.tasks.enabled, "backend_url": c.tasks.backend_url, "input_timeout": c.tasks.input_timeout},
             "server": {"tool_deadline": c.server.tool_deadline, "max_concurrent_calls": c.server.max_concurrent_calls,
                        "max_inline_bytes": c.server.max_inline_bytes,
                        "interrupt_abandoned_jobs": c.server.interrupt_abandoned_jobs,

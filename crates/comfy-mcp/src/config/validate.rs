@@ -185,6 +185,14 @@ pub(super) fn validate(c: &Config, sources: &BTreeMap<String, Source>, file: &st
             "only memory:// is supported by this version",
         ));
     }
+    if !(1..=300).contains(&c.tasks.input_timeout) {
+        return Err(invalid(
+            &origin("tasks.input_timeout"),
+            "tasks.input_timeout",
+            &c.tasks.input_timeout.to_string(),
+            "must be 1 to 300 seconds (a question's sealed state lives five minutes)",
+        ));
+    }
     Ok(())
 }
 

@@ -7,22 +7,26 @@ use std::time::Duration;
 use comfy_audit::{AuditConfig, AuditLog};
 use comfy_client::Client;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult, CompletionInfo,
-    CreateTaskResult, GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetSkillRequestParams,
-    GetSkillResult, GetTaskParams, GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListSkillsResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetSkillRequestParams, GetSkillResult, GetTaskParams,
+    GetTaskResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListSkillsResult, ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, Role, ServerCapabilities, ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tower::ServiceExt;
-use tracing::Instrument;
 
 use crate::config::Config;
 use crate::stack::{self, Limits, Reply, ToolCall, ToolService};
 use crate::tasks::Tasks;
+
+mod replies;
+mod task_calls;
+
 use crate::tools::{Catalog, ToolContext, prompts, resources};
+use replies::{completion, resource_result};
+use task_calls::as_task;
 
 /// What the server tells clients at `initialize` (the peer's text, with
 /// the real tool names).
@@ -32,37 +36,6 @@ Use comfyui_list_models and comfyui_list_nodes to discover available resources. 
 IMPORTANT: Before running custom workflows with comfyui_run_workflow, always check the response for warnings \
 about dangerous nodes or suspicious inputs. If warnings are present, inform the user and ask for confirmation \
 before proceeding with execution.";
-
-/// Whether the request's client supports the tasks extension: declared
-/// in the request's `_meta` (SEP-2575), else at `initialize`.
-fn supports_tasks(context: &RequestContext<RoleServer>) -> bool {
-    context.client_capabilities().is_some_and(|c| c.supports_tasks())
-}
-
-/// `tasks/*` from a client that did not declare the extension: -32021.
-fn tasks_undeclared() -> ErrorData {
-    let required = serde_json::json!({"extensions": {(rmcp::model::TASKS_EXTENSION_ID): {}}});
-    ErrorData::missing_required_client_capability(serde_json::from_value(required).unwrap_or_default())
-}
-
-/// Whether a call runs as an MCP task: a generation tool asked to wait
-/// (or the streaming one), from a client that supports the extension.
-fn as_task(request: &CallToolRequestParams, context: &RequestContext<RoleServer>) -> bool {
-    let supports = supports_tasks(context);
-    let long = match Catalog::get().find(&request.name) {
-        Some(def) if def.category == crate::tools::Category::Generation => {
-            request.name == "comfyui_run_workflow_stream"
-                || request
-                    .arguments
-                    .as_ref()
-                    .and_then(|a| a.get("wait"))
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(false)
-        }
-        _ => false,
-    };
-    supports && long
-}
 
 /// Where a call comes from.
 #[allow(
@@ -153,7 +126,8 @@ impl Server {
         } else {
             Vec::new()
         });
-        let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone()));
+        let input_timeout = Duration::from_secs(config.tasks.input_timeout);
+        let tasks = config.tasks.enabled.then(|| Tasks::new(shared.clone(), input_timeout));
         let cancels = Arc::new(crate::tools::PendingCancels::default());
         let tools = Arc::new(ToolContext {
             pool,
@@ -441,57 +415,7 @@ impl ServerHandler for Server {
         }
         let uri = request.uri.clone();
         let reply = self.send(format!("resource:{uri}"), None, Origin::mcp(context)).await;
-        if let Some(message) = reply.error_text() {
-            return Err(if message.starts_with("Unknown resource") {
-                ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
-            } else {
-                ErrorData::internal_error(format!("Error reading resource '{uri}': {message}"), None)
-            });
-        }
-        if uri.starts_with(crate::skills::SCHEME) {
-            let text = reply
-                .result
-                .content
-                .iter()
-                .find_map(|c| c.as_text().map(|t| t.text.clone()))
-                .unwrap_or_default();
-            return Ok(ReadResourceResult::new(vec![
-                ResourceContents::text(text, uri).with_mime_type(crate::skills::MIME_TYPE),
-            ])
-            .into());
-        }
-        if uri.starts_with("comfyui://output/")
-            && let Some(v) = &reply.result.structured_content
-            && let Some(blob) = v.get("blob").and_then(|b| b.as_str())
-        {
-            // An output file (or a chunk of one): the bytes as a blob, the
-            // rest (size, offset, length, next) in `_meta`.
-            let mut meta = rmcp::model::JsonObject::new();
-            for k in ["filename", "subfolder", "size", "offset", "length", "next", "media"] {
-                if let Some(x) = v.get(k).filter(|x| !(k == "media" && x.is_null())) {
-                    meta.insert(k.to_owned(), x.clone());
-                }
-            }
-            let mime = v
-                .get("mime_type")
-                .and_then(|m| m.as_str())
-                .unwrap_or("application/octet-stream");
-            let contents = ResourceContents::BlobResourceContents {
-                uri: uri.clone(),
-                mime_type: Some(mime.to_owned()),
-                blob: blob.to_owned(),
-                meta: Some(rmcp::model::MetaObject(meta)),
-            };
-            return Ok(ReadResourceResult::new(vec![contents]).into());
-        }
-        let text = reply
-            .result
-            .structured_content
-            .map_or_else(String::new, |v| v.to_string());
-        Ok(ReadResourceResult::new(vec![
-            ResourceContents::text(text, uri).with_mime_type("application/json"),
-        ])
-        .into())
+        resource_result(uri, reply)
     }
 
     /// `completion/complete`: values for an argument of one of our prompts
@@ -534,33 +458,7 @@ impl ServerHandler for Server {
         let reply = self
             .send(format!("complete:{reference}"), Some(args), Origin::mcp(context))
             .await;
-        if let Some(message) = reply.error_text() {
-            return match reply.outcome {
-                comfy_audit::Outcome::Rejected => Err(ErrorData::invalid_params(message, None)),
-                comfy_audit::Outcome::Error => {
-                    tracing::warn!("completion for {reference} answered empty: {message}");
-                    Ok(CompleteResult::new(CompletionInfo::default()))
-                }
-                _ => Err(ErrorData::internal_error(message, None)),
-            };
-        }
-        let v = reply.result.structured_content.unwrap_or_default();
-        let values: Vec<String> = v
-            .get("values")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .take(CompletionInfo::MAX_VALUES)
-            .collect();
-        let mut info = CompletionInfo::default();
-        info.values = values;
-        info.total = v
-            .get("total")
-            .and_then(serde_json::Value::as_u64)
-            .map(|t| u32::try_from(t).unwrap_or(u32::MAX));
-        info.has_more = v.get("has_more").and_then(serde_json::Value::as_bool);
-        Ok(CompleteResult::new(info))
+        completion(&reference, reply)
     }
 
     async fn call_tool(
@@ -578,41 +476,15 @@ impl ServerHandler for Server {
         if let Some(result) = crate::fixtures::tasks::call_tool(self.tasks.as_ref(), &request, &context).await {
             return result;
         }
-        let task = self.tasks.as_ref().filter(|_| as_task(&request, &context));
-        let mut context = context;
-        let created = match task {
-            Some(tasks) => {
-                let owner = crate::caller::Caller::of(Some(&context)).principal;
-                let (id, task, cancel) = tasks.create(owner).await;
-                // The task, not the request, now decides when the call stops.
-                context.ct = cancel;
-                Some((tasks.clone(), id, task))
-            }
-            None => None,
-        };
+        if let Some(tasks) = self.tasks.clone().filter(|_| as_task(&request, &context)) {
+            return Ok(CallToolResponse::Task(self.start_task(tasks, request, context).await));
+        }
         let origin = Origin::Mcp {
             ctx: context,
             input_responses: request.input_responses,
             request_state: request.request_state,
         };
         let reply = self.send(request.name.to_string(), request.arguments, origin);
-        if let Some((tasks, id, task)) = created {
-            tokio::spawn(
-                async move {
-                    let reply = reply.await;
-                    let cancelled = reply.outcome == comfy_audit::Outcome::Cancelled;
-                    // A task cannot end with a question for the user: the
-                    // question's text comes back as the task's error.
-                    let mut result = reply.result;
-                    if reply.input_required.is_some() {
-                        result.is_error = Some(true);
-                    }
-                    tasks.finish(&id, result, cancelled).await;
-                }
-                .in_current_span(),
-            );
-            return Ok(CallToolResponse::Task(CreateTaskResult::new(task)));
-        }
         match reply.await {
             // MCP 2026-07-28: the user is asked, and the client calls again
             // with the answer and the request state.
@@ -629,17 +501,17 @@ impl ServerHandler for Server {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        if !supports_tasks(&context) {
-            return Err(tasks_undeclared());
-        }
-        let caller = crate::caller::Caller::of(Some(&context)).principal;
-        let found = match &self.tasks {
-            Some(t) => t.get(&request.task_id, caller.as_ref()).await,
-            None => None,
-        };
-        found
-            .map(GetTaskResult::new)
-            .ok_or_else(|| ErrorData::invalid_params(format!("no task {:?}", request.task_id), None))
+        self.task_get(request, &context).await
+    }
+
+    /// `tasks/update`: answers to the questions of a task waiting for
+    /// input, from the principal that started it.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.task_update(request, &context).await
     }
 
     async fn cancel_task(
@@ -647,21 +519,6 @@ impl ServerHandler for Server {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if !supports_tasks(&context) {
-            return Err(tasks_undeclared());
-        }
-        let caller = crate::caller::Caller::of(Some(&context)).principal;
-        let cancelled = match &self.tasks {
-            Some(t) => t.cancel(&request.task_id, caller.as_ref()).await,
-            None => false,
-        };
-        if cancelled {
-            Ok(())
-        } else {
-            Err(ErrorData::invalid_params(
-                format!("no task {:?}", request.task_id),
-                None,
-            ))
-        }
+        self.task_cancel(request, &context).await
     }
 }

@@ -17,12 +17,26 @@
 //! (the owner is stored with the task). Task ids are UUID v4 from the
 //! operating system's CSPRNG (`getrandom`), so they cannot be predicted
 //! from ids seen earlier.
+//!
+//! A task may wait for input ([`Tasks::wait_for_input`]): it is then
+//! `input_required`, `tasks/get` shows its outstanding `inputRequests`,
+//! and the client answers through `tasks/update` ([`Tasks::update`]),
+//! all at once or some at a time. Only the task's principal may answer;
+//! an answer to an outstanding request must be well-formed for it
+//! ([`crate::consent::check_answer`]), or the whole update is refused;
+//! answers to keys not outstanding are ignored (SEP-2663). A task waits at most `tasks.input_timeout` seconds, then fails.
+//! Through Redis the outstanding requests are in the task's record and an
+//! answer given at another replica is written there (`answer:{key}`),
+//! where the running replica reads it within half a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use rmcp::model::{CallToolResult, DetailedTask, JsonObject, Task, TaskPayload, TaskStatus};
+use rmcp::model::{
+    CallToolResult, DetailedTask, InputRequests, InputResponses, JsonObject, Task, TaskPayload, TaskStatus,
+};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::caller::Principal;
@@ -36,7 +50,7 @@ pub const KEEP: Duration = Duration::from_hours(1);
 const WORKING_TTL: Duration = Duration::from_hours(24);
 
 /// How often a working task looks for a cancel flag set through another
-/// replica.
+/// replica (and a waiting one for answers given there).
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
 struct Entry {
@@ -48,13 +62,28 @@ struct Entry {
     result: Option<CallToolResult>,
     cancel: CancellationToken,
     ended: Option<Instant>,
+    /// The requests still unanswered (by the keys the client sees) while
+    /// the task waits for input.
+    pending: InputRequests,
+    /// The answers given so far in this round.
+    answers: InputResponses,
+    /// Wakes the task waiting for input when an answer comes.
+    wake: Arc<Notify>,
 }
 
 /// The task store: this replica's tasks, shared through Redis when set.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tasks {
     inner: Arc<Mutex<HashMap<String, Entry>>>,
     shared: Option<Arc<Shared>>,
+    /// Longest wait for input.
+    input_timeout: Duration,
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self::new(None, crate::consent::STATE_TTL)
+    }
 }
 
 fn now() -> String {
@@ -72,13 +101,15 @@ fn ttl(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// `tasks/get`'s answer for a task in `status` with `result`.
+/// `tasks/get`'s answer for a task in `status` with `result` (or, waiting
+/// for input, its outstanding requests `pending`).
 fn detailed(
     id: &str,
     status: TaskStatus,
     created: &str,
     updated: &str,
     result: Option<&CallToolResult>,
+    pending: Option<&InputRequests>,
 ) -> DetailedTask {
     let task = Task::new(id, status, created.to_owned(), updated.to_owned()).with_poll_interval_ms(1000);
     let as_object = |r: &CallToolResult| -> JsonObject {
@@ -88,6 +119,9 @@ fn detailed(
         }
     };
     let payload = match (status, result) {
+        (TaskStatus::InputRequired, _) => TaskPayload::InputRequired {
+            input_requests: pending.cloned().unwrap_or_default(),
+        },
         (TaskStatus::Completed, Some(r)) => TaskPayload::Completed { result: as_object(r) },
         (TaskStatus::Failed, Some(r)) => {
             let mut error = JsonObject::new();
@@ -119,12 +153,14 @@ fn owned_by(fields: &HashMap<String, String>, caller: Option<&Principal>) -> boo
 }
 
 impl Tasks {
-    /// A store shared through `shared` when set.
+    /// A store shared through `shared` when set, whose tasks wait for
+    /// input at most `input_timeout`.
     #[must_use]
-    pub fn new(shared: Option<Arc<Shared>>) -> Self {
+    pub fn new(shared: Option<Arc<Shared>>, input_timeout: Duration) -> Self {
         Self {
             inner: Arc::default(),
             shared,
+            input_timeout,
         }
     }
 
@@ -151,6 +187,9 @@ impl Tasks {
                     result: None,
                     cancel: cancel.clone(),
                     ended: None,
+                    pending: InputRequests::new(),
+                    answers: InputResponses::new(),
+                    wake: Arc::new(Notify::new()),
                 },
             );
         }
@@ -265,7 +304,15 @@ impl Tasks {
                 if e.owner.as_ref() != caller {
                     return None;
                 }
-                return Some(detailed(id, e.status, &e.created, &e.updated, e.result.as_ref()));
+                let pending = (e.status == TaskStatus::InputRequired).then_some(&e.pending);
+                return Some(detailed(
+                    id,
+                    e.status,
+                    &e.created,
+                    &e.updated,
+                    e.result.as_ref(),
+                    pending,
+                ));
             }
         }
         let fields = self.shared.as_ref()?.hash_get("task", id).await.ok()?;
@@ -275,12 +322,14 @@ impl Tasks {
         let status: TaskStatus =
             serde_json::from_value(serde_json::Value::from(fields.get("status")?.as_str())).ok()?;
         let result: Option<CallToolResult> = fields.get("result").and_then(|r| serde_json::from_str(r).ok());
+        let pending = (status == TaskStatus::InputRequired).then(|| input::outstanding(&fields));
         Some(detailed(
             id,
             status,
             fields.get("created").map_or("", String::as_str),
             fields.get("updated").map_or("", String::as_str),
             result.as_ref(),
+            pending.as_ref(),
         ))
     }
 
@@ -311,50 +360,8 @@ impl Tasks {
     }
 }
 
+mod input;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[tokio::test]
-    async fn task_ids_are_random_uuids_and_tasks_answer_only_their_owner() {
-        let tasks = Tasks::new(None);
-        let (alice, bob) = (Principal("alice".into()), Principal("bob".into()));
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..64 {
-            let (id, _, _) = tasks.create(Some(alice.clone())).await;
-            let uuid = uuid::Uuid::try_parse(&id).expect("a UUID");
-            assert_eq!(uuid.get_version_num(), 4, "{id}");
-            assert!(seen.insert(id));
-        }
-        let (id, _, cancel) = tasks.create(Some(alice.clone())).await;
-        assert!(tasks.get(&id, Some(&bob)).await.is_none());
-        assert!(tasks.get(&id, None).await.is_none());
-        assert!(!tasks.cancel(&id, Some(&bob)).await);
-        assert!(!cancel.is_cancelled());
-        assert!(tasks.get(&id, Some(&alice)).await.is_some());
-        assert!(tasks.cancel(&id, Some(&alice)).await);
-        assert!(cancel.is_cancelled());
-    }
-
-    #[tokio::test]
-    async fn a_tool_error_completes_and_a_protocol_error_fails() {
-        let tasks = Tasks::new(None);
-        let (tool_error, _, _) = tasks.create(None).await;
-        tasks
-            .finish(
-                &tool_error,
-                CallToolResult::error(vec![rmcp::model::ContentBlock::text("no")]),
-                false,
-            )
-            .await;
-        let got = serde_json::to_value(tasks.get(&tool_error, None).await.unwrap()).unwrap();
-        assert_eq!(got["status"], "completed", "{got}");
-        assert_eq!(got["result"]["isError"], true, "{got}");
-        let (broken, _, _) = tasks.create(None).await;
-        tasks.fail(&broken, "internal").await;
-        let got = serde_json::to_value(tasks.get(&broken, None).await.unwrap()).unwrap();
-        assert_eq!(got["status"], "failed", "{got}");
-        assert_eq!(got["error"]["message"], "internal", "{got}");
-        assert!(got.get("result").is_none(), "{got}");
-    }
-}
+pub use input::{Input, MAX_INPUT_ROUNDS, UpdateError};

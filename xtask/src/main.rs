@@ -355,8 +355,57 @@ fn ci() -> Result<()> {
             "warnings",
         ],
     )?;
+    // The conformance fixtures are a test-only feature: the plain runs
+    // above skip the targets that need it, so they are built and run here.
+    const FIXTURES: &str = "comfy-mcp/conformance-fixtures";
+    step(
+        "clippy (conformance fixtures)",
+        &cargo,
+        &[
+            "clippy",
+            "-p",
+            "comfy-mcp",
+            "-p",
+            "comfy-mcp-bin",
+            "--all-targets",
+            "--locked",
+            "--features",
+            FIXTURES,
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     step("deps", &cargo, &["xtask", "deps"])?;
     step("test", &cargo, &["test", "--workspace", "--locked"])?;
+    step(
+        "test (conformance fixtures)",
+        &cargo,
+        &[
+            "test",
+            "--locked",
+            "-p",
+            "comfy-mcp",
+            "--features",
+            "conformance-fixtures",
+            "--test",
+            "fixtures",
+        ],
+    )?;
+    step(
+        "test (header parameters)",
+        &cargo,
+        &[
+            "test",
+            "--locked",
+            "-p",
+            "comfy-mcp-bin",
+            "--features",
+            "conformance-fixtures",
+            "--test",
+            "header_params",
+        ],
+    )?;
     install_check(&cargo)?;
     examples::run(&cargo)?;
     pytest::run(&cargo)?;

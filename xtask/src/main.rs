@@ -357,7 +357,6 @@ fn ci() -> Result<()> {
     )?;
     // The conformance fixtures are a test-only feature: the plain runs
     // above skip the targets that need it, so they are built and run here.
-    const FIXTURES: &str = "comfy-mcp/conformance-fixtures";
     step(
         "clippy (conformance fixtures)",
         &cargo,

@@ -369,7 +369,7 @@ fn ci() -> Result<()> {
             "--all-targets",
             "--locked",
             "--features",
-            FIXTURES,
+            "comfy-mcp/conformance-fixtures",
             "--",
             "-D",
             "warnings",

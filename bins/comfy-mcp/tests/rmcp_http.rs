@@ -717,6 +717,43 @@ async fn principals_stay_apart_across_replicas_sharing_redis() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_stay_apart_across_replicas_sharing_redis() {
+    use rmcp::model::ReadResourceRequestParams;
+    let Some(redis) = support::redis().await else { return };
+    let sim = Sim::builder().start().await.unwrap();
+    let top = format!("state:\n  redis_url: {}\n", redis.url());
+    let (h1, h2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_s1, url1) = serve_with(h1.path(), &sim.url(), &top, "").await;
+    let (_s2, url2) = serve_with(h2.path(), &sim.url(), &top, "").await;
+    let (alice1, _) = connect_as((), &url1, ALICE).await;
+    let (alice2, _) = connect_as((), &url2, ALICE).await;
+    let (bob2, _) = connect_as((), &url2, BOB).await;
+
+    // A job Alice ran through replica 1: its outputs are hers to read as
+    // resources through replica 2 (its owner comes from Redis), not Bob's.
+    let workflow = json!({
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "apart"}}
+    });
+    let args = json!({"workflow": workflow, "wait": true});
+    let r = call(&alice1, "comfyui_run_workflow", args).await;
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let done = r.structured_content.clone().unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    let uri = format!("comfyui://output/{}/0", done["prompt_id"].as_str().unwrap());
+    let read = alice2.read_resource(ReadResourceRequestParams::new(uri.clone())).await;
+    assert!(read.is_ok(), "{read:?}");
+    let refused = bob2
+        .read_resource(ReadResourceRequestParams::new(uri))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("no such job among yours"), "{refused}");
+    for c in [alice1, alice2, bob2] {
+        c.cancel().await.unwrap();
+    }
+}
+
 /// An authorization server's metadata and keys, served from 127.0.0.1
 /// (OpenID metadata at its well-known path, the key set at `/jwks`), and
 /// the key that signs its tokens: enough of an issuer for the server to

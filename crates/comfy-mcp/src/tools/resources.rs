@@ -144,10 +144,12 @@ pub(super) async fn job_files(
     cx: &ToolContext,
 ) -> Result<(Vec<comfy_client::types::OutputFile>, comfy_client::Client), Resolve> {
     let bad = |why: &str| Resolve::Bad(why.to_owned());
-    if let Some(owner) = crate::jobs::current_owner()
-        && !cx.jobs.owns(id, &owner)
-    {
-        return Err(bad("no such job among yours"));
+    if let Some(owner) = crate::jobs::current_owner() {
+        // A job started through another replica is known from Redis.
+        cx.jobs.load(&[id]).await;
+        if !cx.jobs.owns(id, &owner) {
+            return Err(bad("no such job among yours"));
+        }
     }
     // The backend that ran it (with several).
     let client = match cx.pool.locate(id).await {

@@ -5,7 +5,7 @@
 //! - The Python wheel (`comfy_mcp_rs-VERSION-py3-none-PLATFORM.whl`): maturin
 //!   with `bindings = "bin"` (`bins/comfy-mcp/pyproject.toml`), so
 //!   `uvx comfy-mcp-rs` / `pipx install comfy-mcp-rs` install the commands
-//!   `comfy-mcp` and `comfyui-mcp-secure`. maturin runs the release build
+//!   `comfy-mcp`, `comfyui-mcp-secure` and `comfy-mcp-rs`. maturin runs the release build
 //!   itself; without `--target` it is the same build as the benchmark's
 //!   (same package, profile and features), so in CI it finds everything
 //!   fresh and nothing is compiled twice. On Linux, `auditwheel show` must
@@ -16,7 +16,7 @@
 //!   only the one whose `os`/`cpu` match), so `npx comfy-mcp-rs` starts the
 //!   server.
 //! - The archive a release attaches (`comfy-mcp-VERSION-TARGET.tar.gz`, a
-//!   `.zip` on Windows): both commands and the README.
+//!   `.zip` on Windows): the three commands and the README.
 //!
 //! Then the wheel goes into a fresh virtualenv (pip, no index), the npm
 //! packages into a fresh prefix (the two tarballs), the archive into a fresh

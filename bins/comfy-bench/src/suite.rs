@@ -286,7 +286,11 @@ impl Bench {
                 &json!({"name": "comfyui_generate_image", "arguments": {"prompt": "bench", "steps": 20, "wait": true, "seed": seed},
                        "_meta": {"progressToken": 1}}),
                 &mut |v, at| {
-                    if v["method"] == "notifications/progress" {
+                    // Steps only: ours also announces each node that starts
+                    // ("node 3 (KSampler) started ..."), which the
+                    // simulator's step schedule does not include.
+                    let message = v["params"]["message"].as_str().unwrap_or_default();
+                    if v["method"] == "notifications/progress" && !message.contains(" started (") {
                         notes.push(at);
                     }
                 },

@@ -195,6 +195,14 @@ impl Tasks {
                             e.answers.insert(key.clone(), answer.clone());
                         }
                     }
+                    // Every question answered: the task works again from
+                    // now on, not once its waiter has woken (a client
+                    // polling in between would see `input_required` with
+                    // nothing to answer).
+                    if e.status == TaskStatus::InputRequired && e.pending.is_empty() {
+                        e.status = TaskStatus::Working;
+                        e.updated = now();
+                    }
                     e.wake.notify_one();
                     true
                 }

@@ -323,6 +323,13 @@ impl Tasks {
             serde_json::from_value(serde_json::Value::from(fields.get("status")?.as_str())).ok()?;
         let result: Option<CallToolResult> = fields.get("result").and_then(|r| serde_json::from_str(r).ok());
         let pending = (status == TaskStatus::InputRequired).then(|| input::outstanding(&fields));
+        // Every question answered through Redis: working again, though the
+        // running replica has not picked the answers up yet.
+        let status = match &pending {
+            Some(p) if p.is_empty() => TaskStatus::Working,
+            _ => status,
+        };
+        let pending = pending.filter(|p| !p.is_empty());
         Some(detailed(
             id,
             status,

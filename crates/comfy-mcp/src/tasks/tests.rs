@@ -107,6 +107,11 @@ async fn a_waiting_task_takes_answers_from_its_owner_only_some_at_a_time() {
         .update(&id, Some(&alice), &answer("2.b", good.clone()))
         .await
         .unwrap();
+    // Working as soon as the last answer is in, before the waiter runs.
+    assert_eq!(
+        tasks.get(&id, Some(&alice)).await.unwrap().status(),
+        TaskStatus::Working
+    );
     let Input::Answered(got) = waiter.await.unwrap() else {
         panic!("not answered")
     };

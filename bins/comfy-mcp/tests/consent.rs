@@ -390,15 +390,13 @@ async fn a_client_without_elicitation_is_refused_in_enforce_mode_on_2026_07_28()
 
 /// The binary with the remote transport and two principals.
 fn start_http(sim: &SimHandle, home: &tempfile::TempDir) -> support::HttpServer {
-    support::write_config(
+    support::http_server(
         home.path(),
+        &sim.url(),
         &format!(
             "{LIMITS}{ENFORCE}transport:\n  remote:\n    enabled: true\n    port: 0\n    auth_tokens:\n      alice: alice-token-0123456789\n      bob: bob-token-0123456789abc\n"
         ),
-    );
-    let mut cmd = support::comfy_mcp(home.path());
-    cmd.env("COMFYUI_URL", sim.url());
-    support::HttpServer::start(&mut cmd).expect("the server printed its address")
+    )
 }
 
 /// One stateless 2026-07-28 `tools/call` as raw HTTP; the JSON-RPC answer.

@@ -239,15 +239,13 @@ async fn rpc_async(addr: &str, token: &'static str, method: &'static str, name: 
 
 /// The binary with the remote transport, two principals and tasks.
 fn serve_http(home: &tempfile::TempDir, sim: &SimHandle, extra: &str) -> support::HttpServer {
-    support::write_config(
+    support::http_server(
         home.path(),
+        &sim.url(),
         &format!(
             "{CONFIG}tasks:\n  enabled: true\ntransport:\n  remote:\n    enabled: true\n    port: 0\n    auth_tokens:\n      alice: {ALICE}\n      bob: {BOB}\n{extra}"
         ),
-    );
-    let mut cmd = support::comfy_mcp(home.path());
-    cmd.env("COMFYUI_URL", sim.url());
-    support::HttpServer::start(&mut cmd).expect("the server printed its address")
+    )
 }
 
 /// Alice starts the flagged workflow as a task at `addr`: its id.

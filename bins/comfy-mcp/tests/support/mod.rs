@@ -89,6 +89,16 @@ pub(crate) fn comfy_mcp(home: &Path) -> std::process::Command {
     cmd
 }
 
+/// The binary with `config` (which enables the remote transport on port
+/// 0) in a fresh `home`, against the ComfyUI at `comfyui_url`, once it
+/// printed its address; for tests that are not async where they start it.
+pub(crate) fn http_server(home: &Path, comfyui_url: &str, config: &str) -> HttpServer {
+    write_config(home, config);
+    let mut cmd = comfy_mcp(home);
+    cmd.env("COMFYUI_URL", comfyui_url);
+    HttpServer::start(&mut cmd).expect("the server printed its address")
+}
+
 /// `cmd` (its config enables the remote transport on port 0) serving
 /// Streamable HTTP, once it printed its address.
 pub(crate) async fn serve_http(mut cmd: std::process::Command) -> HttpServer {
